@@ -1,0 +1,218 @@
+"""NeMo's log-mel front end (`AudioToMelSpectrogramPreprocessor`) in MLX.
+
+The pipeline, in NeMo's order: pre-emphasis, zeroing of samples past each item's length,
+centred STFT with zero padding, magnitude raised to `mag_power`, mel filterbank, log with
+NeMo's zero guard, normalisation over each item's valid frames only, masking of the frames
+past the valid length, and `pad_to`. Output is channels-last: (batch, frames, features).
+
+Long inputs are processed in blocks of frames so that the STFT's working memory is bounded
+by the block, not by the file; only the (frames, features) result grows with the input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import numpy as np
+
+from .config import FixedNormalization, LogMelConfig
+from .filterbank import centered_window, mel_filterbank
+
+_STD_FLOOR = 1e-5  # NeMo adds this to every standard deviation (features.CONSTANT)
+
+
+class LogMel:
+    """A callable front end for one `LogMelConfig`; holds the window and filterbank.
+
+    >>> frontend = LogMel(LogMelConfig(n_mels=80, win_length=400))
+    >>> feats, lengths = frontend(mx.zeros((2, 16000)), mx.array([16000, 8000]))
+    """
+
+    def __init__(self, config: LogMelConfig, block_frames: int = 4096) -> None:
+        if block_frames < 1:
+            raise ValueError("block_frames must be positive")
+        self.config = config
+        self.block_frames = block_frames
+        self.window = mx.array(centered_window(config.window, config.win_length, config.n_fft))
+        self.filterbank = mx.array(
+            mel_filterbank(
+                config.sample_rate,
+                config.n_fft,
+                config.n_mels,
+                fmin=config.lowfreq,
+                fmax=config.highfreq,
+                norm=config.mel_norm,
+            )
+        )
+        self._pad = (
+            (config.n_fft - config.hop_length) // 2 if config.exact_pad else config.n_fft // 2
+        )
+
+    def valid_frames(self, num_samples: mx.array) -> mx.array:
+        """Valid frame count per item (NeMo's `get_seq_len`, with 0 samples giving 0 frames)."""
+        cfg = self.config
+        frames = (num_samples + 2 * self._pad - cfg.n_fft) // cfg.hop_length
+        return mx.where(num_samples == 0, 0, mx.maximum(frames, 0)).astype(mx.int32)
+
+    def __call__(
+        self, audio: mx.array | np.ndarray, lengths: mx.array | np.ndarray | list[int] | None = None
+    ) -> tuple[mx.array, mx.array]:
+        """Features (B, T, F) float32 and valid frame counts (B,) int32.
+
+        `audio` is (N,) or zero-padded (B, N) float samples at `config.sample_rate`;
+        `lengths` gives each item's sample count (default: all N).
+        """
+        audio = mx.array(audio, dtype=mx.float32)
+        if audio.ndim == 1:
+            audio = audio[None]
+        if audio.ndim != 2:
+            raise ValueError(
+                f"audio must be (samples,) or (batch, samples), got shape {audio.shape}"
+            )
+        batch, num_samples = audio.shape
+        if lengths is None:
+            lengths = mx.full((batch,), num_samples, dtype=mx.int32)
+        lengths = mx.array(lengths, dtype=mx.int32).reshape(-1)
+        if lengths.shape[0] != batch:
+            raise ValueError(f"got {lengths.shape[0]} lengths for a batch of {batch}")
+        valid = self.valid_frames(lengths)
+
+        total = 1 + (num_samples + 2 * self._pad - self.config.n_fft) // self.config.hop_length
+        total = max(total, 0)
+        if total <= self.block_frames:
+            logmel = self._log_mel_block(audio, lengths, 0, total)
+        else:
+            blocks = []
+            for start in range(0, total, self.block_frames):
+                block = self._log_mel_block(
+                    audio, lengths, start, min(total, start + self.block_frames)
+                )
+                mx.eval(block)  # bound the STFT's working memory to one block
+                blocks.append(block)
+            logmel = mx.concatenate(blocks, axis=1)
+
+        if self.config.frame_splicing > 1:
+            # NeMo's splice_frames concatenates the unshifted features `frame_splicing` times.
+            logmel = mx.concatenate([logmel] * self.config.frame_splicing, axis=-1)
+        logmel = self._normalize(logmel, valid)
+        frame_index = mx.arange(logmel.shape[1])[None, :, None]
+        logmel = mx.where(frame_index < valid[:, None, None], logmel, self.config.pad_value)
+        return self._pad_frames(logmel), valid
+
+    def _emphasized_block(
+        self, audio: mx.array, lengths: mx.array, start: int, stop: int
+    ) -> mx.array:
+        """Samples [start, stop) of the padded, pre-emphasised, masked signal the STFT frames.
+
+        Padded position j holds original sample j - pad. NeMo pre-emphasises and masks
+        before its centred padding, but after the explicit padding of `exact_pad`, so the
+        length mask is measured in original samples in the first case and in padded ones
+        in the second. Without pre-emphasis NeMo masks nothing.
+        """
+        cfg = self.config
+        num_samples = audio.shape[1]
+        lo, hi = start - self._pad - 1, stop - self._pad  # one extra sample for pre-emphasis
+        left, right = max(0, -lo), max(0, hi - num_samples)
+        piece = audio[:, max(lo, 0) : max(min(hi, num_samples), 0)]
+        if left or right:
+            piece = mx.pad(piece, [(0, 0), (left, right)])
+        if cfg.preemph is None:
+            return piece[:, 1:]
+        signal = piece[:, 1:] - cfg.preemph * piece[:, :-1]
+        position = mx.arange(start, stop)[None, :]
+        if not cfg.exact_pad:
+            position = position - self._pad
+        return mx.where(position < lengths[:, None], signal, 0.0)
+
+    def _log_mel_block(self, audio: mx.array, lengths: mx.array, first: int, last: int) -> mx.array:
+        """Log-mel of STFT frames [first, last), before normalisation: (B, last - first, n_mels)."""
+        cfg = self.config
+        hop, n_fft = cfg.hop_length, cfg.n_fft
+        count = last - first
+        if count <= 0:
+            return mx.zeros((audio.shape[0], 0, cfg.n_mels), dtype=mx.float32)
+        rows_per_frame = math.ceil(n_fft / hop)
+        num_rows = count - 1 + rows_per_frame
+        signal = self._emphasized_block(audio, lengths, first * hop, first * hop + num_rows * hop)
+        # Frame t spans rows t .. t + rows_per_frame - 1 of the hop-sized rows; slicing and
+        # concatenating rows builds all frames without a gather.
+        rows = signal.reshape(signal.shape[0], num_rows, hop)
+        frames = mx.concatenate([rows[:, k : k + count] for k in range(rows_per_frame)], axis=-1)
+        frames = frames[..., :n_fft] * self.window
+        spectrum = mx.fft.rfft(frames, axis=-1)
+        real, imag = mx.real(spectrum), mx.imag(spectrum)
+        magnitude = mx.sqrt(real * real + imag * imag)
+        if cfg.mag_power == 2.0:
+            power = magnitude * magnitude
+        elif cfg.mag_power != 1.0:
+            power = mx.power(magnitude, cfg.mag_power)
+        else:
+            power = magnitude
+        mel = power @ self.filterbank
+        if not cfg.log:
+            return mel
+        guard = _guard_value(cfg.log_zero_guard_value)
+        if cfg.log_zero_guard_type == "add":
+            return mx.log(mel + guard)
+        return mx.log(mx.maximum(mel, guard))
+
+    def _normalize(self, x: mx.array, valid: mx.array) -> mx.array:
+        mode = self.config.normalize
+        if mode is None:
+            return x
+        if isinstance(mode, FixedNormalization):
+            return (x - mx.array(mode.mean)) / mx.array(mode.std)
+        mask = (mx.arange(x.shape[1])[None, :] < valid[:, None])[..., None]
+        count = valid.astype(mx.float32)[:, None, None]
+        if mode == "per_feature":
+            mean = _blocked_sum(mx.where(mask, x, 0.0)) / count
+            centred = mx.where(mask, x - mean, 0.0)
+            std = mx.sqrt(_blocked_sum(centred * centred) / (count - 1.0))
+            std = mx.where(mx.isnan(std), 0.0, std)  # a single frame: NeMo sets std to 0
+        else:  # all_features: one mean and (unbiased) std over every valid value of the item
+            count = count * x.shape[2]
+            mean = _blocked_sum(mx.where(mask, x, 0.0)).sum(axis=2, keepdims=True) / count
+            centred = mx.where(mask, x - mean, 0.0)
+            std = mx.sqrt(_blocked_sum(centred * centred).sum(axis=2, keepdims=True) / (count - 1.0))
+        return (x - mean) / (std + _STD_FLOOR)
+
+    def _pad_frames(self, x: mx.array) -> mx.array:
+        """Pad the frame axis to a multiple of `pad_to` with `pad_value`, as NeMo does."""
+        pad_to = self.config.pad_to
+        if pad_to == 0 or x.shape[1] % pad_to == 0:
+            return x
+        extra = pad_to - x.shape[1] % pad_to
+        return mx.pad(x, [(0, 0), (0, extra), (0, 0)], constant_values=self.config.pad_value)
+
+
+def _blocked_sum(x: mx.array, block: int = 64) -> mx.array:
+    """Sum over the frame axis of (B, T, F) in blocks, keeping that axis with size 1.
+
+    A running float32 sum over thousands of frames drifts by ~1e-4 relative, enough to
+    miss NeMo's statistics (torch accumulates these in higher precision). Summing blocks of
+    `block` frames, then blocks of block sums, keeps the error at a few ulps.
+    """
+    while x.shape[1] > block:
+        frames = x.shape[1]
+        if frames % block:
+            x = mx.pad(x, [(0, 0), (0, block - frames % block), (0, 0)])
+        x = x.reshape(x.shape[0], -1, block, x.shape[2]).sum(axis=2)
+    return x.sum(axis=1, keepdims=True)
+
+
+def _guard_value(value: float | str) -> float:
+    if value == "tiny":
+        return float(np.finfo(np.float32).tiny)
+    if value == "eps":
+        return float(np.finfo(np.float32).eps)
+    return float(value)
+
+
+def log_mel(
+    audio: mx.array | np.ndarray,
+    config: LogMelConfig,
+    lengths: mx.array | np.ndarray | list[int] | None = None,
+) -> tuple[mx.array, mx.array]:
+    """One-shot form of `LogMel(config)(audio, lengths)`."""
+    return LogMel(config)(audio, lengths)
