@@ -28,7 +28,13 @@ SPEECH = [
     ("speech_16k_mono.wav", "The quick brown fox jumps over the lazy dog.", "en-us", 165, 50),
     ("speech_44k_stereo.wav", "Seven tired sailors counted forty birds at noon.", "en-gb", 150, 40),
     ("speech_22k.flac", "Please call Stella and ask her to bring these things.", "en-us", 175, 60),
-    ("speech_24k.mp3", "Nine hundred and twelve people voted on Tuesday.", "en-gb-scotland", 160, 45),
+    (
+        "speech_24k.mp3",
+        "Nine hundred and twelve people voted on Tuesday.",
+        "en-gb-scotland",
+        160,
+        45,
+    ),
     ("speech_48k.ogg", "A warm breeze drifted across the quiet harbour.", "en-us", 140, 70),
 ]
 PURPOSE = {

@@ -143,6 +143,9 @@ def main() -> None:
         cfg = {**_BASE, **overrides}
         pre = AudioToMelSpectrogramPreprocessor(**cfg).eval()
         entry: dict[str, Any] = {"preprocessor": cfg, "clips": {}, "batched": batched}
+        # The buffers NeMo stores in checkpoints: (n_fft//2+1, n_mels) filterbank, window.
+        arrays[f"{config_name}/filterbank"] = pre.featurizer.fb[0].T.numpy().copy()
+        arrays[f"{config_name}/window"] = pre.featurizer.window.numpy().copy()
         for clip in clips:
             feats, feat_len = run_preprocessor(pre, [samples[clip]])
             arrays[f"{config_name}/{clip}"] = feats[0]

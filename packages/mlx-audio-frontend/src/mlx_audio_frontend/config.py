@@ -133,7 +133,7 @@ class LogMelConfig:
                 raise ValueError(f"preprocessor config key {key!r} is not supported")
             kwargs[known[key]] = value
         kwargs["normalize"] = _normalize_mode(kwargs.get("normalize", "per_feature"))
-        if kwargs.get("window") in ("none", None):
+        if "window" in kwargs and kwargs["window"] in ("none", None):
             raise ValueError(
                 "preprocessor window 'none' is not supported (NeMo cannot run it either)"
             )

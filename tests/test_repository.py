@@ -1,0 +1,61 @@
+"""Repository-wide checks that belong to the test command: lint, format, layout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMBERS = sorted(p.parent for p in ROOT.glob("packages/*/pyproject.toml")) + sorted(
+    p.parent for p in ROOT.glob("apps/*/pyproject.toml")
+)
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def test_ruff_lint_is_clean():
+    result = _ruff("check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean():
+    result = _ruff("format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_all_eight_members_exist():
+    names = {m.name for m in MEMBERS}
+    assert names == {
+        "mlx-audio-frontend",
+        "mlx-conformer",
+        "mlx-transducer",
+        "mlx-ctc",
+        "mlx-seq2seq-decoder",
+        "nemo-mlx-convert",
+        "parakeet",
+        "canary",
+    }
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_member_is_a_publishable_src_layout_package(member):
+    project = tomllib.loads((member / "pyproject.toml").read_text())["project"]
+    module = project["name"].replace("-", "_")
+    assert (member / "src" / module / "__init__.py").is_file()
+    assert (member / "README.md").is_file()
+    assert (member / "tests").is_dir()
+    assert project["version"]
+    for dep in project.get("dependencies", []):
+        # torch and NeMo stay out of every runtime dependency set (the `reference` group has them)
+        assert not dep.lower().startswith(("torch", "nemo-toolkit", "nemo_toolkit")), dep
+        if dep.startswith("mlx") and "[" in dep.split(";")[0]:
+            assert "sys_platform == 'linux'" in dep, f"{dep}: MLX extras are Linux-only"
