@@ -59,3 +59,19 @@ def test_member_is_a_publishable_src_layout_package(member):
         assert not dep.lower().startswith(("torch", "nemo-toolkit", "nemo_toolkit")), dep
         if dep.startswith("mlx") and "[" in dep.split(";")[0]:
             assert "sys_platform == 'linux'" in dep, f"{dep}: MLX extras are Linux-only"
+
+
+def _python_examples() -> list[tuple[str, str]]:
+    examples = []
+    for readme in [ROOT / "README.md", *(m / "README.md" for m in MEMBERS)]:
+        text = readme.read_text()
+        for i, block in enumerate(text.split("```python\n")[1:]):
+            examples.append((f"{readme.parent.name}-{i}", block.split("\n```", 1)[0]))
+    return examples
+
+
+@pytest.mark.parametrize(("name", "code"), _python_examples(), ids=[n for n, _ in _python_examples()])
+def test_readme_examples_run(name, code, tmp_path):
+    """Docs match the code: every Python example in a README runs as written."""
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

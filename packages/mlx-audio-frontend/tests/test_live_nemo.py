@@ -94,3 +94,21 @@ def test_adversarial_noise_matches_nemo_to_float32_noise(variant):
     for row, n in zip(signal, lengths, strict=True):
         row[n:] = 0.0
     _compare(_base(variant), signal, lengths, atol=2.5e-4)
+
+
+@pytest.mark.parametrize(
+    ("factor", "causal"), [(2, False), (4, False), (8, False), (16, False), (8, True)]
+)
+def test_subsampled_lengths_match_nemo_calc_length(factor, causal):
+    from nemo.collections.asr.parts.submodules.subsampling import calc_length
+
+    from mlx_audio_frontend import conv_stack_length, subsampling_stages
+
+    lengths = torch.arange(0, 3000)
+    paddings = 3 if causal else 2
+    expected = calc_length(
+        lengths, all_paddings=paddings, kernel_size=3, stride=2, ceil_mode=False,
+        repeat_num=int(np.log2(factor)),
+    )  # fmt: skip
+    stages = subsampling_stages(factor, causal=causal)
+    assert [conv_stack_length(n, stages) for n in range(3000)] == expected.tolist()

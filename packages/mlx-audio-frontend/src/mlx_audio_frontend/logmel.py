@@ -12,6 +12,7 @@ by the block, not by the file; only the (frames, features) result grows with the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import mlx.core as mx
 import numpy as np
@@ -49,6 +50,8 @@ class LogMel:
             (config.n_fft - config.hop_length) // 2 if config.exact_pad else config.n_fft // 2
         )
         self._kernel = mx.compile(self._block_kernel)
+        self._mask = mx.compile(self._mask_kernel)
+        self._normalize_and_mask = mx.compile(self._normalize_and_mask_kernel)
 
     def valid_frames(self, num_samples: mx.array) -> mx.array:
         """Valid frame count per item (NeMo's `get_seq_len`, with 0 samples giving 0 frames)."""
@@ -79,26 +82,31 @@ class LogMel:
             raise ValueError(f"got {lengths.shape[0]} lengths for a batch of {batch}")
         valid = self.valid_frames(lengths)
 
-        total = 1 + (num_samples + 2 * self._pad - self.config.n_fft) // self.config.hop_length
-        total = max(total, 0)
-        if total <= self.block_frames:
-            logmel = self._log_mel_block(audio, lengths, 0, total)
-        else:
-            blocks = []
-            for start in range(0, total, self.block_frames):
-                block = self._log_mel_block(
-                    audio, lengths, start, min(total, start + self.block_frames)
-                )
+        total = max(
+            0, 1 + (num_samples + 2 * self._pad - self.config.n_fft) // self.config.hop_length
+        )
+        spans = [(f, min(total, f + self.block_frames)) for f in range(0, total, self.block_frames)]
+        spans = spans or [(0, 0)]
+        several = len(spans) > 1
+        blocks = []
+        for first, last in spans:
+            block = self._log_mel_block(audio, lengths, first, last)
+            if self.config.frame_splicing > 1:
+                # NeMo's splice_frames concatenates the unshifted features `frame_splicing` times.
+                block = mx.concatenate([block] * self.config.frame_splicing, axis=-1)
+            if several:
                 mx.eval(block)  # bound the STFT's working memory to one block
-                blocks.append(block)
-            logmel = mx.concatenate(blocks, axis=1)
+            blocks.append(block)
 
-        if self.config.frame_splicing > 1:
-            # NeMo's splice_frames concatenates the unshifted features `frame_splicing` times.
-            logmel = mx.concatenate([logmel] * self.config.frame_splicing, axis=-1)
-        logmel = self._normalize(logmel, valid)
-        frame_index = mx.arange(logmel.shape[1])[None, :, None]
-        logmel = mx.where(frame_index < valid[:, None, None], logmel, self.config.pad_value)
+        mean, denominator = self._statistics(blocks, spans, valid)
+        outputs = []
+        for i, (first, _) in enumerate(spans):
+            out = self._finish(blocks[i], mx.array(first), valid, mean, denominator)
+            if several:
+                mx.eval(out)
+                blocks[i] = None  # release the raw block before the next one is finished
+            outputs.append(out)
+        logmel = mx.concatenate(outputs, axis=1) if several else outputs[0]
         return self._pad_frames(logmel), valid
 
     def _log_mel_block(self, audio: mx.array, lengths: mx.array, first: int, last: int) -> mx.array:
@@ -169,29 +177,66 @@ class LogMel:
             return mx.log(mel + guard)
         return mx.log(mx.maximum(mel, guard))
 
-    def _normalize(self, x: mx.array, valid: mx.array) -> mx.array:
+    def _statistics(
+        self, blocks: list[mx.array], spans: list[tuple[int, int]], valid: mx.array
+    ) -> tuple[mx.array | None, mx.array | None]:
+        """Mean and std + 1e-5 over each item's valid frames, as NeMo normalises.
+
+        The data are shifted by their first frame before summing: accurate sums, and a
+        feature that is constant (a silent input, a clamped bin) gets exactly its value as
+        mean and zero deviation, where NeMo's rounding noise is scaled up by 1 / 1e-5.
+        """
         mode = self.config.normalize
         if mode is None:
-            return x
+            return None, None
         if isinstance(mode, FixedNormalization):
-            return (x - mx.array(mode.mean)) / mx.array(mode.std)
-        mask = (mx.arange(x.shape[1])[None, :] < valid[:, None])[..., None]
-        count = valid.astype(mx.float32)[:, None, None]
-        # Statistics of the data shifted by its first frame: accurate sums, and a feature that
-        # is constant (a silent input, a clamped bin) gets exactly its value as mean and a
-        # zero deviation, where rounding noise would otherwise be scaled up by 1 / 1e-5.
-        shift = x[:, :1, :]
-        if mode == "all_features":
-            shift = shift[:, :, :1]
-            count = count * x.shape[2]
+            return mx.array(mode.mean), mx.array(mode.std)
         axes = (1,) if mode == "per_feature" else (1, 2)
-        offset = _blocked_sum(mx.where(mask, x - shift, 0.0)).sum(axis=axes, keepdims=True) / count
-        mean = shift + offset
-        centred = mx.where(mask, x - mean, 0.0)
-        std = mx.sqrt(_blocked_sum(centred * centred).sum(axis=axes, keepdims=True) / (count - 1.0))
+        count = valid.astype(mx.float32)[:, None, None]
+        if mode == "all_features":
+            count = count * blocks[0].shape[2]
+        shift = blocks[0][:, :1, :] if mode == "per_feature" else blocks[0][:, :1, :1]
+
+        def total(values: Callable[[mx.array], mx.array]) -> mx.array:
+            sums = [
+                _blocked_sum(mx.where(_valid_mask(first, block, valid), values(block), 0.0))
+                for block, (first, _) in zip(blocks, spans, strict=True)
+            ]
+            return sum(sums[1:], sums[0]).sum(axis=axes, keepdims=True)
+
+        mean = shift + total(lambda block: block - shift) / count
+        variance = total(lambda block: mx.square(block - mean)) / (count - 1.0)
+        std = mx.sqrt(variance)
         if mode == "per_feature":
             std = mx.where(mx.isnan(std), 0.0, std)  # a single frame: NeMo sets std to 0
-        return (x - mean) / (std + _STD_FLOOR)
+        return mean, std + _STD_FLOOR
+
+    def _finish(
+        self,
+        block: mx.array,
+        first: mx.array,
+        valid: mx.array,
+        mean: mx.array | None,
+        denominator: mx.array | None,
+    ) -> mx.array:
+        """Normalise and mask one block: NeMo's `(x - mean) / (std + 1e-5)`, then `pad_value`."""
+        if mean is None:
+            return self._mask(block, first, valid)
+        return self._normalize_and_mask(block, first, valid, mean, denominator)
+
+    def _mask_kernel(self, block: mx.array, first: mx.array, valid: mx.array) -> mx.array:
+        mask = (first + mx.arange(block.shape[1]))[None, :, None] < valid[:, None, None]
+        return mx.where(mask, block, self.config.pad_value)
+
+    def _normalize_and_mask_kernel(
+        self,
+        block: mx.array,
+        first: mx.array,
+        valid: mx.array,
+        mean: mx.array,
+        denominator: mx.array,
+    ) -> mx.array:
+        return self._mask_kernel((block - mean) / denominator, first, valid)
 
     def _pad_frames(self, x: mx.array) -> mx.array:
         """Pad the frame axis to a multiple of `pad_to` with `pad_value`, as NeMo does."""
@@ -217,6 +262,11 @@ def _banded(filterbank: np.ndarray, mels_per_band: int = 8) -> list[tuple[int, i
         lo, hi = (int(touched[0]), int(touched[-1]) + 1) if touched.size else (0, 1)
         bands.append((lo, hi, mx.array(np.ascontiguousarray(block[lo:hi]))))
     return bands
+
+
+def _valid_mask(first: int, block: mx.array, valid: mx.array) -> mx.array:
+    """(B, frames, 1) mask of a block's frames that lie within each item's valid length."""
+    return ((first + mx.arange(block.shape[1]))[None, :] < valid[:, None])[..., None]
 
 
 def _blocked_sum(x: mx.array, block: int = 64) -> mx.array:
