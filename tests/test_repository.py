@@ -70,8 +70,12 @@ def _python_examples() -> list[tuple[str, str]]:
     return examples
 
 
-@pytest.mark.parametrize(("name", "code"), _python_examples(), ids=[n for n, _ in _python_examples()])
+@pytest.mark.parametrize(
+    ("name", "code"), _python_examples(), ids=[n for n, _ in _python_examples()]
+)
 def test_readme_examples_run(name, code, tmp_path):
     """Docs match the code: every Python example in a README runs as written."""
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
