@@ -1,3 +1,12 @@
-"""The FastConformer encoder (full/local attention, streaming cache).
+"""The FastConformer encoder of NVIDIA NeMo on MLX, exact to NeMo's `ConformerEncoder`.
 
-Not built yet: see issue #4. Nothing in this package works so far."""
+`ConformerConfig.from_nemo(cfg["encoder"])` reads a NeMo encoder config; `Conformer(config)`
+is an `mlx.nn.Module` whose parameter names are NeMo's, with channels-last convolutions.
+"""
+
+from .config import ConformerConfig
+from .encoder import Conformer
+
+__version__ = "0.1.0"
+
+__all__ = ["Conformer", "ConformerConfig"]

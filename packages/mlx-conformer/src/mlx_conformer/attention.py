@@ -1,0 +1,187 @@
+"""Relative-position multi-head attention (Transformer-XL style), full and local.
+
+Both fold NeMo's positional term (`matrix_bd`) into an additive bias of
+`mx.fast.scaled_dot_product_attention`, which computes the content term itself:
+softmax((q + u) k^T / sqrt(d) + (q + v) p^T / sqrt(d)) as NeMo's `RelPositionMultiHeadAttention`.
+Local attention (`rel_pos_local_attn`) computes the same scores for keys within
+[i - left, i + right] block by block, never building a T x T matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+def mask_value(dtype: mx.Dtype) -> float:
+    """A large finite negative score: masked keys get weight 0 without NaN in empty rows."""
+    return -6e4 if dtype == mx.float16 else -1e9
+
+
+class RelPositionAttention(nn.Module):
+    """NeMo's `RelPositionMultiHeadAttention` / `...Longformer` parameters and maths."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        use_bias: bool = True,
+        context: tuple[int, int] = (-1, -1),
+        local: bool = False,
+    ) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.scale = 1.0 / math.sqrt(self.d_head)
+        self.context = context  # (left, right) frames; -1: unlimited (full attention only)
+        self.local = local
+        self.linear_q = nn.Linear(d_model, d_model, bias=use_bias)
+        self.linear_k = nn.Linear(d_model, d_model, bias=use_bias)
+        self.linear_v = nn.Linear(d_model, d_model, bias=use_bias)
+        self.linear_out = nn.Linear(d_model, d_model, bias=use_bias)
+        self.linear_pos = nn.Linear(d_model, d_model, bias=False)
+        self._position_map = None
+        if local:
+            self._position_map = _longformer_position_map(*context)
+        self.pos_bias_u = mx.zeros((n_heads, self.d_head))
+        self.pos_bias_v = mx.zeros((n_heads, self.d_head))
+
+    def __call__(self, x: mx.array, pos_emb: mx.array, lengths: mx.array | None) -> mx.array:
+        """x (B, T, D); pos_emb (P, D) relative-position table; lengths (B,) or None (no padding)."""
+        batch, time, _ = x.shape
+        q = self._heads(self.linear_q(x))
+        k = self._heads(self.linear_k(x))
+        v = self._heads(self.linear_v(x))
+        p = self.linear_pos(pos_emb).reshape(-1, self.n_heads, self.d_head).transpose(1, 0, 2)
+        q_u = q + self.pos_bias_u[None, :, None, :]
+        q_v = q + self.pos_bias_v[None, :, None, :]
+        # (B, H, T, P): the positional score of query i against every relative position.
+        matrix_bd = q_v @ p.swapaxes(-1, -2)
+        if not self.local:
+            out = self._full(q_u, k, v, matrix_bd, lengths)
+        else:
+            out = self._local(q_u, k, v, matrix_bd, lengths)
+        return self.linear_out(out.transpose(0, 2, 1, 3).reshape(batch, time, -1))
+
+    def _heads(self, x: mx.array) -> mx.array:
+        batch, time, _ = x.shape
+        return x.reshape(batch, time, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
+
+    def _full(
+        self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
+    ) -> mx.array:
+        batch, heads, time, _ = q_u.shape
+        # NeMo's rel_shift (pad a zero column, reshape, drop a row) is the view
+        # shifted[i, j] = bd[i, j + T - 1 - i]: a strided view, no copy.
+        positions = 2 * time - 1
+        shifted = mx.as_strided(
+            matrix_bd,
+            shape=(batch, heads, time, time),
+            strides=(heads * time * positions, time * positions, positions - 1, 1),
+            offset=time - 1,
+        )
+        bias = shifted * self.scale
+        keep = _context_band(time, *self.context)
+        if lengths is not None:
+            valid = mx.arange(time)[None, :] < lengths[:, None]
+            pairs = valid[:, None, None, :] & valid[:, None, :, None]
+            keep = pairs if keep is None else pairs & keep
+        if keep is not None:
+            bias = mx.where(keep, bias, mask_value(bias.dtype))
+        return mx.fast.scaled_dot_product_attention(q_u, k, v, scale=self.scale, mask=bias)
+
+    def _local(
+        self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
+    ) -> mx.array:
+        """Sliding-window attention in query blocks of `block` frames.
+
+        Block b's queries [bC, bC + C) see keys [bC - left, bC + C + right); the positional
+        score of query i and key j sits in column j - i + left of `matrix_bd`.
+        """
+        left, right = self.context
+        batch, heads, time, d_head = q_u.shape
+        block = min(64, time)
+        blocks = -(-time // block)
+        padded = blocks * block
+        width = block + left + right  # keys per block
+        band = left + right + 1  # positional columns
+
+        def pad_time(a: mx.array, before: int, after: int) -> mx.array:
+            return mx.pad(a, [(0, 0), (0, 0), (before, after), (0, 0)])
+
+        q_blocks = pad_time(q_u, 0, padded - time).reshape(batch * heads * blocks, 1, block, d_head)
+        window_shape = (batch, heads, blocks, width, d_head)
+
+        def windows(a: mx.array) -> mx.array:
+            a = pad_time(a, left, padded - time + right)
+            keys = a.shape[2]
+            strides = (heads * keys * d_head, keys * d_head, block * d_head, d_head, 1)
+            return mx.as_strided(a, window_shape, strides).reshape(
+                batch * heads * blocks, 1, width, d_head
+            )
+
+        if self._position_map is not None:
+            matrix_bd = matrix_bd @ self._position_map.astype(matrix_bd.dtype)
+        # Skew (C, band) positional rows into (C, width) key columns: row r moves r steps right.
+        bd = pad_time(matrix_bd, 0, padded - time).reshape(batch, heads, blocks, block, band)
+        bd = mx.pad(bd, [(0, 0), (0, 0), (0, 0), (0, 0), (0, block)])
+        row = band + block
+        skewed = mx.as_strided(
+            bd,
+            shape=(batch, heads, blocks, block, width),
+            strides=(heads * blocks * block * row, blocks * block * row, block * row, row - 1, 1),
+        )
+        query = mx.arange(block)[:, None]
+        key = mx.arange(width)[None, :]
+        in_band = (key - query >= 0) & (key - query < band)  # (C, width)
+        key_pos = (
+            mx.arange(blocks)[:, None] * block + mx.arange(width)[None, :] - left
+        )  # (nb, width)
+        limit = time if lengths is None else lengths[:, None, None]
+        key_ok = (key_pos >= 0) & (key_pos < limit)  # (nb, width) or (B, nb, width)
+        keep = in_band[None, None] & key_ok.reshape(-1, blocks, 1, width)[:, None]
+        bias = mx.where(keep, skewed * self.scale, mask_value(skewed.dtype))
+        bias = bias.reshape(batch * heads * blocks, 1, block, width)
+        out = mx.fast.scaled_dot_product_attention(
+            q_blocks, windows(k), windows(v), scale=self.scale, mask=bias
+        )
+        return out.reshape(batch, heads, padded, d_head)[:, :, :time]
+
+
+def _context_band(time: int, left: int, right: int) -> mx.array | None:
+    """(T, T) mask of keys j with i - left <= j <= i + right (-1: unlimited), or None."""
+    if left < 0 and right < 0:
+        return None
+    offset = mx.arange(time)[None, :] - mx.arange(time)[:, None]  # j - i
+    keep = mx.ones((time, time), dtype=mx.bool_)
+    if left >= 0:
+        keep = keep & (offset >= -left)
+    if right >= 0:
+        keep = keep & (offset <= right)
+    return keep
+
+
+def _longformer_position_map(left: int, right: int) -> mx.array | None:
+    """Where NeMo's local attention adds each positional score, as a (band, band) matrix.
+
+    NeMo pads the window to w = max(left, right) on both sides and adds the positional
+    scores of the left context to the first `left` window columns and those of the right
+    context (and the query itself) to the last `right + 1`. For left == right that is
+    the diagonal; otherwise some keys get another offset's positional score or none. We
+    reproduce it: column c of our band (key j = i - left + c) receives
+    bd @ map[:, c]. Returns None for the symmetric case.
+    """
+    if left == right:
+        return None
+    w = max(left, right)
+    band = left + right + 1
+    mapping = [[0.0] * band for _ in range(band)]
+    for column in range(band):
+        nemo_column = column + w - left
+        if nemo_column < left:
+            mapping[nemo_column][column] += 1.0
+        if nemo_column >= 2 * w - right:
+            mapping[left + nemo_column - (2 * w - right)][column] += 1.0
+    return mx.array(mapping)

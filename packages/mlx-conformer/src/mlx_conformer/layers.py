@@ -1,0 +1,104 @@
+"""The Conformer block and its parts, with NeMo's parameter names."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .attention import RelPositionAttention
+from .config import ConformerConfig
+
+_BATCH_NORM_EPS = 1e-5  # torch's BatchNorm1d default, which NeMo uses
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, use_bias: bool = True) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff, bias=use_bias)
+        self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.linear2(nn.silu(self.linear1(x)))
+
+
+class ConvolutionModule(nn.Module):
+    """Pointwise conv + GLU, depthwise conv, batch or layer norm, SiLU, pointwise conv.
+
+    Weights are stored channels-last as MLX convolutions store them: pointwise
+    (out, 1, in), depthwise (channels, kernel, 1). Padded frames are zeroed before the
+    depthwise convolution, as in NeMo, so they never leak into valid frames.
+    """
+
+    def __init__(self, config: ConformerConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.left, self.right = config.conv_context_size
+        self.norm_type = config.conv_norm_type
+        self.pointwise_conv1 = nn.Conv1d(d, 2 * d, kernel_size=1, bias=config.use_bias)
+        self.depthwise_conv = nn.Conv1d(
+            d, d, kernel_size=config.conv_kernel_size, groups=d, bias=config.use_bias
+        )
+        if config.conv_norm_type == "batch_norm":
+            self.batch_norm = nn.BatchNorm(d, eps=_BATCH_NORM_EPS)
+        else:  # NeMo keeps the attribute name for its layer-norm variant
+            self.batch_norm = nn.LayerNorm(d, eps=1e-5)
+        self.pointwise_conv2 = nn.Conv1d(d, d, kernel_size=1, bias=config.use_bias)
+
+    def __call__(self, x: mx.array, pad_mask: mx.array | None) -> mx.array:
+        x = _pointwise(self.pointwise_conv1, x)
+        a, gate = mx.split(x, 2, axis=-1)
+        x = a * mx.sigmoid(gate)
+        if pad_mask is not None:
+            x = mx.where(pad_mask[..., None], 0.0, x)
+        x = self._depthwise(x)
+        x = self.batch_norm(x)
+        x = nn.silu(x)
+        return _pointwise(self.pointwise_conv2, x)
+
+    def _depthwise(self, x: mx.array) -> mx.array:
+        """Depthwise convolution as a sum of shifted, scaled copies (fuses into few kernels)."""
+        kernel = self.depthwise_conv.weight[:, :, 0].T  # (k, channels)
+        time = x.shape[1]
+        x = mx.pad(x, [(0, 0), (self.left, self.right), (0, 0)])
+        out = x[:, 0:time] * kernel[0]
+        for tap in range(1, kernel.shape[0]):
+            out = out + x[:, tap : tap + time] * kernel[tap]
+        if "bias" in self.depthwise_conv:
+            out = out + self.depthwise_conv.bias
+        return out
+
+
+def _pointwise(conv: nn.Conv1d, x: mx.array) -> mx.array:
+    """A kernel-1 convolution is a matmul with the (out, in) weight."""
+    weight = conv.weight.reshape(conv.weight.shape[0], -1)
+    out = x @ weight.T
+    return out + conv.bias if "bias" in conv else out
+
+
+class ConformerLayer(nn.Module):
+    """FF/2, self-attention, convolution, FF/2, layer norm: NeMo's `ConformerLayer`."""
+
+    def __init__(self, config: ConformerConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        local = config.self_attention_model == "rel_pos_local_attn"
+        self.norm_feed_forward1 = nn.LayerNorm(d)
+        self.feed_forward1 = FeedForward(d, config.d_ff, config.use_bias)
+        self.norm_self_att = nn.LayerNorm(d)
+        self.self_attn = RelPositionAttention(
+            d, config.n_heads, config.use_bias, context=config.att_context, local=local
+        )
+        self.norm_conv = nn.LayerNorm(d)
+        self.conv = ConvolutionModule(config)
+        self.norm_feed_forward2 = nn.LayerNorm(d)
+        self.feed_forward2 = FeedForward(d, config.d_ff, config.use_bias)
+        self.norm_out = nn.LayerNorm(d)
+
+    def __call__(
+        self, x: mx.array, pos_emb: mx.array, lengths: mx.array | None, pad_mask: mx.array | None
+    ) -> mx.array:
+        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
+        x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths)
+        x = x + self.conv(self.norm_conv(x), pad_mask)
+        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
+        return self.norm_out(x)

@@ -1,0 +1,80 @@
+"""NeMo's `ConvSubsampling` (`dw_striding`, `striding`) with its masking of padded frames."""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .config import ConformerConfig
+
+_KERNEL, _STRIDE, _PADDING = 3, 2, 1
+
+
+class ConvSubsampling(nn.Module):
+    """Stride-2 3x3 convolutions over (time, frequency), then a linear projection.
+
+    `conv` mirrors NeMo's `nn.Sequential`, activations included, so that parameter names
+    (`conv.0`, `conv.2`, ...) are NeMo's. Before every layer, frames at or past each
+    item's current length are zeroed, as NeMo's `MaskedConvSequential` does, so a batched
+    item's output does not depend on its padding.
+    """
+
+    def __init__(self, config: ConformerConfig) -> None:
+        super().__init__()
+        channels = config.subsampling_conv_channels
+        stages = int(math.log2(config.subsampling_factor))
+        layers: list[nn.Module] = []
+        if config.subsampling == "dw_striding":
+            layers += [_conv2d(1, channels), nn.ReLU()]
+            for _ in range(stages - 1):
+                layers += [
+                    _conv2d(channels, channels, groups=channels),
+                    nn.Conv2d(channels, channels, kernel_size=1),
+                    nn.ReLU(),
+                ]
+        else:  # striding
+            in_channels = 1
+            for _ in range(stages):
+                layers += [_conv2d(in_channels, channels), nn.ReLU()]
+                in_channels = channels
+        self.conv = layers
+        freq = config.feat_in
+        for _ in range(stages):
+            freq = (freq + 2 * _PADDING - _KERNEL) // _STRIDE + 1
+        self.out = nn.Linear(channels * freq, config.d_model)
+
+    def __call__(self, features: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
+        """(B, T, F) features -> (B, T', d_model), and the lengths after subsampling."""
+        x = features[..., None]  # (B, T, F, 1): time and frequency are the conv's two axes
+        lengths = lengths.astype(mx.int32)
+        for layer in self.conv:
+            if isinstance(layer, nn.ReLU):
+                x = nn.relu(x)  # masking is idempotent here: relu(0) = 0
+                continue
+            x = _mask_time(x, lengths)
+            x = layer(x)
+            if layer.weight.shape[1] == _KERNEL:  # the strided 3x3 convolutions
+                lengths = (lengths + 2 * _PADDING - _KERNEL) // _STRIDE + 1
+        x = _mask_time(x, lengths)
+        batch, time, freq, channels = x.shape
+        # NeMo flattens (channels, frequency) with channels major.
+        x = x.transpose(0, 1, 3, 2).reshape(batch, time, channels * freq)
+        return self.out(x), lengths
+
+
+def _conv2d(in_channels: int, out_channels: int, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size=_KERNEL,
+        stride=_STRIDE,
+        padding=_PADDING,
+        groups=groups,
+    )
+
+
+def _mask_time(x: mx.array, lengths: mx.array) -> mx.array:
+    valid = mx.arange(x.shape[1])[None, :] < lengths[:, None]
+    return x * valid[:, :, None, None].astype(x.dtype)
