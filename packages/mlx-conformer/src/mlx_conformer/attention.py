@@ -14,6 +14,8 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
+from . import fastmath
+
 
 def mask_value(dtype: mx.Dtype) -> float:
     """A large finite negative score: masked keys get weight 0 without NaN in empty rows."""
@@ -90,7 +92,7 @@ class RelPositionAttention(nn.Module):
             keep = pairs if keep is None else pairs & keep
         if keep is not None:
             bias = mx.where(keep, bias, mask_value(bias.dtype))
-        return mx.fast.scaled_dot_product_attention(q_u, k, v, scale=self.scale, mask=bias)
+        return fastmath.attention(q_u, k, v, self.scale, bias)
 
     def _local(
         self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
@@ -144,9 +146,7 @@ class RelPositionAttention(nn.Module):
         keep = in_band[None, None] & key_ok.reshape(-1, blocks, 1, width)[:, None]
         bias = mx.where(keep, skewed * self.scale, mask_value(skewed.dtype))
         bias = bias.reshape(batch * heads * blocks, 1, block, width)
-        out = mx.fast.scaled_dot_product_attention(
-            q_blocks, windows(k), windows(v), scale=self.scale, mask=bias
-        )
+        out = fastmath.attention(q_blocks, windows(k), windows(v), self.scale, bias)
         return out.reshape(batch, heads, padded, d_head)[:, :, :time]
 
 

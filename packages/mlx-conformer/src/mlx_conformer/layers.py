@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from . import fastmath
 from .attention import RelPositionAttention
 from .config import ConformerConfig
 
@@ -18,7 +19,7 @@ class FeedForward(nn.Module):
         self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.linear2(nn.silu(self.linear1(x)))
+        return self.linear2(fastmath.silu(self.linear1(x)))
 
 
 class ConvolutionModule(nn.Module):
@@ -47,12 +48,12 @@ class ConvolutionModule(nn.Module):
     def __call__(self, x: mx.array, pad_mask: mx.array | None) -> mx.array:
         x = _pointwise(self.pointwise_conv1, x)
         a, gate = mx.split(x, 2, axis=-1)
-        x = a * mx.sigmoid(gate)
+        x = a * fastmath.sigmoid(gate)
         if pad_mask is not None:
             x = mx.where(pad_mask[..., None], 0.0, x)
         x = self._depthwise(x)
         x = self.batch_norm(x)
-        x = nn.silu(x)
+        x = fastmath.silu(x)
         return _pointwise(self.pointwise_conv2, x)
 
     def _depthwise(self, x: mx.array) -> mx.array:
