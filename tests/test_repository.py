@@ -32,10 +32,11 @@ def test_ruff_format_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_all_eight_members_exist():
+def test_all_members_exist():
     names = {m.name for m in MEMBERS}
     assert names == {
         "mlx-audio-frontend",
+        "mlx-cpu-runtime",
         "mlx-conformer",
         "mlx-transducer",
         "mlx-ctc",

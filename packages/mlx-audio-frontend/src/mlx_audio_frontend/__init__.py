@@ -5,6 +5,8 @@ NeMo's loader does; `LogMel` / `log_mel` reproduce NeMo's `AudioToMelSpectrogram
 `TimeBase` and the functions of `frames` convert between samples, frames and seconds.
 """
 
+import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
+
 from .audio import AudioSource, ffmpeg_available, load_audio, resample
 from .config import FixedNormalization, LogMelConfig
 from .errors import (

@@ -4,6 +4,8 @@
 is an `mlx.nn.Module` whose parameter names are NeMo's, with channels-last convolutions.
 """
 
+import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
+
 from .config import ConformerConfig
 from .encoder import Conformer
 

@@ -1,0 +1,22 @@
+"""Process setup that makes MLX's CPU backend fast on Linux; a no-op elsewhere.
+
+Two measured problems, both invisible on macOS:
+
+- MLX's Linux CPU wheel links the reference (netlib) BLAS: a 1024x1024 float32 matmul is
+  ~30x slower than with OpenBLAS. A BLAS loaded with global symbols before `mlx` is
+  imported takes precedence, and MLX then calls it.
+- glibc returns large freed blocks to the kernel (mmap / heap trimming), so each new MLX
+  buffer is faulted in page by page again; in a VM a fused elementwise kernel over 12 MB
+  ran 3x slower for it. Keeping freed memory in the heap (`mallopt`) removes that cost,
+  as a caching allocator would; the price is that RSS does not shrink after a peak.
+
+`configure()` does both, once, and must run before `mlx` is imported; every package of
+this project calls it first thing. Environment overrides, read at that moment:
+`MLX_CPU_BLAS=off` or `MLX_CPU_BLAS=/path/to/libblas.so` and `MLX_CPU_MALLOC=off`.
+"""
+
+from .runtime import RuntimeStatus, configure, find_blas, status
+
+__version__ = "0.1.0"
+
+__all__ = ["RuntimeStatus", "configure", "find_blas", "status"]

@@ -1,0 +1,113 @@
+"""Finding and loading an optimised BLAS, and tuning glibc's allocator, before MLX loads."""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+# Shared libraries that export the standard `cblas_*` symbols, most preferred first.
+# (numpy's and scipy's bundled OpenBLAS builds rename their symbols and cannot serve.)
+_CANDIDATES = (
+    "/usr/lib/*-linux-gnu/openblas-pthread/libblas.so.3",
+    "/usr/lib/*-linux-gnu/libopenblas.so.0",
+    "/usr/lib64/libopenblasp.so.0",
+    "/usr/lib64/libopenblas.so.0",
+    "/usr/lib/libopenblas.so.0",
+    "/usr/lib/*-linux-gnu/libmkl_rt.so*",
+    "/opt/intel/oneapi/mkl/latest/lib/intel64/libmkl_rt.so*",
+    "/usr/lib/*-linux-gnu/blis-pthread/libblas.so.3",
+    "/usr/lib/*-linux-gnu/libblis.so.4",
+)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_KEEP_BELOW = 1 << 30  # allocations under 1 GiB come from the heap, not fresh mmaps
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """What `configure()` did. `blas` is the loaded library's path, if any."""
+
+    platform: str
+    blas: str | None = None
+    blas_reason: str = ""
+    malloc_tuned: bool = False
+    too_late: bool = False  # mlx was imported before configure() ran
+
+    @property
+    def needs_blas_hint(self) -> bool:
+        """Linux, no optimised BLAS, and not by the user's choice: worth one hint."""
+        return self.platform == "Linux" and self.blas is None and self.blas_reason == "not found"
+
+
+_STATUS: RuntimeStatus | None = None
+
+
+def find_blas() -> str | None:
+    """Path of an installed BLAS exporting `cblas_sgemm`, or None."""
+    for pattern in _CANDIDATES:
+        for path in sorted(glob.glob(pattern)):
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def _load_blas(path: str) -> bool:
+    try:
+        library = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return False
+    return hasattr(library, "cblas_sgemm")
+
+
+def _tune_malloc() -> bool:
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # Some glibc versions cap the threshold (at 32 MiB); take the largest they accept.
+    ok = any(libc.mallopt(_M_MMAP_THRESHOLD, size) == 1 for size in (_KEEP_BELOW, 32 << 20))
+    return libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1) == 1 and ok
+
+
+def configure() -> RuntimeStatus:
+    """Load an optimised BLAS and tune malloc (Linux only, once per process)."""
+    global _STATUS
+    if _STATUS is not None:
+        return _STATUS
+    system = platform.system()
+    if system != "Linux":
+        _STATUS = RuntimeStatus(platform=system, blas_reason="not needed")
+        return _STATUS
+    if "mlx.core" in sys.modules:
+        _STATUS = RuntimeStatus(
+            platform=system, blas_reason="mlx was imported first", too_late=True
+        )
+        return _STATUS
+    choice = os.environ.get("MLX_CPU_BLAS", "auto").strip()
+    blas, reason = None, ""
+    if choice.lower() in ("off", "0", "none", "reference"):
+        reason = "turned off by MLX_CPU_BLAS"
+    else:
+        path = find_blas() if choice.lower() in ("", "auto") else choice
+        if path is None:
+            reason = "not found"
+        elif _load_blas(path):
+            blas = path
+        else:
+            reason = f"{path} could not be loaded or has no cblas_sgemm"
+    malloc = os.environ.get("MLX_CPU_MALLOC", "on").strip().lower() not in ("off", "0")
+    _STATUS = RuntimeStatus(
+        platform=system, blas=blas, blas_reason=reason, malloc_tuned=malloc and _tune_malloc()
+    )
+    return _STATUS
+
+
+def status() -> RuntimeStatus:
+    """The result of `configure()` (running it if nothing has yet)."""
+    return _STATUS if _STATUS is not None else configure()
