@@ -3,7 +3,7 @@
 Needs MLX and the `reference` dependency group (NeMo, torch) in one environment:
 
     python benchmarks/logmel.py --minutes 60
-    python benchmarks/logmel.py --minutes 60 --blas /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
+    MLX_CPU_BLAS=off MLX_CPU_MALLOC=off python benchmarks/logmel.py --minutes 60
 
 Both run the nvidia/parakeet-tdt-0.6b-v2 preprocessor config (128 mels, per-feature
 normalisation) on the same float32 signal: the speech clip tiled to the requested length
@@ -12,42 +12,29 @@ NeMo, ours, ...) after one warm-up each; the table gives the median wall time, t
 factor (audio seconds per second of compute) and our time as a fraction of NeMo's. The two
 outputs are compared as a check that the same work was done.
 
-On Linux, MLX's CPU wheel calls a reference BLAS for the mel projection (a matmul);
-`--blas` loads an optimised BLAS library with global symbols before MLX, which MLX then uses.
+On Linux, importing the front end runs mlx-cpu-runtime, which loads a system BLAS and
+tunes malloc before MLX loads (the printed status says what it did); the environment
+variables above turn both off, for the comparison.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
+import mlx_cpu_runtime.auto  # loads a system BLAS and tunes malloc before mlx loads
 
-def _parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=60.0, help="audio length (default 60)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default 3)")
-    parser.add_argument("--blas", help="BLAS library to load before MLX (Linux)")
-    return parser.parse_args()
+import mlx.core as mx
+import numpy as np
+import soundfile as sf
+import torch
+from nemo.collections.asr.modules.audio_preprocessing import AudioToMelSpectrogramPreprocessor
 
-
-ARGS = _parse_args()
-if ARGS.blas:  # must happen before mlx is imported
-    ctypes.CDLL(ARGS.blas, mode=ctypes.RTLD_GLOBAL)
-
-import mlx.core as mx  # noqa: E402
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
-from nemo.collections.asr.modules.audio_preprocessing import (  # noqa: E402
-    AudioToMelSpectrogramPreprocessor,
-)
-
-from mlx_audio_frontend import LogMel, LogMelConfig  # noqa: E402
+from mlx_audio_frontend import LogMel, LogMelConfig
 
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio" / "speech_16k_mono.wav"
 CONFIG = {
@@ -64,6 +51,13 @@ CONFIG = {
     "pad_to": 0,
     "pad_value": 0.0,
 }
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0, help="audio length (default 60)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default 3)")
+    return parser.parse_args()
 
 
 def make_signal(minutes: float) -> np.ndarray:
@@ -97,7 +91,7 @@ def time_ours(frontend: LogMel, signal: np.ndarray) -> tuple[float, mx.array]:
 
 
 def main() -> None:
-    args = ARGS
+    args = _parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     signal = make_signal(args.minutes)
     seconds = signal.shape[0] / 16000
@@ -118,7 +112,7 @@ def main() -> None:
     print(f"log-mel, {seconds / 60:.0f} min of 16 kHz audio, 128 mels, per_feature; CPU float32")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); mlx {mx.__version__}; "
-          f"BLAS for MLX: {args.blas or 'the wheel default (reference)'}")  # fmt: skip
+          f"{mlx_cpu_runtime.auto.STATUS}")  # fmt: skip
     print(f"{'':12s} {'median s':>9s} {'x real time':>12s}")
     print(f"{'NeMo':12s} {nemo_t:9.2f} {seconds / nemo_t:12.0f}")
     print(f"{'ours (MLX)':12s} {ours_t:9.2f} {seconds / ours_t:12.0f}")

@@ -8,10 +8,10 @@ import platform
 import subprocess
 import sys
 
-import pytest
-
 import mlx_cpu_runtime
 from mlx_cpu_runtime import runtime
+
+import pytest
 
 linux_only = pytest.mark.skipif(platform.system() != "Linux", reason="the BLAS swap is Linux-only")
 
