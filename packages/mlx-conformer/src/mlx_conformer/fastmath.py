@@ -2,8 +2,8 @@
 
 On the CPU, `mx.exp` evaluates element by element through libm: the SiLUs, GLU gates and
 softmaxes of a 0.6B FastConformer spend about a third of the encoder's time there. The
-same exp written with multiplies, adds, `floor` and an exponent-bit shift is fused by
-`mx.compile` into one loop the C++ compiler vectorises: ~3.5x faster, and more accurate
+same exp written with multiplies, adds and an exponent-bit shift is fused by `mx.compile`
+into one loop the C++ compiler vectorises: ~6x faster on (750, 4096), and more accurate
 (max relative error 8e-8 against float64, vs ~1e-6 for `mx.exp`). GPUs have fast
 transcendentals, so there the plain MLX functions are used.
 """
@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 _LOG2E = 1.4426950408889634
+_ROUND = 12582912.0  # 1.5 * 2^23: (t + _ROUND) - _ROUND rounds t to the nearest integer
 _LN2_HI = 0.693145751953125  # ln 2 split in two so that n * ln2 is exact in float32
 _LN2_LO = 1.428606765330187045e-06
 # Minimax coefficients of exp(r) on |r| <= ln(2) / 2 (Cephes expf).
@@ -29,7 +30,9 @@ _P = (
 
 def _exp_poly(x: mx.array) -> mx.array:
     x = mx.clip(x.astype(mx.float32), -87.3, 88.0)  # keep 2^n a normal float32
-    n = mx.floor(x * _LOG2E + 0.5)
+    # Not mx.floor: MLX's CPU JIT compiles for baseline x86-64, where floor is a libm call
+    # and stops the loop from vectorising; the float rounding trick needs no call.
+    n = (x * _LOG2E + _ROUND) - _ROUND
     r = (x - n * _LN2_HI) - n * _LN2_LO
     p = _P[0]
     for c in _P[1:]:
