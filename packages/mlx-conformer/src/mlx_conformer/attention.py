@@ -59,12 +59,11 @@ class RelPositionAttention(nn.Module):
         p = self.linear_pos(pos_emb).reshape(-1, self.n_heads, self.d_head).transpose(1, 0, 2)
         q_u = q + self.pos_bias_u[None, :, None, :]
         q_v = q + self.pos_bias_v[None, :, None, :]
-        # (B, H, T, P): the positional score of query i against every relative position.
-        matrix_bd = q_v @ p.swapaxes(-1, -2)
         if not self.local:
-            out = self._full(q_u, k, v, matrix_bd, lengths)
+            out = self._full(q_u, q_v, k, v, p, lengths)
         else:
-            out = self._local(q_u, k, v, matrix_bd, lengths)
+            # (B, H, T, band): query i against relative positions left ... -right.
+            out = self._local(q_u, k, v, q_v @ p.swapaxes(-1, -2), lengths)
         return self.linear_out(out.transpose(0, 2, 1, 3).reshape(batch, time, -1))
 
     def _heads(self, x: mx.array) -> mx.array:
@@ -72,27 +71,52 @@ class RelPositionAttention(nn.Module):
         return x.reshape(batch, time, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
 
     def _full(
-        self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
+        self,
+        q_u: mx.array,
+        q_v: mx.array,
+        k: mx.array,
+        v: mx.array,
+        p: mx.array,
+        lengths: mx.array | None,
+        block: int = 64,
     ) -> mx.array:
-        batch, heads, time, _ = q_u.shape
-        # NeMo's rel_shift (pad a zero column, reshape, drop a row) is the view
-        # shifted[i, j] = bd[i, j + T - 1 - i]: a strided view, no copy.
-        positions = 2 * time - 1
-        shifted = mx.as_strided(
-            matrix_bd,
-            shape=(batch, heads, time, time),
-            strides=(heads * time * positions, time * positions, positions - 1, 1),
-            offset=time - 1,
+        """Full attention; the positional scores are computed only where they are used.
+
+        NeMo multiplies every query with all 2T - 1 positions and shifts (`rel_shift`), so
+        that score(i, j) = (q_v[i] . p[i - j]); half of that product is thrown away. Here
+        each block of `block` queries meets only the T + block - 1 positions its rows need.
+        With the keys taken in reverse order (j' = T - 1 - j), those scores sit at column
+        row + j' of each block's product: a strided view, no copy. Attention does not
+        depend on the order of the keys; masks are built in the same reversed order.
+        """
+        batch, heads, time, d_head = q_u.shape
+        blocks = -(-time // block)
+        padded = blocks * block
+        width = time + block - 1
+        # Positions ascending, -(T-1) ... T-1, zero rows appended for the last block.
+        ascending = mx.pad(p[:, ::-1], [(0, 0), (0, padded - time), (0, 0)])
+        rows = ascending.shape[1]
+        windows = mx.as_strided(
+            ascending, (heads, blocks, width, d_head), (rows * d_head, block * d_head, d_head, 1)
         )
-        bias = shifted * self.scale
+        q_blocks = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
+        q_blocks = q_blocks.reshape(batch, heads, blocks, block, d_head)
+        scores = q_blocks @ windows.swapaxes(-1, -2)  # (B, H, nb, block, width)
+        bias = mx.as_strided(
+            scores,
+            (batch, heads, blocks, block, time),
+            (heads * blocks * block * width, blocks * block * width, block * width, width + 1, 1),
+        ).reshape(batch, heads, padded, time)[:, :, :time]
         keep = _context_band(time, *self.context)
+        if keep is not None:
+            keep = keep[:, ::-1]
         if lengths is not None:
             valid = mx.arange(time)[None, :] < lengths[:, None]
-            pairs = valid[:, None, None, :] & valid[:, None, :, None]
+            pairs = valid[:, None, :, None] & valid[:, None, None, ::-1]
             keep = pairs if keep is None else pairs & keep
         if keep is not None:
             bias = mx.where(keep, bias, mask_value(bias.dtype))
-        return fastmath.attention(q_u, k, v, self.scale, bias)
+        return fastmath.attention(q_u, k[:, :, ::-1], v[:, :, ::-1], self.scale, bias)
 
     def _local(
         self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
