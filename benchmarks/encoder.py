@@ -13,7 +13,8 @@ of features (the speech clip tiled, through our front end) go through all three,
 interleaved, after a warm-up each; float32 throughout. MLX runs with mlx-cpu-runtime's
 setup (system BLAS, malloc tuning), which parakeet-mlx shares since it runs in this
 process. Peak memory: MLX's allocator peak for the two MLX encoders; for NeMo, the peak
-resident size above the level before its run, sampled every 2 ms.
+resident size above the level before its first run, sampled every 2 ms (freed memory
+stays resident afterwards, so later runs show no growth).
 """
 
 from __future__ import annotations
@@ -167,10 +168,10 @@ def main() -> None:
         "ours (MLX)": lambda: run_mlx(ours),
         "parakeet-mlx": lambda: run_mlx(port),
     }
-    for run in runners.values():  # warm-up
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runners}
     memory: dict[str, int] = dict.fromkeys(runners, 0)
+    for name, run in runners.items():  # warm-up; NeMo's first run is the one whose RSS grows
+        memory[name] = run()[2]
+    times: dict[str, list[float]] = {name: [] for name in runners}
     outputs: dict[str, np.ndarray] = {}
     for _ in range(args.repeats):
         for name, run in runners.items():

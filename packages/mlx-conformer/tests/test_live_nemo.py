@@ -31,6 +31,7 @@ BASE = {
     "dropout_pre_encoder": 0.0,
     "dropout_emb": 0.0,
     "dropout_att": 0.0,
+    "pos_emb_max_len": 5000,
 }
 VARIANTS = {
     "dw_striding8": {"subsampling": "dw_striding", "subsampling_factor": 8},
@@ -69,7 +70,8 @@ VARIANTS = {
 
 def _nemo_encoder(cfg: dict):
     torch.manual_seed(0)
-    encoder = conformer_encoder.ConformerEncoder(**cfg).eval()
+    target = {"_target_": "nemo.collections.asr.modules.ConformerEncoder", **cfg}
+    encoder = conformer_encoder.ConformerEncoder.from_config_dict(target).eval()
     with torch.no_grad():  # move every weight and statistic away from its init value
         for param in encoder.parameters():
             param.add_(torch.randn_like(param) * 0.1)
@@ -122,3 +124,39 @@ def test_encoder_matches_nemo_batched_and_alone(variant):
         assert _relative_error(ours[i, :n], expected[i, :n]) <= 1e-4
         alone, _ = model(mx.array(features[i : i + 1, :, : lengths[i]].transpose(1, 2).numpy()))
         assert _relative_error(np.array(alone[0]), expected[i, :n]) <= 1e-4
+
+
+@pytest.mark.parametrize("context", [[8, 8], [12, 4]])
+def test_change_attention_model_to_local_matches_nemo(context):
+    cfg = {**BASE, **VARIANTS["dw_striding8"]}
+    encoder = _nemo_encoder(cfg)
+    model = Conformer(ConformerConfig.from_nemo(cfg))
+    model.load_weights(_mlx_weights(encoder), strict=True)
+    encoder.change_attention_model("rel_pos_local_attn", context)
+    model.change_attention_model("rel_pos_local_attn", context)
+    assert model.config.self_attention_model == "rel_pos_local_attn"
+
+    features = torch.randn(1, cfg["feat_in"], 900)  # 113 encoder frames, several windows
+    with torch.no_grad():
+        expected, _ = encoder(audio_signal=features, length=torch.tensor([900]))
+    ours, _ = model(mx.array(features.transpose(1, 2).numpy()))
+    assert _relative_error(np.array(ours[0]), expected[0].T.numpy()) <= 1e-4
+
+
+def test_bfloat16_within_1e2():
+    cfg = {**BASE, **VARIANTS["dw_striding8"]}
+    encoder = _nemo_encoder(cfg)
+    model = Conformer(ConformerConfig.from_nemo(cfg))
+    model.load_weights(_mlx_weights(encoder), strict=True)
+    model.set_dtype(mx.bfloat16)
+    features = torch.randn(2, cfg["feat_in"], 400)
+    lengths = torch.tensor([400, 250])
+    with torch.no_grad():
+        expected, expected_len = encoder(audio_signal=features, length=lengths)
+    ours, _ = model(
+        mx.array(features.transpose(1, 2).numpy()).astype(mx.bfloat16), mx.array(lengths.numpy())
+    )
+    assert ours.dtype == mx.bfloat16
+    ours = np.array(ours.astype(mx.float32))
+    for i, n in enumerate(expected_len.tolist()):
+        assert _relative_error(ours[i, :n], expected[i, :, :n].T.numpy()) <= 1e-2

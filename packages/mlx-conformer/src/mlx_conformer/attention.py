@@ -37,18 +37,20 @@ class RelPositionAttention(nn.Module):
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
         self.scale = 1.0 / math.sqrt(self.d_head)
-        self.context = context  # (left, right) frames; -1: unlimited (full attention only)
-        self.local = local
+        self.set_context(context, local)
         self.linear_q = nn.Linear(d_model, d_model, bias=use_bias)
         self.linear_k = nn.Linear(d_model, d_model, bias=use_bias)
         self.linear_v = nn.Linear(d_model, d_model, bias=use_bias)
         self.linear_out = nn.Linear(d_model, d_model, bias=use_bias)
         self.linear_pos = nn.Linear(d_model, d_model, bias=False)
-        self._position_map = None
-        if local:
-            self._position_map = _longformer_position_map(*context)
         self.pos_bias_u = mx.zeros((n_heads, self.d_head))
         self.pos_bias_v = mx.zeros((n_heads, self.d_head))
+
+    def set_context(self, context: tuple[int, int], local: bool) -> None:
+        """(left, right) context in frames (-1: unlimited, full attention only); local or full."""
+        self.context = tuple(context)
+        self.local = local
+        self._position_map = _longformer_position_map(*context) if local else None
 
     def __call__(self, x: mx.array, pos_emb: mx.array, lengths: mx.array | None) -> mx.array:
         """x (B, T, D); pos_emb (P, D) relative-position table; lengths (B,) or None (no padding)."""

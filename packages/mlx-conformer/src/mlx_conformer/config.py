@@ -78,8 +78,12 @@ class ConformerConfig:
             raise ValueError(
                 f"conv_context_size {self.conv_context_size} does not fit kernel {self.conv_kernel_size}"
             )
-        if self.self_attention_model == "rel_pos_local_attn" and min(self.att_context) < 1:
-            raise ValueError("rel_pos_local_attn needs a positive att_context_size on both sides")
+        if self.self_attention_model == "rel_pos_local_attn" and (
+            min(self.att_context) < 0 or max(self.att_context) < 1
+        ):
+            raise ValueError(
+                f"rel_pos_local_attn needs att_context_size >= 0 on both sides and > 0 on one, got {list(self.att_context)}"
+            )
 
     @property
     def att_context(self) -> tuple[int, int]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -29,9 +31,32 @@ class Conformer(nn.Module):
             self.out_proj = nn.Linear(config.d_model, config.feat_out)
         self._xscale = math.sqrt(config.d_model) if config.xscaling else None
         self._positions = RelativePositions(config.d_model)
-        if config.self_attention_model == "rel_pos_local_attn":
-            self._local_positions = local_positions(*config.att_context, config.d_model)
+        self._local_positions = None
+        self.change_attention_model()
         self.eval()
+
+    def change_attention_model(
+        self, self_attention_model: str | None = None, att_context_size: Sequence[int] | None = None
+    ) -> None:
+        """Switch between full (`rel_pos`) and local (`rel_pos_local_attn`) attention.
+
+        NeMo's `change_attention_model`: the weights stay, the attention pattern changes.
+        Local attention with e.g. [128, 128] keeps memory linear in the audio length,
+        which is how NVIDIA suggests running long files through full-attention models.
+        """
+        model = self_attention_model or self.config.self_attention_model
+        context = tuple(att_context_size) if att_context_size else self.config.att_context
+        if len(context) != 2:
+            raise ValueError(f"att_context_size must be [left, right], got {list(context)}")
+        self.config = replace(
+            self.config,
+            self_attention_model=model,
+            att_context_sizes=(context, *self.config.att_context_sizes[1:]),
+        )
+        local = model == "rel_pos_local_attn"
+        self._local_positions = local_positions(*context, self.config.d_model) if local else None
+        for layer in self.layers:
+            layer.self_attn.set_context(context, local)
 
     @property
     def subsampling_factor(self) -> int:
@@ -48,7 +73,7 @@ class Conformer(nn.Module):
         if self._xscale is not None:
             x = x * self._xscale
         time = x.shape[1]
-        if self.config.self_attention_model == "rel_pos_local_attn":
+        if self._local_positions is not None:
             pos_emb = self._local_positions.astype(x.dtype)
         else:
             pos_emb = self._positions(time, x.dtype)
