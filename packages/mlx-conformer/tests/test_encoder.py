@@ -1,0 +1,133 @@
+"""Encoder behaviour that needs no NeMo: configs, lengths, batching, and code paths that
+must agree with each other (NeMo parity itself is in test_live_nemo.py and the fixtures)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_conformer import Conformer, ConformerConfig
+
+SMALL = {
+    "feat_in": 80,
+    "n_layers": 2,
+    "d_model": 64,
+    "n_heads": 4,
+    "subsampling": "dw_striding",
+    "subsampling_factor": 8,
+    "subsampling_conv_channels": 32,
+    "conv_kernel_size": 9,
+}
+
+
+def _model(**overrides) -> Conformer:
+    mx.random.seed(0)
+    model = Conformer(ConformerConfig.from_nemo({**SMALL, **overrides}))
+    # Random batch-norm statistics, so that the folded affine map is exercised.
+    for layer in model.layers:
+        norm = layer.conv.batch_norm
+        if "running_var" in norm:
+            norm.running_mean = mx.random.normal(norm.running_mean.shape) * 0.3
+            norm.running_var = mx.random.uniform(0.5, 2.0, norm.running_var.shape)
+    return model
+
+
+def _rel(a: mx.array, b: mx.array) -> float:
+    a, b = np.array(a), np.array(b)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_output_lengths_follow_subsampling():
+    model = _model()
+    lengths = mx.array([1000, 333, 9, 1])
+    out, out_len = model(mx.random.normal((4, 1000, 80)), lengths)
+    # ceil-free arithmetic of three stride-2, padding-1, kernel-3 convolutions
+    assert out_len.tolist() == [125, 42, 2, 1]
+    assert out.shape == (4, 125, 64)
+
+
+def test_batched_items_equal_items_alone():
+    model = _model()
+    features = mx.random.normal((3, 700, 80))
+    lengths = [700, 451, 130]
+    batched, out_len = model(features, mx.array(lengths))
+    for i, n in enumerate(lengths):
+        alone, _ = model(features[i : i + 1, :n])
+        frames = int(out_len[i])
+        assert _rel(batched[i, :frames], alone[0]) < 1e-5
+
+
+def test_padding_content_does_not_leak():
+    model = _model()
+    features = mx.random.normal((2, 600, 80))
+    lengths = mx.array([600, 300])
+    noisy = mx.concatenate(
+        [features[:1], mx.concatenate([features[1:, :300], 1e3 * mx.ones((1, 300, 80))], axis=1)]
+    )
+    a, _ = model(features, lengths)
+    b, _ = model(noisy, lengths)
+    assert _rel(b[1, :38], a[1, :38]) < 1e-6
+
+
+def test_subsampling_in_chunks_equals_one_pass():
+    model = _model()
+    features = mx.random.normal((2, 1500, 80))
+    lengths = mx.array([1500, 777])
+    whole, _ = model(features, lengths)
+    model.pre_encode.chunk_frames = 5
+    chunked, _ = model(features, lengths)
+    assert _rel(chunked[0], whole[0]) < 1e-6
+    assert _rel(chunked[1, :98], whole[1, :98]) < 1e-6
+
+
+@pytest.mark.parametrize("context", [(4, 4), (6, 6)])
+def test_local_attention_equals_full_attention_with_the_same_band(context):
+    """Two independent code paths (blocked sliding windows vs masked full attention)."""
+    model = _model()
+    features = mx.random.normal((2, 900, 80))
+    lengths = mx.array([900, 640])
+    model.change_attention_model("rel_pos", list(context))
+    full, _ = model(features, lengths)
+    model.change_attention_model("rel_pos_local_attn", list(context))
+    local, _ = model(features, lengths)
+    assert _rel(local[0], full[0]) < 1e-5
+    assert _rel(local[1, :80], full[1, :80]) < 1e-5
+
+
+def test_change_attention_model_validates():
+    model = _model()
+    with pytest.raises(ValueError, match="rel_pos_local_attn"):
+        model.change_attention_model("rel_pos_local_attn", [0, 0])
+    with pytest.raises(ValueError, match="not supported"):
+        model.change_attention_model("abs_pos")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"causal_downsampling": True}, "causal_downsampling"),
+        ({"subsampling": "vggnet"}, "vggnet"),
+        ({"self_attention_model": "abs_pos"}, "abs_pos"),
+        ({"conv_norm_type": "group_norm"}, "group_norm"),
+        ({"att_context_style": "chunked_limited"}, "chunked_limited"),
+        ({"reduction": "pooling"}, "reduction"),
+        ({"some_future_option": 1}, "some_future_option"),
+        ({"_target_": "nemo.collections.asr.modules.SqueezeformerEncoder"}, "SqueezeformerEncoder"),
+        ({"d_model": 65}, "divisible"),
+    ],
+)
+def test_unsupported_encoder_options_are_named(option, message):
+    with pytest.raises(ValueError, match=message):
+        ConformerConfig.from_nemo({**SMALL, **option})
+
+
+def test_training_only_options_are_accepted():
+    config = ConformerConfig.from_nemo({**SMALL, "dropout": 0.1, "stochastic_depth_drop_prob": 0.2})
+    assert config.d_model == 64
+
+
+def test_multi_lookahead_contexts_use_the_first():
+    config = ConformerConfig.from_nemo({**SMALL, "att_context_size": [[70, 13], [70, 6], [70, 1]]})
+    assert config.att_context == (70, 13)
+    assert len(config.att_context_sizes) == 3
