@@ -1,3 +1,28 @@
-"""TDT and RNNT prediction network, joint network, greedy and beam decoding.
+"""RNNT and TDT transducer decoding on MLX, token for token as NVIDIA NeMo.
 
-Not built yet: see issue #5. Nothing in this package works so far."""
+`TransducerConfig.from_nemo(model_cfg)` reads the prediction network, joint and decoding
+settings of an RNNT/TDT (or hybrid) model; `Transducer(config)` holds `decoder` and
+`joint` with NeMo's parameter names; `Transducer.greedy(encoder_out, lengths)` decodes a
+batch like NeMo's `greedy_batch` strategy.
+"""
+
+import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
+
+from .config import TransducerConfig
+from .greedy import greedy_decode
+from .hypothesis import Hypothesis, Token
+from .model import Transducer
+from .networks import JointNetwork, LSTMLayer, PredictionNetwork
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Hypothesis",
+    "JointNetwork",
+    "LSTMLayer",
+    "PredictionNetwork",
+    "Token",
+    "Transducer",
+    "TransducerConfig",
+    "greedy_decode",
+]
