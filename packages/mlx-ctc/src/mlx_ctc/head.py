@@ -1,0 +1,63 @@
+"""`CTCHead`: NeMo's `ConvASRDecoder` (a kernel-1 convolution + log-softmax) and its config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+
+
+@dataclass(frozen=True)
+class CTCConfig:
+    """`feat_in` encoder features in, `vocab_size` tokens plus blank (the last class) out."""
+
+    feat_in: int
+    vocab_size: int
+    temperature: float = 1.0
+
+    @property
+    def blank_id(self) -> int:
+        return self.vocab_size
+
+    @classmethod
+    def from_nemo(cls, decoder_cfg: Mapping[str, Any]) -> CTCConfig:
+        """Build from a `ConvASRDecoder` config: `decoder` of a CTC model, `aux_ctc.decoder` of a hybrid."""
+        target = str(decoder_cfg.get("_target_", "ConvASRDecoder")).rsplit(".", 1)[-1]
+        if target != "ConvASRDecoder":
+            raise ValueError(f"CTC decoder {target!r} is not supported; supported: ConvASRDecoder")
+        if not decoder_cfg.get("add_blank", True):
+            raise ValueError(
+                "CTC decoders without a blank class (add_blank=false) are not supported"
+            )
+        vocabulary = decoder_cfg.get("vocabulary") or []
+        size = decoder_cfg.get("num_classes", -1)
+        size = len(vocabulary) if size in (-1, None) else int(size)
+        return cls(
+            feat_in=int(decoder_cfg["feat_in"]),
+            vocab_size=size,
+            temperature=float(decoder_cfg.get("temperature", 1.0)),
+        )
+
+
+class CTCHead(nn.Module):
+    """Encoder frames (B, T, feat_in) -> log-probabilities (B, T, vocab + 1).
+
+    The weight keeps NeMo's name `decoder_layers.0.weight`, channels-last (out, 1, in) as an
+    MLX Conv1d stores it; applied as a matmul.
+    """
+
+    def __init__(self, config: CTCConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.decoder_layers = [nn.Conv1d(config.feat_in, config.vocab_size + 1, kernel_size=1)]
+
+    def __call__(self, encoder_output: mx.array) -> mx.array:
+        conv = self.decoder_layers[0]
+        weight = conv.weight.reshape(conv.weight.shape[0], -1)
+        logits = mx.addmm(conv.bias, encoder_output, weight.T)
+        if self.config.temperature != 1.0:
+            logits = logits / self.config.temperature
+        return nn.log_softmax(logits.astype(mx.float32), axis=-1)

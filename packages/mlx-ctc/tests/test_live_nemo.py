@@ -1,0 +1,59 @@
+"""Live parity: NeMo's ConvASRDecoder + CTCDecoding (greedy, timestamps) and ours."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_ctc import CTCConfig, CTCHead, greedy_decode
+
+pytestmark = pytest.mark.reference
+
+torch = pytest.importorskip("torch", reason="live NeMo parity needs the `reference` group (torch)")
+conv_asr = pytest.importorskip(
+    "nemo.collections.asr.modules.conv_asr", reason="needs nemo_toolkit[asr]"
+)
+ctc_decoding = pytest.importorskip("nemo.collections.asr.parts.submodules.ctc_decoding")
+omegaconf = pytest.importorskip("omegaconf")
+
+VOCAB = list(
+    "abcdefghijklmnopqrstuvwxyz"
+)  # no punctuation: NeMo refines its offsets (an app concern)
+FEAT = 48
+
+
+def test_greedy_ids_alignment_and_offsets_match_nemo():
+    torch.manual_seed(0)
+    head = conv_asr.ConvASRDecoder(feat_in=FEAT, num_classes=len(VOCAB), vocabulary=VOCAB).eval()
+    with torch.no_grad():
+        head.decoder_layers[0].weight.mul_(4.0)  # varied decisions
+    ours = CTCHead(
+        CTCConfig.from_nemo({"feat_in": FEAT, "num_classes": len(VOCAB), "vocabulary": VOCAB})
+    )
+    weight = head.decoder_layers[0].weight.detach().numpy().transpose(0, 2, 1)
+    ours.load_weights([("decoder_layers.0.weight", mx.array(weight)),
+                       ("decoder_layers.0.bias", mx.array(head.decoder_layers[0].bias.detach().numpy()))])  # fmt: skip
+
+    lengths = torch.tensor([80, 57, 3])
+    encoded = torch.randn(3, FEAT, 80)
+    with torch.no_grad():
+        log_probs = head(encoder_output=encoded)
+    cfg = omegaconf.OmegaConf.create({"strategy": "greedy_batch", "compute_timestamps": True})
+    decoding = ctc_decoding.CTCDecoding(cfg, vocabulary=VOCAB)
+    expected = decoding.ctc_decoder_predictions_tensor(
+        log_probs, decoder_lengths=lengths, return_hypotheses=True
+    )
+
+    ours_lp = ours(mx.array(encoded.transpose(1, 2).numpy()))
+    np.testing.assert_allclose(np.array(ours_lp), log_probs.numpy(), atol=1e-5)
+    hyps = greedy_decode(ours_lp, mx.array(lengths.numpy()), blank_id=len(VOCAB))
+    varied = set()
+    for hyp, ref, n in zip(hyps, expected, lengths.tolist(), strict=True):
+        assert hyp.alignment == ref.y_sequence[:n].tolist()
+        chars = [VOCAB[i] for i in hyp.ids]
+        assert "".join(chars) == ref.text
+        offsets = [(o["start_offset"], o["end_offset"]) for o in ref.timestamp["char"]]
+        assert hyp.nemo_offsets() == [(int(a), int(b)) for a, b in offsets]
+        varied.update(hyp.ids)
+    assert len(varied) >= 5
