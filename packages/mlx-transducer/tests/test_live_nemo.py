@@ -7,6 +7,7 @@ emission frames and TDT durations must be identical. Runs where NeMo is importab
 from __future__ import annotations
 
 import mlx.core as mx
+import numpy as np
 import pytest
 
 from mlx_transducer import Transducer, TransducerConfig
@@ -20,7 +21,7 @@ greedy = pytest.importorskip("nemo.collections.asr.parts.submodules.rnnt_greedy_
 VOCAB, ENC, PRED, JOINT = 30, 48, 32, 40
 
 
-def _nemo_modules(durations: list[int], layers: int, dropout: float):
+def _nemo_modules(durations: list[int], layers: int, dropout: float, blank_bias: float = 0.0):
     torch.manual_seed(0)
     decoder = rnnt.RNNTDecoder(
         prednet={"pred_hidden": PRED, "pred_rnn_layers": layers, "dropout": 0.0},
@@ -41,6 +42,9 @@ def _nemo_modules(durations: list[int], layers: int, dropout: float):
     with torch.no_grad():  # sharper decisions than the init gives, so tokens vary
         joint.joint_net[-1].weight.mul_(6.0)
         decoder.prediction["embed"].weight.mul_(3.0)
+        # NeMo's default RNNT beam search expands tokens on one frame without a bound; with
+        # random weights blank must be likely enough for it to finish in reasonable time.
+        joint.joint_net[-1].bias[VOCAB] += blank_bias
     return decoder, joint
 
 
@@ -108,3 +112,44 @@ def test_greedy_batch_matches_nemo(durations, layers, dropout, max_symbols):
     for i in range(4):  # an utterance alone decodes as in the batch
         alone = model.greedy(mx.array(encoded[i : i + 1, :, : lengths[i]].transpose(1, 2).numpy()))
         assert alone[0].ids == ours[i].ids
+
+
+beam_decoding = pytest.importorskip("nemo.collections.asr.parts.submodules.rnnt_beam_decoding")
+tdt_beam_decoding = pytest.importorskip("nemo.collections.asr.parts.submodules.tdt_beam_decoding")
+
+
+@pytest.mark.parametrize(
+    ("durations", "beam_size", "score_norm"),
+    [([0, 1, 2, 3, 4], 4, True), ([0, 1, 2, 3, 4], 2, False), ([], 4, True), ([], 3, False)],
+)
+def test_default_beam_search_nbest_matches_nemo(durations, beam_size, score_norm):
+    decoder, joint = _nemo_modules(durations, 1, 0.2, blank_bias=4.0 if durations else 8.0)
+    model = _ours(decoder, joint, durations, 1, 0.2, 10)
+    if durations:
+        infer = tdt_beam_decoding.BeamTDTInfer(
+            decoder, joint, durations=durations, beam_size=beam_size, search_type="default",
+            score_norm=score_norm, return_best_hypothesis=False,
+        )  # fmt: skip
+    else:
+        infer = beam_decoding.BeamRNNTInfer(
+            decoder, joint, beam_size=beam_size, search_type="default", score_norm=score_norm,
+            return_best_hypothesis=False,
+        )  # fmt: skip
+    torch.manual_seed(2)
+    lengths = torch.tensor([20, 11])
+    encoded = torch.randn(2, ENC, 20) * 2.0
+    with torch.no_grad():
+        (expected,) = infer(encoder_output=encoded, encoded_lengths=lengths)
+    ours = model.beam(mx.array(encoded.transpose(1, 2).numpy()), mx.array(lengths.numpy()),
+                      beam_size=beam_size, score_norm=score_norm)  # fmt: skip
+    for nbest, ref in zip(ours, expected, strict=True):
+        ref_hyps = ref.n_best_hypotheses
+        assert [h.ids for h in nbest] == [h.y_sequence.tolist() for h in ref_hyps]
+        np.testing.assert_allclose([h.score for h in nbest], [h.score for h in ref_hyps], rtol=1e-5)
+        for ours_hyp, ref_hyp in zip(nbest, ref_hyps, strict=True):
+            stamps = (
+                [t.frame + (t.duration or 0) for t in ours_hyp.tokens]
+                if durations
+                else ours_hyp.tokens and [t.frame for t in ours_hyp.tokens]
+            )
+            assert (stamps or []) == list(ref_hyp.timestamp)

@@ -8,6 +8,7 @@ batch like NeMo's `greedy_batch` strategy.
 
 import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
 
+from .beam import BeamHypothesis, beam_search_rnnt, beam_search_tdt
 from .config import TransducerConfig
 from .greedy import greedy_decode
 from .hypothesis import Hypothesis, Token
@@ -17,6 +18,7 @@ from .networks import JointNetwork, LSTMLayer, PredictionNetwork
 __version__ = "0.1.0"
 
 __all__ = [
+    "BeamHypothesis",
     "Hypothesis",
     "JointNetwork",
     "LSTMLayer",
@@ -24,5 +26,7 @@ __all__ = [
     "Token",
     "Transducer",
     "TransducerConfig",
+    "beam_search_rnnt",
+    "beam_search_tdt",
     "greedy_decode",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .beam import BeamHypothesis, beam_search_rnnt, beam_search_tdt
 from .config import TransducerConfig
 from .greedy import greedy_decode
 from .hypothesis import Hypothesis
@@ -32,3 +33,41 @@ class Transducer(nn.Module):
             durations=self.config.durations,
             max_symbols=self.config.max_symbols,
         )
+
+    def beam(
+        self,
+        encoder_output: mx.array,
+        lengths: mx.array | None = None,
+        beam_size: int = 4,
+        score_norm: bool = True,
+    ) -> list[list[BeamHypothesis]]:
+        """NeMo's `beam` (default) search, per utterance: an n-best list for each, best first."""
+        batch, time, _ = encoder_output.shape
+        sizes = [time] * batch if lengths is None else [int(n) for n in lengths.tolist()]
+        results = []
+        for item, size in enumerate(sizes):
+            frames = encoder_output[item, :size]
+            if self.config.is_tdt:
+                results.append(
+                    beam_search_tdt(
+                        self.decoder,
+                        self.joint,
+                        frames,
+                        blank_id=self.config.blank_id,
+                        durations=self.config.durations,
+                        beam_size=beam_size,
+                        score_norm=score_norm,
+                    )
+                )
+            else:
+                results.append(
+                    beam_search_rnnt(
+                        self.decoder,
+                        self.joint,
+                        frames,
+                        blank_id=self.config.blank_id,
+                        beam_size=beam_size,
+                        score_norm=score_norm,
+                    )
+                )
+        return results
