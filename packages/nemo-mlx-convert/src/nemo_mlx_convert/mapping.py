@@ -123,10 +123,11 @@ def _drop_reason(name: str) -> str | None:
 def _channels_last(name: str, array: np.ndarray) -> np.ndarray:
     if not any(re.fullmatch(p, name) for p in _CONV_WEIGHTS):
         return array
+    # Transposed views: the copy is made when the tensor is written, one at a time.
     if array.ndim == 4:  # Conv2d (out, in, kh, kw) -> (out, kh, kw, in)
-        return np.ascontiguousarray(array.transpose(0, 2, 3, 1))
+        return array.transpose(0, 2, 3, 1)
     if array.ndim == 3:  # Conv1d (out, in, k) -> (out, k, in)
-        return np.ascontiguousarray(array.transpose(0, 2, 1))
+        return array.transpose(0, 2, 1)
     raise ConversionError(
         f"{name}: expected a 3-d or 4-d convolution weight, got shape {array.shape}"
     )

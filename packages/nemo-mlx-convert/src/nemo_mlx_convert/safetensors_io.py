@@ -2,8 +2,8 @@
 
 The header (names, dtypes, shapes, offsets) is known before any data is produced, so each
 tensor is produced, written and dropped in turn: converting a 2.5 GB checkpoint never holds
-a second copy of it in memory. numpy has no bfloat16; bfloat16 tensors are carried as
-their uint16 bit patterns and tagged "BF16" in the header, which MLX reads natively.
+a second copy of it in memory. bfloat16 arrays use `ml_dtypes.bfloat16`; MLX reads the
+resulting "BF16" tensors natively.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ _ITEM_SIZE = {
 class PlannedTensor:
     """A tensor to write: its dtype name (`DTYPE_CODES` keys), shape, and how to produce it.
 
-    `produce()` returns a C-contiguous numpy array of that shape; for "bfloat16", the
-    uint16 bit patterns.
+    `produce()` returns a numpy array of that shape and dtype.
     """
 
     dtype: str
@@ -102,18 +101,3 @@ def read_safetensors_header(path: Path) -> dict[str, dict]:
     with path.open("rb") as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         return json.loads(handle.read(size))
-
-
-def float32_to_bfloat16_bits(array: np.ndarray) -> np.ndarray:
-    """Round float32 to bfloat16 (nearest, ties to even), as uint16 bit patterns."""
-    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-    rounded = bits + (0x7FFF + ((bits >> 16) & 1))
-    out = (rounded >> 16).astype(np.uint16)
-    nan = np.isnan(array)
-    if nan.any():
-        out[nan] = 0x7FC0
-    return out
-
-
-def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
-    return (np.ascontiguousarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)

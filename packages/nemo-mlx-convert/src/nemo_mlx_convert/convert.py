@@ -1,0 +1,211 @@
+"""`.nemo` -> model directory: read, check, map, write atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import ml_dtypes
+import numpy as np
+
+from . import __version__
+from .errors import ConversionError
+from .mapping import MODEL_CLASSES, map_state_dict, supported_classes
+from .model_dir import (
+    CONFIG_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    TOKENIZER_DIR,
+    WEIGHTS_FILE,
+    ModelDirectoryConfig,
+    Source,
+)
+from .nemo_archive import CONFIG_NAME, WEIGHTS_NAME, NemoArchive
+from .safetensors_io import DTYPE_CODES, PlannedTensor, write_safetensors
+from .torch_checkpoint import load_state_dict
+
+Dtype = Literal["float32", "bfloat16", "float16"]
+Progress = Callable[[str, int, int], None]  # (stage, done, total) in bytes
+
+
+@dataclass(frozen=True)
+class ConversionSummary:
+    """What a conversion produced: for the CLI's summary line and for tests."""
+
+    output: Path
+    model_class: str
+    parameters: int
+    bytes_written: int
+    tensors: int
+    dropped: int
+    seconds: float
+
+
+def sha256_of(path: Path, progress: Progress | None = None) -> str:
+    digest = hashlib.sha256()
+    total, done = path.stat().st_size, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress("hash", done, total)
+    return digest.hexdigest()
+
+
+def convert_nemo(
+    source: str | Path,
+    output: str | Path,
+    *,
+    dtype: Dtype = "float32",
+    force: bool = False,
+    hf_repo: str | None = None,
+    hf_revision: str | None = None,
+    sha256: str | None = None,
+    progress: Progress | None = None,
+) -> ConversionSummary:
+    """Convert a `.nemo` file into a model directory at `output`.
+
+    The directory is assembled under a temporary name next to `output` and renamed into
+    place only when complete, so a failure leaves nothing behind. An existing `output` is
+    an error unless `force`.
+    """
+    started = time.perf_counter()
+    source, output = Path(source), Path(output)
+    if output.exists() and not force:
+        raise ConversionError(f"{output} already exists (use --force to replace it)")
+    with NemoArchive(source) as archive:
+        nemo_config = archive.config()
+        model_class = _model_class(nemo_config, source)
+        if not archive.has(WEIGHTS_NAME):
+            raise ConversionError(f"{source}: the archive has no {WEIGHTS_NAME}")
+        references = sorted(set(_artifact_references(nemo_config)))
+        missing = [r for r in references if not archive.has(r.removeprefix("nemo:"))]
+        if missing:
+            raise ConversionError(
+                f"{source}: the config refers to files the archive lacks: {', '.join(missing)}"
+            )
+        digest = sha256 or sha256_of(source, progress)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(
+            0o777 & ~umask
+        )  # mkdtemp makes it private; the result is an ordinary directory
+        try:
+            checkpoint = staging / WEIGHTS_NAME
+            total = archive.size(WEIGHTS_NAME)
+            done = 0
+
+            def extracted(count: int) -> None:
+                nonlocal done
+                done += count
+                if progress:
+                    progress("extract", done, total)
+
+            archive.extract(WEIGHTS_NAME, checkpoint, extracted)
+            tokenizer_files = _copy_artifacts(archive, references, staging)
+            state = load_state_dict(checkpoint)
+            mapped = map_state_dict(state, model_class)
+            dropped = mapped.dropped
+            planned = {name: _plan(array, dtype) for name, array in mapped.tensors.items()}
+            total_bytes = sum(p.nbytes for p in planned.values())
+            written = 0
+
+            def wrote(count: int) -> None:
+                nonlocal written
+                written += count
+                if progress:
+                    progress("write", written, total_bytes)
+
+            metadata = {"format": FORMAT, "source_sha256": digest}
+            write_safetensors(staging / WEIGHTS_FILE, planned, metadata, wrote)
+            del state, mapped
+            checkpoint.unlink()
+            config = ModelDirectoryConfig(
+                format=FORMAT,
+                format_version=FORMAT_VERSION,
+                model_class=model_class,
+                nemo_config=nemo_config,
+                source=Source(
+                    file_name=source.name,
+                    sha256=digest,
+                    size=source.stat().st_size,
+                    hf_repo=hf_repo,
+                    hf_revision=hf_revision,
+                ),
+                dtype=dtype,
+                tokenizer_files=tokenizer_files,
+                dropped_tensors=dropped,
+                converter_version=__version__,
+            )
+            (staging / CONFIG_FILE).write_text(json.dumps(config.model_dump(), indent=1) + "\n")
+            if output.exists():
+                shutil.rmtree(output)
+            os.replace(staging, output)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    parameters = sum(int(np.prod(p.shape, dtype=np.int64)) for p in planned.values())
+    return ConversionSummary(
+        output, model_class, parameters, total_bytes, len(planned), len(config.dropped_tensors),
+        time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _model_class(config: Mapping[str, Any], source: Path) -> str:
+    target = config.get("target") or config.get("_target_")
+    if not isinstance(target, str) or not target:
+        raise ConversionError(f"{source}: {CONFIG_NAME} names no model class (no `target`)")
+    if target not in MODEL_CLASSES:
+        raise ConversionError(
+            f"model class {target!r} is not supported; supported: {', '.join(supported_classes())}"
+        )
+    return target
+
+
+def _artifact_references(node: Any) -> Iterator[str]:
+    """Every `nemo:<file>` string in the config: the tokenizer files the archive must hold."""
+    if isinstance(node, str) and node.startswith("nemo:"):
+        yield node
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            yield from _artifact_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _artifact_references(value)
+
+
+def _copy_artifacts(archive: NemoArchive, references: list[str], staging: Path) -> dict[str, str]:
+    directory = staging / TOKENIZER_DIR
+    directory.mkdir()
+    files = {}
+    for reference in references:
+        name = Path(reference.removeprefix("nemo:")).name  # never a path from inside the archive
+        archive.extract(reference.removeprefix("nemo:"), directory / name)
+        files[reference] = f"{TOKENIZER_DIR}/{name}"
+    return files
+
+
+def _plan(array: np.ndarray, dtype: Dtype) -> PlannedTensor:
+    """How to write one tensor: floating tensors in `dtype`, integer ones unchanged.
+
+    Conversion happens in `produce`, one tensor at a time, while the file is written.
+    """
+    shape = tuple(int(n) for n in array.shape)
+    source = array.dtype.name
+    if source not in DTYPE_CODES:
+        raise ConversionError(f"tensor dtype {source} cannot be written")
+    if array.dtype.kind not in "fV" and source != "bfloat16":
+        return PlannedTensor(source, shape, lambda: np.ascontiguousarray(array))
+    target = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+    return PlannedTensor(dtype, shape, lambda: np.ascontiguousarray(array.astype(target)))

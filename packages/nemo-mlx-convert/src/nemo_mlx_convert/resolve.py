@@ -1,0 +1,129 @@
+"""From what a user types (`nvidia/parakeet-tdt-0.6b-v3`, `model.nemo`, a directory) to a
+converted model directory, converting once and caching by the source's content hash."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .convert import Dtype, Progress, convert_nemo, sha256_of
+from .errors import ConversionError
+from .model_dir import ModelDirectory, open_model_directory
+
+
+def default_cache_dir() -> Path:
+    """`$NEMO_MLX_CACHE`, else `$XDG_CACHE_HOME/nemo-mlx`, else `~/.cache/nemo-mlx`."""
+    if explicit := os.environ.get("NEMO_MLX_CACHE"):
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "nemo-mlx"
+
+
+def resolve_model(
+    reference: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    dtype: Dtype = "float32",
+    revision: str | None = None,
+    progress: Progress | None = None,
+    on_convert: Callable[[str], None] | None = None,
+) -> ModelDirectory:
+    """A ready model directory for `reference`: a model directory (used as it is), a `.nemo`
+    file or a Hugging Face repo id (converted into the cache the first time)."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return open_model_directory(path)
+    if path.suffix == ".nemo" or path.exists():
+        if not path.is_file():
+            raise ConversionError(f"{path}: no such file")
+        return _cached(path, None, None, cache, dtype, progress, on_convert)
+    if _looks_like_repo_id(str(reference)):
+        nemo_file, sha256, resolved_revision = _download(str(reference), revision)
+        return _cached(
+            nemo_file, str(reference), resolved_revision, cache, dtype, progress, on_convert, sha256
+        )
+    raise ConversionError(
+        f"{reference}: not a model directory, a .nemo file or a Hugging Face repo id"
+    )
+
+
+def _cached(
+    nemo_file: Path,
+    hf_repo: str | None,
+    revision: str | None,
+    cache: Path,
+    dtype: Dtype,
+    progress: Progress | None,
+    on_convert: Callable[[str], None] | None,
+    sha256: str | None = None,
+) -> ModelDirectory:
+    digest = sha256 or sha256_of(nemo_file, progress)
+    target = cache / f"{nemo_file.stem}-{digest[:16]}-{dtype}"
+    if target.is_dir():
+        try:
+            return open_model_directory(target)
+        except ConversionError:
+            pass  # a damaged cache entry: convert again over it
+    if on_convert is not None:
+        on_convert(f"converting {nemo_file.name} into {target}")
+    convert_nemo(nemo_file, target, dtype=dtype, force=True, hf_repo=hf_repo, hf_revision=revision,
+                 sha256=digest, progress=progress)  # fmt: skip
+    return open_model_directory(target)
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
+
+
+def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None, str | None]:
+    """The repo's `.nemo` file through the Hugging Face cache (offline when HF_HUB_OFFLINE=1)."""
+    try:
+        from huggingface_hub import HfApi, hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ConversionError("huggingface_hub is needed to download models") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        if offline:
+            name = _cached_nemo_name(repo_id)
+            sha, resolved = None, revision
+        else:
+            info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+            nemo = [s for s in info.siblings or [] if s.rfilename.endswith(".nemo")]
+            if len(nemo) != 1:
+                found = ", ".join(s.rfilename for s in nemo) or "none"
+                raise ConversionError(
+                    f"{repo_id}: expected one .nemo file in the repo, found {found}"
+                )
+            name = nemo[0].rfilename
+            sha = nemo[0].lfs.sha256 if nemo[0].lfs else None
+            resolved = info.sha
+        path = hf_hub_download(repo_id, name, revision=resolved)
+    except ConversionError:
+        raise
+    except LocalEntryNotFoundError:
+        raise ConversionError(
+            f"{repo_id}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise ConversionError(
+            f"{repo_id}: download failed ({' '.join(str(err).split())[:200]})"
+        ) from None
+    return Path(path), sha, resolved
+
+
+def _cached_nemo_name(repo_id: str) -> str:
+    from huggingface_hub import scan_cache_dir
+
+    for repo in scan_cache_dir().repos:
+        if repo.repo_id == repo_id:
+            for revision in repo.revisions:
+                for file in revision.files:
+                    if file.file_name.endswith(".nemo"):
+                        return file.file_name
+    raise ConversionError(
+        f"{repo_id}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    )
