@@ -34,9 +34,13 @@ class NemoArchive:
             self._tar = tarfile.open(self.path, mode="r:*")  # noqa: SIM115  (closed by close())
             self._members = {_normalise(m.name): m for m in self._tar.getmembers() if m.isfile()}
         except (tarfile.TarError, EOFError, OSError) as err:
-            raise ConversionError(
-                f"{self.path}: not a readable .nemo archive ({_reason(err)})"
-            ) from None
+            reason = _reason(err)
+            kind = (
+                "truncated"
+                if isinstance(err, EOFError) or "end of data" in reason
+                else "not a readable"
+            )
+            raise ConversionError(f"{self.path}: {kind} .nemo archive ({reason})") from None
 
     def __enter__(self) -> NemoArchive:
         return self

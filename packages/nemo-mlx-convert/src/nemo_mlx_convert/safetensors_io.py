@@ -90,7 +90,7 @@ def write_safetensors(
                 raise ValueError(
                     f"{name}: produced {array.shape} {array.dtype}, planned {planned.shape} {planned.dtype}"
                 )
-            handle.write(memoryview(array).cast("B"))
+            handle.write(array.reshape(-1).view(np.uint8).data)
             if progress is not None:
                 progress(array.nbytes)
     return offset

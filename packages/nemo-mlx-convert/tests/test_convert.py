@@ -1,0 +1,221 @@
+"""Converting the NeMo fixture models, and every way a conversion must fail cleanly."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nemo_mlx_convert import convert_nemo, open_model_directory, resolve_model
+from nemo_mlx_convert.safetensors_io import read_safetensors_header
+from nemo_mlx_convert.torch_checkpoint import load_state_dict
+
+MODELS = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "models"
+NAMES = ["tdt", "rnnt", "ctc", "hybrid_tdt_ctc"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nemo_mlx_convert.cli", *args], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fixture_models_convert_and_every_tensor_is_accounted_for(name, tmp_path):
+    out = tmp_path / name
+    summary = convert_nemo(MODELS / f"{name}.nemo", out)
+    model = open_model_directory(out)
+    assert model.config.model_class == summary.model_class
+    assert model.config.source.sha256 == _sha256(MODELS / f"{name}.nemo")
+    header = read_safetensors_header(model.weights)
+    written = {k for k in header if k != "__metadata__"}
+    # every NeMo tensor is either written (possibly renamed / merged) or dropped with a reason
+    with tarfile.open(MODELS / f"{name}.nemo") as archive:
+        archive.extract("./model_weights.ckpt", tmp_path, filter="data")
+    state = load_state_dict(tmp_path / "model_weights.ckpt")
+    for key in state:
+        lstm = key.rsplit("_l", 1)[0].rsplit(".", 1)[0] if ".lstm." in key else None
+        assert key in written or key in model.config.dropped_tensors or lstm, key
+    assert all(reason for reason in model.config.dropped_tensors.values())
+    for reference, path in model.config.tokenizer_files.items():
+        assert reference.startswith("nemo:")
+        assert (out / path).is_file()
+
+
+def test_layouts_and_values(tmp_path):
+    out = tmp_path / "tdt"
+    convert_nemo(MODELS / "tdt.nemo", out)
+    with tarfile.open(MODELS / "tdt.nemo") as archive:
+        archive.extract("./model_weights.ckpt", tmp_path, filter="data")
+    state = load_state_dict(tmp_path / "model_weights.ckpt")
+    written = _read(out / "model.safetensors")
+    conv = "encoder.pre_encode.conv.0.weight"
+    np.testing.assert_array_equal(written[conv], state[conv].transpose(0, 2, 3, 1))
+    dw = "encoder.layers.1.conv.depthwise_conv.weight"
+    np.testing.assert_array_equal(written[dw], state[dw].transpose(0, 2, 1))
+    lstm = "decoder.prediction.dec_rnn.lstm"
+    np.testing.assert_array_equal(written[f"{lstm}.0.Wx"], state[f"{lstm}.weight_ih_l0"])
+    np.testing.assert_array_equal(
+        written[f"{lstm}.0.bias"], state[f"{lstm}.bias_ih_l0"] + state[f"{lstm}.bias_hh_l0"]
+    )
+    linear = "encoder.layers.0.feed_forward1.linear1.weight"
+    np.testing.assert_array_equal(written[linear], state[linear])
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_output(dtype, tmp_path):
+    convert_nemo(MODELS / "ctc.nemo", tmp_path / "m", dtype=dtype)
+    header = read_safetensors_header(tmp_path / "m" / "model.safetensors")
+    code = {"bfloat16": "BF16", "float16": "F16"}[dtype]
+    assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {code}
+    assert open_model_directory(tmp_path / "m").config.dtype == dtype
+
+
+def test_gzipped_nemo(tmp_path):
+    gz = tmp_path / "ctc.nemo"
+    gz.write_bytes(gzip.compress((MODELS / "ctc.nemo").read_bytes()))
+    convert_nemo(gz, tmp_path / "out")
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_cli_converts_and_summarises(tmp_path):
+    result = _cli(str(MODELS / "tdt.nemo"), str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "EncDecRNNTBPEModel" in result.stdout
+    again = _cli(str(MODELS / "tdt.nemo"), str(tmp_path / "out"), "--quiet")
+    assert again.returncode == 1
+    assert "--force" in again.stderr
+    assert (
+        _cli(str(MODELS / "tdt.nemo"), str(tmp_path / "out"), "--quiet", "--force").returncode == 0
+    )
+
+
+def test_resolve_caches_by_content(tmp_path):
+    first = resolve_model(MODELS / "rnnt.nemo", cache_dir=tmp_path)
+    stamp = first.weights.stat().st_mtime_ns
+    second = resolve_model(MODELS / "rnnt.nemo", cache_dir=tmp_path)
+    assert second.path == first.path
+    assert second.weights.stat().st_mtime_ns == stamp  # a cache hit, not a second conversion
+
+
+def _rewrite(source: Path, target: Path, edit) -> Path:
+    """Copy a .nemo with members changed by edit(name, data) -> data or None (drop)."""
+    with tarfile.open(source) as src, tarfile.open(target, "w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if data is not None:
+                data = edit(member.name.removeprefix("./"), data)
+                if data is None:
+                    continue
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    return target
+
+
+def _config_edit(change):
+    def edit(name, data):
+        if name == "model_config.yaml":
+            cfg = yaml.safe_load(data)
+            change(cfg)
+            return yaml.safe_dump(cfg).encode()
+        return data
+
+    return edit
+
+
+def _malicious_weights(name, data):
+    if name != "model_weights.ckpt":
+        return data
+    import pickle
+    import zipfile
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, ("touch /tmp/nemo-mlx-pwned",))
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": Payload()}, protocol=2))
+    return buffer.getvalue()
+
+
+def _unknown_tensor(name, data):
+    if name != "model_weights.ckpt":
+        return data
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith("data.pkl"):
+                content = content.replace(b"encoder.out_proj", b"encoder.new_layer")
+                content = content.replace(
+                    b"encoder.pre_encode.out.bias", b"encoder.pre_encode.xyz.bias"
+                )
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+CASES = {
+    "truncated": (lambda src, dst: _written(dst, src.read_bytes()[: src.stat().st_size // 2]), "truncated"),
+    "not a tar": (lambda src, dst: _written(dst, b"hello"), "not a readable .nemo archive"),
+    "no weights": (lambda src, dst: _rewrite(src, dst, lambda n, d: None if n == "model_weights.ckpt" else d), "model_weights.ckpt"),
+    "no tokenizer": (lambda src, dst: _rewrite(src, dst, lambda n, d: None if n.endswith("tokenizer.model") else d), "lacks"),
+    "unknown class": (lambda src, dst: _rewrite(src, dst, _config_edit(lambda c: c.update(target="nemo.collections.asr.models.SLUIntentSlotBPEModel"))), "not supported; supported"),
+    "malicious pickle": (lambda src, dst: _rewrite(src, dst, _malicious_weights), "not allowed"),
+    "unexpected tensor": (lambda src, dst: _rewrite(src, dst, _unknown_tensor), "unsupported model variant"),
+    "missing file": (lambda src, dst: dst, "no such file"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_inputs_give_one_line_and_leave_nothing(case, tmp_path):
+    make, message = CASES[case]
+    bad = make(MODELS / "tdt.nemo", tmp_path / "bad.nemo")
+    out = tmp_path / "out" / "model"
+    result = _cli(str(bad), str(out), "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert not out.exists()
+    leftovers = list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else []
+    assert leftovers == []
+    assert not Path("/tmp/nemo-mlx-pwned").exists()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    header = read_safetensors_header(path)
+    data = path.read_bytes()
+    (size,) = np.frombuffer(data[:8], dtype="<u8")
+    base = 8 + int(size)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        out[name] = np.frombuffer(
+            data[base + a : base + b], dtype={"F32": "<f4"}[info["dtype"]]
+        ).reshape(info["shape"])
+    return out
