@@ -219,3 +219,35 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             data[base + a : base + b], dtype={"F32": "<f4"}[info["dtype"]]
         ).reshape(info["shape"])
     return out
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", NAMES)
+def test_every_written_tensor_equals_torchs_after_the_layout_change(name, tmp_path):
+    torch = pytest.importorskip("torch", reason="comparing with torch needs the `reference` group")
+    convert_nemo(MODELS / f"{name}.nemo", tmp_path / "out")
+    with tarfile.open(MODELS / f"{name}.nemo") as archive:
+        archive.extract("./model_weights.ckpt", tmp_path, filter="data")
+    state = torch.load(tmp_path / "model_weights.ckpt", map_location="cpu", weights_only=True)
+    written = _read(tmp_path / "out" / "model.safetensors")
+    expected = {}
+    for key, tensor in state.items():
+        array = tensor.numpy()
+        if ".lstm." in key:
+            prefix, kind, layer = key.rsplit(".", 1)[0], *key.rsplit(".", 1)[1].rsplit("_l", 1)
+            target = {"weight_ih": "Wx", "weight_hh": "Wh"}.get(kind)
+            if target:
+                expected[f"{prefix}.{layer}.{target}"] = array
+            elif kind == "bias_ih":
+                expected[f"{prefix}.{layer}.bias"] = (
+                    array + state[f"{prefix}.bias_hh_l{layer}"].numpy()
+                )
+            continue
+        if array.ndim == 4:
+            array = array.transpose(0, 2, 3, 1)
+        elif array.ndim == 3:
+            array = array.transpose(0, 2, 1)
+        expected[key] = array
+    assert set(written) <= set(expected)
+    for key, array in written.items():
+        np.testing.assert_array_equal(array, expected[key], err_msg=key)
