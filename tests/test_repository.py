@@ -42,6 +42,7 @@ def test_all_members_exist():
         "mlx-ctc",
         "mlx-seq2seq-decoder",
         "nemo-mlx-convert",
+        "speech-transcript",
         "parakeet",
         "canary",
     }

@@ -1,0 +1,21 @@
+"""Timed transcripts and their writers, shared by the Parakeet and Canary apps."""
+
+from .model import Segment, TimedToken, Transcript, Word
+from .segmenting import SegmentLimits, resegment
+from .writers import FORMATS, TranscriptJSON, formats_for, render, to_json_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMATS",
+    "Segment",
+    "SegmentLimits",
+    "TimedToken",
+    "Transcript",
+    "TranscriptJSON",
+    "Word",
+    "formats_for",
+    "render",
+    "resegment",
+    "to_json_model",
+]
