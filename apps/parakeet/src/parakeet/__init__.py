@@ -1,3 +1,31 @@
-"""End-to-end Parakeet (TDT / RNNT / CTC / hybrid) transcription: Python API and the `parakeet` CLI.
+"""Parakeet speech recognition on MLX: NVIDIA's TDT, RNNT, CTC and hybrid checkpoints,
+with NeMo's exact output.
 
-Not built yet: see issue #6. Nothing in this package works so far."""
+>>> import parakeet
+>>> model = parakeet.load("nvidia/parakeet-tdt-0.6b-v3")       # doctest: +SKIP
+>>> result = model.transcribe("talk.mp3")                        # doctest: +SKIP
+>>> result.text, result.words[0].start, result.sentences          # doctest: +SKIP
+"""
+
+import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
+
+from mlx_audio_frontend import AudioError
+from speech_transcript import Segment, TimedToken, Transcript, Word
+
+from .errors import ParakeetError
+from .loading import DEFAULT_MODEL, load
+from .model import Parakeet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "AudioError",
+    "Parakeet",
+    "ParakeetError",
+    "Segment",
+    "TimedToken",
+    "Transcript",
+    "Word",
+    "load",
+]

@@ -1,0 +1,46 @@
+"""`load`: from a model reference to a ready `Parakeet`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+
+from nemo_mlx_convert import ConversionError, resolve_model
+
+from .errors import ParakeetError
+from .model import Parakeet
+
+DEFAULT_MODEL = "nvidia/parakeet-tdt-0.6b-v3"
+DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
+
+
+def default_dtype() -> str:
+    """float32 on the CPU (bfloat16 has no fast CPU path), bfloat16 on a GPU."""
+    return "float32" if mx.default_device() == mx.cpu else "bfloat16"
+
+
+def load(
+    model: str | Path = DEFAULT_MODEL,
+    *,
+    dtype: str | None = None,
+    head: str = "auto",
+    cache_dir: str | Path | None = None,
+    verbose: bool = True,
+) -> Parakeet:
+    """Load a Parakeet model: a Hugging Face repo id, a `.nemo` file, or a model directory
+    (converted by nemo-mlx-convert or published by another MLX port).
+
+    The first use of a `.nemo` or repo id converts it into the cache; later uses load the
+    cached directory. `dtype` defaults to float32 on the CPU and bfloat16 on a GPU.
+    """
+    dtype = dtype or default_dtype()
+    if dtype not in DTYPES:
+        raise ParakeetError(f"dtype {dtype!r} is not supported; choose from {', '.join(DTYPES)}")
+    notify = (lambda message: print(f"parakeet: {message}", file=sys.stderr)) if verbose else None
+    try:
+        model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
+    except ConversionError as err:
+        raise ParakeetError(str(err)) from None
+    return Parakeet(model_dir, name=str(model), dtype=DTYPES[dtype], head=head)

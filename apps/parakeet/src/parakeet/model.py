@@ -1,0 +1,263 @@
+"""`Parakeet`: a loaded Parakeet model (TDT, RNNT, CTC or hybrid TDT-CTC) that transcribes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
+from mlx_conformer import Conformer, ConformerConfig
+from mlx_ctc import CTCConfig, CTCHead
+from mlx_ctc import greedy_decode as ctc_greedy
+from mlx_transducer import Transducer, TransducerConfig
+from nemo_mlx_convert import ModelDirectory
+from speech_transcript import Segment, TimedToken, Transcript, Word
+
+from .errors import ParakeetError
+from .timestamps import Span, segment_spans, token_spans, word_spans
+from .tokenizer import Tokenizer
+
+TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
+CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
+HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
+SUPPORTED = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS)
+MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
+
+Head = Literal["tdt", "rnnt", "ctc"]
+AudioInput = str | Path | bytes | np.ndarray | mx.array
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """Decoder output for one utterance, before text: ids, frames, durations, confidences."""
+
+    ids: list[int]
+    frames: list[int]
+    durations: list[int] | None
+    confidences: list[float]
+
+
+class Parakeet:
+    """A Parakeet checkpoint ready to transcribe. Build it with `parakeet.load(...)`."""
+
+    def __init__(
+        self, model_dir: ModelDirectory, name: str, dtype: mx.Dtype, head: str = "auto"
+    ) -> None:
+        cfg = model_dir.nemo_config
+        model_class = model_dir.model_class
+        if model_class not in SUPPORTED:
+            if "MultiTask" in model_class:
+                raise ParakeetError(
+                    f"{name} is a Canary model ({model_class.rsplit('.', 1)[-1]}): use the `canary` command"
+                )
+            raise ParakeetError(f"{name}: model class {model_class!r} is not a Parakeet model")
+        self.name = name
+        self.dtype = dtype
+        self.config = cfg
+        weights = mx.load(str(model_dir.weights))
+        self.frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
+        self.encoder = Conformer(ConformerConfig.from_nemo(cfg["encoder"]))
+        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
+        self.transducer: Transducer | None = None
+        self.ctc: CTCHead | None = None
+        if model_class in (TRANSDUCER_CLASS, HYBRID_CLASS):
+            self.transducer = Transducer(TransducerConfig.from_nemo(cfg))
+            transducer_weights = [
+                (k, v) for k, v in weights.items() if k.startswith(("decoder.", "joint."))
+            ]
+            self.transducer.load_weights(transducer_weights, strict=True)
+        if model_class in (CTC_CLASS, HYBRID_CLASS):
+            ctc_cfg, prefix = (
+                (cfg["aux_ctc"]["decoder"], "ctc_decoder.")
+                if model_class == HYBRID_CLASS
+                else (cfg["decoder"], "decoder.")
+            )
+            self.ctc = CTCHead(CTCConfig.from_nemo(ctc_cfg))
+            self.ctc.load_weights(_part(weights, prefix), strict=True)
+        if dtype != mx.float32:
+            for module in (self.encoder, self.transducer, self.ctc):
+                if module is not None:
+                    module.set_dtype(dtype)
+        self.tokenizer = Tokenizer.from_model_directory(model_dir)
+        self.head = self._choose_head(head)
+        decoding = cfg.get("decoding") or {}
+        self.segment_separators = tuple(decoding.get("segment_seperators") or (".", "?", "!"))
+        self.segment_gap = decoding.get("segment_gap_threshold")
+        stride = cfg["preprocessor"].get("window_stride") or cfg["preprocessor"][
+            "n_window_stride"
+        ] / cfg["preprocessor"].get("sample_rate", 16000)
+        self.frame_seconds = float(stride) * self.encoder.subsampling_factor
+        self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
+
+    def _choose_head(self, head: str) -> Head:
+        transducer_kind: Head = (
+            "tdt" if self.transducer is not None and self.transducer.config.is_tdt else "rnnt"
+        )
+        if head in ("auto", "tdt", "rnnt", "transducer"):
+            if self.transducer is not None and head in ("auto", "transducer", transducer_kind):
+                return transducer_kind
+            if head == "auto" and self.ctc is not None:
+                return "ctc"
+            raise ParakeetError(f"{self.name} has no {head} head")
+        if head == "ctc":
+            if self.ctc is None:
+                raise ParakeetError(f"{self.name} has no CTC head")
+            return "ctc"
+        raise ParakeetError(f"unknown head {head!r}; choose tdt, rnnt or ctc")
+
+    # ----------------------------------------------------------------- transcription
+
+    def transcribe(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        *,
+        sample_rate: int | None = None,
+        batch_size: int = 8,
+        decoding: Literal["greedy", "beam"] = "greedy",
+        beam_size: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> Transcript | list[Transcript]:
+        """Transcribe one input (a path, encoded bytes, or samples) or a list of them.
+
+        Arrays are taken at `sample_rate` (default: the model's 16 kHz). A list returns a
+        list in the same order; inputs are batched by length. A bad input raises
+        `AudioError` naming it; `transcribe_many` reports and skips bad inputs instead.
+        """
+        single = not isinstance(audio, (list, tuple))
+        items = [audio] if single else list(audio)
+        signals = [self._load(item, sample_rate) for item in items]
+        results = self._transcribe_signals(
+            signals, [_label(i) for i in items], batch_size, decoding, beam_size, progress
+        )
+        return results[0] if single else results
+
+    def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
+        if isinstance(item, (np.ndarray, mx.array)):
+            return np.array(
+                load_audio(item, self.sample_rate, source_sr=sample_rate or self.sample_rate)
+            )
+        return np.array(load_audio(item, self.sample_rate))
+
+    def _transcribe_signals(
+        self,
+        signals: list[np.ndarray],
+        labels: list[str | None],
+        batch_size: int,
+        decoding: str,
+        beam_size: int,
+        progress: Callable[[int], None] | None,
+    ) -> list[Transcript]:
+        results: list[Transcript | None] = [None] * len(signals)
+        order = sorted(range(len(signals)), key=lambda i: len(signals[i]))
+        for start in range(0, len(order), max(1, batch_size)):
+            chunk = order[start : start + batch_size]
+            hypotheses = self._decode(
+                [_pad_to_minimum(signals[i], self.sample_rate) for i in chunk], decoding, beam_size
+            )
+            for index, (offset, hypothesis) in zip(chunk, hypotheses, strict=True):
+                results[index] = self._transcript(
+                    hypothesis, len(signals[index]) / self.sample_rate, offset, labels[index]
+                )
+            if progress is not None:
+                progress(len(chunk))
+        return results  # type: ignore[return-value]
+
+    def _decode(
+        self, signals: list[np.ndarray], decoding: str, beam_size: int
+    ) -> list[tuple[float, Hypothesis]]:
+        """Decode a batch; returns (seconds of padding added in front, hypothesis) per item."""
+        padded = [s for _, s in signals]
+        lengths = [len(s) for s in padded]
+        batch = np.zeros((len(padded), max(lengths)), dtype=np.float32)
+        for row, s in zip(batch, padded, strict=True):
+            row[: len(s)] = s
+        features, feature_len = self.frontend(batch, lengths)
+        encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
+        if self.head == "ctc":
+            log_probs = self.ctc(encoded)
+            hyps = ctc_greedy(log_probs, encoded_len, blank_id=self.ctc.config.blank_id)
+            out = [
+                Hypothesis(
+                    h.ids,
+                    [t.start_frame for t in h.tokens],
+                    None,
+                    [math.exp(t.logprob) for t in h.tokens],
+                )
+                for h in hyps
+            ]
+        elif decoding == "beam":
+            nbests = self.transducer.beam(encoded, encoded_len, beam_size=beam_size)
+            out = [_from_tokens(n[0].tokens if n else [], self.head) for n in nbests]
+        else:
+            hyps = self.transducer.greedy(encoded, encoded_len)
+            out = [_from_tokens(h.tokens, self.head) for h in hyps]
+        return [(shift, h) for (shift, _), h in zip(signals, out, strict=True)]
+
+    def _transcript(
+        self, hypothesis: Hypothesis, duration: float, shift: float, label: str | None
+    ) -> Transcript:
+        tokens = token_spans(hypothesis.ids, hypothesis.frames, hypothesis.durations, self.head, self.tokenizer,
+                             hypothesis.confidences)  # fmt: skip
+        words = word_spans(tokens, self.tokenizer) if tokens else []
+        segments = segment_spans(words, self.segment_separators, self.segment_gap) if words else []
+        seconds = self.frame_seconds
+        # NeMo does not move times back by the padding it adds to inputs under 1 s; we do,
+        # so that times refer to the input as given. Otherwise they are NeMo's exactly
+        # (including a last token whose duration reaches past the end of the audio).
+        to_time = lambda frames: max(0.0, frames * seconds - shift)  # noqa: E731
+        timed_words = [Word(w.text, to_time(w.start), to_time(w.end), w.confidence) for w in words]
+        return Transcript(
+            text=self.tokenizer.text(hypothesis.ids),
+            duration=duration,
+            model=self.name,
+            tokens=[
+                TimedToken(i, t.piece, to_time(t.start), to_time(t.end), t.confidence)
+                for i, t in zip(hypothesis.ids, tokens, strict=True)
+            ],
+            words=timed_words,
+            segments=[
+                Segment(
+                    s.text,
+                    to_time(s.start),
+                    to_time(s.end),
+                    tuple(timed_words[s.first_token : s.last_token + 1]),
+                )
+                for s in segments
+            ],
+            source=label,
+        )
+
+
+def _from_tokens(tokens: Sequence, kind: str) -> Hypothesis:
+    return Hypothesis(
+        ids=[t.id for t in tokens],
+        frames=[t.frame for t in tokens],
+        durations=[t.duration for t in tokens] if kind == "tdt" else None,
+        confidences=[math.exp(t.logprob) for t in tokens],
+    )
+
+
+def _pad_to_minimum(signal: np.ndarray, sample_rate: int) -> tuple[float, np.ndarray]:
+    """NeMo's transcribe pads inputs shorter than 1 s with zeros, half before, half after."""
+    missing = int(MIN_SECONDS * sample_rate) - len(signal)
+    if missing <= 0:
+        return 0.0, signal
+    before = missing // 2
+    return before / sample_rate, np.pad(signal, (before, missing - before))
+
+
+def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array]]:
+    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
+
+
+def _label(item: AudioInput) -> str | None:
+    return str(item) if isinstance(item, (str, Path)) else None
+
+
+__all__ = ["AudioError", "Parakeet", "Span"]

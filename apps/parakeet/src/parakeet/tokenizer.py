@@ -1,0 +1,94 @@
+"""Turning model token ids into text the way NeMo's SentencePiece tokenizer does."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sentencepiece as spm
+
+from nemo_mlx_convert import ModelDirectory
+
+from .errors import ParakeetError
+
+_SPECIAL = [re.compile(p) for p in (r"^\[.*\]$", r"^<.*>$", r"^##", r"^▁", r"^\s*$")]
+
+
+def punctuation_in(vocabulary: Sequence[str]) -> set[str]:
+    """Punctuation characters of the vocabulary's ordinary pieces (NeMo's rule)."""
+    return {
+        char
+        for piece in vocabulary
+        if not any(p.match(piece) for p in _SPECIAL)
+        for char in piece
+        if unicodedata.category(char).startswith("P")
+    }
+
+
+class Tokenizer:
+    """Decoding only: ids -> pieces and text, and the vocabulary's punctuation marks."""
+
+    def __init__(
+        self, pieces: list[str], processor: spm.SentencePieceProcessor | None = None
+    ) -> None:
+        self.pieces = pieces
+        self._processor = processor
+        self.punctuation = punctuation_in(pieces)
+        self._space_before_punctuation = (
+            re.compile(r"(\s)(" + "|".join(re.escape(p) for p in sorted(self.punctuation)) + ")")
+            if self.punctuation
+            else None
+        )
+
+    @classmethod
+    def from_model_directory(cls, model_dir: ModelDirectory) -> Tokenizer:
+        cfg: Mapping[str, Any] = model_dir.nemo_config
+        tokenizer_cfg = cfg.get("tokenizer") or {}
+        kind = tokenizer_cfg.get("type", "bpe")
+        if kind not in ("bpe", "wpe"):
+            raise ParakeetError(
+                f"tokenizer type {kind!r} is not supported by parakeet (aggregate tokenizers: use canary)"
+            )
+        reference = tokenizer_cfg.get("model_path")
+        path = model_dir.artifact(reference) if isinstance(reference, str) else None
+        if path is not None and Path(path).is_file():
+            processor = spm.SentencePieceProcessor(model_file=str(path))
+            return cls(
+                [processor.id_to_piece(i) for i in range(processor.get_piece_size())], processor
+            )
+        # The existing MLX ports ship no tokenizer file; NeMo's config lists the pieces.
+        vocabulary = (cfg.get("joint") or {}).get("vocabulary") or (cfg.get("decoder") or {}).get(
+            "vocabulary"
+        )
+        if not vocabulary:
+            raise ParakeetError(
+                f"{model_dir.path}: no tokenizer model and no vocabulary in the config"
+            )
+        return cls(list(vocabulary))
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def piece(self, token: int) -> str:
+        return self.pieces[token]
+
+    def decode_pieces(self, pieces: Sequence[str]) -> str:
+        if self._processor is not None:
+            return self._processor.decode_pieces(list(pieces))
+        return "".join(pieces).replace("▁", " ").strip()
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """NeMo's `ids_to_text`."""
+        if self._processor is not None:
+            return self._processor.decode_ids([int(i) for i in ids])
+        return self.decode_pieces([self.pieces[i] for i in ids])
+
+    def text(self, ids: Sequence[int]) -> str:
+        """The transcript text as NeMo's decoding writes it: one space before punctuation removed."""
+        text = self.decode(ids)
+        if self._space_before_punctuation is not None:
+            text = self._space_before_punctuation.sub(r"\2", text)
+        return text
