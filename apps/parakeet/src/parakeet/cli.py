@@ -1,14 +1,220 @@
-"""The `parakeet` command. Not built yet: it says so and exits with status 2."""
+"""The `parakeet` command: transcribe audio files (or stdin) with a Parakeet model."""
 
+from __future__ import annotations
+
+import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
+
+import mlx_cpu_runtime.auto
+
+from tqdm import tqdm
+
+from mlx_audio_frontend import AudioError
+from speech_transcript import FORMATS, SegmentLimits, Transcript, formats_for, render, to_json_model
+
+from .errors import ParakeetError
+from .loading import DEFAULT_MODEL, DTYPES, load
+
+EXTENSIONS = {"txt": "txt", "srt": "srt", "vtt": "vtt", "tsv": "tsv", "json": "json"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parakeet",
+        description="Transcribe speech with NVIDIA Parakeet models (TDT, RNNT, CTC, hybrid) on MLX, "
+        "with NeMo's exact output. Models are converted from NVIDIA's checkpoints on first use.",
+    )
+    parser.add_argument(
+        "audio", nargs="+", help="audio or video files; - reads one file from stdin"
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output-format", default="txt", choices=[*FORMATS, "all"], help="default: txt"
+    )
+    output.add_argument(
+        "--output-dir", type=Path, help="write files here instead of printing to stdout"
+    )
+    output.add_argument("--output-template", default="{stem}.{ext}",
+                        help="file names in --output-dir; fields {stem} {name} {index} {ext} (default: {stem}.{ext})")  # fmt: skip
+    output.add_argument("--timestamps", action="store_true", help="txt: one timed line per segment")
+    output.add_argument(
+        "--highlight-words", action="store_true", help="srt/vtt: one cue per word, underlined"
+    )
+    output.add_argument("--max-words", type=int, help="srt/vtt/tsv: at most N words per segment")
+    output.add_argument(
+        "--max-duration", type=float, help="srt/vtt/tsv: at most S seconds per segment"
+    )
+    output.add_argument(
+        "--max-chars", type=int, default=84, help="srt/vtt/tsv: at most N characters (default 84)"
+    )
+    output.add_argument(
+        "--split-gap",
+        type=float,
+        help="srt/vtt/tsv: start a new segment after S seconds of silence",
+    )
+    decoding = parser.add_argument_group("decoding")
+    decoding.add_argument(
+        "--decoding", choices=["greedy", "beam"], default="greedy", help="default: greedy"
+    )
+    decoding.add_argument(
+        "--beam-size", type=int, default=4, help="beam width for --decoding beam (default 4)"
+    )
+    decoding.add_argument("--head", choices=["auto", "tdt", "rnnt", "ctc"], default="auto",
+                          help="decoder of a hybrid TDT-CTC model (default: the transducer)")  # fmt: skip
+    decoding.add_argument(
+        "--batch-size", type=int, default=8, help="inputs decoded together (default 8)"
+    )
+    decoding.add_argument(
+        "--dtype", choices=list(DTYPES), help="default: float32 on CPU, bfloat16 on GPU"
+    )
+    decoding.add_argument("--chunk-duration", type=float,
+                          help="transcribe long inputs in chunks of S seconds (default: whole input)")  # fmt: skip
+    decoding.add_argument(
+        "--overlap-duration", type=float, default=15.0, help="chunk overlap in seconds (default 15)"
+    )
+    decoding.add_argument("--local-attention", type=int, nargs=2, metavar=("LEFT", "RIGHT"),
+                          help="use local attention with this context (e.g. 128 128): memory linear in length")  # fmt: skip
+    decoding.add_argument(
+        "--streaming", action="store_true", help="stream the transcription (not available yet)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where converted models are kept (default: ~/.cache/nemo-mlx)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="progress and per-file timing on stderr"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress, no hints")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(
-        "parakeet: not built yet (issue #6); no model can be run with this version.",
-        file=sys.stderr,
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ParakeetError as err:
+        _error(str(err))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. `parakeet ... | head`: stop quietly
+        sys.stderr.close()
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.streaming:
+        raise ParakeetError("--streaming is not available yet")
+    if args.audio.count("-") > 1:
+        raise ParakeetError("stdin (-) can be given once")
+    formats = list(formats_for(args.output_format))
+    if args.output_dir is None and len(formats) > 1:
+        raise ParakeetError("--output-format all needs --output-dir")
+    if args.output_dir is not None:
+        _check_writable(args.output_dir)
+    status = mlx_cpu_runtime.auto.STATUS
+    if status.needs_blas_hint and not args.quiet:
+        print("parakeet: hint: no optimised BLAS found; install OpenBLAS (e.g. apt install libopenblas0-pthread) "
+              "for a several times faster CPU backend", file=sys.stderr)  # fmt: skip
+    model = load(
+        args.model,
+        dtype=args.dtype,
+        head=args.head,
+        cache_dir=args.cache_dir,
+        verbose=not args.quiet,
     )
-    return 2
+    if args.local_attention:
+        model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
+    limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
+                           gap=args.split_gap)  # fmt: skip
+    sources = [sys.stdin.buffer.read() if name == "-" else name for name in args.audio]
+    show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
+    bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
+    failures = 0
+    results = model.transcribe_many(sources, batch_size=args.batch_size, decoding=args.decoding,
+                                    beam_size=args.beam_size, chunk_duration=args.chunk_duration,
+                                    overlap_duration=args.overlap_duration, progress=bar.update)  # fmt: skip
+    finished: dict[int, Transcript] = {}
+    next_index = 0
+    for index, result in results:
+        if isinstance(result, AudioError):
+            bar.clear()
+            _error(str(result))
+            failures += 1
+            finished[index] = None  # type: ignore[assignment]
+        else:
+            result.source = "stdin" if args.audio[index] == "-" else args.audio[index]
+            finished[index] = result
+        while next_index in finished:  # print in the order the inputs were given
+            done = finished.pop(next_index)
+            if done is not None:
+                _emit(done, next_index, formats, args, limits)
+            next_index += 1
+    bar.close()
+    return 1 if failures else 0
+
+
+def _emit(
+    result: Transcript,
+    index: int,
+    formats: list[str],
+    args: argparse.Namespace,
+    limits: SegmentLimits,
+) -> None:
+    for fmt in formats:
+        if fmt == "txt" and args.timestamps:
+            text = "".join(f"[{s.start:.2f} - {s.end:.2f}] {s.text}\n" for s in result.segments)
+        elif fmt == "json" and args.output_dir is None and len(args.audio) > 1:
+            text = (
+                to_json_model(result).model_dump_json() + "\n"
+            )  # JSON Lines: one object per input
+        else:
+            text = render(result, fmt, limits=limits, highlight_words=args.highlight_words)
+        if args.output_dir is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            continue
+        stem = "stdin" if result.source == "stdin" else Path(result.source).stem
+        name = "stdin" if result.source == "stdin" else Path(result.source).name
+        target = args.output_dir / args.output_template.format(
+            stem=stem, name=name, index=index, ext=EXTENSIONS[fmt]
+        )
+        _write_atomically(target, text)
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".parakeet-check-"):
+            pass
+    except OSError as err:
+        raise ParakeetError(
+            f"{directory}: output directory is not writable ({err.strerror or err})"
+        ) from None
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write via a temporary file in the same directory, then rename: never a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _error(message: str) -> None:
+    print(f"parakeet: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,7 @@ from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word
 
 from .errors import ParakeetError
+from .merging import merge_hypotheses
 from .timestamps import Span, segment_spans, token_spans, word_spans
 from .tokenizer import Tokenizer
 
@@ -31,6 +33,20 @@ MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each 
 
 Head = Literal["tdt", "rnnt", "ctc"]
 AudioInput = str | Path | bytes | np.ndarray | mx.array
+
+
+LONG_INPUT_SECONDS = 600.0  # longer inputs are chunked unless a chunk duration is given
+AUTO_CHUNK_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A stretch of one input: `offset` samples into it, `shift` seconds of padding in front."""
+
+    item: int
+    offset: int
+    shift: float
+    samples: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -121,21 +137,70 @@ class Parakeet:
         batch_size: int = 8,
         decoding: Literal["greedy", "beam"] = "greedy",
         beam_size: int = 4,
-        progress: Callable[[int], None] | None = None,
+        chunk_duration: float | None = None,
+        overlap_duration: float = 15.0,
     ) -> Transcript | list[Transcript]:
         """Transcribe one input (a path, encoded bytes, or samples) or a list of them.
 
         Arrays are taken at `sample_rate` (default: the model's 16 kHz). A list returns a
-        list in the same order; inputs are batched by length. A bad input raises
-        `AudioError` naming it; `transcribe_many` reports and skips bad inputs instead.
+        list in the same order. A bad input raises `AudioError` naming it; use
+        `transcribe_many` to report and skip bad inputs instead. Inputs longer than
+        `chunk_duration` seconds (default: `AUTO_CHUNK_SECONDS` for inputs beyond
+        `LONG_INPUT_SECONDS`) are transcribed in overlapping chunks.
         """
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
-        signals = [self._load(item, sample_rate) for item in items]
-        results = self._transcribe_signals(
-            signals, [_label(i) for i in items], batch_size, decoding, beam_size, progress
-        )
+        results: list[Transcript] = [None] * len(items)  # type: ignore[list-item]
+        for index, result in self.transcribe_many(items, sample_rate=sample_rate, batch_size=batch_size,
+                                                  decoding=decoding, beam_size=beam_size,
+                                                  chunk_duration=chunk_duration, overlap_duration=overlap_duration):  # fmt: skip
+            if isinstance(result, AudioError):
+                raise result
+            results[index] = result
         return results[0] if single else results
+
+    def transcribe_many(
+        self,
+        items: Sequence[AudioInput],
+        *,
+        sample_rate: int | None = None,
+        batch_size: int = 8,
+        decoding: Literal["greedy", "beam"] = "greedy",
+        beam_size: int = 4,
+        chunk_duration: float | None = None,
+        overlap_duration: float = 15.0,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, Transcript | AudioError]]:
+        """Yield (index, transcript) for each input, or (index, AudioError) for one that
+        cannot be read. Inputs are decoded in batches of similar length; `progress` is
+        called with the number of inputs finished."""
+        pieces: list[_Piece] = []
+        durations: dict[int, float] = {}
+        for index, item in enumerate(items):
+            try:
+                signal = self._load(item, sample_rate)
+            except AudioError as err:
+                yield index, err
+                if progress is not None:
+                    progress(1)
+                continue
+            durations[index] = len(signal) / self.sample_rate
+            pieces.extend(self._split(index, signal, chunk_duration, overlap_duration))
+        decoded: dict[int, list[tuple[_Piece, Hypothesis]]] = {}
+        remaining = {index: sum(p.item == index for p in pieces) for index in durations}
+        order = sorted(pieces, key=lambda p: len(p.samples))
+        for start in range(0, len(order), max(1, batch_size)):
+            batch = order[start : start + batch_size]
+            for piece, hypothesis in zip(
+                batch, self._decode(batch, decoding, beam_size), strict=True
+            ):
+                decoded.setdefault(piece.item, []).append((piece, hypothesis))
+                remaining[piece.item] -= 1
+                if remaining[piece.item] == 0:
+                    parts = sorted(decoded.pop(piece.item), key=lambda pair: pair[0].offset)
+                    yield piece.item, self._finish(parts, durations[piece.item], items[piece.item])
+                    if progress is not None:
+                        progress(1)
 
     def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
         if isinstance(item, (np.ndarray, mx.array)):
@@ -144,60 +209,66 @@ class Parakeet:
             )
         return np.array(load_audio(item, self.sample_rate))
 
-    def _transcribe_signals(
-        self,
-        signals: list[np.ndarray],
-        labels: list[str | None],
-        batch_size: int,
-        decoding: str,
-        beam_size: int,
-        progress: Callable[[int], None] | None,
-    ) -> list[Transcript]:
-        results: list[Transcript | None] = [None] * len(signals)
-        order = sorted(range(len(signals)), key=lambda i: len(signals[i]))
-        for start in range(0, len(order), max(1, batch_size)):
-            chunk = order[start : start + batch_size]
-            hypotheses = self._decode(
-                [_pad_to_minimum(signals[i], self.sample_rate) for i in chunk], decoding, beam_size
+    def _split(
+        self, index: int, signal: np.ndarray, chunk: float | None, overlap: float
+    ) -> list[_Piece]:
+        """The pieces of one input: itself, or chunks aligned to encoder frames."""
+        seconds = len(signal) / self.sample_rate
+        if chunk is None and seconds > LONG_INPUT_SECONDS:
+            chunk = AUTO_CHUNK_SECONDS
+        if chunk is None or seconds <= chunk:
+            shift, padded = _pad_to_minimum(signal, self.sample_rate)
+            return [_Piece(index, 0, shift, padded)]
+        if overlap >= chunk / 2:
+            raise ParakeetError(
+                f"overlap ({overlap:g} s) must be under half the chunk ({chunk:g} s)"
             )
-            for index, (offset, hypothesis) in zip(chunk, hypotheses, strict=True):
-                results[index] = self._transcript(
-                    hypothesis, len(signals[index]) / self.sample_rate, offset, labels[index]
-                )
-            if progress is not None:
-                progress(len(chunk))
-        return results  # type: ignore[return-value]
+        frame = self.samples_per_frame
+        size = max(frame, round(chunk * self.sample_rate / frame) * frame)
+        step = max(frame, round((chunk - overlap) * self.sample_rate / frame) * frame)
+        pieces = []
+        for offset in range(0, len(signal), step):
+            # Chunks need no minimum-length padding: the last one is at least the overlap long.
+            pieces.append(_Piece(index, offset, 0.0, signal[offset : offset + size]))
+            if offset + size >= len(signal):
+                break
+        return pieces
 
-    def _decode(
-        self, signals: list[np.ndarray], decoding: str, beam_size: int
-    ) -> list[tuple[float, Hypothesis]]:
-        """Decode a batch; returns (seconds of padding added in front, hypothesis) per item."""
-        padded = [s for _, s in signals]
-        lengths = [len(s) for s in padded]
-        batch = np.zeros((len(padded), max(lengths)), dtype=np.float32)
-        for row, s in zip(batch, padded, strict=True):
-            row[: len(s)] = s
+    def _finish(
+        self, parts: list[tuple[_Piece, Hypothesis]], duration: float, item: AudioInput
+    ) -> Transcript:
+        if len(parts) == 1:
+            piece, hypothesis = parts[0]
+            return self._transcript(hypothesis, duration, piece.shift, _label(item))
+        frame = self.samples_per_frame
+        merged = _shifted(parts[0][1], parts[0][0].offset // frame)
+        for (previous, _), (piece, hypothesis) in itertools.pairwise(parts):
+            overlap = ((piece.offset) // frame, (previous.offset + len(previous.samples)) // frame)
+            merged = merge_hypotheses(merged, _shifted(hypothesis, piece.offset // frame), overlap)
+        return self._transcript(merged, duration, 0.0, _label(item))
+
+    @property
+    def samples_per_frame(self) -> int:
+        return round(self.frame_seconds * self.sample_rate)
+
+    def _decode(self, pieces: list[_Piece], decoding: str, beam_size: int) -> list[Hypothesis]:
+        """Decode a batch of pieces; frames are relative to each piece's (padded) start."""
+        lengths = [len(p.samples) for p in pieces]
+        batch = np.zeros((len(pieces), max(lengths)), dtype=np.float32)
+        for row, piece in zip(batch, pieces, strict=True):
+            row[: len(piece.samples)] = piece.samples
         features, feature_len = self.frontend(batch, lengths)
         encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         if self.head == "ctc":
-            log_probs = self.ctc(encoded)
-            hyps = ctc_greedy(log_probs, encoded_len, blank_id=self.ctc.config.blank_id)
-            out = [
-                Hypothesis(
-                    h.ids,
-                    [t.start_frame for t in h.tokens],
-                    None,
-                    [math.exp(t.logprob) for t in h.tokens],
-                )
-                for h in hyps
-            ]
-        elif decoding == "beam":
+            hyps = ctc_greedy(self.ctc(encoded), encoded_len, blank_id=self.ctc.config.blank_id)
+            return [Hypothesis(h.ids, [t.start_frame for t in h.tokens], None,
+                               [math.exp(t.logprob) for t in h.tokens]) for h in hyps]  # fmt: skip
+        if decoding == "beam":
             nbests = self.transducer.beam(encoded, encoded_len, beam_size=beam_size)
-            out = [_from_tokens(n[0].tokens if n else [], self.head) for n in nbests]
-        else:
-            hyps = self.transducer.greedy(encoded, encoded_len)
-            out = [_from_tokens(h.tokens, self.head) for h in hyps]
-        return [(shift, h) for (shift, _), h in zip(signals, out, strict=True)]
+            return [_from_tokens(n[0].tokens if n else [], self.head) for n in nbests]
+        return [
+            _from_tokens(h.tokens, self.head) for h in self.transducer.greedy(encoded, encoded_len)
+        ]
 
     def _transcript(
         self, hypothesis: Hypothesis, duration: float, shift: float, label: str | None
@@ -232,6 +303,11 @@ class Parakeet:
             ],
             source=label,
         )
+
+
+def _shifted(hypothesis: Hypothesis, frames: int) -> Hypothesis:
+    return Hypothesis(hypothesis.ids, [f + frames for f in hypothesis.frames], hypothesis.durations,
+                      hypothesis.confidences)  # fmt: skip
 
 
 def _from_tokens(tokens: Sequence, kind: str) -> Hypothesis:

@@ -1,0 +1,144 @@
+"""The real `parakeet` command as a subprocess: formats, batches, stdin, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+AUDIO = REPO / "tests" / "fixtures" / "audio"
+MODELS = REPO / "tests" / "fixtures" / "models"
+
+
+def run(*args: str, stdin: bytes | None = None, cache: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "parakeet.cli", *args, "--cache-dir", str(cache), "--quiet"]
+    return subprocess.run(command, input=stdin, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_json_to_stdout(cache):
+    result = run(str(AUDIO / "speech_16k_mono.wav"), "--model", str(MODELS / "tdt.nemo"), "--output-format", "json",
+                 cache=cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"text", "duration", "model", "segments", "words", "tokens"}
+    assert data["tokens"]
+    assert abs(data["duration"] - 49459 / 16000) < 1e-3
+
+
+def test_all_formats_to_a_directory_with_a_template(cache, tmp_path):
+    out = tmp_path / "out"
+    result = run(str(AUDIO / "speech_22k.flac"), str(AUDIO / "odd_length_16k.wav"), "--model", str(MODELS / "rnnt.nemo"),
+                 "--output-format", "all", "--output-dir", str(out), "--output-template", "{index}-{stem}.{ext}",
+                 cache=cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in out.iterdir())
+    expected = sorted(f"{i}-{stem}.{ext}" for i, stem in enumerate(["speech_22k", "odd_length_16k"])
+                      for ext in ["txt", "srt", "vtt", "tsv", "json"])  # fmt: skip
+    assert names == expected
+    assert (out / "0-speech_22k.vtt").read_text().startswith("WEBVTT")
+
+
+def test_stdin(cache):
+    data = (AUDIO / "speech_24k.mp3").read_bytes()
+    from_stdin = run("-", "--model", str(MODELS / "ctc.nemo"), stdin=data, cache=cache)
+    from_file = run(str(AUDIO / "speech_24k.mp3"), "--model", str(MODELS / "ctc.nemo"), cache=cache)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout == from_file.stdout
+    assert from_stdin.stdout.strip()
+
+
+def test_batch_equals_one_by_one(cache):
+    clips = [
+        str(AUDIO / c)
+        for c in ("speech_48k.ogg", "shorter_than_frame_16k.wav", "silence_padded_16k.wav")
+    ]
+    batched = run(*clips, "--model", str(MODELS / "hybrid_tdt_ctc.nemo"), "--output-format", "json",
+                  "--batch-size", "3", cache=cache)  # fmt: skip
+    lines = [json.loads(line) for line in batched.stdout.splitlines()]
+    assert len(lines) == 3
+    for clip, line in zip(clips, lines, strict=True):
+        alone = run(
+            clip,
+            "--model",
+            str(MODELS / "hybrid_tdt_ctc.nemo"),
+            "--output-format",
+            "json",
+            cache=cache,
+        )
+        assert json.loads(alone.stdout)["tokens"] == line["tokens"]
+
+
+def test_a_bad_file_is_reported_and_the_others_finish(cache, tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    result = run(str(broken), str(AUDIO / "odd_length_16k.wav"), str(tmp_path / "missing.wav"), "--model",
+                 str(MODELS / "tdt.nemo"), cache=cache)  # fmt: skip
+    assert result.returncode == 1
+    errors = result.stderr.decode().strip().splitlines()
+    assert len(errors) == 2
+    assert all(line.startswith("parakeet: error: ") for line in errors)
+    assert "missing.wav" in errors[1]
+    assert len(result.stdout.decode().strip().splitlines()) == 1  # the good file's text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "no-such-model.nemo"], "no such file"),
+        (["--model", "not a/repo/id"], "not a model directory"),
+        (["--output-format", "all"], "needs --output-dir"),
+        (["--streaming"], "not available"),
+        (["--model", str(MODELS / "ctc.nemo"), "--head", "tdt"], "no tdt head"),
+    ],
+)
+def test_usage_errors_are_one_line(cache, args, message):
+    result = run(str(AUDIO / "odd_length_16k.wav"), *args, cache=cache)
+    assert result.returncode != 0
+    stderr = result.stderr.decode()
+    assert stderr.count("\n") == 1, stderr
+    assert message in stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_output_dir_not_writable(cache, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = run(str(AUDIO / "odd_length_16k.wav"), "--model", str(MODELS / "tdt.nemo"), "--output-dir",
+                 str(locked / "sub"), cache=cache)  # fmt: skip
+    assert result.returncode == 1
+    assert "not writable" in result.stderr.decode()
+
+
+def test_a_canary_model_is_pointed_to_canary(cache, tmp_path):
+    converted = tmp_path / "canary-like"
+    subprocess.run([sys.executable, "-m", "nemo_mlx_convert.cli", str(MODELS / "tdt.nemo"), str(converted), "--quiet"],
+                   check=True)  # fmt: skip
+    config = json.loads((converted / "config.json").read_text())
+    config["model_class"] = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
+    (converted / "config.json").write_text(json.dumps(config))
+    result = run(str(AUDIO / "odd_length_16k.wav"), "--model", str(converted), cache=cache)
+    assert result.returncode == 1
+    assert "canary" in result.stderr.decode()
+
+
+def test_no_partial_output_file_on_failure(cache, tmp_path):
+    out = tmp_path / "out"
+    result = run(str(tmp_path / "missing.wav"), "--model", str(MODELS / "tdt.nemo"), "--output-dir", str(out),
+                 cache=cache)  # fmt: skip
+    assert result.returncode == 1
+    assert list(out.iterdir()) == []
+
+
+def test_console_script_is_installed():
+    assert shutil.which("parakeet")
