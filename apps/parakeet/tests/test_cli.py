@@ -142,3 +142,13 @@ def test_no_partial_output_file_on_failure(cache, tmp_path):
 
 def test_console_script_is_installed():
     assert shutil.which("parakeet")
+
+
+def test_no_network_and_no_cache_is_one_clear_line(cache, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    command = [sys.executable, "-m", "parakeet.cli", str(AUDIO / "odd_length_16k.wav"), "--model",
+               "nvidia/parakeet-tdt-0.6b-v3", "--cache-dir", str(cache), "--quiet"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "not in the local Hugging Face cache" in result.stderr

@@ -41,12 +41,13 @@ AUTO_CHUNK_SECONDS = 300.0
 
 @dataclass(frozen=True)
 class _Piece:
-    """A stretch of one input: `offset` samples into it, `shift` seconds of padding in front."""
+    """Feature frames of one input: starting `offset` encoder frames into it, after `shift`
+    seconds of padding in front (NeMo's padding of short inputs)."""
 
     item: int
     offset: int
     shift: float
-    samples: np.ndarray
+    features: mx.array  # (frames, n_mels), valid frames only
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Parakeet:
             pieces.extend(self._split(index, signal, chunk_duration, overlap_duration))
         decoded: dict[int, list[tuple[_Piece, Hypothesis]]] = {}
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
-        order = sorted(pieces, key=lambda p: len(p.samples))
+        order = sorted(pieces, key=lambda p: p.features.shape[0])
         for start in range(0, len(order), max(1, batch_size)):
             batch = order[start : start + batch_size]
             for piece, hypothesis in zip(
@@ -212,25 +213,33 @@ class Parakeet:
     def _split(
         self, index: int, signal: np.ndarray, chunk: float | None, overlap: float
     ) -> list[_Piece]:
-        """The pieces of one input: itself, or chunks aligned to encoder frames."""
+        """The pieces of one input: all its feature frames, or overlapping chunks of them.
+
+        Features are computed over the whole input first, so chunks are normalised with
+        the whole input's statistics, as a single pass would be; chunk bounds fall on
+        encoder frames.
+        """
+        shift, padded = _pad_to_minimum(signal, self.sample_rate)
+        features, length = self.frontend(padded)
+        features = features[0, : int(length[0])]
         seconds = len(signal) / self.sample_rate
         if chunk is None and seconds > LONG_INPUT_SECONDS:
             chunk = AUTO_CHUNK_SECONDS
         if chunk is None or seconds <= chunk:
-            shift, padded = _pad_to_minimum(signal, self.sample_rate)
-            return [_Piece(index, 0, shift, padded)]
+            return [_Piece(index, 0, shift, features)]
         if overlap >= chunk / 2:
             raise ParakeetError(
                 f"overlap ({overlap:g} s) must be under half the chunk ({chunk:g} s)"
             )
-        frame = self.samples_per_frame
-        size = max(frame, round(chunk * self.sample_rate / frame) * frame)
-        step = max(frame, round((chunk - overlap) * self.sample_rate / frame) * frame)
+        factor = self.encoder.subsampling_factor
+        per_second = self.sample_rate / self.frontend.config.hop_length
+        size = max(factor, round(chunk * per_second / factor) * factor)
+        step = max(factor, round((chunk - overlap) * per_second / factor) * factor)
+        total = features.shape[0]
         pieces = []
-        for offset in range(0, len(signal), step):
-            # Chunks need no minimum-length padding: the last one is at least the overlap long.
-            pieces.append(_Piece(index, offset, 0.0, signal[offset : offset + size]))
-            if offset + size >= len(signal):
+        for start in range(0, total, step):
+            pieces.append(_Piece(index, start // factor, shift, features[start : start + size]))
+            if start + size >= total:
                 break
         return pieces
 
@@ -240,24 +249,20 @@ class Parakeet:
         if len(parts) == 1:
             piece, hypothesis = parts[0]
             return self._transcript(hypothesis, duration, piece.shift, _label(item))
-        frame = self.samples_per_frame
-        merged = _shifted(parts[0][1], parts[0][0].offset // frame)
+        factor = self.encoder.subsampling_factor
+        merged = _shifted(parts[0][1], parts[0][0].offset)
         for (previous, _), (piece, hypothesis) in itertools.pairwise(parts):
-            overlap = ((piece.offset) // frame, (previous.offset + len(previous.samples)) // frame)
-            merged = merge_hypotheses(merged, _shifted(hypothesis, piece.offset // frame), overlap)
-        return self._transcript(merged, duration, 0.0, _label(item))
-
-    @property
-    def samples_per_frame(self) -> int:
-        return round(self.frame_seconds * self.sample_rate)
+            overlap = (piece.offset, previous.offset + previous.features.shape[0] // factor)
+            merged = merge_hypotheses(merged, _shifted(hypothesis, piece.offset), overlap)
+        return self._transcript(merged, duration, parts[0][0].shift, _label(item))
 
     def _decode(self, pieces: list[_Piece], decoding: str, beam_size: int) -> list[Hypothesis]:
-        """Decode a batch of pieces; frames are relative to each piece's (padded) start."""
-        lengths = [len(p.samples) for p in pieces]
-        batch = np.zeros((len(pieces), max(lengths)), dtype=np.float32)
-        for row, piece in zip(batch, pieces, strict=True):
-            row[: len(piece.samples)] = piece.samples
-        features, feature_len = self.frontend(batch, lengths)
+        """Decode a batch of pieces; frames are relative to each piece's start."""
+        lengths = [p.features.shape[0] for p in pieces]
+        features = mx.stack(
+            [mx.pad(p.features, [(0, max(lengths) - p.features.shape[0]), (0, 0)]) for p in pieces]
+        )
+        feature_len = mx.array(lengths)
         encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         if self.head == "ctc":
             hyps = ctc_greedy(self.ctc(encoded), encoded_len, blank_id=self.ctc.config.blank_id)

@@ -79,51 +79,57 @@ def _looks_like_repo_id(text: str) -> bool:
 
 
 def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None, str | None]:
-    """The repo's `.nemo` file through the Hugging Face cache (offline when HF_HUB_OFFLINE=1)."""
-    try:
-        from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise ConversionError("huggingface_hub is needed to download models") from None
+    """The repo's `.nemo` file through the Hugging Face cache.
+
+    Online, the repo's file list names the `.nemo` (and its SHA-256, which keys our cache).
+    Offline (HF_HUB_OFFLINE=1), or when the Hub cannot be reached, a cached copy is used.
+    """
+    from huggingface_hub import HfApi, hf_hub_download
+
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    try:
-        if offline:
-            name = _cached_nemo_name(repo_id)
-            sha, resolved = None, revision
-        else:
+    if not offline:
+        try:
             info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
-            nemo = [s for s in info.siblings or [] if s.rfilename.endswith(".nemo")]
-            if len(nemo) != 1:
-                found = ", ".join(s.rfilename for s in nemo) or "none"
-                raise ConversionError(
-                    f"{repo_id}: expected one .nemo file in the repo, found {found}"
-                )
-            name = nemo[0].rfilename
-            sha = nemo[0].lfs.sha256 if nemo[0].lfs else None
-            resolved = info.sha
-        path = hf_hub_download(repo_id, name, revision=resolved)
-    except ConversionError:
-        raise
-    except LocalEntryNotFoundError:
+        except Exception as err:  # the hub client raises many types (HTTP, DNS, auth)
+            cached = _cached_nemo(repo_id)
+            if cached is not None:
+                return cached, None, revision
+            raise ConversionError(f"{repo_id}: cannot get it from the Hugging Face Hub ({_short(err)}) and it is "
+                                  "not in the local cache") from None  # fmt: skip
+        nemo = [s for s in info.siblings or [] if s.rfilename.endswith(".nemo")]
+        if len(nemo) != 1:
+            found = ", ".join(s.rfilename for s in nemo) or "none"
+            raise ConversionError(f"{repo_id}: expected one .nemo file in the repo, found {found}")
+        try:
+            path = hf_hub_download(repo_id, nemo[0].rfilename, revision=info.sha)
+        except Exception as err:
+            raise ConversionError(f"{repo_id}: download failed ({_short(err)})") from None
+        return Path(path), nemo[0].lfs.sha256 if nemo[0].lfs else None, info.sha
+    cached = _cached_nemo(repo_id)
+    if cached is None:
         raise ConversionError(
             f"{repo_id}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
-        ) from None
-    except (HfHubHTTPError, OSError, ValueError) as err:
-        raise ConversionError(
-            f"{repo_id}: download failed ({' '.join(str(err).split())[:200]})"
-        ) from None
-    return Path(path), sha, resolved
+        )
+    return cached, None, revision
 
 
-def _cached_nemo_name(repo_id: str) -> str:
+def _cached_nemo(repo_id: str) -> Path | None:
+    """A `.nemo` of the repo already in the Hugging Face cache, if any."""
     from huggingface_hub import scan_cache_dir
 
-    for repo in scan_cache_dir().repos:
+    try:
+        repos = scan_cache_dir().repos
+    except Exception:  # no cache directory yet, or an unreadable one
+        return None
+    for repo in repos:
         if repo.repo_id == repo_id:
-            for revision in repo.revisions:
-                for file in revision.files:
+            for rev in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
+                for file in rev.files:
                     if file.file_name.endswith(".nemo"):
-                        return file.file_name
-    raise ConversionError(
-        f"{repo_id}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
-    )
+                        return Path(file.file_path)
+    return None
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:160]
