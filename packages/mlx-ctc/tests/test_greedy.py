@@ -66,3 +66,37 @@ def test_config_from_nemo():
         CTCConfig.from_nemo(
             {"_target_": "x.ConvASRDecoderClassification", "feat_in": 4, "num_classes": 2}
         )
+
+
+def test_beam_of_one_is_greedy():
+    from mlx_ctc import beam_search
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 5)).astype(np.float32) * 3
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    (greedy,) = greedy_decode(mx.array(log_probs)[None], blank_id=BLANK)
+    (best,) = beam_search(log_probs, blank_id=BLANK, beam_size=1)
+    assert best.ids == greedy.ids
+    assert best.frames == [t.start_frame for t in greedy.tokens]
+
+
+def test_beam_recombines_paths_with_the_same_transcript():
+    """Frames of 0.4 'a' / 0.6 blank: (a,a), (a,-), (-,a) all read "a"; the best of them stays."""
+    from mlx_ctc import beam_search
+
+    p = np.log(np.array([[0.4, 0.0, 0.0, 0.0, 0.6]] * 2, dtype=np.float32) + 1e-12)
+    hyps = beam_search(p, blank_id=BLANK, beam_size=4)
+    assert [h.ids for h in hyps] == [[], [0]]
+    np.testing.assert_allclose([h.score for h in hyps], np.log([0.36, 0.24]), rtol=1e-5)
+
+
+def test_scorer_hook_steers_the_search():
+    from mlx_ctc import beam_search
+
+    p = np.log(np.array([[0.5, 0.45, 0.0, 0.0, 0.05]], dtype=np.float32) + 1e-12)
+    plain = beam_search(p, blank_id=BLANK, beam_size=3)
+    boosted = beam_search(
+        p, blank_id=BLANK, beam_size=3, scorer=lambda prefix, label: 1.0 if label == 1 else 0.0
+    )
+    assert plain[0].ids == [0]
+    assert boosted[0].ids == [1]

@@ -57,3 +57,23 @@ def test_greedy_ids_alignment_and_offsets_match_nemo():
         assert hyp.nemo_offsets() == [(int(a), int(b)) for a, b in offsets]
         varied.update(hyp.ids)
     assert len(varied) >= 5
+
+
+@pytest.mark.parametrize(("beam_size", "beta"), [(4, 0.0), (8, 0.5), (2, -0.3)])
+def test_beam_nbest_matches_nemo_beam_batch(beam_size, beta):
+    from nemo.collections.asr.parts.submodules.ctc_beam_decoding import BeamBatchedCTCInfer
+
+    from mlx_ctc import beam_search
+
+    torch.manual_seed(3)
+    blank = len(VOCAB)
+    logits = torch.randn(1, 60, blank + 1) * 2.5
+    logits[..., blank] += 1.5  # blank-heavy, as CTC models are
+    log_probs = torch.log_softmax(logits, dim=-1)
+    infer = BeamBatchedCTCInfer(blank_index=blank, beam_size=beam_size, return_best_hypothesis=False,
+                                beam_beta=beta, allow_cuda_graphs=False)  # fmt: skip
+    (expected,) = infer(decoder_output=log_probs, decoder_lengths=torch.tensor([60]))
+    ours = beam_search(log_probs[0].numpy(), blank_id=blank, beam_size=beam_size, beam_beta=beta)
+    ref = expected[0].n_best_hypotheses
+    assert [h.ids for h in ours] == [list(h.y_sequence.tolist()) for h in ref]
+    np.testing.assert_allclose([h.score for h in ours], [float(h.score) for h in ref], rtol=1e-5)

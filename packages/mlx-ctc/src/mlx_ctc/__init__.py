@@ -1,14 +1,24 @@
 """CTC decoding on MLX, as NVIDIA NeMo: the `ConvASRDecoder` head and greedy decoding.
 
 `CTCConfig.from_nemo(cfg["decoder"])` (or `cfg["aux_ctc"]["decoder"]` for hybrid models),
-`CTCHead(config)` with NeMo's parameter names, `greedy_decode(log_probs, lengths, blank_id=...)`.
+`CTCHead(config)` with NeMo's parameter names, `greedy_decode(log_probs, lengths, blank_id=...)`,
+`beam_search(log_probs, blank_id=...)` as NeMo's `beam_batch` strategy.
 """
 
 import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
 
+from .beam import CTCBeamHypothesis, beam_search
 from .greedy import CTCHypothesis, CTCToken, greedy_decode
 from .head import CTCConfig, CTCHead
 
 __version__ = "0.1.0"
 
-__all__ = ["CTCConfig", "CTCHead", "CTCHypothesis", "CTCToken", "greedy_decode"]
+__all__ = [
+    "CTCBeamHypothesis",
+    "CTCConfig",
+    "CTCHead",
+    "CTCHypothesis",
+    "CTCToken",
+    "beam_search",
+    "greedy_decode",
+]
