@@ -81,13 +81,14 @@ def test_beam_of_one_is_greedy():
 
 
 def test_beam_recombines_paths_with_the_same_transcript():
-    """Frames of 0.4 'a' / 0.6 blank: (a,a), (a,-), (-,a) all read "a"; the best of them stays."""
+    """Frames of 0.4 'a' / 0.6 blank. (a,a) and (-,a) both read "a" ending in 'a': the better
+    one stays. (a,-) reads "a" too but ends in blank, so it is a different state (as in NeMo)."""
     from mlx_ctc import beam_search
 
     p = np.log(np.array([[0.4, 0.0, 0.0, 0.0, 0.6]] * 2, dtype=np.float32) + 1e-12)
     hyps = beam_search(p, blank_id=BLANK, beam_size=4)
-    assert [h.ids for h in hyps] == [[], [0]]
-    np.testing.assert_allclose([h.score for h in hyps], np.log([0.36, 0.24]), rtol=1e-5)
+    assert [h.ids for h in hyps] == [[], [0], [0]]
+    np.testing.assert_allclose([h.score for h in hyps], np.log([0.36, 0.24, 0.24]), rtol=1e-5)
 
 
 def test_scorer_hook_steers_the_search():
