@@ -15,6 +15,7 @@ import numpy as np
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, ConformerConfig
 from mlx_ctc import CTCConfig, CTCHead
+from mlx_ctc import beam_search as ctc_beam
 from mlx_ctc import greedy_decode as ctc_greedy
 from mlx_transducer import Transducer, TransducerConfig
 from nemo_mlx_convert import ModelDirectory
@@ -265,7 +266,13 @@ class Parakeet:
         feature_len = mx.array(lengths)
         encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         if self.head == "ctc":
-            hyps = ctc_greedy(self.ctc(encoded), encoded_len, blank_id=self.ctc.config.blank_id)
+            log_probs = self.ctc(encoded)
+            if decoding == "beam":
+                probs, sizes = np.array(log_probs), np.array(encoded_len).tolist()
+                best = [ctc_beam(probs[b, : sizes[b]], blank_id=self.ctc.config.blank_id, beam_size=beam_size)[0]
+                        for b in range(len(pieces))]  # fmt: skip
+                return [Hypothesis(h.ids, h.frames, None, [None] * len(h.ids)) for h in best]
+            hyps = ctc_greedy(log_probs, encoded_len, blank_id=self.ctc.config.blank_id)
             return [Hypothesis(h.ids, [t.start_frame for t in h.tokens], None,
                                [math.exp(t.logprob) for t in h.tokens]) for h in hyps]  # fmt: skip
         if decoding == "beam":
