@@ -131,3 +131,16 @@ def test_multi_lookahead_contexts_use_the_first():
     config = ConformerConfig.from_nemo({**SMALL, "att_context_size": [[70, 13], [70, 6], [70, 1]]})
     assert config.att_context == (70, 13)
     assert len(config.att_context_sizes) == 3
+
+
+def test_from_model_dir_reads_a_converted_directory(tmp_path):
+    from pathlib import Path
+
+    from nemo_mlx_convert import convert_nemo
+
+    fixture = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "models" / "rnnt.nemo"
+    convert_nemo(fixture, tmp_path / "m")
+    encoder = Conformer.from_model_dir(tmp_path / "m")
+    assert encoder.config.subsampling == "striding"
+    out, lengths = encoder(mx.random.normal((1, 100, encoder.config.feat_in)))
+    assert out.shape == (1, 25, encoder.config.d_model)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -57,6 +59,26 @@ class Conformer(nn.Module):
         self._local_positions = local_positions(*context, self.config.d_model) if local else None
         for layer in self.layers:
             layer.self_attn.set_context(context, local)
+
+    @classmethod
+    def from_model_dir(cls, path: str | Path, dtype: mx.Dtype | None = None) -> Conformer:
+        """The encoder of a converted model directory (nemo-mlx-convert's, or an MLX port's).
+
+        Reads `config.json` (the NeMo config, under `nemo_config` in nemo-mlx-convert's
+        format) and the `encoder.*` tensors of `model.safetensors`.
+        """
+        path = Path(path)
+        config = json.loads((path / "config.json").read_text())
+        nemo_config = config.get("nemo_config", config)
+        encoder = cls(ConformerConfig.from_nemo(nemo_config["encoder"]))
+        weights = mx.load(str(path / "model.safetensors"))
+        prefix = "encoder."
+        encoder.load_weights(
+            [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)], strict=True
+        )
+        if dtype is not None:
+            encoder.set_dtype(dtype)
+        return encoder
 
     @property
     def subsampling_factor(self) -> int:
