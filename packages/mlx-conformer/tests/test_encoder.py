@@ -143,4 +143,5 @@ def test_from_model_dir_reads_a_converted_directory(tmp_path):
     encoder = Conformer.from_model_dir(tmp_path / "m")
     assert encoder.config.subsampling == "striding"
     out, lengths = encoder(mx.random.normal((1, 100, encoder.config.feat_in)))
+    assert lengths.tolist() == [25]
     assert out.shape == (1, 25, encoder.config.d_model)
