@@ -38,6 +38,8 @@ class RelPositionAttention(nn.Module):
         self.d_head = d_model // n_heads
         self.scale = 1.0 / math.sqrt(self.d_head)
         self.set_context(context, local)
+        # Values per score tensor of full attention (64 MB in float32): see `_full`.
+        self.score_budget = 1 << 24
         self.linear_q = nn.Linear(d_model, d_model, bias=use_bias)
         self.linear_k = nn.Linear(d_model, d_model, bias=use_bias)
         self.linear_v = nn.Linear(d_model, d_model, bias=use_bias)
@@ -90,35 +92,60 @@ class RelPositionAttention(nn.Module):
         With the keys taken in reverse order (j' = T - 1 - j), those scores sit at column
         row + j' of each block's product: a strided view, no copy. Attention does not
         depend on the order of the keys; masks are built in the same reversed order.
+
+        Queries go in groups of rows sized so that a (batch, heads, rows, T) score tensor
+        holds about `score_budget` values: memory grows linearly with T, not quadratically.
         """
-        batch, heads, time, d_head = q_u.shape
+        batch, heads, time, _ = q_u.shape
         blocks = -(-time // block)
         padded = blocks * block
-        width = time + block - 1
         # Positions ascending, -(T-1) ... T-1, zero rows appended for the last block.
         ascending = mx.pad(p[:, ::-1], [(0, 0), (0, padded - time), (0, 0)])
-        rows = ascending.shape[1]
+        q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
+        q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
+        k, v = k[:, :, ::-1], v[:, :, ::-1]
+        keep = _context_band(time, *self.context)
+        if keep is not None:
+            keep = mx.pad(keep[:, ::-1], [(0, padded - time), (0, 0)])
+        valid = None
+        if lengths is not None:
+            valid = mx.arange(padded)[None, :] < lengths[:, None]
+        group = max(1, self.score_budget // (batch * heads * max(time, 1) * block)) * block
+        outputs = []
+        for first in range(0, padded, group):
+            last = min(padded, first + group)
+            bias = self._positional_rows(q_v[:, :, first:last], ascending, first, block, time)
+            rows_keep = None if keep is None else keep[first:last]
+            if valid is not None:
+                pairs = valid[:, None, first:last, None] & valid[:, None, None, :time][..., ::-1]
+                rows_keep = pairs if rows_keep is None else pairs & rows_keep
+            if rows_keep is not None:
+                bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
+            outputs.append(fastmath.attention(q_u[:, :, first:last], k, v, self.scale, bias))
+        out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
+        return out[:, :, :time]
+
+    @staticmethod
+    def _positional_rows(
+        q_v: mx.array, ascending: mx.array, first: int, block: int, time: int
+    ) -> mx.array:
+        """(B, H, rows, T) positional scores of query rows [first, first + rows), keys reversed."""
+        batch, heads, rows, d_head = q_v.shape
+        blocks = rows // block
+        width = time + block - 1
+        table = ascending.shape[1]
         windows = mx.as_strided(
-            ascending, (heads, blocks, width, d_head), (rows * d_head, block * d_head, d_head, 1)
+            ascending,
+            (heads, blocks, width, d_head),
+            (table * d_head, block * d_head, d_head, 1),
+            offset=first * d_head,
         )
-        q_blocks = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
-        q_blocks = q_blocks.reshape(batch, heads, blocks, block, d_head)
-        scores = q_blocks @ windows.swapaxes(-1, -2)  # (B, H, nb, block, width)
-        bias = mx.as_strided(
+        scores = q_v.reshape(batch, heads, blocks, block, d_head) @ windows.swapaxes(-1, -2)
+        return mx.as_strided(
             scores,
             (batch, heads, blocks, block, time),
             (heads * blocks * block * width, blocks * block * width, block * width, width + 1, 1),
-        ).reshape(batch, heads, padded, time)[:, :, :time]
-        keep = _context_band(time, *self.context)
-        if keep is not None:
-            keep = keep[:, ::-1]
-        if lengths is not None:
-            valid = mx.arange(time)[None, :] < lengths[:, None]
-            pairs = valid[:, None, :, None] & valid[:, None, None, ::-1]
-            keep = pairs if keep is None else pairs & keep
-        if keep is not None:
-            bias = mx.where(keep, bias, mask_value(bias.dtype))
-        return fastmath.attention(q_u, k[:, :, ::-1], v[:, :, ::-1], self.scale, bias)
+        ).reshape(batch, heads, rows, time)
 
     def _local(
         self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
