@@ -133,12 +133,11 @@ class RelPositionAttention(nn.Module):
         batch, heads, rows, d_head = q_v.shape
         blocks = rows // block
         width = time + block - 1
-        table = ascending.shape[1]
+        needed = mx.contiguous(ascending[:, first : first + rows + time - 1])
         windows = mx.as_strided(
-            ascending,
+            needed,
             (heads, blocks, width, d_head),
-            (table * d_head, block * d_head, d_head, 1),
-            offset=first * d_head,
+            ((rows + time - 1) * d_head, block * d_head, d_head, 1),
         )
         scores = q_v.reshape(batch, heads, blocks, block, d_head) @ windows.swapaxes(-1, -2)
         return mx.as_strided(
