@@ -8,7 +8,7 @@ git-ignored `.benchmarks-cache/`, as is the random-weight parakeet-tdt-0.6b-size
 (`benchmarks/convert.py` builds it; that needs the `reference` group once). Each length runs
 `parakeet` in a fresh process; the table gives wall time, real-time factor and the peak
 resident memory of that process (from the kernel), and the peak relative to 1 minute's.
-Inputs over 10 minutes are transcribed in 5-minute chunks with 15 s of overlap.
+Inputs over 5 minutes are transcribed in 4-minute chunks with 15 s of overlap.
 """
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ Head = Literal["tdt", "rnnt", "ctc"]
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 
 
-LONG_INPUT_SECONDS = 600.0  # longer inputs are chunked unless a chunk duration is given
-AUTO_CHUNK_SECONDS = 300.0
+LONG_INPUT_SECONDS = 300.0  # longer inputs are chunked unless a chunk duration is given
+AUTO_CHUNK_SECONDS = 240.0
 
 
 @dataclass(frozen=True)
