@@ -38,6 +38,7 @@ AudioInput = str | Path | bytes | np.ndarray | mx.array
 
 LONG_INPUT_SECONDS = 300.0  # longer inputs are chunked unless a chunk duration is given
 AUTO_CHUNK_SECONDS = 240.0
+BATCH_SECONDS = 240.0  # padded audio decoded together at most (one chunk)
 
 
 @dataclass(frozen=True)
@@ -190,9 +191,7 @@ class Parakeet:
             pieces.extend(self._split(index, signal, chunk_duration, overlap_duration))
         decoded: dict[int, list[tuple[_Piece, Hypothesis]]] = {}
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
-        order = sorted(pieces, key=lambda p: p.features.shape[0])
-        for start in range(0, len(order), max(1, batch_size)):
-            batch = order[start : start + batch_size]
+        for batch in self._batches(pieces, batch_size):
             for piece, hypothesis in zip(
                 batch, self._decode(batch, decoding, beam_size), strict=True
             ):
@@ -203,6 +202,20 @@ class Parakeet:
                     yield piece.item, self._finish(parts, durations[piece.item], items[piece.item])
                     if progress is not None:
                         progress(1)
+
+    def _batches(self, pieces: list[_Piece], batch_size: int) -> Iterator[list[_Piece]]:
+        """Pieces of similar length, at most `batch_size` of them and at most
+        `BATCH_SECONDS` of padded audio together, so memory stays bounded for long inputs."""
+        limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
+        batch: list[_Piece] = []
+        for piece in sorted(pieces, key=lambda p: p.features.shape[0]):
+            longest = max([piece.features.shape[0]] + [p.features.shape[0] for p in batch])
+            if batch and (len(batch) >= max(1, batch_size) or longest * (len(batch) + 1) > limit):
+                yield batch
+                batch = []
+            batch.append(piece)
+        if batch:
+            yield batch
 
     def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
         if isinstance(item, (np.ndarray, mx.array)):
