@@ -8,6 +8,10 @@ directories therefore load as they are). What changes:
 - each LSTM layer `lstm.{weight_ih,weight_hh,bias_ih,bias_hh}_lN` becomes
   `lstm.N.{Wx,Wh,bias}` with `bias = bias_ih + bias_hh` (gate order i, f, g, o is the same
   in torch and MLX);
+- Canary's Transformer decoder (`transf_decoder`, `log_softmax`, `encoder_decoder_proj`)
+  is renamed to mlx-seq2seq-decoder's names under `transf_decoder.` (see `_SEQ2SEQ`); its
+  fixed positional table is kept as `embedding.position_embedding.weight`, and NeMo's
+  token-type embedding, which its generators never use, is dropped;
 - the preprocessor's `window` and `fb` buffers are dropped (mlx-audio-frontend computes
   both exactly, bit for bit for the filterbank), as is every `num_batches_tracked`.
 
@@ -29,6 +33,9 @@ _I = r"\d+"
 _DROPPED = {
     r"preprocessor\.featurizer\.(window|fb)": "recomputed exactly by mlx-audio-frontend",
     r".+\.num_batches_tracked": "training-only batch-norm counter",
+    r"transf_decoder\._embedding\.token_type_embedding\.weight": (
+        "token types are never passed by NeMo's sequence generators"
+    ),
 }
 _ENCODER = (
     rf"encoder\.pre_encode\.conv\.{_I}\.(weight|bias)",
@@ -50,6 +57,28 @@ _TRANSDUCER = (
 _CTC_HEAD = r"decoder\.decoder_layers\.0\.(weight|bias)"
 _HYBRID_CTC_HEAD = r"ctc_decoder\.decoder_layers\.0\.(weight|bias)"
 
+# Canary's decoder: NeMo name -> mlx-seq2seq-decoder name (under `transf_decoder.`).
+_SEQ2SEQ = (
+    (r"transf_decoder\._embedding\.position_embedding\.pos_enc", "embedding.position_embedding.weight"),
+    (r"transf_decoder\._embedding\.(position_embedding|token_embedding|layer_norm)\.(weight|bias)",
+     r"embedding.\1.\2"),
+    (r"transf_decoder\._decoder\.layers\.(\d+)\.(layer_norm_[123])\.(weight|bias)", r"layers.\1.\2.\3"),
+    (r"transf_decoder\._decoder\.layers\.(\d+)\.first_sub_layer\.(query|key|value)_net\.(weight|bias)",
+     r"layers.\1.self_attn.\2.\3"),
+    (r"transf_decoder\._decoder\.layers\.(\d+)\.first_sub_layer\.out_projection\.(weight|bias)",
+     r"layers.\1.self_attn.out.\2"),
+    (r"transf_decoder\._decoder\.layers\.(\d+)\.second_sub_layer\.(query|key|value)_net\.(weight|bias)",
+     r"layers.\1.cross_attn.\2.\3"),
+    (r"transf_decoder\._decoder\.layers\.(\d+)\.second_sub_layer\.out_projection\.(weight|bias)",
+     r"layers.\1.cross_attn.out.\2"),
+    (r"transf_decoder\._decoder\.layers\.(\d+)\.third_sub_layer\.(dense_in|dense_out)\.(weight|bias)",
+     r"layers.\1.ffn.\2.\3"),
+    (r"transf_decoder\._decoder\.final_layer_norm\.(weight|bias)", r"final_layer_norm.\1"),
+    (r"encoder_decoder_proj\.(weight|bias)", r"memory_proj.\1"),
+)  # fmt: skip
+_SEQ2SEQ_RULES = tuple((re.compile(p), r) for p, r in _SEQ2SEQ)
+_HEAD_LAYER = re.compile(r"log_softmax\.mlp\.layer(\d+)\.(weight|bias)")
+
 # NeMo target class -> the families of tensors such a model holds.
 MODEL_CLASSES: dict[str, tuple[str, ...]] = {
     "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel": (*_ENCODER, *_TRANSDUCER),
@@ -58,6 +87,11 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
         *_ENCODER,
         *_TRANSDUCER,
         _HYBRID_CTC_HEAD,
+    ),
+    "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel": (
+        *_ENCODER,
+        *(p for p, _ in _SEQ2SEQ),
+        _HEAD_LAYER.pattern,
     ),
 }
 _CONV_WEIGHTS = (
@@ -98,6 +132,8 @@ def map_state_dict(state: Mapping[str, np.ndarray], model_class: str) -> MappedW
             mapped.dropped[name] = reason
         elif not allowed.fullmatch(name):
             unexpected.append(name)
+        elif (renamed := _seq2seq_name(name)) is not None:
+            mapped.tensors[renamed] = array
         elif match := _LSTM.fullmatch(name):
             key = (match["prefix"], int(match["layer"]))
             lstm_parts.setdefault(key, {})[match["kind"]] = array
@@ -111,6 +147,20 @@ def map_state_dict(state: Mapping[str, np.ndarray], model_class: str) -> MappedW
     for (prefix, layer), parts in sorted(lstm_parts.items()):
         mapped.tensors.update(_lstm_layer(prefix, layer, parts))
     return mapped
+
+
+def _seq2seq_name(name: str) -> str | None:
+    """Canary decoder tensors: mlx-seq2seq-decoder's name under `transf_decoder.`, or None."""
+    for pattern, replacement in _SEQ2SEQ_RULES:
+        if pattern.fullmatch(name):
+            return "transf_decoder." + pattern.sub(replacement, name)
+    if match := _HEAD_LAYER.fullmatch(name):
+        # NeMo's MLP interleaves activations: its linear layers are layer0, layer2, ...
+        index = int(match[1])
+        if index % 2:
+            raise ConversionError(f"{name}: an activation slot of NeMo's MLP holds a tensor")
+        return f"transf_decoder.head.layers.{index // 2}.{match[2]}"
+    return None
 
 
 def _drop_reason(name: str) -> str | None:

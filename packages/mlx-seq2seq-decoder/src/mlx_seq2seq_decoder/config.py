@@ -1,0 +1,78 @@
+"""`DecoderConfig`: the geometry of NeMo's `TransformerDecoderNM` and its `TokenClassifier` head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """What a checkpoint's decoder is; `from_nemo` reads it from a NeMo model config.
+
+    `memory_size` is the width of the encoder states the cross-attention reads; when it
+    differs from `hidden_size` a linear `memory_proj` maps them (NeMo's
+    `encoder_decoder_proj`).
+    """
+
+    vocab_size: int
+    hidden_size: int = 1024
+    inner_size: int = 4096
+    num_layers: int = 4
+    num_heads: int = 8
+    max_sequence_length: int = 1024
+    pre_ln: bool = True
+    final_layer_norm: bool = True
+    hidden_act: str = "relu"
+    learn_positional_encodings: bool = False
+    head_layers: int = 1
+    head_activation: str = "relu"
+    memory_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
+            )
+        for name, value in (
+            ("hidden_act", self.hidden_act),
+            ("head_activation", self.head_activation),
+        ):
+            if value not in ("relu", "gelu"):
+                raise ValueError(f"{name} {value!r} is not supported (relu, gelu)")
+
+    @classmethod
+    def from_nemo(
+        cls,
+        cfg: Mapping[str, Any],
+        memory_size: int | None = None,
+        vocab_size: int | None = None,
+    ) -> DecoderConfig:
+        """From a NeMo model config (the whole `cfg`, with `transf_decoder` and `head`).
+
+        NeMo rounds the vocabulary up to a multiple of 8 when it builds the model; pass
+        `vocab_size` (the embedding's rows) when the config does not record it.
+        """
+        decoder = dict(cfg["transf_decoder"].get("config_dict", cfg["transf_decoder"]))
+        head = cfg.get("head", {}) or {}
+        vocab = vocab_size or decoder.get("vocab_size") or head.get("num_classes")
+        if not vocab:
+            raise ValueError("the decoder config names no vocab_size and the head no num_classes")
+        hidden = int(decoder["hidden_size"])
+        return cls(
+            vocab_size=int(vocab),
+            hidden_size=hidden,
+            inner_size=int(decoder["inner_size"]),
+            num_layers=int(decoder["num_layers"]),
+            num_heads=int(decoder.get("num_attention_heads", 1)),
+            max_sequence_length=int(decoder.get("max_sequence_length", 512)),
+            pre_ln=bool(decoder.get("pre_ln", False)),
+            final_layer_norm=bool(decoder.get("pre_ln", False))
+            and bool(decoder.get("pre_ln_final_layer_norm", True)),
+            hidden_act=str(decoder.get("hidden_act", "relu")),
+            learn_positional_encodings=bool(decoder.get("learn_positional_encodings", False)),
+            head_layers=int(head.get("num_layers", 1)),
+            head_activation=str(head.get("activation", "relu")),
+            memory_size=memory_size if memory_size not in (None, hidden) else None,
+        )

@@ -1,0 +1,188 @@
+"""Greedy and beam search as NeMo's `GreedySequenceGenerator` and `BeamSearchSequenceGenerator`.
+
+Both stop a row at EOS and bound its length as NeMo does: a sequence (prompt included)
+is at most min(max_sequence_length, encoder frames + `max_delta`) long. NeMo takes the
+encoder frames of the padded batch; here each row uses its own, so a batched row gives
+what NeMo gives for that item alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mlx.core as mx
+import numpy as np
+
+from .decoder import TransformerDecoder
+
+_NEG_INF = -10000.0  # NeMo's NEG_INF, used multiplicatively in its beam bookkeeping
+
+
+@dataclass(frozen=True)
+class GreedyResult:
+    """Generated ids after the prompt (EOS not included), with each one's log-probability."""
+
+    tokens: list[int]
+    log_probs: list[float]
+    finished: bool  # False: the length limit stopped it before EOS
+
+
+@dataclass(frozen=True)
+class BeamResult:
+    """The best hypothesis, and every beam as (ids, score) with NeMo's scores.
+
+    `score` is the sum of log-probabilities; the beams are ranked by it divided by the
+    length penalty ((5 + length) / 6) ** alpha, length counting the prompt.
+    """
+
+    tokens: list[int]
+    score: float
+    beams: list[tuple[list[int], float]]
+
+
+def generation_limits(
+    decoder: TransformerDecoder,
+    memory_lengths: mx.array,
+    prompts: Sequence[Sequence[int]],
+    max_delta: int,
+) -> list[int]:
+    """How many tokens each row may generate after its prompt (NeMo's max_generation_length)."""
+    limits = []
+    for frames, prompt in zip(np.array(memory_lengths).tolist(), prompts, strict=True):
+        longest = decoder.config.max_sequence_length
+        if max_delta >= 0:
+            longest = min(longest, int(frames) + max_delta)
+        limits.append(max(0, longest - len(prompt)))
+    return limits
+
+
+def greedy_search(
+    decoder: TransformerDecoder,
+    memory: mx.array,
+    memory_lengths: mx.array,
+    prompts: Sequence[Sequence[int]],
+    *,
+    eos_id: int,
+    max_delta: int = 50,
+) -> list[GreedyResult]:
+    """Most likely token at each step (argmax of the logits), until EOS or the limit."""
+    limits = np.array(generation_limits(decoder, memory_lengths, prompts, max_delta))
+    batch = len(prompts)
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    scores: list[list[float]] = [[] for _ in range(batch)]
+    done = limits <= 0
+    finished = np.zeros(batch, dtype=bool)
+    if done.all():
+        return [GreedyResult([], [], False) for _ in range(batch)]
+    logits, cache = decoder.start(memory, memory_lengths, prompts)
+    step = 0
+    while True:
+        best = mx.argmax(logits, axis=-1)
+        best_log_prob = mx.take_along_axis(
+            logits - mx.logsumexp(logits, axis=-1, keepdims=True), best[:, None], axis=-1
+        )[:, 0]
+        ids, log_probs = np.array(best), np.array(best_log_prob)
+        step += 1
+        for row in np.flatnonzero(~done):
+            if ids[row] == eos_id:
+                finished[row] = done[row] = True
+                continue
+            tokens[row].append(int(ids[row]))
+            scores[row].append(float(log_probs[row]))
+        done |= step >= limits
+        if done.all():
+            break
+        logits = decoder.step(best, cache)
+    return [GreedyResult(t, s, bool(f)) for t, s, f in zip(tokens, scores, finished, strict=True)]
+
+
+def beam_search(
+    decoder: TransformerDecoder,
+    memory: mx.array,
+    memory_lengths: mx.array,
+    prompts: Sequence[Sequence[int]],
+    *,
+    eos_id: int,
+    pad_id: int,
+    beam_size: int = 4,
+    length_penalty: float = 0.0,
+    max_delta: int = 50,
+) -> list[BeamResult]:
+    """NeMo's beam search, step for step, including its bookkeeping.
+
+    A finished beam (last token EOS or PAD) keeps one continuation (PAD) at its score;
+    candidates are ranked by score / penalty(parent length) and rescaled with the
+    penalty of the beam slot they land in, as NeMo does.
+    """
+    batch, k = len(prompts), beam_size
+    limits = np.array(generation_limits(decoder, memory_lengths, prompts, max_delta))
+    logits, cache = decoder.start(memory, memory_lengths, prompts)
+    log_probs = np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+    first = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]  # (B, K)
+    scores = np.take_along_axis(log_probs, first, axis=-1).reshape(-1, 1).astype(np.float32)
+    width = [len(p) for p in prompts]
+    prefixes = [[*list(prompts[b]), int(t)] for b in range(batch) for t in first[b]]
+    rows = mx.array(np.repeat(np.arange(batch), k))
+    cache.select(rows)
+    prefix_len = np.array([[len(p) + 1] for p in prefixes], dtype=np.float32)
+    pad_profile = np.zeros((batch * k, 1), dtype=np.int64)
+    active = limits > 0
+    step = 0
+    while active.any():
+        pad_mask = np.repeat(pad_profile, k, axis=1)  # (BK, K)
+        last = mx.array([p[-1] for p in prefixes])
+        logits = decoder.step(last, cache)
+        log_probs = np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+        top = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]
+        top_scores = np.take_along_axis(log_probs, top, axis=-1).astype(np.float32)
+        top = pad_id * pad_mask + top * (1 - pad_mask)
+        pad_mask = pad_mask.astype(np.float32)
+        pad_mask[:, 1:] *= _NEG_INF
+        candidates = scores + top_scores * (1 - pad_mask)
+        penalty = (((5 + prefix_len) / 6) ** length_penalty).astype(np.float32)
+        ranked = (candidates / penalty).reshape(batch, k * k)
+        order = np.argsort(-ranked, axis=-1, kind="stable")[:, :k]  # (B, K)
+        new_scores = np.take_along_axis(ranked, order, axis=-1).reshape(-1, 1) * penalty
+        parents = (np.arange(batch)[:, None] * k + order // k).reshape(-1)
+        chosen = top.reshape(batch, k * k)
+        chosen = np.take_along_axis(chosen, order, axis=-1).reshape(-1)
+        keep = np.repeat(active, k)  # rows of items still searching
+        parents = np.where(keep, parents, np.arange(batch * k))
+        prefixes = [
+            prefixes[parent] + [int(token)] if keep[row] else prefixes[row]
+            for row, (parent, token) in enumerate(zip(parents, chosen, strict=True))
+        ]
+        scores = np.where(keep[:, None], new_scores, scores).astype(np.float32)
+        cache.select(mx.array(parents))
+        ended = np.array([p[-1] in (eos_id, pad_id) for p in prefixes])
+        counted = np.array(
+            [sum(t not in (eos_id, pad_id) for t in p) for p in prefixes], dtype=np.float32
+        )
+        prefix_len = np.where(keep[:, None], 1 + counted[:, None], prefix_len)
+        pad_profile = np.where(keep[:, None], ended[:, None].astype(np.int64), pad_profile)
+        step += 1
+        all_ended = ended.reshape(batch, k).all(axis=1)
+        active &= ~all_ended & (step < limits)
+    penalty = (((5 + prefix_len) / 6) ** length_penalty).astype(np.float32)
+    ranked = (scores / penalty).reshape(batch, k)
+    results = []
+    for b in range(batch):
+        beams = []
+        for j in range(k):
+            ids = _strip(prefixes[b * k + j][width[b] :], eos_id, pad_id)
+            beams.append((ids, float(scores[b * k + j, 0])))
+        best = int(np.argmax(ranked[b]))
+        results.append(BeamResult(beams[best][0], beams[best][1], beams))
+    return results
+
+
+def _strip(ids: list[int], eos_id: int, pad_id: int) -> list[int]:
+    """Generated ids up to the first EOS, without padding."""
+    out = []
+    for token in ids:
+        if token == eos_id:
+            break
+        if token != pad_id:
+            out.append(token)
+    return out

@@ -1,0 +1,96 @@
+"""The cache and the padding: stepping equals recomputing; batching equals single runs.
+
+NeMo parity (logits, greedy and beam ids against NeMo's own generators) is in the root
+`tests/test_seq2seq_live_nemo.py` and, on the converted Canary fixture, `tests/test_canary*.py`.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
+
+EOS, PAD = 2, 0
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["pre_ln", "post_ln"])
+def decoder(request) -> TransformerDecoder:
+    mx.random.seed(0)
+    config = DecoderConfig(
+        vocab_size=40, hidden_size=32, inner_size=64, num_layers=2, num_heads=4,
+        max_sequence_length=64, pre_ln=request.param, final_layer_norm=request.param, memory_size=24,
+    )  # fmt: skip
+    model = TransformerDecoder(config)
+    model.update(
+        {
+            "head": {
+                "layers": [
+                    {"weight": model.head.layers[0].weight * 8, "bias": model.head.layers[0].bias}
+                ]
+            }
+        }
+    )
+    return model
+
+
+def _memory(lengths):
+    states = mx.random.normal((len(lengths), max(lengths), 24), key=mx.random.key(1))
+    return states, mx.array(lengths)
+
+
+def test_cached_steps_equal_recomputing(decoder):
+    states, lengths = _memory([11, 7])
+    prompt = [1, 5, 6]
+    path = [[9, 12, 3, 30, 17], [4, 4, 25, 8, 19]]
+    logits, cache = decoder.start(states, lengths, [prompt, prompt])
+    stepped = [np.array(logits)]
+    for t in range(len(path[0])):
+        stepped.append(np.array(decoder.step(mx.array([p[t] for p in path]), cache)))
+    for t in range(len(path[0]) + 1):
+        whole, _ = decoder.start(states, lengths, [prompt + p[:t] for p in path])
+        np.testing.assert_allclose(stepped[t], np.array(whole), rtol=1e-5, atol=1e-5)
+
+
+def test_padding_frames_are_ignored(decoder):
+    states, lengths = _memory([6, 6])
+    noisy = mx.concatenate([states, 100 * mx.ones((2, 5, 24))], axis=1)
+    a, _ = decoder.start(states, lengths, [[1, 5], [1, 7]])
+    b, _ = decoder.start(noisy, lengths, [[1, 5], [1, 7]])
+    np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-5)
+
+
+def test_batches_of_mixed_prompts_equal_single_runs(decoder):
+    states, lengths = _memory([12, 5, 9])
+    prompts = [[1, 5, 6], [1], [1, 8, 9, 10, 3]]
+    batched = greedy_search(decoder, states, lengths, prompts, eos_id=EOS, max_delta=8)
+    beams = beam_search(
+        decoder, states, lengths, prompts, eos_id=EOS, pad_id=PAD, beam_size=3, max_delta=8
+    )
+    for i, prompt in enumerate(prompts):
+        item = (states[i : i + 1, : int(lengths[i])], lengths[i : i + 1], [prompt])
+        single = greedy_search(decoder, *item, eos_id=EOS, max_delta=8)[0]
+        assert batched[i].tokens == single.tokens
+        np.testing.assert_allclose(batched[i].log_probs, single.log_probs, atol=1e-5)
+        single_beam = beam_search(decoder, *item, eos_id=EOS, pad_id=PAD, beam_size=3, max_delta=8)[
+            0
+        ]
+        assert beams[i].tokens == single_beam.tokens
+        assert beams[i].score == pytest.approx(single_beam.score, abs=1e-4)
+
+
+def test_length_limit_follows_the_encoder_length(decoder):
+    states, lengths = _memory([3, 10])
+    # With EOS never chosen, each row stops at frames + max_delta - prompt length tokens.
+    decoder_no_eos = decoder
+    bias = decoder.head.layers[-1].bias
+    decoder_no_eos.head.layers[-1].bias = bias - 1e4 * (mx.arange(bias.shape[0]) == EOS)
+    try:
+        out = greedy_search(
+            decoder_no_eos, states, lengths, [[1, 5], [1, 5]], eos_id=EOS, max_delta=4
+        )
+    finally:
+        decoder.head.layers[-1].bias = bias
+    assert [len(r.tokens) for r in out] == [3 + 4 - 2, 10 + 4 - 2]
+    assert not any(r.finished for r in out)
