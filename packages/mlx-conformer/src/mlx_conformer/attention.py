@@ -122,6 +122,9 @@ class RelPositionAttention(nn.Module):
             if rows_keep is not None:
                 bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
             outputs.append(fastmath.attention(q_u[:, :, first:last], k, v, self.scale, bias))
+            if last < padded:
+                # Otherwise MLX may build every group's scores before the first softmax.
+                mx.eval(outputs[-1])
         out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
         return out[:, :, :time]
 
