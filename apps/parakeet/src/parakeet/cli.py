@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import mlx_cpu_runtime.auto
@@ -13,7 +11,16 @@ import mlx_cpu_runtime.auto
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
-from speech_transcript import FORMATS, SegmentLimits, Transcript, formats_for, render, to_json_model
+from speech_transcript import (
+    FORMATS,
+    SegmentLimits,
+    Transcript,
+    check_writable,
+    formats_for,
+    render,
+    to_json_model,
+    write_atomically,
+)
 
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, DTYPES, load
@@ -117,8 +124,8 @@ def _run(args: argparse.Namespace) -> int:
     formats = list(formats_for(args.output_format))
     if args.output_dir is None and len(formats) > 1:
         raise ParakeetError("--output-format all needs --output-dir")
-    if args.output_dir is not None:
-        _check_writable(args.output_dir)
+    if args.output_dir is not None and (problem := check_writable(args.output_dir)):
+        raise ParakeetError(problem)
     status = mlx_cpu_runtime.auto.STATUS
     if status.needs_blas_hint and not args.quiet:
         print("parakeet: hint: no optimised BLAS found; install OpenBLAS (e.g. apt install libopenblas0-pthread) "
@@ -186,31 +193,7 @@ def _emit(
         target = args.output_dir / args.output_template.format(
             stem=stem, name=name, index=index, ext=EXTENSIONS[fmt]
         )
-        _write_atomically(target, text)
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".parakeet-check-"):
-            pass
-    except OSError as err:
-        raise ParakeetError(
-            f"{directory}: output directory is not writable ({err.strerror or err})"
-        ) from None
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, then rename: never a partial file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        write_atomically(target, text)
 
 
 def _error(message: str) -> None:

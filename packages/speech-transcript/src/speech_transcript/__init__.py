@@ -1,5 +1,6 @@
 """Timed transcripts and their writers, shared by the Parakeet and Canary apps."""
 
+from .files import check_writable, write_atomically
 from .model import Segment, TimedToken, Transcript, Word
 from .segmenting import SegmentLimits, resegment
 from .writers import FORMATS, TranscriptJSON, formats_for, render, to_json_model
@@ -14,8 +15,10 @@ __all__ = [
     "Transcript",
     "TranscriptJSON",
     "Word",
+    "check_writable",
     "formats_for",
     "render",
     "resegment",
     "to_json_model",
+    "write_atomically",
 ]
