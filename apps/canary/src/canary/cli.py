@@ -1,14 +1,144 @@
-"""The `canary` command. Not built yet: it says so and exits with status 2."""
+"""The `canary` command: transcribe or translate audio files (or stdin) with a Canary model."""
 
+from __future__ import annotations
+
+import argparse
 import sys
+from pathlib import Path
+
+import mlx_cpu_runtime.auto
+
+from tqdm import tqdm
+
+from mlx_audio_frontend import AudioError
+from speech_transcript import (
+    FORMATS,
+    check_writable,
+    formats_for,
+    render,
+    to_json_model,
+    write_atomically,
+)
+
+from .errors import CanaryError
+from .loading import DEFAULT_MODEL, DTYPES, load
+from .model import CHUNK_SECONDS
+from .prompt import PromptOptions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="canary",
+        description="Transcribe or translate speech with NVIDIA Canary models on MLX, with NeMo's "
+        "exact output. Models are converted from NVIDIA's checkpoints on first use.",
+    )
+    parser.add_argument(
+        "audio", nargs="+", help="audio or video files; - reads one file from stdin"
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
+    task = parser.add_argument_group("task")
+    task.add_argument("--source-lang", default="en", help="the spoken language (default: en)")
+    task.add_argument("--target-lang", help="the output language (default: the source language)")
+    task.add_argument("--task", choices=["asr", "ast"],
+                      help="asr: transcribe, ast: translate (default: from the two languages)")  # fmt: skip
+    task.add_argument("--pnc", action=argparse.BooleanOptionalAction, default=True,
+                      help="punctuation and capitals (default: on)")  # fmt: skip
+    task.add_argument(
+        "--timestamps", action="store_true", help="word timestamps (not available yet)"
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output-format", default="txt", choices=[*FORMATS, "all"], help="default: txt"
+    )
+    output.add_argument(
+        "--output-dir", type=Path, help="write files here instead of printing to stdout"
+    )
+    output.add_argument("--output-template", default="{stem}.{ext}",
+                        help="file names in --output-dir; fields {stem} {name} {index} {ext}")  # fmt: skip
+    decoding = parser.add_argument_group("decoding")
+    decoding.add_argument("--decoding", choices=["greedy", "beam"],
+                          help="default: the checkpoint's (NeMo: beam search of width 1)")  # fmt: skip
+    decoding.add_argument("--beam-size", type=int, help="beam width (default: the checkpoint's)")
+    decoding.add_argument(
+        "--batch-size", type=int, default=8, help="chunks decoded together (default 8)"
+    )
+    decoding.add_argument("--chunk-duration", type=float, default=CHUNK_SECONDS,
+                          help=f"longer inputs are cut into chunks of S seconds (default {CHUNK_SECONDS:g})")  # fmt: skip
+    decoding.add_argument(
+        "--dtype", choices=list(DTYPES), help="default: float32 on CPU, bfloat16 on GPU"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where converted models are kept (default: ~/.cache/nemo-mlx)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress, no hints")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    print(
-        "canary: not built yet (issue #7); no model can be run with this version.",
-        file=sys.stderr,
-    )
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (CanaryError, AudioError) as err:
+        _error(str(err))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.audio.count("-") > 1:
+        raise CanaryError("stdin (-) can be given once")
+    formats = list(formats_for(args.output_format))
+    if args.output_dir is None and len(formats) > 1:
+        raise CanaryError("--output-format all needs --output-dir")
+    if args.output_dir is not None and (problem := check_writable(args.output_dir)):
+        raise CanaryError(problem)
+    if mlx_cpu_runtime.auto.STATUS.needs_blas_hint and not args.quiet:
+        print("canary: hint: no optimised BLAS found; install OpenBLAS (e.g. apt install libopenblas0-pthread) "
+              "for a several times faster CPU backend", file=sys.stderr)  # fmt: skip
+    model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet)
+    options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
+                   timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
+                   batch_size=args.batch_size, chunk_duration=args.chunk_duration)  # fmt: skip
+    # Languages and task are checked before any audio is read.
+    model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc))
+    failures = 0
+    show = len(args.audio) > 1 and not args.quiet and sys.stderr.isatty()
+    for index, name in enumerate(tqdm(args.audio, unit="file", disable=not show, file=sys.stderr)):
+        try:
+            source = sys.stdin.buffer.read() if name == "-" else name
+            result = model.transcribe(source, **options)
+        except AudioError as err:
+            _error(str(err))
+            failures += 1
+            continue
+        result.source = "stdin" if name == "-" else name
+        for fmt in formats:
+            if fmt == "json" and args.output_dir is None and len(args.audio) > 1:
+                text = to_json_model(result).model_dump_json() + "\n"  # JSON Lines
+            else:
+                text = render(result, fmt)
+            if args.output_dir is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                continue
+            stem = "stdin" if name == "-" else Path(name).stem
+            target = args.output_dir / args.output_template.format(
+                stem=stem, name=Path(result.source).name, index=index, ext=fmt
+            )
+            write_atomically(target, text)
+    return 1 if failures else 0
+
+
+def _error(message: str) -> None:
+    print(f"canary: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""`load`: from a model reference to a ready `Canary`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+
+from nemo_mlx_convert import ConversionError, resolve_model
+
+from .errors import CanaryError
+from .model import Canary
+
+DEFAULT_MODEL = "nvidia/canary-1b-flash"
+DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
+
+
+def default_dtype() -> str:
+    """float32 on the CPU (bfloat16 has no fast CPU path), bfloat16 on a GPU."""
+    return "float32" if mx.default_device() == mx.cpu else "bfloat16"
+
+
+def load(
+    model: str | Path = DEFAULT_MODEL,
+    *,
+    dtype: str | None = None,
+    cache_dir: str | Path | None = None,
+    verbose: bool = True,
+) -> Canary:
+    """Load a Canary model: a Hugging Face repo id, a `.nemo` file or a converted directory.
+
+    The first use of a `.nemo` or repo id converts it into the cache; later uses load the
+    cached directory. `dtype` defaults to float32 on the CPU and bfloat16 on a GPU.
+    """
+    dtype = dtype or default_dtype()
+    if dtype not in DTYPES:
+        raise CanaryError(f"dtype {dtype!r} is not supported; choose from {', '.join(DTYPES)}")
+    notify = (lambda message: print(f"canary: {message}", file=sys.stderr)) if verbose else None
+    try:
+        model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
+    except ConversionError as err:
+        raise CanaryError(str(err)) from None
+    return Canary(model_dir, name=str(model), dtype=DTYPES[dtype])

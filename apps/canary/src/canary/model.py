@@ -1,0 +1,219 @@
+"""`Canary`: a loaded Canary checkpoint that transcribes and translates."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
+from mlx_conformer import Conformer, ConformerConfig
+from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
+from nemo_mlx_convert import ModelDirectory
+from speech_transcript import Segment, TimedToken, Transcript
+
+from .errors import CanaryError
+from .prompt import PromptOptions, Task, build_prompt
+from .tokenizer import CanaryTokenizer
+
+MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
+CHUNK_SECONDS = 40.0  # Canary is trained on utterances up to 40 s; longer input is cut
+
+AudioInput = str | Path | bytes | np.ndarray | mx.array
+Decoding = Literal["greedy", "beam"]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    item: int
+    start: float  # seconds into the input
+    samples: np.ndarray
+
+
+class Canary:
+    """A Canary checkpoint ready to run. Build it with `canary.load(...)`."""
+
+    def __init__(self, model_dir: ModelDirectory, name: str, dtype: mx.Dtype) -> None:
+        cfg = model_dir.nemo_config
+        if model_dir.model_class != MULTITASK_CLASS:
+            if model_dir.model_class.rsplit(".", 1)[-1].startswith(
+                ("EncDecRNNT", "EncDecCTC", "EncDecHybrid")
+            ):
+                raise CanaryError(f"{name} is a Parakeet model: use the `parakeet` command")
+            raise CanaryError(
+                f"{name}: model class {model_dir.model_class!r} is not a Canary model"
+            )
+        if (cfg.get("transf_encoder") or {}).get("num_layers", 0):
+            raise CanaryError(f"{name}: models with a Transformer encoder stage are not supported")
+        self.name = name
+        self.config = cfg
+        weights = mx.load(str(model_dir.weights))
+        self.frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
+        self.encoder = Conformer(ConformerConfig.from_nemo(cfg["encoder"]))
+        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
+        decoder_weights = _part(weights, "transf_decoder.")
+        names = dict(decoder_weights)
+        vocab = names["embedding.token_embedding.weight"].shape[0]
+        memory = names["memory_proj.weight"].shape[1] if "memory_proj.weight" in names else None
+        config = DecoderConfig.from_nemo(cfg, memory_size=memory, vocab_size=vocab)
+        self.decoder = TransformerDecoder(config)
+        self.decoder.load_weights(decoder_weights, strict=True)
+        if dtype != mx.float32:
+            self.encoder.set_dtype(dtype)
+            self.decoder.set_dtype(dtype)
+        self.tokenizer = CanaryTokenizer.from_model_directory(model_dir)
+        self.prompt_format = str(cfg.get("prompt_format") or "canary")
+        decoding = cfg.get("decoding") or {}
+        beam = decoding.get("beam") or {}
+        self.default_decoding: Decoding = (
+            "greedy" if decoding.get("strategy") in ("greedy", "greedy_batch") else "beam"
+        )
+        self.default_beam_size = int(beam.get("beam_size", 1))
+        # NeMo reads `length_penalty` (its config dataclass calls the field `len_pen`, unread).
+        self.length_penalty = float(beam.get("length_penalty", 0.0))
+        section = beam if self.default_decoding == "beam" else decoding.get("greedy") or {}
+        self.max_delta = int(section.get("max_generation_delta", -1))
+        self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
+
+    @property
+    def languages(self) -> list[str]:
+        return self.tokenizer.languages
+
+    def prompt(self, options: PromptOptions) -> list[int]:
+        return build_prompt(self.tokenizer, self.prompt_format, options)
+
+    def transcribe(
+        self,
+        audio: AudioInput | Sequence[AudioInput],
+        *,
+        source_lang: str = "en",
+        target_lang: str | None = None,
+        task: Task | None = None,
+        pnc: bool = True,
+        timestamps: bool = False,
+        sample_rate: int | None = None,
+        decoding: Decoding | None = None,
+        beam_size: int | None = None,
+        batch_size: int = 8,
+        chunk_duration: float = CHUNK_SECONDS,
+        progress: Callable[[int], None] | None = None,
+    ) -> Transcript | list[Transcript]:
+        """Text of each input, in `target_lang` (default: the spoken `source_lang`).
+
+        One input gives a `Transcript`, a list gives a list. Inputs longer than
+        `chunk_duration` seconds are cut into consecutive chunks, each decoded on its own.
+        """
+        if timestamps:
+            raise CanaryError("timestamps are not available for Canary yet")
+        options = PromptOptions(
+            source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc
+        )
+        prompt = self.prompt(options)
+        single = not isinstance(audio, (list, tuple))
+        items = [audio] if single else list(audio)
+        if batch_size < 1:
+            raise CanaryError("batch size must be at least 1")
+        if not 1.0 <= chunk_duration <= CHUNK_SECONDS:
+            raise CanaryError(f"chunk duration must be between 1 and {CHUNK_SECONDS:g} seconds")
+        decoding = decoding or self.default_decoding
+        beam_size = beam_size or self.default_beam_size
+        signals = [self._load(item, sample_rate) for item in items]
+        pieces = [p for i, s in enumerate(signals) for p in self._split(i, s, chunk_duration)]
+        pieces.sort(key=lambda p: -len(p.samples))  # similar lengths together: less padding
+        texts: dict[tuple[int, float], tuple[list[int], float]] = {}
+        for first in range(0, len(pieces), batch_size):
+            batch = pieces[first : first + batch_size]
+            for piece, (ids, confidence) in zip(
+                batch, self._decode(batch, prompt, decoding, beam_size), strict=True
+            ):
+                texts[(piece.item, piece.start)] = (ids, confidence)
+            if progress is not None:
+                progress(len(batch))
+        results = []
+        target = options.resolved()[1]
+        for index, signal in enumerate(signals):
+            duration = len(signal) / self.sample_rate
+            parts = sorted(
+                (start, ids) for (item, start), (ids, _) in texts.items() if item == index
+            )
+            results.append(self._transcript(parts, duration, target, chunk_duration))
+        return results[0] if single else results
+
+    def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
+        if isinstance(item, (np.ndarray, mx.array)):
+            return np.array(
+                load_audio(item, self.sample_rate, source_sr=sample_rate or self.sample_rate)
+            )
+        return np.array(load_audio(item, self.sample_rate))
+
+    def _split(self, item: int, signal: np.ndarray, chunk: float) -> list[_Piece]:
+        size = int(chunk * self.sample_rate)
+        count = max(1, math.ceil(len(signal) / size))
+        return [_Piece(item, k * chunk, signal[k * size : (k + 1) * size]) for k in range(count)]
+
+    def _decode(
+        self, batch: list[_Piece], prompt: list[int], decoding: Decoding, beam_size: int
+    ) -> list[tuple[list[int], float]]:
+        features = [self.frontend(mx.array(p.samples)) for p in batch]
+        frames = [f.shape[0] for f in features]
+        padded = mx.stack([mx.pad(f, [(0, max(frames) - f.shape[0]), (0, 0)]) for f in features])
+        states, lengths = self.encoder(padded, mx.array(frames))
+        mx.eval(states, lengths)
+        prompts = [prompt] * len(batch)
+        t = self.tokenizer
+        if decoding == "greedy":
+            found = greedy_search(
+                self.decoder, states, lengths, prompts, eos_id=t.eos_id, max_delta=self.max_delta
+            )
+            return [
+                (
+                    _text_ids(r.tokens, t),
+                    float(np.exp(np.mean(r.log_probs))) if r.log_probs else 1.0,
+                )
+                for r in found
+            ]
+        found = beam_search(
+            self.decoder, states, lengths, prompts, eos_id=t.eos_id, pad_id=t.pad_id,
+            beam_size=beam_size, length_penalty=self.length_penalty, max_delta=self.max_delta,
+        )  # fmt: skip
+        return [(_text_ids(r.tokens, t), float("nan")) for r in found]
+
+    def _transcript(
+        self, parts: list[tuple[float, list[int]]], duration: float, language: str, chunk: float
+    ) -> Transcript:
+        tokens, segments = [], []
+        for start, ids in parts:
+            end = min(duration, start + chunk)
+            text = self.tokenizer.decode(ids).strip()
+            if text:
+                segments.append(Segment(text=text, start=start, end=end))
+            # Canary without timestamps places tokens only within their chunk.
+            tokens += [
+                TimedToken(i, self.tokenizer.piece(i).replace("▁", " "), start, end) for i in ids
+            ]
+        text = " ".join(s.text for s in segments)
+        return Transcript(
+            text=text,
+            duration=duration,
+            model=self.name,
+            tokens=tokens,
+            segments=segments,
+            language=language,
+        )
+
+
+def _text_ids(ids: list[int], tokenizer: CanaryTokenizer) -> list[int]:
+    """NeMo's hypothesis ids: the generated ids without BOS, EOS and PAD."""
+    return [i for i in ids if i not in (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id)]
+
+
+def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array]]:
+    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
+
+
+__all__ = ["CHUNK_SECONDS", "AudioError", "Canary"]

@@ -1,0 +1,81 @@
+"""The decoder prompts of NeMo's `canary` and `canary2` prompt formats, as token ids.
+
+canary:  <|startoftranscript|> <|src|> <|transcribe|> or <|translate|> <|tgt|> <|pnc|> or <|nopnc|>
+canary2: <|startofcontext|> <|startoftranscript|> <|emo:undefined|> <|src|> <|tgt|>
+         <|pnc|>/<|nopnc|> <|itn|>/<|noitn|> <|timestamp|>/<|notimestamp|> <|diarize|>/<|nodiarize|>
+(canary2 has no task token: translation is a target language other than the source.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import CanaryError
+from .tokenizer import BOS, CanaryTokenizer
+
+FORMATS = ("canary", "canary2")
+Task = Literal["asr", "ast"]
+
+
+@dataclass(frozen=True)
+class PromptOptions:
+    source_lang: str = "en"
+    target_lang: str | None = None  # default: the source language
+    task: Task | None = None  # default: asr when target == source, else ast
+    pnc: bool = True
+    itn: bool = False
+    timestamps: bool = False
+    diarize: bool = False
+
+    def resolved(self) -> tuple[str, str, Task]:
+        target = self.target_lang or self.source_lang
+        task = self.task or ("asr" if target == self.source_lang else "ast")
+        if task == "asr" and target != self.source_lang:
+            raise CanaryError(
+                f"transcription (asr) writes the spoken language: target {target!r} is not "
+                f"the source {self.source_lang!r}; use task ast to translate"
+            )
+        return self.source_lang, target, task
+
+
+def build_prompt(
+    tokenizer: CanaryTokenizer, prompt_format: str, options: PromptOptions
+) -> list[int]:
+    source, target, task = options.resolved()
+    languages = tokenizer.languages
+    for lang in (source, target):
+        if lang not in languages:
+            raise CanaryError(
+                f"language {lang!r} is not supported by this model; supported: {', '.join(languages)}"
+            )
+    yes_no = {True: "<|{}|>", False: "<|no{}|>"}
+    if prompt_format == "canary":
+        if options.timestamps or options.itn or options.diarize:
+            raise CanaryError(
+                "this model's prompt format (canary) has no timestamps, itn or diarize"
+            )
+        tokens = [
+            BOS,
+            f"<|{source}|>",
+            "<|transcribe|>" if task == "asr" else "<|translate|>",
+            f"<|{target}|>",
+            "<|pnc|>" if options.pnc else "<|nopnc|>",
+        ]
+    elif prompt_format == "canary2":
+        tokens = [
+            "<|startofcontext|>",
+            BOS,
+            "<|emo:undefined|>",
+            f"<|{source}|>",
+            f"<|{target}|>",
+            yes_no[options.pnc].format("pnc"),
+            yes_no[options.itn].format("itn"),
+            yes_no[options.timestamps].format("timestamp"),
+            yes_no[options.diarize].format("diarize"),
+        ]
+    else:
+        raise CanaryError(
+            f"prompt format {prompt_format!r} is not supported; supported: {', '.join(FORMATS)}"
+        )
+    return [tokenizer.special(t) for t in tokens]
