@@ -24,6 +24,7 @@ from .errors import CanaryError
 SPECIAL = "spl_tokens"
 BOS, EOS, PAD = "<|startoftranscript|>", "<|endoftext|>", "<pad>"
 _SPECIAL_PIECE = re.compile(r"<\|[^|]+\|>")
+_CONTROLS = {"pnc", "nopnc", "itn", "noitn", "timestamp", "notimestamp", "diarize", "nodiarize"}
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,15 @@ class CanaryTokenizer:
 
     @property
     def languages(self) -> list[str]:
-        """Languages with a `<|xx|>` token (the prompt's source and target slots)."""
+        """Languages the prompt may name: the aggregate's sub-tokenizers (with a `<|xx|>`
+        token), or for a unified tokenizer its `<|xx|>` tokens that are not controls."""
+        if len(self._parts) > 1:
+            names = [p.name for p in self._parts if p.name != SPECIAL]
+            return sorted(n for n in names if f"<|{n}|>" in self._special)
         names = (t[2:-2] for t in self._special)
-        return sorted(n for n in names if re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", n))
+        return sorted(
+            n for n in names if re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", n) and n not in _CONTROLS
+        )
 
     def special(self, token: str) -> int:
         try:
