@@ -159,7 +159,10 @@ class Canary:
     def _decode(
         self, batch: list[_Piece], prompt: list[int], decoding: Decoding, beam_size: int
     ) -> list[tuple[list[int], float]]:
-        features = [self.frontend(mx.array(p.samples)) for p in batch]
+        features = []
+        for piece in batch:
+            feats, length = self.frontend(piece.samples)
+            features.append(feats[0, : int(length[0])])
         frames = [f.shape[0] for f in features]
         padded = mx.stack([mx.pad(f, [(0, max(frames) - f.shape[0]), (0, 0)]) for f in features])
         states, lengths = self.encoder(padded, mx.array(frames))
