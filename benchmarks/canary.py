@@ -77,7 +77,7 @@ def build(path: Path, *, feat_in: int, layers: int, d_model: int, heads: int, de
                 "custom_tokenizer": {
                     "_target_": "nemo.collections.common.tokenizers.canary_tokenizer.CanaryTokenizer"
                 },
-            },  # fmt: skip
+            },
             "model_defaults": {
                 "asr_enc_hidden": d_model,
                 "lm_enc_hidden": dec_hidden,
@@ -92,7 +92,7 @@ def build(path: Path, *, feat_in: int, layers: int, d_model: int, heads: int, de
                 "normalize": "per_feature",
                 "dither": 0.0,
                 "pad_to": 0,
-            },  # fmt: skip
+            },
             "encoder": {
                 "_target_": "nemo.collections.asr.modules.ConformerEncoder",
                 "feat_in": feat_in,
@@ -107,14 +107,14 @@ def build(path: Path, *, feat_in: int, layers: int, d_model: int, heads: int, de
                 "self_attention_model": "rel_pos",
                 "xscaling": True,
                 "untie_biases": True,
-            },  # fmt: skip
+            },
             "transf_encoder": {
                 "_target_": "nemo.collections.asr.modules.transformer.transformer_encoders.TransformerEncoder",
                 "num_layers": 0,
                 "hidden_size": dec_hidden,
                 "inner_size": 4 * dec_hidden,
                 "num_attention_heads": dec_heads,
-            },  # fmt: skip
+            },
             "transf_decoder": {
                 "_target_": "nemo.collections.asr.modules.transformer.get_nemo_transformer",
                 "model_name": None,
@@ -137,7 +137,7 @@ def build(path: Path, *, feat_in: int, layers: int, d_model: int, heads: int, de
                     "pre_ln": True,
                     "vocab_size": None,
                 },
-            },  # fmt: skip
+            },
             "head": {
                 "_target_": "nemo.collections.asr.parts.submodules.token_classifier.TokenClassifier",
                 "num_layers": 1,
@@ -147,12 +147,12 @@ def build(path: Path, *, feat_in: int, layers: int, d_model: int, heads: int, de
                 "num_classes": None,
                 "dropout": 0.0,
                 "use_transformer_init": True,
-            },  # fmt: skip
+            },
             "loss": {
                 "_target_": "nemo.collections.common.losses.smoothed_cross_entropy.SmoothedCrossEntropyLoss",
                 "label_smoothing": 0.0,
                 "pad_id": None,
-            },  # fmt: skip
+            },
             "optim": None,
         }
         decoding = OmegaConf.structured(MultiTaskDecodingConfig)
