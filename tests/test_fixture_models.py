@@ -131,6 +131,22 @@ def test_transducer_beam_nbest_on_nemo_encoder_output(fixture):
         )
 
 
+def test_transducer_beam_length_penalty_ranks_nemo_nbest(fixture):
+    """Penalty 0 ranks by NeMo's raw score (its score_norm=False); 2 by score / length**2.
+    The hypotheses and their scores are NeMo's; only the order is derived from them."""
+    if fixture.transducer is None:
+        pytest.skip(f"{fixture.name} has no transducer head")
+    for clip, expected in fixture.meta["beam"].items():
+        encoded = mx.array(fixture.arrays[f"{fixture.stem(clip)}/encoder"])[None]
+        for penalty in (0.0, 2.0):
+            (nbest,) = fixture.transducer.beam(encoded, beam_size=4, length_penalty=penalty)
+            # NeMo's length counts its start symbol: one more than the emitted ids
+            ranked = sorted(
+                expected, key=lambda e: e["score"] / (len(e["ids"]) + 1) ** penalty, reverse=True
+            )
+            assert [h.ids for h in nbest] == [e["ids"] for e in ranked], (clip, penalty)
+
+
 def test_ctc_alignment_on_nemo_encoder_output(fixture):
     if fixture.ctc is None:
         pytest.skip(f"{fixture.name} has no CTC head")

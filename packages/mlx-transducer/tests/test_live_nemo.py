@@ -141,7 +141,7 @@ def test_default_beam_search_nbest_matches_nemo(durations, beam_size, score_norm
     with torch.no_grad():
         (expected,) = infer(encoder_output=encoded, encoded_lengths=lengths)
     ours = model.beam(mx.array(encoded.transpose(1, 2).numpy()), mx.array(lengths.numpy()),
-                      beam_size=beam_size, score_norm=score_norm)  # fmt: skip
+                      beam_size=beam_size, length_penalty=float(score_norm))  # fmt: skip
     for nbest, ref in zip(ours, expected, strict=True):
         ref_hyps = ref.n_best_hypotheses
         assert [h.ids for h in nbest] == [h.y_sequence.tolist() for h in ref_hyps]

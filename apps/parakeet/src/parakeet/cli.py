@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument(
         "--beam-size", type=int, default=4, help="beam width for --decoding beam (default 4)"
     )
+    decoding.add_argument("--length-penalty", type=float, default=1.0,
+                          help="transducer beam: rank hypotheses by score / length ** P "
+                               "(default 1, NeMo's score_norm; 0: raw score)")  # fmt: skip
     decoding.add_argument("--head", choices=["auto", "tdt", "rnnt", "ctc"], default="auto",
                           help="decoder of a hybrid TDT-CTC model (default: the transducer)")  # fmt: skip
     decoding.add_argument(
@@ -146,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
     failures = 0
     results = model.transcribe_many(sources, batch_size=args.batch_size, decoding=args.decoding,
-                                    beam_size=args.beam_size, chunk_duration=args.chunk_duration,
+                                    beam_size=args.beam_size, length_penalty=args.length_penalty,
+                                    chunk_duration=args.chunk_duration,
                                     overlap_duration=args.overlap_duration, progress=bar.update)  # fmt: skip
     finished: dict[int, Transcript] = {}
     next_index = 0

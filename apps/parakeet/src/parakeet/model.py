@@ -140,6 +140,7 @@ class Parakeet:
         batch_size: int = 8,
         decoding: Literal["greedy", "beam"] = "greedy",
         beam_size: int = 4,
+        length_penalty: float = 1.0,
         chunk_duration: float | None = None,
         overlap_duration: float = 15.0,
     ) -> Transcript | list[Transcript]:
@@ -149,14 +150,15 @@ class Parakeet:
         list in the same order. A bad input raises `AudioError` naming it; use
         `transcribe_many` to report and skip bad inputs instead. Inputs longer than
         `chunk_duration` seconds (default: `AUTO_CHUNK_SECONDS` for inputs beyond
-        `LONG_INPUT_SECONDS`) are transcribed in overlapping chunks.
+        `LONG_INPUT_SECONDS`) are transcribed in overlapping chunks. Transducer beam search
+        ranks its n-best by score / length ** `length_penalty` (NeMo's `score_norm`: 1.0).
         """
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
         results: list[Transcript] = [None] * len(items)  # type: ignore[list-item]
         for index, result in self.transcribe_many(items, sample_rate=sample_rate, batch_size=batch_size,
                                                   decoding=decoding, beam_size=beam_size,
-                                                  chunk_duration=chunk_duration, overlap_duration=overlap_duration):  # fmt: skip
+                                                  length_penalty=length_penalty, chunk_duration=chunk_duration, overlap_duration=overlap_duration):  # fmt: skip
             if isinstance(result, AudioError):
                 raise result
             results[index] = result
@@ -170,6 +172,7 @@ class Parakeet:
         batch_size: int = 8,
         decoding: Literal["greedy", "beam"] = "greedy",
         beam_size: int = 4,
+        length_penalty: float = 1.0,
         chunk_duration: float | None = None,
         overlap_duration: float = 15.0,
         progress: Callable[[int], None] | None = None,
@@ -193,7 +196,7 @@ class Parakeet:
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
         for batch in self._batches(pieces, batch_size):
             for piece, hypothesis in zip(
-                batch, self._decode(batch, decoding, beam_size), strict=True
+                batch, self._decode(batch, decoding, beam_size, length_penalty), strict=True
             ):
                 decoded.setdefault(piece.item, []).append((piece, hypothesis))
                 remaining[piece.item] -= 1
@@ -270,7 +273,9 @@ class Parakeet:
             merged = merge_hypotheses(merged, _shifted(hypothesis, piece.offset), overlap)
         return self._transcript(merged, duration, parts[0][0].shift, _label(item))
 
-    def _decode(self, pieces: list[_Piece], decoding: str, beam_size: int) -> list[Hypothesis]:
+    def _decode(
+        self, pieces: list[_Piece], decoding: str, beam_size: int, length_penalty: float = 1.0
+    ) -> list[Hypothesis]:
         """Decode a batch of pieces; frames are relative to each piece's start."""
         lengths = [p.features.shape[0] for p in pieces]
         features = mx.stack(
@@ -289,7 +294,9 @@ class Parakeet:
             return [Hypothesis(h.ids, [t.start_frame for t in h.tokens], None,
                                [math.exp(t.logprob) for t in h.tokens]) for h in hyps]  # fmt: skip
         if decoding == "beam":
-            nbests = self.transducer.beam(encoded, encoded_len, beam_size=beam_size)
+            nbests = self.transducer.beam(
+                encoded, encoded_len, beam_size=beam_size, length_penalty=length_penalty
+            )
             return [_from_tokens(n[0].tokens if n else [], self.head) for n in nbests]
         return [
             _from_tokens(h.tokens, self.head) for h in self.transducer.greedy(encoded, encoded_len)

@@ -8,8 +8,10 @@ log-probabilities are float32; the RNNT search accumulates scores in Python floa
 does, the TDT search in float32 (NeMo adds its float scores to float32 tensors there), and
 merged TDT duplicates are log-added in float32. Near-ties then order as NeMo orders them.
 
-Scores: `score` is NeMo's hypothesis score; `normalized` divides it by the sequence
-length including NeMo's start symbol (its `score_norm`), which ranks the n-best by default.
+Scores: `score` is NeMo's hypothesis score; `normalized` divides it by the sequence length
+(NeMo's start symbol included) raised to `length_penalty`, and ranks the n-best. NeMo's
+`score_norm=True` is `length_penalty=1.0` (the default), `score_norm=False` is 0.0; values in
+between or above favour shorter or longer hypotheses less or more.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def _topk(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return values[order], order
 
 
-def _finish(hyps: list[_Hyp], score_norm: bool) -> list[BeamHypothesis]:
+def _finish(hyps: list[_Hyp], length_penalty: float) -> list[BeamHypothesis]:
     results = []
     for hyp in hyps:
         tokens = [
@@ -108,9 +110,11 @@ def _finish(hyps: list[_Hyp], score_norm: bool) -> list[BeamHypothesis]:
                 hyp.sequence[1:], hyp.frames, hyp.durations, hyp.logprobs, strict=True
             )
         ]
-        results.append(BeamHypothesis(tokens, hyp.score, hyp.score / len(hyp.sequence)))
-    key = (lambda h: h.normalized) if score_norm else (lambda h: h.score)
-    return sorted(results, key=key, reverse=True)
+        normalized = (
+            hyp.score / len(hyp.sequence) ** length_penalty if length_penalty else hyp.score
+        )
+        results.append(BeamHypothesis(tokens, hyp.score, normalized))
+    return sorted(results, key=lambda h: h.normalized, reverse=True)
 
 
 def beam_search_rnnt(
@@ -120,7 +124,7 @@ def beam_search_rnnt(
     *,
     blank_id: int,
     beam_size: int = 4,
-    score_norm: bool = True,
+    length_penalty: float = 1.0,
 ) -> list[BeamHypothesis]:
     """NeMo's default RNNT beam search over one utterance's (T, D) encoder frames."""
     scorer = _Scorer(prednet, joint, blank_id, encoder_output)
@@ -152,7 +156,7 @@ def beam_search_rnnt(
             if len(better) >= beam:
                 kept = better
                 break
-    return _finish(kept, score_norm)
+    return _finish(kept, length_penalty)
 
 
 def beam_search_tdt(
@@ -163,7 +167,7 @@ def beam_search_tdt(
     blank_id: int,
     durations: tuple[int, ...],
     beam_size: int = 4,
-    score_norm: bool = True,
+    length_penalty: float = 1.0,
 ) -> list[BeamHypothesis]:
     """NeMo's default TDT beam search over one utterance's (T, D) encoder frames."""
     scorer = _Scorer(prednet, joint, blank_id, encoder_output)
@@ -215,7 +219,7 @@ def beam_search_tdt(
                     break
             else:
                 kept = sorted(kept, key=lambda h: h.score, reverse=True)[:beam]
-    return _finish(kept, score_norm)
+    return _finish(kept, length_penalty)
 
 
 def _f32_sum(*terms: float) -> float:

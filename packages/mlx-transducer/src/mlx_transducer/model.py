@@ -39,7 +39,7 @@ class Transducer(nn.Module):
         encoder_output: mx.array,
         lengths: mx.array | None = None,
         beam_size: int = 4,
-        score_norm: bool = True,
+        length_penalty: float = 1.0,
     ) -> list[list[BeamHypothesis]]:
         """NeMo's `beam` (default) search, per utterance: an n-best list for each, best first."""
         batch, time, _ = encoder_output.shape
@@ -56,7 +56,7 @@ class Transducer(nn.Module):
                         blank_id=self.config.blank_id,
                         durations=self.config.durations,
                         beam_size=beam_size,
-                        score_norm=score_norm,
+                        length_penalty=length_penalty,
                     )
                 )
             else:
@@ -67,7 +67,7 @@ class Transducer(nn.Module):
                         frames,
                         blank_id=self.config.blank_id,
                         beam_size=beam_size,
-                        score_norm=score_norm,
+                        length_penalty=length_penalty,
                     )
                 )
         return results
