@@ -76,8 +76,11 @@ class Canary:
         self.default_beam_size = int(beam.get("beam_size", 1))
         # NeMo reads `length_penalty` (its config dataclass calls the field `len_pen`, unread).
         self.length_penalty = float(beam.get("length_penalty", 0.0))
-        section = beam if self.default_decoding == "beam" else decoding.get("greedy") or {}
-        self.max_delta = int(section.get("max_generation_delta", -1))
+        # Each strategy has its own length limit (NeMo: `<strategy>.max_generation_delta`).
+        self.max_deltas: dict[str, int] = {
+            "greedy": int((decoding.get("greedy") or {}).get("max_generation_delta", -1)),
+            "beam": int(beam.get("max_generation_delta", -1)),
+        }
         self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
 
     @property
@@ -171,8 +174,9 @@ class Canary:
         t = self.tokenizer
         if decoding == "greedy":
             found = greedy_search(
-                self.decoder, states, lengths, prompts, eos_id=t.eos_id, max_delta=self.max_delta
-            )
+                self.decoder, states, lengths, prompts, eos_id=t.eos_id,
+                max_delta=self.max_deltas["greedy"],
+            )  # fmt: skip
             return [
                 (
                     _text_ids(r.tokens, t),
@@ -182,7 +186,7 @@ class Canary:
             ]
         found = beam_search(
             self.decoder, states, lengths, prompts, eos_id=t.eos_id, pad_id=t.pad_id,
-            beam_size=beam_size, length_penalty=self.length_penalty, max_delta=self.max_delta,
+            beam_size=beam_size, length_penalty=self.length_penalty, max_delta=self.max_deltas["beam"],
         )  # fmt: skip
         return [(_text_ids(r.tokens, t), float("nan")) for r in found]
 
@@ -211,8 +215,14 @@ class Canary:
 
 
 def _text_ids(ids: list[int], tokenizer: CanaryTokenizer) -> list[int]:
-    """NeMo's hypothesis ids: the generated ids without BOS, EOS and PAD."""
-    return [i for i in ids if i not in (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id)]
+    """NeMo's hypothesis ids (`format_hypotheses`): the generated ids less trailing EOS and PAD.
+
+    Anything else the model emits, special tokens included, stays and is decoded literally.
+    """
+    end = len(ids)
+    while end and ids[end - 1] in (tokenizer.eos_id, tokenizer.pad_id):
+        end -= 1
+    return list(ids[:end])
 
 
 def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array]]:

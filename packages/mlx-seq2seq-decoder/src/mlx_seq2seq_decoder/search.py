@@ -178,11 +178,12 @@ def beam_search(
 
 
 def _strip(ids: list[int], eos_id: int, pad_id: int) -> list[int]:
-    """Generated ids up to the first EOS, without padding."""
-    out = []
-    for token in ids:
-        if token == eos_id:
-            break
-        if token != pad_id:
-            out.append(token)
-    return out
+    """NeMo's `format_hypotheses`: drop trailing EOS and PAD only.
+
+    An EOS chosen at the first step does not finish its beam (NeMo starts every beam
+    unfinished), so it can stay inside a hypothesis, as it does in NeMo's.
+    """
+    end = len(ids)
+    while end and ids[end - 1] in (eos_id, pad_id):
+        end -= 1
+    return ids[:end]
