@@ -169,3 +169,35 @@ def test_left_padded_prompts_equal_single_runs():
         )  # fmt: skip
         assert batched[i].tokens == single[0].tokens
         assert np.allclose(batched[i].log_probs, single[0].log_probs, atol=1e-5)
+
+
+def _trailing_stripped(ids: list[int]) -> list[int]:
+    """NeMo's `format_hypotheses`: trailing EOS and PAD go, nothing else."""
+    while ids and ids[-1] in (EOS, PAD):
+        ids = ids[:-1]
+    return ids
+
+
+@pytest.mark.parametrize("eos_boost", [25.0, 30.0])  # EOS among the first-step top 4
+def test_beam_nbest_with_eos_at_the_first_step_matches_nemo(eos_boost):
+    """NeMo starts every beam unfinished, so an EOS chosen first stays inside a hypothesis."""
+    decoder, head, proj = _nemo(True)
+    with torch.no_grad():
+        head.mlp.layer0.bias[EOS] += eos_boost
+    ours = _ours(decoder, head, proj, True)
+    states, mask = _memory()
+    got = beam_search(
+        ours, mx.array(states), mx.array(LENGTHS), [PROMPT] * 3,
+        eos_id=EOS, pad_id=PAD, beam_size=4, length_penalty=0.0, max_delta=6,
+    )  # fmt: skip
+    inner_eos = 0
+    for i, length in enumerate(LENGTHS):
+        prefixes, scores, _, _ = _nemo_generate(
+            "beam", decoder, head, proj, states[i : i + 1, :length], mask[i : i + 1, :length],
+            beam_size=4, len_pen=0.0,
+        )  # fmt: skip
+        want = [_trailing_stripped(p.tolist()[len(PROMPT) :]) for p in prefixes[0]]
+        assert [ids for ids, _ in got[i].beams] == want
+        assert np.allclose([s for _, s in got[i].beams], scores[0].tolist(), atol=1e-4)
+        inner_eos += sum(EOS in ids for ids in want)
+    assert inner_eos  # the case this test is about happened
