@@ -23,7 +23,6 @@ import argparse
 import os
 import platform
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import mlx.core as mx
 import numpy as np
 import soundfile as sf
 import torch
+from _common import PeakRSS
 from nemo.collections.asr.modules.conformer_encoder import ConformerEncoder
 from parakeet_mlx.conformer import Conformer as PortConformer
 from parakeet_mlx.conformer import ConformerArgs
@@ -88,35 +88,6 @@ def mlx_weights(encoder: torch.nn.Module) -> list[tuple[str, mx.array]]:
             array = array.transpose(0, 2, 1)
         weights.append((name, mx.array(array)))
     return weights
-
-
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled in a thread."""
-
-    def __enter__(self) -> PeakRSS:
-        self._stop = threading.Event()
-        self.base = self.peak = _rss()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, _rss())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-    @property
-    def extra(self) -> int:
-        return self.peak - self.base
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def main() -> None:

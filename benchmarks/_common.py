@@ -1,0 +1,205 @@
+"""Helpers shared by the benchmark scripts: cached speech, the 0.6b-geometry model, memory.
+
+The scripts run as `python benchmarks/<name>.py`, so this module is importable as `_common`.
+Nothing here imports torch, NeMo or MLX at import time: each script (and each worker process
+of `e2e.py`) imports only what it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+import subprocess
+import tempfile
+import threading
+import wave
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(__file__).resolve().parents[1] / ".benchmarks-cache"
+SAMPLE_RATE = 16000
+
+# Common English words and espeak-ng voices for the synthetic speech.
+WORDS = """the a of to and in that is was he for it with as his on be at by had are but from or
+have an they which one you were all we her she there would their will when who him been has more
+if no out do so can what up said about other into than its time only could new them man some these
+then two first may any like now my such make over our even most me state after also made many did
+must before back see through way where get much go well your know should down work year because
+come people just say each those take day good how""".split()  # noqa: SIM905
+VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en-gb+m3"]
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """16-bit mono WAV samples as int16."""
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def write_wav(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+def speech(minutes: float) -> Path:
+    """A 16 kHz mono WAV of about `minutes` of espeak-ng speech (cached)."""
+    path = CACHE / f"speech-{minutes:g}min.wav"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    target = int(minutes * 60 * SAMPLE_RATE)
+    parts, total = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        while total < target:
+            text = ". ".join(
+                " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 14))) for _ in range(20)
+            )
+            raw = Path(tmp) / "part.wav"
+            voice, speed = rng.choice(VOICES), rng.randint(140, 190)
+            subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True
+            )
+            resampled = Path(tmp) / "part16.wav"
+            subprocess.run(["sox", str(raw), "-r", "16000", "-b", "16", str(resampled)], check=True)
+            parts.append(read_wav(resampled))
+            total += len(parts[-1])
+    write_wav(path, np.concatenate(parts)[:target])
+    return path
+
+
+class PeakRSS:
+    """Peak resident memory of this process while inside the block, sampled every 2 ms."""
+
+    def __enter__(self) -> PeakRSS:
+        self._stop = threading.Event()
+        self.base = self.peak = rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss())
+
+    @property
+    def extra(self) -> int:
+        """Growth above the level at entry."""
+        return self.peak - self.base
+
+
+def rss() -> int:
+    """Resident set size of this process in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def tdt_config(tokenizer_dir: str, layers: int = 24) -> dict:
+    """An EncDecRNNTBPEModel config of nvidia/parakeet-tdt-0.6b-v2's geometry."""
+    durations = [0, 1, 2, 3, 4]
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "tokenizer": {"dir": tokenizer_dir, "type": "bpe"},
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "features": 128,
+            "window_size": 0.025,
+            "window_stride": 0.01,
+            "n_fft": 512,
+            "normalize": "per_feature",
+            "dither": 0.0,
+            "pad_to": 0,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+            "feat_in": 128,
+            "n_layers": layers,
+            "d_model": 1024,
+            "n_heads": 8,
+            "subsampling": "dw_striding",
+            "subsampling_factor": 8,
+            "subsampling_conv_channels": 256,
+            "conv_kernel_size": 9,
+            "ff_expansion_factor": 4,
+            "self_attention_model": "rel_pos",
+            "xscaling": True,
+            "untie_biases": True,
+        },
+        "model_defaults": {
+            "enc_hidden": 1024,
+            "pred_hidden": 640,
+            "joint_hidden": 640,
+            "tdt_durations": durations,
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+            "blank_as_pad": True,
+            "prednet": {"pred_hidden": 640, "pred_rnn_layers": 2, "dropout": 0.2},
+        },
+        "joint": {
+            "_target_": "nemo.collections.asr.modules.RNNTJoint",
+            "num_extra_outputs": len(durations),
+            "jointnet": {
+                "joint_hidden": 640,
+                "activation": "relu",
+                "dropout": 0.2,
+                "encoder_hidden": 1024,
+                "pred_hidden": 640,
+            },
+        },
+        "loss": {
+            "loss_name": "tdt",
+            "tdt_kwargs": {"durations": durations, "sigma": 0.02, "omega": 0.1},
+        },
+        "decoding": {
+            "strategy": "greedy_batch",
+            "model_type": "tdt",
+            "durations": durations,
+            "greedy": {"max_symbols": 10},
+        },
+        "optim": None,
+    }
+
+
+def build_tdt(path: Path, *, speechlike: bool = False, layers: int = 24) -> None:
+    """A random-weight TDT model of parakeet-tdt-0.6b geometry, built and saved by NeMo.
+
+    `speechlike` scales the joint's output layer and biases blank (as benchmarks/decode.py
+    does), so that greedy decoding emits a token every few frames, as on real speech, rather
+    than random weights' degenerate all-blank or all-token output.
+    """
+    import torch
+    from nemo.collections.asr.models import EncDecRNNTBPEModel
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(tmp) / "text.txt"
+        words = [
+            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+            for _ in range(5000)
+        ]
+        text.write_text(
+            "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20000))
+        )
+        create_spt_model(str(text), vocab_size=1024, sample_size=-1, do_lower_case=True, output_dir=tmp,
+                         tokenizer_type="bpe")  # fmt: skip
+        model = EncDecRNNTBPEModel(cfg=OmegaConf.create(tdt_config(tmp, layers))).eval()
+        if speechlike:
+            with torch.no_grad():
+                model.joint.joint_net[-1].weight.mul_(8.0)
+                blank = model.joint.num_classes_with_blank - 1 - model.joint.num_extra_outputs
+                model.joint.joint_net[-1].bias[blank] += 6.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save_to(str(path))
