@@ -106,7 +106,7 @@ def test_change_attention_model_validates():
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ({"causal_downsampling": True}, "causal_downsampling"),
+        ({"att_context_style": "chunked_limited_with_rc"}, "chunked_limited_with_rc"),
         ({"subsampling": "vggnet"}, "vggnet"),
         ({"self_attention_model": "abs_pos"}, "abs_pos"),
         ({"conv_norm_type": "group_norm"}, "group_norm"),

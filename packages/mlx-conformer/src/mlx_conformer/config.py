@@ -9,6 +9,7 @@ from typing import Any
 SUBSAMPLING = ("dw_striding", "striding")
 ATTENTION = ("rel_pos", "rel_pos_local_attn")
 CONV_NORMS = ("batch_norm", "layer_norm")
+ATTENTION_STYLES = ("regular", "chunked_limited")  # chunked_limited: cache-aware streaming
 
 # Keys of a NeMo encoder config that only matter for training (or are bookkeeping).
 _TRAINING_ONLY = {
@@ -56,6 +57,7 @@ class ConformerConfig:
     conv_norm_type: str = "batch_norm"
     conv_context_size: tuple[int, int] | None = None
     use_bias: bool = True
+    causal_downsampling: bool = False
 
     def __post_init__(self) -> None:
         if self.subsampling_conv_channels == -1:
@@ -66,7 +68,15 @@ class ConformerConfig:
         _check("subsampling", self.subsampling, SUBSAMPLING)
         _check("self_attention_model", self.self_attention_model, ATTENTION)
         _check("conv_norm_type", self.conv_norm_type, CONV_NORMS)
-        _check("att_context_style", self.att_context_style, ("regular",))
+        _check("att_context_style", self.att_context_style, ATTENTION_STYLES)
+        if self.att_context_style == "chunked_limited":
+            for left, right in self.att_context_sizes:
+                if right < 0 and len(self.att_context_sizes) <= 1:
+                    raise ValueError("chunked_limited attention needs a limited right context")
+                if left > 0 and right >= 0 and left % (right + 1):
+                    raise ValueError(
+                        f"chunked_limited: left context {left} is not a multiple of the chunk {right + 1}"
+                    )
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.subsampling_factor < 2 or self.subsampling_factor & (self.subsampling_factor - 1):
@@ -114,7 +124,6 @@ class ConformerConfig:
         if target != "ConformerEncoder":
             raise ValueError(f"encoder {target!r} is not supported; supported: ConformerEncoder")
         for key, allowed in (
-            ("causal_downsampling", (False, None)),
             ("reduction", (None,)),
             ("global_tokens", (0, None)),
             ("conv_context_style", ("regular", None)),
@@ -128,7 +137,8 @@ class ConformerConfig:
             raise ValueError(
                 "encoder reduction (reduction_position / reduction_factor) is not supported yet"
             )
-        for key in ("causal_downsampling", "reduction", "global_tokens", "global_tokens_spacing",
+        cfg["causal_downsampling"] = bool(cfg.get("causal_downsampling") or False)
+        for key in ("reduction", "global_tokens", "global_tokens_spacing",
                     "global_attn_separate", "conv_context_style"):  # fmt: skip
             cfg.pop(key, None)
         contexts = _contexts(cfg.pop("att_context_size", None))

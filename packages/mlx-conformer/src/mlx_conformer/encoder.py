@@ -11,6 +11,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 
+from .causal import CausalConvSubsampling
 from .config import ConformerConfig
 from .layers import ConformerLayer
 from .positional import RelativePositions, local_positions
@@ -27,7 +28,8 @@ class Conformer(nn.Module):
     def __init__(self, config: ConformerConfig) -> None:
         super().__init__()
         self.config = config
-        self.pre_encode = ConvSubsampling(config)
+        subsampling = CausalConvSubsampling if config.causal_downsampling else ConvSubsampling
+        self.pre_encode = subsampling(config)
         self.layers = [ConformerLayer(config) for _ in range(config.n_layers)]
         if config.feat_out > 0:
             self.out_proj = nn.Linear(config.d_model, config.feat_out)
@@ -91,6 +93,10 @@ class Conformer(nn.Module):
         batch, frames, _ = features.shape
         if lengths is None:
             lengths = mx.full((batch,), frames, dtype=mx.int32)
+        if self.config.att_context_style != "regular" and self._local_positions is None:
+            from .streaming import dense_forward  # cache-aware models: NeMo's chunked mask
+
+            return dense_forward(self, features, lengths)
         x, lengths = self.pre_encode(features, lengths)
         if self._xscale is not None:
             x = x * self._xscale

@@ -1,0 +1,399 @@
+"""Cache-aware streaming of NeMo's FastConformer, as `ConformerEncoder.cache_aware_stream_step`.
+
+NeMo's streaming checkpoints (causal subsampling, `att_context_style: chunked_limited`,
+causal convolutions, several `att_context_size` lookaheads) encode audio chunk by chunk with
+three caches per layer:
+
+- `last_channel` (layers, B, C, D): the last C attention inputs (C = left context), which
+  the next chunk's queries attend to as extra keys and values;
+- `last_time` (layers, B, K - 1, D): the last inputs of each depthwise convolution;
+- `last_channel_len` (B,): how many of the C cached frames are real (the rest are masked).
+
+`streaming_config` reproduces `setup_streaming_params` (chunk and shift sizes in feature
+frames, the pre-encode cache, `drop_extra_pre_encoded`), `cache_aware_step` one call of
+`cache_aware_stream_step`, and `CacheAwareStreamer` the chunking of NeMo's
+`CacheAwareStreamingAudioBuffer`, fed with feature frames as they arrive. `dense_forward`
+is NeMo's forward without caches for any attention style (chunked_limited included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .positional import sinusoids
+
+_MASKED = -10000.0  # NeMo's INF_VAL, the score of a masked key before softmax
+
+
+@dataclass(frozen=True)
+class StreamingConfig:
+    """NeMo's `CacheAwareStreamingConfig`; sizes in feature frames unless noted.
+
+    `chunk_size`, `shift_size` and `pre_encode_cache_size` are (first step, later steps).
+    `valid_out_len` and `last_channel_cache_size` are in encoder frames.
+    """
+
+    att_context: tuple[int, int]
+    chunk_size: tuple[int, int]
+    shift_size: tuple[int, int]
+    cache_drop_size: int
+    last_channel_cache_size: int
+    valid_out_len: int
+    pre_encode_cache_size: tuple[int, int]
+    drop_extra_pre_encoded: int
+    sampling_frames: tuple[int, int]
+    style: str = "chunked_limited"
+
+
+def streaming_config(encoder, att_context=None, max_context: int = 10000) -> StreamingConfig:
+    """`setup_streaming_params()` for one (left, right) context (default: the first)."""
+    cfg = encoder.config
+    left, right = tuple(att_context) if att_context is not None else cfg.att_context_sizes[0]
+    layers, factor = cfg.n_layers, cfg.subsampling_factor
+    if cfg.att_context_style == "chunked_limited":
+        lookahead, drop = right, 0
+    else:  # regular
+        lookahead = right * layers + cfg.conv_context_size[1] * layers
+        drop = lookahead
+    if lookahead < 0:
+        raise ValueError(f"streaming needs a limited right context, got {[left, right]}")
+    sampling = (1, factor)
+    chunk = (sampling[0] + factor * lookahead, sampling[1] + factor * lookahead)
+    shift = (
+        sampling[0] + sampling[1] * (lookahead - drop),
+        sampling[1] + sampling[1] * (lookahead - drop),
+    )
+    if cfg.causal_downsampling:
+        pre_encode = (0, factor + 1)
+        drop_extra = 1 + (pre_encode[1] - 1) // factor
+    else:
+        pre_encode, drop_extra = (0, 0), 0
+    return StreamingConfig(
+        att_context=(left, right),
+        chunk_size=chunk,
+        shift_size=shift,
+        cache_drop_size=drop,
+        last_channel_cache_size=left if left >= 0 else max_context,
+        valid_out_len=(shift[1] - sampling[1]) // factor + 1,
+        pre_encode_cache_size=pre_encode,
+        drop_extra_pre_encoded=drop_extra,
+        sampling_frames=sampling,
+        style=cfg.att_context_style,
+    )
+
+
+@dataclass
+class StreamCache:
+    """The per-layer caches that one stream carries from chunk to chunk (channels-last)."""
+
+    last_channel: mx.array  # (layers, B, C, D)
+    last_time: mx.array  # (layers, B, K - 1, D)
+    last_channel_len: mx.array  # (B,) int32
+
+    @classmethod
+    def initial(cls, encoder, streaming: StreamingConfig, batch: int = 1) -> StreamCache:
+        """`get_initial_cache_state`: zeros, with no cached frame counted as real."""
+        cfg = encoder.config
+        return cls(
+            mx.zeros((cfg.n_layers, batch, streaming.last_channel_cache_size, cfg.d_model)),
+            mx.zeros((cfg.n_layers, batch, cfg.conv_context_size[0], cfg.d_model)),
+            mx.zeros((batch,), dtype=mx.int32),
+        )
+
+
+def attention_keep(
+    style: str, context: tuple[int, int], size: int, rows: slice | None = None
+) -> mx.array:
+    """(size, size) bool: which key each query may see (NeMo's `_create_masks`, before padding)."""
+    left, right = context
+    i = mx.arange(size)[:, None]
+    j = mx.arange(size)[None, :]
+    keep = mx.ones((size, size), dtype=mx.bool_)
+    if style == "chunked_limited" and right >= 0:
+        chunk = right + 1
+        left_chunks = left // chunk if left >= 0 else 10000
+        diff = i // chunk - j // chunk
+        keep = (diff <= left_chunks) & (diff >= 0)
+    else:
+        if left >= 0:
+            keep = keep & (j - i >= -left)
+        if right >= 0:
+            keep = keep & (j - i <= right)
+    return keep if rows is None else keep[rows]
+
+
+def _attend(
+    attn,
+    query: mx.array,
+    keys: mx.array,
+    cache_len: int,
+    keep: mx.array,
+) -> mx.array:
+    """Relative-position attention of T queries over C + T keys, NeMo's dense formula.
+
+    Query i sits at absolute position cache_len + i, key j at j: the positional term uses
+    relative position cache_len + i - j (what NeMo's `rel_shift` picks from its 2L - 1
+    table). Masked keys score -10000 and get weight 0 after the softmax, so a query with no
+    visible key (padding) outputs zero before `linear_out`, as in NeMo.
+    """
+    batch, time, _ = query.shape
+    total = keys.shape[1]
+    heads, d_head = attn.n_heads, attn.d_head
+
+    def split(x: mx.array) -> mx.array:
+        return x.reshape(batch, x.shape[1], heads, d_head).transpose(0, 2, 1, 3)
+
+    q = split(attn.linear_q(query))
+    k = split(attn.linear_k(keys))
+    v = split(attn.linear_v(keys))
+    # relative positions cache_len + T - 1 down to -(T - 1)
+    positions = np.arange(cache_len + time - 1, -time, -1)
+    table = mx.array(sinusoids(positions, query.shape[-1])).astype(query.dtype)
+    p = attn.linear_pos(table).reshape(-1, heads, d_head).transpose(1, 0, 2)
+    ac = (q + attn.pos_bias_u[None, :, None, :]) @ k.swapaxes(-1, -2)
+    bd_all = (q + attn.pos_bias_v[None, :, None, :]) @ p.swapaxes(-1, -2)  # (B, H, T, P)
+    index = (time - 1) - mx.arange(time)[:, None] + mx.arange(total)[None, :]
+    bd = mx.take_along_axis(bd_all, mx.broadcast_to(index, (batch, heads, time, total)), -1)
+    scores = (ac + bd) * attn.scale
+    keep = keep[:, None]
+    scores = mx.where(keep, scores, _MASKED)
+    weights = mx.softmax(scores, axis=-1, precise=True) * keep
+    out = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, time, -1)
+    return attn.linear_out(out)
+
+
+def _convolve(conv, x: mx.array, pad_mask: mx.array, cache: mx.array | None):
+    """NeMo's `ConformerConvolution` with an optional `last_time` cache (B, K - 1, D).
+
+    Returns the output and the next cache: the last K - 1 inputs of the depthwise
+    convolution, taken before the right padding (cache_drop_size is 0 for chunked_limited).
+    """
+    weight = conv.pointwise_conv1.weight.reshape(conv.pointwise_conv1.weight.shape[0], -1)
+    x = x @ weight.T
+    if "bias" in conv.pointwise_conv1:
+        x = x + conv.pointwise_conv1.bias
+    a, gate = mx.split(x, 2, axis=-1)
+    x = mx.where(pad_mask[..., None], 0.0, a * mx.sigmoid(gate))
+    left, right = conv.left, conv.right
+    if cache is None:
+        padded = mx.pad(x, [(0, 0), (left, right), (0, 0)])
+        next_cache = None
+    else:
+        padded = mx.concatenate([cache, mx.pad(x, [(0, 0), (0, right), (0, 0)])], axis=1)
+        next_cache = padded[:, padded.shape[1] - right - cache.shape[1] : padded.shape[1] - right]
+    dw = conv.depthwise_conv
+    taps = dw.weight[:, :, 0].T  # (K, D)
+    time = x.shape[1]
+    out = padded[:, 0:time] * taps[0]
+    for tap in range(1, taps.shape[0]):
+        out = out + padded[:, tap : tap + time] * taps[tap]
+    if "bias" in dw:
+        out = out + dw.bias
+    norm = conv.batch_norm
+    if conv.norm_type == "batch_norm":
+        scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
+        out = out * scale + (norm.bias - norm.running_mean * scale)
+    else:
+        out = norm(out)
+    out = nn.silu(out)
+    weight = conv.pointwise_conv2.weight.reshape(conv.pointwise_conv2.weight.shape[0], -1)
+    out = out @ weight.T
+    if "bias" in conv.pointwise_conv2:
+        out = out + conv.pointwise_conv2.bias
+    return out, next_cache
+
+
+def _layer(layer, x, keep, pad_mask, channel_cache, time_cache, cache_len, keep_frames):
+    """One `ConformerLayer` with caches; returns (x, next last_channel, next last_time)."""
+    x = x + 0.5 * layer.feed_forward1(layer.norm_feed_forward1(x))
+    query = layer.norm_self_att(x)
+    if channel_cache is None:
+        keys, next_channel = query, None
+    else:
+        keys = mx.concatenate([channel_cache, query], axis=1)
+        grown = mx.concatenate([channel_cache, query[:, :keep_frames]], axis=1)
+        next_channel = grown[:, grown.shape[1] - channel_cache.shape[1] :]
+    x = x + _attend(layer.self_attn, query, keys, cache_len, keep)
+    conv_out, next_time = _convolve(layer.conv, layer.norm_conv(x), pad_mask, time_cache)
+    x = x + conv_out
+    x = x + 0.5 * layer.feed_forward2(layer.norm_feed_forward2(x))
+    return layer.norm_out(x), next_channel, next_time
+
+
+def _masks(style, context, lengths, time, cache_len, offset):
+    """(B, T, C + T) key mask and (B, T) padding mask of the chunk's queries."""
+    size = time + cache_len
+    positions = mx.arange(size)[None, :]
+    valid = positions < (lengths + cache_len)[:, None]
+    if offset is not None:
+        valid = valid & (positions >= offset[:, None])
+    keep = attention_keep(style, context, size)[None] & valid[:, :, None] & valid[:, None, :]
+    return keep[:, cache_len:], ~valid[:, cache_len:]
+
+
+def _run_layers(encoder, x, lengths, style, context, cache, cache_len, keep_frames):
+    time = x.shape[1]
+    offset = None if cache is None else cache_len - cache.last_channel_len
+    keep, pad_mask = _masks(style, context, lengths, time, cache_len, offset)
+    channels, times = [], []
+    for index, layer in enumerate(encoder.layers):
+        channel = None if cache is None else cache.last_channel[index]
+        conv = None if cache is None else cache.last_time[index]
+        x, channel, conv = _layer(layer, x, keep, pad_mask, channel, conv, cache_len, keep_frames)
+        channels.append(channel)
+        times.append(conv)
+    if "out_proj" in encoder:
+        x = encoder.out_proj(x)
+    return x, channels, times
+
+
+def dense_forward(encoder, features: mx.array, lengths: mx.array | None = None, context=None):
+    """NeMo's forward without caches, with the attention style's full (T, T) mask.
+
+    The path for chunked_limited (cache-aware) models encoded offline; memory is
+    quadratic in the length, which cache-aware streaming avoids.
+    """
+    cfg = encoder.config
+    context = tuple(context) if context is not None else cfg.att_context
+    if lengths is None:
+        lengths = mx.full((features.shape[0],), features.shape[1], dtype=mx.int32)
+    x, lengths = encoder.pre_encode(features, lengths)
+    if encoder._xscale is not None:
+        x = x * encoder._xscale
+    x, _, _ = _run_layers(encoder, x, lengths, cfg.att_context_style, context, None, 0, 0)
+    return x, lengths
+
+
+def cache_aware_step(
+    encoder,
+    features: mx.array,
+    lengths: mx.array,
+    cache: StreamCache,
+    streaming: StreamingConfig,
+    keep_all_outputs: bool = False,
+    drop_extra_pre_encoded: int | None = None,
+) -> tuple[mx.array, mx.array, StreamCache]:
+    """One `cache_aware_stream_step`: features (B, T, F) of a chunk with its pre-encode cache.
+
+    Returns encoder output (B, T', D), its valid lengths and the next cache.
+    """
+    drop = (
+        streaming.drop_extra_pre_encoded
+        if drop_extra_pre_encoded is None
+        else drop_extra_pre_encoded
+    )
+    x, lengths = encoder.pre_encode(features, lengths.astype(mx.int32))
+    if drop > 0:
+        x = x[:, drop:]
+        lengths = mx.maximum(lengths - drop, 0)
+    if encoder._xscale is not None:
+        x = x * encoder._xscale
+    time = x.shape[1]
+    cache_len = streaming.last_channel_cache_size
+    keep_frames = time - streaming.cache_drop_size
+    x, channels, times = _run_layers(
+        encoder, x, lengths, streaming.style, streaming.att_context, cache, cache_len, keep_frames
+    )
+    if streaming.valid_out_len > 0 and (not keep_all_outputs or streaming.style == "regular"):
+        x = x[:, : streaming.valid_out_len]
+        lengths = mx.minimum(lengths, streaming.valid_out_len)
+    next_cache = StreamCache(
+        mx.stack(channels),
+        mx.stack(times),
+        mx.minimum(cache.last_channel_len + keep_frames, cache_len).astype(mx.int32),
+    )
+    return x, lengths, next_cache
+
+
+@dataclass
+class CacheAwareStreamer:
+    """Feature frames in, encoder frames out, chunked as NeMo's `CacheAwareStreamingAudioBuffer`.
+
+    `add(frames)` appends (T, F) feature frames and returns the encoder frames of every
+    chunk that is complete; `finish()` runs what is left as NeMo does at the end of a
+    buffer (the last chunk keeps all its outputs; a tail shorter than one subsampling step
+    is dropped, as NeMo drops it). One stream (batch 1).
+    """
+
+    encoder: object
+    streaming: StreamingConfig
+    _buffer: list = field(default_factory=list)
+    _frames: int = 0
+    _index: int = 0
+    _step: int = 0
+    cache: StreamCache | None = None
+    _done: bool = False
+
+    def __post_init__(self) -> None:
+        self.cache = StreamCache.initial(self.encoder, self.streaming)
+
+    def add(self, frames: mx.array | np.ndarray) -> mx.array:
+        frames = mx.array(frames, dtype=mx.float32)
+        if frames.shape[0]:
+            self._buffer.append(frames)
+            self._frames += frames.shape[0]
+        return self._run(final=False)
+
+    def finish(self) -> mx.array:
+        out = self._run(final=True)
+        self._done = True
+        return out
+
+    def _features(self) -> mx.array:
+        if len(self._buffer) > 1:
+            self._buffer = [mx.concatenate(self._buffer)]
+        return self._buffer[0]
+
+    def _run(self, final: bool) -> mx.array:
+        if self._done:
+            raise RuntimeError("the stream is finished")
+        cfg = self.streaming
+        outputs = []
+        while self._index < self._frames:
+            first = self._step == 0
+            chunk = cfg.chunk_size[0 if first else 1]
+            shift = cfg.shift_size[0 if first else 1]
+            end = self._index + chunk
+            # before the end, a chunk runs once it is whole and known not to be the last
+            # (the last keeps extra outputs; chunked_limited outputs do not depend on that)
+            waiting = self._frames < end or (
+                cfg.style == "regular" and self._frames <= self._index + shift
+            )
+            if not final and waiting:
+                break
+            features = self._features()
+            piece = features[self._index : end]
+            if piece.shape[0] < cfg.sampling_frames[0 if first else 1]:
+                self._index = self._frames
+                break
+            cache_size = cfg.pre_encode_cache_size[0 if first else 1]
+            start = max(0, self._index - cache_size)
+            before = features[start : self._index]
+            zeros = cache_size - before.shape[0]
+            parts = [before, piece]
+            if zeros > 0:
+                parts.insert(0, mx.zeros((zeros, features.shape[1])))
+            chunk_features = mx.concatenate(parts)[None]
+            length = mx.array([chunk_features.shape[1]], dtype=mx.int32)
+            self._index += shift
+            last = self._index >= self._frames and final
+            out, lengths, self.cache = cache_aware_step(
+                self.encoder,
+                chunk_features,
+                length,
+                self.cache,
+                cfg,
+                keep_all_outputs=last,
+                drop_extra_pre_encoded=0 if first else cfg.drop_extra_pre_encoded,
+            )
+            self._step += 1
+            out = out[0, : int(lengths[0])]
+            mx.eval(out, self.cache.last_channel, self.cache.last_time)
+            outputs.append(out)
+        if not outputs:
+            return mx.zeros((0, self.encoder.config.output_dim))
+        return mx.concatenate(outputs) if len(outputs) > 1 else outputs[0]
