@@ -1,0 +1,50 @@
+"""Greedy CTC decoding of log-probabilities that arrive chunk by chunk.
+
+Equal to `greedy_decode` over the concatenated frames: the per-frame argmax is kept, and a
+run of one label that crosses a chunk boundary stays one token (its end frame grows).
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+
+from .greedy import CTCToken
+
+
+class GreedyCTCStream:
+    """`feed(log_probs)` takes (T, C) frames and returns the tokens that start in them."""
+
+    def __init__(self, blank_id: int) -> None:
+        self.blank_id = blank_id
+        self.alignment: list[int] = []
+        self.tokens: list[CTCToken] = []
+        self._scores: list[float] = []  # log-probs of the current run of the last token
+
+    def feed(self, log_probs: mx.array) -> list[CTCToken]:
+        if log_probs.shape[0] == 0:
+            return []
+        best = mx.argmax(log_probs, axis=-1)
+        score = mx.take_along_axis(log_probs, best[:, None], axis=-1)[:, 0]
+        labels = np.array(best).tolist()
+        scores = np.array(score.astype(mx.float32)).tolist()
+        new: list[CTCToken] = []
+        for label, value in zip(labels, scores, strict=True):
+            frame = len(self.alignment)
+            previous = self.alignment[-1] if self.alignment else None
+            self.alignment.append(label)
+            if label == self.blank_id:
+                continue
+            if label == previous and self.tokens:
+                last = self.tokens[-1]
+                self._scores.append(value)
+                mean = float(np.mean(self._scores))
+                self.tokens[-1] = CTCToken(last.id, last.start_frame, frame, mean)
+                if new and new[-1].start_frame == last.start_frame:
+                    new[-1] = self.tokens[-1]
+                continue
+            self._scores = [value]
+            token = CTCToken(label, frame, frame, value)
+            self.tokens.append(token)
+            new.append(token)
+        return new
