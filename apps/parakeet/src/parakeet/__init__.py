@@ -15,6 +15,7 @@ from speech_transcript import Segment, TimedToken, Transcript, Word
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .model import Parakeet
+from .streaming import StreamUpdate, TranscriptionStream
 
 __version__ = "0.1.0"
 
@@ -24,8 +25,10 @@ __all__ = [
     "Parakeet",
     "ParakeetError",
     "Segment",
+    "StreamUpdate",
     "TimedToken",
     "Transcript",
+    "TranscriptionStream",
     "Word",
     "load",
 ]

@@ -23,6 +23,7 @@ from speech_transcript import Segment, TimedToken, Transcript, Word
 
 from .errors import ParakeetError
 from .merging import merge_hypotheses
+from .streaming import TranscriptionStream
 from .timestamps import Span, segment_spans, token_spans, word_spans
 from .tokenizer import Tokenizer
 
@@ -131,6 +132,16 @@ class Parakeet:
         raise ParakeetError(f"unknown head {head!r}; choose tdt, rnnt or ctc")
 
     # ----------------------------------------------------------------- transcription
+
+    def transcribe_stream(self, context=None, chunk: float | None = None) -> TranscriptionStream:
+        """A stream to feed with `add_audio(samples)`; use it as a context manager.
+
+        Cache-aware streaming models: `context` is one of the checkpoint's
+        `att_context_size` entries [left, right] (default: its first); NeMo's exact
+        cache-aware step. Other models: `chunk` seconds per step (default 1.0) and
+        `context = (left, right)` encoder frames around each chunk (default 10 s / 1 s).
+        """
+        return TranscriptionStream(self, context=context, chunk=chunk)
 
     def transcribe(
         self,

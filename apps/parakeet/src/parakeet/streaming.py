@@ -1,0 +1,298 @@
+"""Streaming transcription: audio in pieces of any size, text as it becomes known.
+
+Two ways, chosen by the checkpoint:
+
+- Cache-aware models (NVIDIA's streaming FastConformers: `att_context_style: chunked_limited`,
+  causal subsampling and convolutions): NeMo's exact cache-aware step. `context` picks one
+  of the checkpoint's `att_context_size` entries ([left, right] in encoder frames; the right
+  context is the lookahead); chunks are right + 1 encoder frames, as the model was trained.
+  Tokens equal NeMo's streaming output, and every token is final when it appears.
+- Offline-trained models: limited-context streaming. Audio is encoded in chunks of `chunk`
+  seconds, each in a window with `context = (left, right)` encoder frames of audio before
+  and after it (overlapping windows), and only the chunk's own frames are decoded, with
+  the decoder's state carried from chunk to chunk. Latency is chunk + right context. The
+  right context is also decoded, from a copy of that state, as a tentative tail, replaced
+  at the next chunk. Features with utterance-wide normalisation (`per_feature`,
+  `all_features`) are normalised over each window, which no stream can avoid; see the
+  README for the measured difference to offline decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_audio_frontend import conv_stack_length, feature_frames, subsampling_stages
+from mlx_audio_frontend.streaming import StreamingLogMel, normalize_frames
+from mlx_conformer.streaming import CacheAwareStreamer, streaming_config
+from mlx_ctc.streaming import GreedyCTCStream
+from mlx_transducer.streaming import GreedyStream
+from speech_transcript import TimedToken, Transcript
+
+from .errors import ParakeetError
+
+DEFAULT_CHUNK_SECONDS = 1.0
+DEFAULT_LEFT_SECONDS = 10.0
+DEFAULT_RIGHT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What is known after a piece of audio: final tokens so far, and a tentative tail.
+
+    `tokens` never change once reported; `tentative` may be replaced by the next update.
+    Times are seconds from the start of the stream.
+    """
+
+    text: str  # final text + tentative text
+    final_text: str
+    tentative_text: str
+    tokens: list[TimedToken] = field(default_factory=list)
+    tentative: list[TimedToken] = field(default_factory=list)
+    new_tokens: list[TimedToken] = field(default_factory=list)
+    audio_seconds: float = 0.0
+
+
+class _Head:
+    """The model's decoding head as a stream: transducer or CTC greedy."""
+
+    def __init__(self, model) -> None:
+        self.kind = model.head
+        if self.kind == "ctc":
+            self._ctc = model.ctc
+            self.stream = GreedyCTCStream(model.ctc.config.blank_id)
+        else:
+            self.stream = GreedyStream(model.transducer)
+        self.frames = 0
+
+    def feed(self, encoded: mx.array) -> None:
+        if encoded.shape[0] == 0:
+            return
+        if self.kind == "ctc":
+            self.stream.feed(self._ctc(encoded[None])[0])
+        else:
+            self.stream.feed(encoded)
+        self.frames += encoded.shape[0]
+
+    def peek(self, encoded: mx.array) -> list:
+        """Tokens the frames would add, without committing them (a deep enough copy)."""
+        if encoded.shape[0] == 0:
+            return []
+        if self.kind == "ctc":
+            copy = GreedyCTCStream(self.stream.blank_id)
+            copy.alignment = list(self.stream.alignment)
+            copy.tokens = list(self.stream.tokens)
+            copy._scores = list(self.stream._scores)
+            before = len(copy.tokens)
+            copy.feed(self._ctc(encoded[None])[0])
+            return copy.tokens[before:]
+        saved = (self.stream._state, self.stream.frames_seen, list(self.stream.tokens))
+        new = self.stream.feed(encoded)
+        self.stream._state, self.stream.frames_seen, self.stream.tokens = saved
+        return new
+
+    def hypothesis_parts(self, tokens: list) -> tuple[list[int], list[int], list | None, list]:
+        import math
+
+        if self.kind == "ctc":
+            return ([t.id for t in tokens], [t.start_frame for t in tokens], None,
+                    [math.exp(t.logprob) for t in tokens])  # fmt: skip
+        durations = [t.duration for t in tokens] if self.kind == "tdt" else None
+        return ([t.id for t in tokens], [t.frame for t in tokens], durations,
+                [math.exp(t.logprob) for t in tokens])  # fmt: skip
+
+
+class TranscriptionStream:
+    """A context manager over one stream; build it with `Parakeet.transcribe_stream`."""
+
+    def __init__(self, model, context=None, chunk: float | None = None) -> None:
+        self.model = model
+        cfg = model.encoder.config
+        self.cache_aware = cfg.att_context_style == "chunked_limited"
+        self.features = StreamingLogMel(model.frontend.config)
+        self.head = _Head(model)
+        self.factor = model.encoder.subsampling_factor
+        self._samples = 0
+        self._reported = 0
+        self._tentative: list = []
+        self._finished = False
+        if self.cache_aware:
+            if chunk is not None:
+                raise ParakeetError(
+                    "a cache-aware model streams in the chunks it was trained for: pass "
+                    "context=[left, right] (one of its att_context_size entries), not chunk"
+                )
+            choices = [list(c) for c in cfg.att_context_sizes]
+            chosen = list(context) if context is not None else choices[0]
+            if chosen not in choices:
+                raise ParakeetError(f"context {chosen} is not one of the model's {choices}")
+            self.context = tuple(chosen)
+            self.streaming = streaming_config(model.encoder, self.context)
+            self._streamer = CacheAwareStreamer(model.encoder, self.streaming)
+            self.chunk_frames = self.context[1] + 1
+        else:
+            seconds = model.frame_seconds
+            chunk = DEFAULT_CHUNK_SECONDS if chunk is None else float(chunk)
+            if chunk <= 0:
+                raise ParakeetError(f"chunk must be positive, got {chunk:g} s")
+            self.chunk_frames = max(1, round(chunk / seconds))
+            if context is None:
+                context = (
+                    round(DEFAULT_LEFT_SECONDS / seconds),
+                    round(DEFAULT_RIGHT_SECONDS / seconds),
+                )
+            left, right = (int(v) for v in context)
+            if left < 0 or right < 0:
+                raise ParakeetError(f"context must be two non-negative frame counts, got {context}")
+            self.context = (left, right)
+            self._raw: list[np.ndarray] = []  # feature frames kept, from `_raw_start` on
+            self._raw_start = 0
+            self._raw_count = 0  # feature frames received (global)
+            self._next = 0  # first encoder frame of the next chunk
+
+    # ------------------------------------------------------------------ protocol
+
+    def __enter__(self) -> TranscriptionStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None and not self._finished:
+            self.finalize()
+
+    def add_audio(self, samples: np.ndarray | mx.array) -> StreamUpdate:
+        """Add samples (mono float, the model's sample rate); returns the update."""
+        if self._finished:
+            raise ParakeetError("the stream is finalized")
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self._samples += samples.size
+        frames = self.features.add(samples)
+        if self.cache_aware:
+            self.head.feed(self._streamer.add(frames))
+        else:
+            self._append(frames)
+            self._run(final=False)
+        return self._update()
+
+    def finalize(self) -> Transcript:
+        """Flush everything; the stream's final transcript (times from its start)."""
+        if self._finished:
+            raise ParakeetError("the stream is finalized")
+        frames = self.features.finish()
+        if self.cache_aware:
+            self.head.feed(self._streamer.add(frames))
+            self.head.feed(self._streamer.finish())
+        else:
+            valid = feature_frames(self._samples, self.model.frontend.config.hop_length,
+                                   self.model.frontend.config.n_fft, self.model.frontend.config.exact_pad)  # fmt: skip
+            self._append(frames)
+            self._raw_count = min(self._raw_count, valid)  # the masked last STFT frame is not audio
+            self._run(final=True)
+        self._tentative = []
+        self._finished = True
+        self.last_update = self._update()
+        return self.transcript()
+
+    def transcript(self) -> Transcript:
+        """The final tokens so far as a transcript with words and segments."""
+        from .model import Hypothesis
+
+        ids, frames, durations, confidences = self.head.hypothesis_parts(self.head.stream.tokens)
+        hypothesis = Hypothesis(ids, frames, durations, confidences)
+        return self.model._transcript(hypothesis, self._samples / self.model.sample_rate, 0.0, None)
+
+    # ------------------------------------------------------------------ internals
+
+    def _append(self, frames: mx.array) -> None:
+        if frames.shape[0]:
+            self._raw.append(np.array(frames))
+            self._raw_count += frames.shape[0]
+
+    def _window(self, first: int, last: int) -> np.ndarray:
+        """Feature frames [first, last) (global indices)."""
+        if len(self._raw) > 1:
+            self._raw = [np.concatenate(self._raw)]
+        data = self._raw[0] if self._raw else np.zeros((0, 0), np.float32)
+        return data[first - self._raw_start : last - self._raw_start]
+
+    def _run(self, final: bool) -> None:
+        """Encode and decode every chunk whose window is complete (all of them when final)."""
+        left, right = self.context
+        factor, chunk = self.factor, self.chunk_frames
+        stages = subsampling_stages(factor)
+        total_encoded = conv_stack_length(self._raw_count, stages) if final else None
+        self._tentative = []
+        while True:
+            first = self._next
+            if final:
+                if first >= total_encoded:
+                    break
+                last = min(first + chunk, total_encoded)
+                end = min((last + right) * factor, self._raw_count)
+            else:
+                last = first + chunk
+                end = (last + right) * factor
+                if end > self._raw_count:
+                    break
+            start = max(0, first - left) * factor
+            encoded = self._encode(start, min(end, self._raw_count))
+            offset = first - start // factor
+            self.head.feed(encoded[offset : offset + last - first])
+            self._next = last
+            self._trim(max(0, self._next - left) * factor)
+            if not final:
+                tail = encoded[offset + last - first :]
+                self._tentative = self.head.peek(tail)
+        if not final and self._raw_count > self._next * factor:
+            # the audio after the last complete chunk: a tentative tail from what is there
+            start = max(0, self._next - left) * factor
+            encoded = self._encode(start, self._raw_count)
+            tail = encoded[self._next - start // factor :]
+            self._tentative = self.head.peek(tail)
+
+    def _encode(self, start: int, end: int) -> mx.array:
+        features = mx.array(self._window(start, end))
+        mode = self.model.frontend.config.normalize
+        if not self.features.normalized:
+            features = normalize_frames(features, mode)
+        encoded, _ = self.model.encoder(features[None].astype(self.model.dtype))
+        mx.eval(encoded)
+        return encoded[0]
+
+    def _trim(self, keep_from: int) -> None:
+        """Forget feature frames before `keep_from`: no later window reads them."""
+        if keep_from > self._raw_start and self._raw:
+            data = np.concatenate(self._raw) if len(self._raw) > 1 else self._raw[0]
+            drop = min(keep_from - self._raw_start, data.shape[0])
+            self._raw = [data[drop:]]
+            self._raw_start += drop
+
+    def _timed(self, tokens: list) -> list[TimedToken]:
+        from .model import Hypothesis
+
+        if not tokens:
+            return []
+        ids, frames, durations, confidences = self.head.hypothesis_parts(tokens)
+        transcript = self.model._transcript(
+            Hypothesis(ids, frames, durations, confidences), self._samples / self.model.sample_rate,
+            0.0, None,
+        )  # fmt: skip
+        return transcript.tokens
+
+    def _update(self) -> StreamUpdate:
+        tokens = self.transcript().tokens
+        new = tokens[self._reported :]
+        self._reported = len(tokens)
+        tentative = self._timed(self.head.stream.tokens + self._tentative)[len(tokens) :]
+        final_text = self.model.tokenizer.text([t.id for t in tokens])
+        text = self.model.tokenizer.text([t.id for t in tokens] + [t.id for t in tentative])
+        return StreamUpdate(
+            text=text,
+            final_text=final_text,
+            tentative_text=text[len(final_text) :] if text.startswith(final_text) else text,
+            tokens=tokens,
+            tentative=tentative,
+            new_tokens=new,
+            audio_seconds=self._samples / self.model.sample_rate,
+        )

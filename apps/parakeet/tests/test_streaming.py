@@ -1,0 +1,114 @@
+"""`Parakeet.transcribe_stream`: cache-aware streaming equals NeMo's; limited-context
+streaming of offline models equals offline decoding when its windows cover the input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import parakeet
+from mlx_audio_frontend import load_audio
+
+REPO = Path(__file__).resolve().parents[3]
+AUDIO = REPO / "tests" / "fixtures" / "audio"
+MODELS = REPO / "tests" / "fixtures" / "models"
+CLIPS = list(json.loads((AUDIO / "clips.json").read_text())["clips"])
+SHORT = "shorter_than_frame_16k.wav"  # offline pads it to 1 s (NeMo's transcribe); a stream cannot
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def load(name: str, cache: Path, head: str = "auto") -> parakeet.Parakeet:
+    return parakeet.load(MODELS / f"{name}.nemo", cache_dir=cache, head=head, verbose=False)
+
+
+def stream(model, samples, pieces, **options):
+    """Feed `samples` in pieces of the given sizes (cycled); returns (updates, transcript)."""
+    updates = []
+    with model.transcribe_stream(**options) as s:
+        start, i = 0, 0
+        while start < len(samples):
+            size = pieces[i % len(pieces)]
+            updates.append(s.add_audio(samples[start : start + size]))
+            start, i = start + size, i + 1
+        result = s.finalize()
+    return updates, result
+
+
+@pytest.mark.parametrize("head", ["rnnt", "ctc"])
+def test_cache_aware_stream_equals_nemo_for_each_lookahead(cache, head):
+    meta = json.loads((MODELS / "streaming_hybrid.json").read_text())
+    model = load("streaming_hybrid", cache, head=head)
+    for entry in meta["contexts"].values():
+        for clip, expected in entry["clips"].items():
+            samples = np.array(load_audio(AUDIO / clip))
+            _, result = stream(model, samples, [517, 3000, 1], context=entry["att_context_size"])
+            assert [t.id for t in result.tokens] == expected[head]["ids"], (entry, clip)
+            if head == "rnnt":
+                assert result.text == expected["rnnt"]["text"], clip
+
+
+def test_final_tokens_only_grow(cache):
+    model = load("tdt", cache)
+    samples = np.array(load_audio(AUDIO / "speech_22k.flac"))
+    updates, result = stream(model, samples, [800], chunk=0.32, context=(20, 4))
+    previous: list = []
+    for update in updates:
+        assert update.tokens[: len(previous)] == previous
+        assert update.text == update.final_text + update.tentative_text
+        assert all(t.start >= 0 for t in update.tokens + update.tentative)
+        previous = update.tokens
+    assert result.tokens[: len(previous)] == previous
+    assert any(u.new_tokens for u in updates)  # text appears before the end
+    assert any(u.tentative for u in updates)
+
+
+@pytest.mark.parametrize("name", ["tdt", "rnnt", "ctc", "hybrid_tdt_ctc"])
+def test_limited_context_covering_the_input_equals_offline(cache, name):
+    """With windows that reach over the whole input, each chunk is encoded with the whole
+    input's context and normalisation: text, tokens and times equal offline decoding."""
+    model = load(name, cache)
+    for clip in CLIPS:
+        if clip == SHORT:
+            continue
+        samples = np.array(load_audio(AUDIO / clip))
+        offline = model.transcribe(samples)
+        _, result = stream(model, samples, [1600, 333], chunk=0.5, context=(1000, 1000))
+        assert result.text == offline.text, clip
+        assert [(t.id, t.start, t.end) for t in result.tokens] == [
+            (t.id, t.start, t.end) for t in offline.tokens
+        ], clip
+        assert [(w.text, w.start, w.end) for w in result.words] == [
+            (w.text, w.start, w.end) for w in offline.words
+        ], clip
+
+
+def test_limited_context_depends_on_context_only_not_on_pieces(cache):
+    model = load("rnnt", cache)
+    samples = np.array(load_audio(AUDIO / "speech_44k_stereo.wav"))
+    _, a = stream(model, samples, [160], chunk=0.4, context=(30, 5))
+    _, b = stream(model, samples, [7919, 13], chunk=0.4, context=(30, 5))
+    assert a.text == b.text
+    assert [t.start for t in a.tokens] == [t.start for t in b.tokens]
+
+
+def test_stream_errors(cache):
+    model = load("streaming_hybrid", cache)
+    with pytest.raises(parakeet.ParakeetError, match="att_context_size"):
+        model.transcribe_stream(chunk=1.0)
+    with pytest.raises(parakeet.ParakeetError, match="not one of"):
+        model.transcribe_stream(context=[8, 2])
+    s = model.transcribe_stream()
+    s.add_audio(np.zeros(1600, np.float32))
+    s.finalize()
+    with pytest.raises(parakeet.ParakeetError, match="finalized"):
+        s.add_audio(np.zeros(10, np.float32))
+    offline = load("tdt", cache)
+    with pytest.raises(parakeet.ParakeetError, match="chunk"):
+        offline.transcribe_stream(chunk=0)
