@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -98,7 +100,7 @@ def test_a_bad_file_is_reported_and_the_others_finish(cache, tmp_path):
         (["--model", "no-such-model.nemo"], "no such file"),
         (["--model", "not a/repo/id"], "not a model directory"),
         (["--output-format", "all"], "needs --output-dir"),
-        (["--streaming"], "not available"),
+        (["--mic"], "takes no audio files"),
         (["--model", str(MODELS / "ctc.nemo"), "--head", "tdt"], "no tdt head"),
     ],
 )
@@ -152,3 +154,78 @@ def test_no_network_and_no_cache_is_one_clear_line(cache, tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "not in the local Hugging Face cache" in result.stderr
+
+
+# ------------------------------------------------------------------------ streaming
+
+
+def test_streaming_a_file_prints_growing_lines_ending_in_the_transcript(cache):
+    """Not a terminal: one line per update that adds final text; with a context covering
+    the file, the last line is the offline transcript."""
+    clip, model = str(AUDIO / "speech_22k.flac"), str(MODELS / "rnnt.nemo")
+    offline = run(clip, "--model", model, "--output-format", "json", cache=cache)
+    assert offline.returncode == 0, offline.stderr
+    offline = json.loads(offline.stdout)
+    streamed = run(clip, "--model", model, "--streaming", "--chunk", "0.5", "--context", "1000", "1000",
+                   cache=cache)  # fmt: skip
+    assert streamed.returncode == 0, streamed.stderr
+    lines = streamed.stdout.decode().splitlines()
+    seconds, text = lines[-1].split("\t")
+    assert text == offline["text"]
+    assert abs(float(seconds) - offline["duration"]) < 0.01
+
+    small = run(clip, "--model", model, "--streaming", "--chunk", "0.32", "--context", "20", "4",
+                cache=cache)  # fmt: skip
+    assert small.returncode == 0, small.stderr
+    rows = [line.split("\t") for line in small.stdout.decode().splitlines()]
+    assert len(rows) > 2  # text appeared while the audio was being fed
+    times = [float(t) for t, _ in rows]
+    assert times == sorted(times)
+    assert times[0] < times[-1]
+    for (_, before), (_, after) in itertools.pairwise(rows):
+        assert after.startswith(before.rstrip())  # final text only grows
+
+
+def test_streaming_cache_aware_model_with_a_lookahead_and_output_files(cache, tmp_path):
+    meta = json.loads((MODELS / "streaming_hybrid.json").read_text())
+    expected = meta["contexts"]["8_1"]["clips"]["speech_48k.ogg"]["rnnt"]["text"]
+    result = run(str(AUDIO / "speech_48k.ogg"), "--model", str(MODELS / "streaming_hybrid.nemo"),
+                 "--streaming", "--context", "8", "1", "--output-dir", str(tmp_path), "--output-format", "json",
+                 cache=cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines()[-1].split("\t")[1] == expected
+    assert json.loads((tmp_path / "speech_48k.json").read_text())["text"] == expected
+
+
+def test_streaming_realtime_takes_the_audio_duration(cache):
+    import time
+
+    start = time.monotonic()
+    result = run(str(AUDIO / "odd_length_16k.wav"), "--model", str(MODELS / "ctc.nemo"), "--streaming",
+                 "--realtime", cache=cache)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start >= 24023 / 16000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # without the extra (CI); with it but no input device: "no usable microphone"
+        (
+            ["--mic"],
+            "parakeet[mic]"
+            if importlib.util.find_spec("sounddevice") is None
+            else "no usable microphone",
+        ),  # fmt: skip
+        (["--realtime", str(AUDIO / "odd_length_16k.wav")], "need --streaming"),
+        ([], "no audio given"),
+        (["--streaming", "--context", "8", "2", str(AUDIO / "odd_length_16k.wav")], "not one of"),
+    ],
+)
+def test_streaming_errors_are_one_line(cache, args, message):
+    result = run(*args, "--model", str(MODELS / "streaming_hybrid.nemo"), cache=cache)
+    assert result.returncode == 1
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("parakeet: error:"), lines
+    assert message in lines[0]

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with NeMo's exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
     parser.add_argument(
-        "audio", nargs="+", help="audio or video files; - reads one file from stdin"
+        "audio", nargs="*", help="audio or video files; - reads one file from stdin"
     )
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument(
         "--dtype", choices=list(DTYPES), help="default: float32 on CPU, bfloat16 on GPU"
     )
+    decoding.add_argument("--quantize", type=int, choices=[8, 4],
+                          help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
     decoding.add_argument("--chunk-duration", type=float,
                           help="transcribe long inputs in chunks of S seconds (default: whole input)")  # fmt: skip
     decoding.add_argument(
@@ -89,9 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decoding.add_argument("--local-attention", type=int, nargs=2, metavar=("LEFT", "RIGHT"),
                           help="use local attention with this context (e.g. 128 128): memory linear in length")  # fmt: skip
-    decoding.add_argument(
-        "--streaming", action="store_true", help="stream the transcription (not available yet)"
-    )
+    live = parser.add_argument_group("streaming")
+    live.add_argument("--streaming", action="store_true",
+                      help="transcribe while the audio is fed: a live line on a terminal, "
+                           "timed lines otherwise")  # fmt: skip
+    live.add_argument("--realtime", action="store_true",
+                      help="with --streaming: feed files at the speed they play")  # fmt: skip
+    live.add_argument("--mic", action="store_true",
+                      help="stream from the default microphone (needs parakeet[mic]); Ctrl-C ends")  # fmt: skip
+    live.add_argument("--chunk", type=float,
+                      help="seconds of audio per encoder step (offline-trained models; default 1.0)")  # fmt: skip
+    live.add_argument("--context", type=int, nargs=2, metavar=("LEFT", "RIGHT"),
+                      help="encoder frames of context around each chunk; for cache-aware models "
+                           "one of their att_context_size entries (its lookahead)")  # fmt: skip
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -120,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.streaming:
-        raise ParakeetError("--streaming is not available yet")
+    if args.mic and args.audio:
+        raise ParakeetError("--mic takes no audio files")
+    if not args.mic and not args.audio:
+        raise ParakeetError("no audio given (a file, -, or --mic)")
+    if (args.realtime or args.chunk or args.context) and not (args.streaming or args.mic):
+        raise ParakeetError("--realtime, --chunk and --context need --streaming or --mic")
     if args.audio.count("-") > 1:
         raise ParakeetError("stdin (-) can be given once")
     formats = list(formats_for(args.output_format))
@@ -139,11 +155,14 @@ def _run(args: argparse.Namespace) -> int:
         head=args.head,
         cache_dir=args.cache_dir,
         verbose=not args.quiet,
+        quantize=args.quantize,
     )
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
+    if args.streaming or args.mic:
+        return _run_streaming(model, args, formats, limits)
     sources = [sys.stdin.buffer.read() if name == "-" else name for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
@@ -169,6 +188,41 @@ def _run(args: argparse.Namespace) -> int:
                 _emit(done, next_index, formats, args, limits)
             next_index += 1
     bar.close()
+    return 1 if failures else 0
+
+
+def _run_streaming(
+    model, args: argparse.Namespace, formats: list[str], limits: SegmentLimits
+) -> int:
+    """Stream each input (or the microphone) through `transcribe_stream` and the display.
+
+    The live display goes to stdout; with --output-dir the final transcripts are also
+    written in the chosen formats."""
+    from .live import Display, microphone, pieces, run_stream
+
+    options = {"chunk": args.chunk, "context": args.context}
+    display = Display()
+    if args.mic:
+        result = run_stream(model, microphone(model.sample_rate), display, **options)
+        result.source = "mic"
+        if args.output_dir is not None:
+            _emit(result, 0, formats, args, limits)
+        return 0
+    failures = 0
+    for index, name in enumerate(args.audio):
+        source = sys.stdin.buffer.read() if name == "-" else name
+        try:
+            samples = model._load(source, None)
+        except AudioError as err:
+            _error(str(err))
+            failures += 1
+            continue
+        result = run_stream(
+            model, pieces(samples, model.sample_rate, args.realtime), display, **options
+        )
+        result.source = "stdin" if name == "-" else name
+        if args.output_dir is not None:
+            _emit(result, index, formats, args, limits)
     return 1 if failures else 0
 
 

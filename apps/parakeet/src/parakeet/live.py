@@ -1,0 +1,101 @@
+"""The CLI's streaming modes: `--streaming` on files (optionally `--realtime`) and `--mic`.
+
+On a terminal the line is rewritten in place: the final text, then the tentative tail
+dimmed. Elsewhere (a pipe, a file) each update that adds final text prints one plain line,
+`<seconds of audio>\t<final text so far>`; the last line is the whole transcript.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from .errors import ParakeetError
+from .streaming import StreamUpdate
+
+FEED_SECONDS = 0.1  # audio per add_audio call, as a microphone callback would deliver it
+
+
+class Display:
+    """Shows stream updates: a live line on a TTY, plain lines otherwise."""
+
+    def __init__(self, out=None) -> None:
+        self.out = out or sys.stdout
+        self.live = self.out.isatty()
+        self._last_final = None
+
+    def show(self, update: StreamUpdate) -> None:
+        if self.live:
+            width = shutil.get_terminal_size().columns - 1
+            final, tentative = update.final_text, update.tentative_text
+            text = (final + tentative)[-width:]
+            cut = max(0, len(text) - len(tentative))
+            line = text[:cut] + "\x1b[2m" + text[cut:] + "\x1b[0m"
+            self.out.write("\r\x1b[K" + line)
+            self.out.flush()
+        elif update.final_text != self._last_final and update.final_text:
+            self.out.write(f"{update.audio_seconds:.2f}\t{update.final_text}\n")
+            self.out.flush()
+        self._last_final = update.final_text
+
+    def close(self, final_text: str, seconds: float) -> None:
+        if self.live:
+            self.out.write("\r\x1b[K" + final_text + "\n")
+        elif final_text != self._last_final:
+            self.out.write(f"{seconds:.2f}\t{final_text}\n")
+        self.out.flush()
+
+
+def pieces(samples: np.ndarray, sample_rate: int, realtime: bool) -> Iterable[np.ndarray]:
+    """The samples in FEED_SECONDS pieces; with `realtime`, each when it would be spoken."""
+    size = max(1, round(FEED_SECONDS * sample_rate))
+    start = time.monotonic()
+    for first in range(0, len(samples), size):
+        if realtime:
+            due = start + first / sample_rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield samples[first : first + size]
+    if realtime:  # the last piece ends at its own time, not when it starts
+        delay = start + len(samples) / sample_rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def run_stream(model, source: Iterable[np.ndarray], display: Display, **options):
+    """Feed `source` through a stream and the display; returns the final transcript."""
+    with model.transcribe_stream(**options) as stream:
+        for piece in source:
+            display.show(stream.add_audio(piece))
+        transcript = stream.finalize()
+    display.close(transcript.text, stream.last_update.audio_seconds)
+    return transcript
+
+
+def microphone(sample_rate: int, stop: Callable[[], bool] = lambda: False) -> Iterable[np.ndarray]:
+    """Mono float32 pieces from the default input device (the optional `sounddevice`)."""
+    try:
+        import sounddevice
+    except ImportError:
+        raise ParakeetError(
+            "--mic needs the optional microphone support: pip install 'parakeet[mic]'"
+        ) from None
+    try:
+        sounddevice.check_input_settings(channels=1, samplerate=sample_rate, dtype="float32")
+        stream = sounddevice.InputStream(
+            samplerate=sample_rate,
+            channels=1,
+            dtype="float32",
+            blocksize=max(1, round(FEED_SECONDS * sample_rate)),
+        )
+    except Exception as err:  # PortAudioError, ValueError: no (usable) input device
+        raise ParakeetError(f"no usable microphone: {err}") from None
+    with stream:
+        while not stop():
+            data, _ = stream.read(stream.blocksize)
+            yield np.asarray(data, dtype=np.float32)[:, 0]
