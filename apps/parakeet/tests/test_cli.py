@@ -216,7 +216,7 @@ def test_streaming_realtime_takes_the_audio_duration(cache):
             "parakeet[mic]"
             if importlib.util.find_spec("sounddevice") is None
             else "no usable microphone",
-        ),  # fmt: skip
+        ),
         (["--realtime", str(AUDIO / "odd_length_16k.wav")], "need --streaming"),
         ([], "no audio given"),
         (["--streaming", "--context", "8", "2", str(AUDIO / "odd_length_16k.wav")], "not one of"),
