@@ -13,7 +13,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
-from mlx_conformer import Conformer, ConformerConfig
+from mlx_conformer import Conformer, ConformerConfig, quantize_linears
 from mlx_ctc import CTCConfig, CTCHead
 from mlx_ctc import beam_search as ctc_beam
 from mlx_ctc import greedy_decode as ctc_greedy
@@ -67,7 +67,12 @@ class Parakeet:
     """A Parakeet checkpoint ready to transcribe. Build it with `parakeet.load(...)`."""
 
     def __init__(
-        self, model_dir: ModelDirectory, name: str, dtype: mx.Dtype, head: str = "auto"
+        self,
+        model_dir: ModelDirectory,
+        name: str,
+        dtype: mx.Dtype,
+        head: str = "auto",
+        quantize: int | None = None,
     ) -> None:
         cfg = model_dir.nemo_config
         model_class = model_dir.model_class
@@ -104,6 +109,10 @@ class Parakeet:
             for module in (self.encoder, self.transducer, self.ctc):
                 if module is not None:
                     module.set_dtype(dtype)
+        if quantize is not None:  # the encoder's and the transducer's linear layers
+            for module in (self.encoder, self.transducer):
+                if module is not None:
+                    quantize_linears(module, quantize)
         self.tokenizer = Tokenizer.from_model_directory(model_dir)
         self.head = self._choose_head(head)
         decoding = cfg.get("decoding") or {}

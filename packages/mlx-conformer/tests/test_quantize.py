@@ -1,0 +1,61 @@
+"""`quantize_linears`: which layers it quantises, and that 8 bits stays closer than 4."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import pytest
+
+from mlx_conformer import Conformer, ConformerConfig, quantize_linears
+
+CONFIG = {"feat_in": 80, "n_layers": 2, "d_model": 64, "n_heads": 4, "subsampling": "dw_striding",
+          "subsampling_factor": 8, "subsampling_conv_channels": 32, "conv_kernel_size": 9}  # fmt: skip
+
+
+def _encoder() -> Conformer:
+    mx.random.seed(0)
+    return Conformer(ConformerConfig.from_nemo(CONFIG))
+
+
+def _output(encoder: Conformer, features: mx.array) -> np.ndarray:
+    return np.array(encoder(features)[0])
+
+
+def test_quantises_every_linear_with_a_whole_number_of_groups() -> None:
+    encoder = _encoder()
+    linears = [name for name, m in encoder.named_modules() if isinstance(m, nn.Linear)]
+    # d_model 64: every linear's input (64, 256, or 32 x 10 subsampled features) is whole groups
+    # except the subsampling projection (320 = 5 x 64: whole too).
+    count = quantize_linears(encoder, 8)
+    quantised = [name for name, m in encoder.named_modules() if isinstance(m, nn.QuantizedLinear)]
+    assert count == len(quantised) == len(linears) > 0
+    assert not any(isinstance(m, nn.Linear) for _, m in encoder.named_modules())
+    # Convolutions are left alone.
+    assert isinstance(encoder.layers[0].conv.pointwise_conv1, nn.Conv1d)
+
+
+def test_skips_linears_whose_input_is_not_whole_groups() -> None:
+    module = nn.Sequential(nn.Linear(80, 64), nn.Linear(64, 8))
+    assert quantize_linears(module, 8) == 1
+    assert isinstance(module.layers[0], nn.Linear)
+    assert isinstance(module.layers[1], nn.QuantizedLinear)
+
+
+def test_error_grows_as_bits_shrink() -> None:
+    features = mx.random.normal((1, 400, 80), key=mx.random.key(1))
+    reference = _output(_encoder(), features)
+    errors = {}
+    for bits in (8, 4):
+        encoder = _encoder()
+        quantize_linears(encoder, bits)
+        out = _output(encoder, features)
+        assert out.shape == reference.shape
+        errors[bits] = np.linalg.norm(out - reference) / np.linalg.norm(reference)
+    assert 0 < errors[8] < 0.05
+    assert errors[8] < errors[4] < 1.0
+
+
+def test_refuses_other_bit_widths() -> None:
+    with pytest.raises(ValueError, match="4 or 8"):
+        quantize_linears(_encoder(), 3)
