@@ -70,3 +70,16 @@ def test_bad_requests_are_one_clear_error(tokenizer):
         build_prompt(tokenizer, "canary", PromptOptions("en", "de", task="asr"))
     with pytest.raises(CanaryError, match="prompt format"):
         build_prompt(tokenizer, "whisper", PromptOptions("en"))
+
+
+def test_timestamps_need_the_canary2_slot_and_frame_tokens(tokenizer):
+    with pytest.raises(CanaryError, match=r"no frame tokens \(<\|0\|>"):
+        build_prompt(tokenizer, "canary2", PromptOptions("en", timestamps=True))
+    with pytest.raises(CanaryError, match=r"prompt format \(canary\) has no timestamp slot"):
+        build_prompt(tokenizer, "canary", PromptOptions("en", timestamps=True))
+    frames = ["<|0|>", "<|1|>", "<|2|>"]
+    special = _train(SPECIALS + frames, len(SPECIALS) + 7, SPECIALS + frames)
+    en = _train(["the cat sat on the mat", "hello world"] * 20, 30)
+    with_frames = CanaryTokenizer([("spl_tokens", special), ("en", en)])
+    ids = build_prompt(with_frames, "canary2", PromptOptions("en", timestamps=True))
+    assert ids[7] == with_frames.special("<|timestamp|>")

@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="asr: transcribe, ast: translate (default: from the two languages)")  # fmt: skip
     task.add_argument("--pnc", action=argparse.BooleanOptionalAction, default=True,
                       help="punctuation and capitals (default: on)")  # fmt: skip
-    task.add_argument(
-        "--timestamps", action="store_true", help="word timestamps (not available yet)"
-    )
+    task.add_argument("--timestamps", action="store_true",
+                      help="word and segment times, from the frame tokens the model writes "
+                      "(canary-1b-flash, canary-180m-flash)")  # fmt: skip
     output = parser.add_argument_group("output")
     output.add_argument(
         "--output-format", default="txt", choices=[*FORMATS, "all"], help="default: txt"
@@ -107,8 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
                    batch_size=args.batch_size, chunk_duration=args.chunk_duration)  # fmt: skip
-    # Languages and task are checked before any audio is read.
-    model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc))
+    # Languages, task and timestamps are checked before any audio is read.
+    model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc,
+                               timestamps=args.timestamps))  # fmt: skip
     failures = 0
     show = len(args.audio) > 1 and not args.quiet and sys.stderr.isatty()
     for index, name in enumerate(tqdm(args.audio, unit="file", disable=not show, file=sys.stderr)):

@@ -15,14 +15,16 @@ from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, ConformerConfig
 from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
-from speech_transcript import Segment, TimedToken, Transcript
+from speech_transcript import Segment, TimedToken, Transcript, Word
 
+from . import timestamps as frame_times
 from .errors import CanaryError
-from .prompt import PromptOptions, Task, build_prompt
+from .prompt import PromptOptions, Task, build_prompt, timestamps_unsupported
 from .tokenizer import CanaryTokenizer
 
 MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
 CHUNK_SECONDS = 40.0  # Canary is trained on utterances up to 40 s; longer input is cut
+MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
 
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 Decoding = Literal["greedy", "beam"]
@@ -33,6 +35,7 @@ class _Piece:
     item: int
     start: float  # seconds into the input
     samples: np.ndarray
+    lead: float = 0.0  # seconds of zeros put in front (NeMo's padding to MIN_SECONDS)
 
 
 class Canary:
@@ -82,12 +85,22 @@ class Canary:
             "beam": int(beam.get("max_generation_delta", -1)),
         }
         self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
+        # Frame tokens count encoder frames: window stride times subsampling (NeMo's rule).
+        self.frame_seconds = float(cfg["preprocessor"].get("window_stride", 0.01)) * int(
+            cfg["encoder"].get("subsampling_factor", 8)
+        )
 
     @property
     def languages(self) -> list[str]:
         return self.tokenizer.languages
 
+    @property
+    def has_timestamps(self) -> bool:
+        """Whether the model can write timestamps (canary2 prompt and frame tokens)."""
+        return timestamps_unsupported(self.tokenizer, self.prompt_format) is None
+
     def prompt(self, options: PromptOptions) -> list[int]:
+        """The decoder prompt for `options`; checks languages, task and timestamps."""
         return build_prompt(self.tokenizer, self.prompt_format, options)
 
     def transcribe(
@@ -110,12 +123,14 @@ class Canary:
 
         One input gives a `Transcript`, a list gives a list. Inputs longer than
         `chunk_duration` seconds are cut into consecutive chunks, each decoded on its own.
+        `timestamps=True` prompts with `<|timestamp|>` (models with frame tokens:
+        canary-1b-flash, canary-180m-flash); the frame tokens the model writes become word
+        and segment times, as NeMo parses them (they are parsed in any case, as NeMo does).
         """
-        if timestamps:
-            raise CanaryError("timestamps are not available for Canary yet")
         options = PromptOptions(
-            source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc
-        )
+            source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc,
+            timestamps=timestamps,
+        )  # fmt: skip
         prompt = self.prompt(options)
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
@@ -128,22 +143,20 @@ class Canary:
         signals = [self._load(item, sample_rate) for item in items]
         pieces = [p for i, s in enumerate(signals) for p in self._split(i, s, chunk_duration)]
         pieces.sort(key=lambda p: -len(p.samples))  # similar lengths together: less padding
-        texts: dict[tuple[int, float], tuple[list[int], float]] = {}
+        decoded: dict[int, list[tuple[_Piece, list[int]]]] = {}
         for first in range(0, len(pieces), batch_size):
             batch = pieces[first : first + batch_size]
-            for piece, (ids, confidence) in zip(
+            for piece, (ids, _confidence) in zip(
                 batch, self._decode(batch, prompt, decoding, beam_size), strict=True
             ):
-                texts[(piece.item, piece.start)] = (ids, confidence)
+                decoded.setdefault(piece.item, []).append((piece, ids))
             if progress is not None:
                 progress(len(batch))
         results = []
         target = options.resolved()[1]
         for index, signal in enumerate(signals):
             duration = len(signal) / self.sample_rate
-            parts = sorted(
-                (start, ids) for (item, start), (ids, _) in texts.items() if item == index
-            )
+            parts = sorted(decoded[index], key=lambda part: part[0].start)
             results.append(self._transcript(parts, duration, target, chunk_duration))
         return results[0] if single else results
 
@@ -155,9 +168,19 @@ class Canary:
         return np.array(load_audio(item, self.sample_rate))
 
     def _split(self, item: int, signal: np.ndarray, chunk: float) -> list[_Piece]:
+        """Consecutive chunks; one under MIN_SECONDS gets NeMo's zeros, half in front."""
         size = int(chunk * self.sample_rate)
         count = max(1, math.ceil(len(signal) / size))
-        return [_Piece(item, k * chunk, signal[k * size : (k + 1) * size]) for k in range(count)]
+        pieces = []
+        for k in range(count):
+            samples = signal[k * size : (k + 1) * size]
+            missing = int(MIN_SECONDS * self.sample_rate) - len(samples)
+            lead = 0
+            if missing > 0:
+                lead = missing // 2
+                samples = np.pad(samples, (lead, missing - lead))
+            pieces.append(_Piece(item, k * chunk, samples, lead / self.sample_rate))
+        return pieces
 
     def _decode(
         self, batch: list[_Piece], prompt: list[int], decoding: Decoding, beam_size: int
@@ -191,24 +214,54 @@ class Canary:
         return [(_text_ids(r.tokens, t), float("nan")) for r in found]
 
     def _transcript(
-        self, parts: list[tuple[float, list[int]]], duration: float, language: str, chunk: float
+        self,
+        parts: list[tuple[_Piece, list[int]]],
+        duration: float,
+        language: str,
+        chunk: float,
     ) -> Transcript:
-        tokens, segments = [], []
-        for start, ids in parts:
-            end = min(duration, start + chunk)
-            text = self.tokenizer.decode(ids).strip()
+        """Text, words and segments of one input from its chunks' ids.
+
+        Times from frame tokens are the chunk's start plus frame x `frame_seconds`, less the
+        zeros NeMo's padding put in front of a short input (NeMo keeps those in its times;
+        ours refer to the input as given). Tokens outside any pair of frame tokens, and
+        every token of an output without them, get their chunk's span.
+        """
+        tokens, words, segments, texts = [], [], [], []
+        for piece, ids in parts:
+            end = min(duration, piece.start + chunk)
+            text, frame_words = frame_times.parse(self.tokenizer.decode(ids))
             if text:
-                segments.append(Segment(text=text, start=start, end=end))
-            # Canary without timestamps places tokens only within their chunk.
-            tokens += [
-                TimedToken(i, self.tokenizer.piece(i).replace("▁", " "), start, end) for i in ids
-            ]
-        text = " ".join(s.text for s in segments)
+                texts.append(text)
+
+            def to_time(frame: int, piece: _Piece = piece) -> float:
+                return max(0.0, piece.start + frame * self.frame_seconds - piece.lead)
+
+            pieces = [self.tokenizer.piece(i) for i in ids]
+            for token_id, text_piece, span in zip(
+                ids, pieces, frame_times.token_frames(pieces), strict=True
+            ):
+                start_s, end_s = (
+                    (to_time(span[0]), to_time(span[1])) if span else (piece.start, end)
+                )
+                tokens.append(TimedToken(token_id, text_piece.replace("▁", " "), start_s, end_s))
+            if frame_words is None:
+                if text:
+                    segments.append(Segment(text=text, start=piece.start, end=end))
+                continue
+            timed = [Word(w.text, to_time(w.start), to_time(w.end)) for w in frame_words]
+            words += timed
+            segments += [
+                Segment(s.text, to_time(s.start), to_time(s.end),
+                        tuple(timed[s.first_word : s.last_word + 1]))
+                for s in frame_times.segments(frame_words)
+            ]  # fmt: skip
         return Transcript(
-            text=text,
+            text=" ".join(texts),
             duration=duration,
             model=self.name,
             tokens=tokens,
+            words=words,
             segments=segments,
             language=language,
         )

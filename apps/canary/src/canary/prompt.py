@@ -39,10 +39,22 @@ class PromptOptions:
         return self.source_lang, target, task
 
 
+def timestamps_unsupported(tokenizer: CanaryTokenizer, prompt_format: str) -> str | None:
+    """Why a model cannot write timestamps, or None if it can (a `<|timestamp|>` slot in
+    the canary2 prompt, and frame tokens `<|0|>`, `<|1|>`, ... to write them with)."""
+    if prompt_format != "canary2":
+        return f"its prompt format ({prompt_format}) has no timestamp slot"
+    if not tokenizer.has_special("<|timestamp|>") or not tokenizer.has_special("<|0|>"):
+        return "its tokenizer has no frame tokens (<|0|>, <|1|>, ...)"
+    return None
+
+
 def build_prompt(
     tokenizer: CanaryTokenizer, prompt_format: str, options: PromptOptions
 ) -> list[int]:
     source, target, task = options.resolved()
+    if options.timestamps and (why := timestamps_unsupported(tokenizer, prompt_format)):
+        raise CanaryError(f"this model cannot give timestamps: {why}")
     languages = tokenizer.languages
     for lang in (source, target):
         if lang not in languages:
@@ -51,10 +63,8 @@ def build_prompt(
             )
     yes_no = {True: "<|{}|>", False: "<|no{}|>"}
     if prompt_format == "canary":
-        if options.timestamps or options.itn or options.diarize:
-            raise CanaryError(
-                "this model's prompt format (canary) has no timestamps, itn or diarize"
-            )
+        if options.itn or options.diarize:
+            raise CanaryError("this model's prompt format (canary) has no itn or diarize")
         tokens = [
             BOS,
             f"<|{source}|>",
