@@ -103,7 +103,8 @@ class RelPositionAttention(nn.Module):
         ascending = mx.pad(p[:, ::-1], [(0, 0), (0, padded - time), (0, 0)])
         q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
-        k, v = k[:, :, ::-1], v[:, :, ::-1]
+        # Copies: cuDNN (MLX CUDA SDPA) refuses negative strides.
+        k, v = mx.contiguous(k[:, :, ::-1]), mx.contiguous(v[:, :, ::-1])
         keep = _context_band(time, *self.context)
         if keep is not None:
             keep = mx.pad(keep[:, ::-1], [(0, padded - time), (0, 0)])
