@@ -115,7 +115,8 @@ class TranscriptionStream:
         self.head = _Head(model)
         self.factor = model.encoder.subsampling_factor
         self._samples = 0
-        self._reported = 0
+        self._reported = 0  # decoded tokens already timed into `_final_timed`
+        self._final_timed: list[TimedToken] = []
         self._tentative: list = []
         self._finished = False
         if self.cache_aware:
@@ -202,6 +203,16 @@ class TranscriptionStream:
         hypothesis = Hypothesis(ids, frames, durations, confidences)
         return self.model._transcript(hypothesis, self._samples / self.model.sample_rate, 0.0, None)
 
+    @property
+    def final_frames(self) -> int:
+        """Encoder frames decoded for good (their tokens will not change)."""
+        return self.head.frames
+
+    @property
+    def seen_frames(self) -> int:
+        """Encoder frames decoded at least tentatively."""
+        return max(self.head.frames, getattr(self, "_seen", 0))
+
     # ------------------------------------------------------------------ internals
 
     def _append(self, frames: mx.array) -> None:
@@ -244,12 +255,14 @@ class TranscriptionStream:
             if not final:
                 tail = encoded[offset + last - first :]
                 self._tentative = self.head.peek(tail)
+                self._seen = last + tail.shape[0]
         if not final and self._raw_count > self._next * factor:
             # the audio after the last complete chunk: a tentative tail from what is there
             start = max(0, self._next - left) * factor
             encoded = self._encode(start, self._raw_count)
             tail = encoded[self._next - start // factor :]
             self._tentative = self.head.peek(tail)
+            self._seen = self._next + tail.shape[0]
 
     def _encode(self, start: int, end: int) -> mx.array:
         features = mx.array(self._window(start, end))
@@ -268,30 +281,42 @@ class TranscriptionStream:
             self._raw = [data[drop:]]
             self._raw_start += drop
 
-    def _timed(self, tokens: list) -> list[TimedToken]:
+    def _timed(self, tokens: list, before: object | None) -> list[TimedToken]:
+        """Timed tokens for `tokens`, which follow the final token `before` (or start).
+
+        Token times depend on the token before (NeMo moves punctuation onto it), so that
+        one is timed along and dropped: each update costs its new tokens, not the stream.
+        """
         from .model import Hypothesis
 
         if not tokens:
             return []
-        ids, frames, durations, confidences = self.head.hypothesis_parts(tokens)
+        lead = [before] if before is not None else []
+        ids, frames, durations, confidences = self.head.hypothesis_parts(lead + list(tokens))
         transcript = self.model._transcript(
             Hypothesis(ids, frames, durations, confidences), self._samples / self.model.sample_rate,
             0.0, None,
         )  # fmt: skip
-        return transcript.tokens
+        return transcript.tokens[len(lead) :]
 
     def _update(self) -> StreamUpdate:
-        tokens = self.transcript().tokens
-        new = tokens[self._reported :]
-        self._reported = len(tokens)
-        tentative = self._timed(self.head.stream.tokens + self._tentative)[len(tokens) :]
-        final_text = self.model.tokenizer.text([t.id for t in tokens])
-        text = self.model.tokenizer.text([t.id for t in tokens] + [t.id for t in tentative])
+        decoded = self.head.stream.tokens
+        fresh = decoded[self._reported :]
+        before = decoded[self._reported - 1] if self._reported else None
+        new = self._timed(fresh, before)
+        self._final_timed.extend(new)
+        self._reported = len(decoded)
+        last = decoded[-1] if decoded else None
+        tentative = self._timed(self._tentative, last)
+        tokenizer = self.model.tokenizer
+        final_ids = [t.id for t in decoded]
+        final_text = tokenizer.text(final_ids)
+        text = tokenizer.text(final_ids + [t.id for t in self._tentative])
         return StreamUpdate(
             text=text,
             final_text=final_text,
             tentative_text=text[len(final_text) :] if text.startswith(final_text) else text,
-            tokens=tokens,
+            tokens=list(self._final_timed),
             tentative=tentative,
             new_tokens=new,
             audio_seconds=self._samples / self.model.sample_rate,

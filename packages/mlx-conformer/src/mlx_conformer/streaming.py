@@ -150,10 +150,7 @@ def _attend(
     q = split(attn.linear_q(query))
     k = split(attn.linear_k(keys))
     v = split(attn.linear_v(keys))
-    # relative positions cache_len + T - 1 down to -(T - 1)
-    positions = np.arange(cache_len + time - 1, -time, -1)
-    table = mx.array(sinusoids(positions, query.shape[-1])).astype(query.dtype)
-    p = attn.linear_pos(table).reshape(-1, heads, d_head).transpose(1, 0, 2)
+    p = _positions(attn, cache_len, time, query.dtype)
     ac = (q + attn.pos_bias_u[None, :, None, :]) @ k.swapaxes(-1, -2)
     bd_all = (q + attn.pos_bias_v[None, :, None, :]) @ p.swapaxes(-1, -2)  # (B, H, T, P)
     index = (time - 1) - mx.arange(time)[:, None] + mx.arange(total)[None, :]
@@ -164,6 +161,25 @@ def _attend(
     weights = mx.softmax(scores, axis=-1, precise=True) * keep
     out = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, time, -1)
     return attn.linear_out(out)
+
+
+def _positions(attn, cache_len: int, time: int, dtype: mx.Dtype) -> mx.array:
+    """(H, P, d_head) projected relative positions cache_len + T - 1 ... -(T - 1).
+
+    The same for every chunk of a stream (one or two shapes), so kept per layer: the
+    projection of the table costs as much as the rest of a small chunk's attention.
+    """
+    cache = attn.__dict__.setdefault("_stream_positions", {})
+    key = (cache_len, time, dtype, id(attn.linear_pos.weight))
+    if key not in cache:
+        positions = np.arange(cache_len + time - 1, -time, -1)
+        table = mx.array(sinusoids(positions, attn.linear_pos.weight.shape[1])).astype(dtype)
+        p = attn.linear_pos(table).reshape(-1, attn.n_heads, attn.d_head).transpose(1, 0, 2)
+        mx.eval(p)
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = p
+    return cache[key]
 
 
 def _convolve(conv, x: mx.array, pad_mask: mx.array, cache: mx.array | None):

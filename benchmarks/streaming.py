@@ -1,0 +1,323 @@
+"""Streaming latency and real-time factor per chunk size, on the CPU.
+
+Needs MLX, this workspace and (once, to build the models) the `reference` group:
+
+    python benchmarks/streaming.py                # both models, every setting
+    python benchmarks/streaming.py --models cache-aware --repeats 1
+
+Models (random weights, built once with NeMo into the git-ignored `.benchmarks-cache/`, joint
+scaled so that greedy decoding emits a token every few frames as on speech):
+- `cache-aware`: an EncDecHybridRNNTCTCBPEModel of the geometry of NVIDIA's
+  stt_en_fastconformer_hybrid_large_streaming_multi (17 layers, d_model 512, causal 8x
+  dw_striding, chunked_limited attention [[70, 13], [70, 6], [70, 1], [70, 0]], causal
+  convolutions, `normalize: NA`): NeMo's exact cache-aware step, one row per lookahead;
+- `offline`: parakeet-tdt-0.6b's geometry (24 layers, d_model 1024) with limited-context
+  streaming: one row per (chunk, left, right) setting.
+
+Audio: espeak-ng speech synthesised word by word, so that each word's end time is known (the
+last sample above 1% of the word's peak), with pauses of 0.1-0.4 s between words.
+
+Timing: audio is fed in 0.1 s pieces on a simulated real-time clock: piece k arrives when
+its last sample has been spoken; its processing starts then, or when the previous piece's
+processing ended if that is later, and takes the measured wall time. For each word, the
+latency is the time from the word's end to the end of the processing after which the
+encoder frame holding the word's end has been decoded: `final` for good, `first` at least
+as the tentative tail. (With trained weights a word's token comes out on its own frames, so
+this is when its token appears; random weights cannot show the token itself.) RTF is
+processing time / audio time; below 1 keeps up with real time. `vs offline` is the token
+error rate of the streamed ids against offline decoding of the whole file with the same
+model (0 = identical).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import CACHE, SAMPLE_RATE, WORDS, build_tdt, read_wav
+
+SPEECH = CACHE / "streaming-words.wav"
+TIMES = CACHE / "streaming-words.json"
+MODELS = {
+    "cache-aware": CACHE / "fastconformer-hybrid-large-streaming.nemo",
+    "offline": CACHE / "tdt-0.6b-speechlike.nemo",
+}
+# (chunk seconds, left frames, right frames) for the offline model
+OFFLINE_SETTINGS = [(0.48, 50, 6), (0.96, 50, 12), (1.92, 50, 12), (0.96, 125, 13)]
+PIECE = 0.1
+
+
+def word_speech(count: int = 80) -> tuple[np.ndarray, list[float]]:
+    """Words synthesised one at a time and joined with pauses; (samples, word end times)."""
+    if SPEECH.exists() and TIMES.exists():
+        return read_wav(SPEECH).astype(np.float32) / 32768, json.loads(TIMES.read_text())
+    rng = random.Random(0)
+    parts, ends, total = [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for index in range(count):
+            raw, wav = Path(tmp) / "w.wav", Path(tmp) / "w16.wav"
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "170", "-w", str(raw), rng.choice(WORDS)],
+                           check=True)  # fmt: skip
+            subprocess.run(
+                ["sox", str(raw), "-r", str(SAMPLE_RATE), "-b", "16", str(wav)], check=True
+            )
+            word = read_wav(wav)
+            loud = np.flatnonzero(np.abs(word) > 0.01 * np.abs(word).max())
+            word = word[loud[0] : loud[-1] + 1]
+            gap = np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE), dtype=np.int16)
+            if index == 0:
+                parts.append(np.zeros(SAMPLE_RATE // 2, dtype=np.int16))
+                total += SAMPLE_RATE // 2
+            parts += [word, gap]
+            total += len(word)
+            ends.append(total / SAMPLE_RATE)
+            total += len(gap)
+    samples = np.concatenate(parts)
+    from _common import write_wav
+
+    write_wav(SPEECH, samples)
+    TIMES.write_text(json.dumps(ends))
+    return samples.astype(np.float32) / 32768, ends
+
+
+def build_cache_aware(path: Path) -> None:
+    """A random-weight hybrid RNNT-CTC streaming FastConformer, built and saved by NeMo."""
+    import string
+
+    import torch
+    from nemo.collections.asr.models import EncDecHybridRNNTCTCBPEModel
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+                 for _ in range(5000)]  # fmt: skip
+        text = Path(tmp) / "text.txt"
+        text.write_text(
+            "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20000))
+        )
+        create_spt_model(str(text), vocab_size=1024, sample_size=-1, do_lower_case=True, output_dir=tmp,
+                         tokenizer_type="bpe")  # fmt: skip
+        joint = {"joint_hidden": 640, "activation": "relu", "dropout": 0.2,
+                 "encoder_hidden": 512, "pred_hidden": 640}  # fmt: skip
+        cfg = {
+            "sample_rate": SAMPLE_RATE,
+            "tokenizer": {"dir": tmp, "type": "bpe"},
+            "preprocessor": {
+                "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+                "features": 80,
+                "window_size": 0.025,
+                "window_stride": 0.01,
+                "n_fft": 512,
+                "normalize": "NA",
+                "dither": 0.0,
+                "pad_to": 0,
+            },
+            "encoder": {
+                "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+                "feat_in": 80,
+                "n_layers": 17,
+                "d_model": 512,
+                "n_heads": 8,
+                "subsampling": "dw_striding",
+                "subsampling_factor": 8,
+                "subsampling_conv_channels": 256,
+                "causal_downsampling": True,
+                "ff_expansion_factor": 4,
+                "self_attention_model": "rel_pos",
+                "att_context_size": [[70, 13], [70, 6], [70, 1], [70, 0]],
+                "att_context_style": "chunked_limited",
+                "xscaling": True,
+                "untie_biases": True,
+                "conv_kernel_size": 9,
+                "conv_norm_type": "layer_norm",
+                "conv_context_size": "causal",
+            },
+            "decoder": {
+                "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+                "blank_as_pad": True,
+                "prednet": {"pred_hidden": 640, "pred_rnn_layers": 1, "dropout": 0.2},
+            },
+            "joint": {"_target_": "nemo.collections.asr.modules.RNNTJoint", "jointnet": joint},
+            "model_defaults": {"enc_hidden": 512, "pred_hidden": 640, "joint_hidden": 640},
+            "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}},
+            "aux_ctc": {
+                "ctc_loss_weight": 0.3,
+                "decoder": {
+                    "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+                    "feat_in": 512,
+                    "num_classes": -1,
+                    "vocabulary": [],
+                },
+                "decoding": {"strategy": "greedy_batch"},
+            },
+            "loss": {"loss_name": "default"},
+            "optim": None,
+        }
+        model = EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg)).eval()
+        speechlike(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save_to(str(path))
+
+
+def speechlike(model, tokens_per_frame: float = 0.35) -> None:
+    """Scale the joint as build_tdt's `speechlike` does, then raise the blank's bias until
+    greedy decoding of the word speech emits about one token per three frames (speech)."""
+    import torch
+
+    samples, _ = word_speech()
+    signal = torch.from_numpy(samples[: 8 * SAMPLE_RATE])[None]
+    layer = model.joint.joint_net[-1]
+    blank = model.joint.num_classes_with_blank - 1
+    with torch.no_grad():
+        layer.weight.mul_(8.0)
+        features, length = model.preprocessor(
+            input_signal=signal, length=torch.tensor([signal.shape[1]])
+        )
+        encoded, encoded_len = model.encoder(audio_signal=features, length=length)
+        base, low, high = float(layer.bias[blank]), 0.0, 16.0
+        for _ in range(12):  # bisect the blank's extra bias: fewer tokens as it grows
+            middle = (low + high) / 2
+            layer.bias[blank] = base + middle
+            (hyp,) = model.decoding.rnnt_decoder_predictions_tensor(encoded, encoded_len)
+            rate = len(hyp.y_sequence) / int(encoded_len[0])
+            low, high = (middle, high) if rate > tokens_per_frame else (low, middle)
+        layer.bias[blank] = base + high
+        (hyp,) = model.decoding.rnnt_decoder_predictions_tensor(encoded, encoded_len)
+        rate = len(hyp.y_sequence) / int(encoded_len[0])
+    print(f"blank bias +{high:.2f}: {rate:.2f} tokens per frame", file=sys.stderr)
+
+
+def ensure_model(kind: str) -> Path:
+    path = MODELS[kind]
+    if not path.exists():
+        print(f"building {path.name} with NeMo (once) ...", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "--build", kind], check=True)
+    return path
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def simulate(model, samples, ends, **options) -> dict:
+    """One stream on the simulated real-time clock; latencies per word and the RTF."""
+    piece = round(PIECE * SAMPLE_RATE)
+    frame = model.frame_seconds
+    clock = busy = 0.0
+    first: dict[int, float] = {}
+    final: dict[int, float] = {}
+    words = [(i, int(e / frame)) for i, e in enumerate(ends)]
+    with model.transcribe_stream(**options) as stream:
+        for start in range(0, len(samples), piece):
+            arrival = min(start + piece, len(samples)) / SAMPLE_RATE
+            clock = max(clock, arrival)
+            began = time.perf_counter()
+            stream.add_audio(samples[start : start + piece])
+            spent = time.perf_counter() - began
+            busy += spent
+            clock += spent
+            for index, end_frame in words:
+                if index not in first and stream.seen_frames > end_frame:
+                    first[index] = clock - ends[index]
+                if index not in final and stream.final_frames > end_frame:
+                    final[index] = clock - ends[index]
+        began = time.perf_counter()
+        result = stream.finalize()
+        spent = time.perf_counter() - began
+        busy += spent
+        clock += spent
+    for index, _ in words:  # words decoded only by finalize (the end of the audio)
+        first.setdefault(index, clock - ends[index])
+        final.setdefault(index, clock - ends[index])
+    return {
+        "first": list(first.values()),
+        "final": list(final.values()),
+        "rtf": busy / (len(samples) / SAMPLE_RATE),
+        "ids": [t.id for t in result.tokens],
+    }
+
+
+def quantiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[
+        min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))
+    ]
+
+
+def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
+    import parakeet
+
+    model = parakeet.load(ensure_model(kind), cache_dir=CACHE / "models", verbose=False)
+    offline_ids = [t.id for t in model.transcribe(samples).tokens]
+    if kind == "cache-aware":
+        settings = [{"context": list(c)} for c in model.encoder.config.att_context_sizes]
+    else:
+        settings = [{"chunk": c, "context": (lf, rt)} for c, lf, rt in OFFLINE_SETTINGS]
+    simulate(model, samples[: 3 * SAMPLE_RATE], ends[:3], **settings[0])  # warm up
+    rows = []
+    for options in settings:
+        runs = [simulate(model, samples, ends, **options) for _ in range(repeats)]
+        best = min(runs, key=lambda r: r["rtf"])
+        ter = edit_distance(best["ids"], offline_ids) / max(1, len(offline_ids))
+        rows.append({"model": kind, "options": options, **best, "ter": ter,
+                     "frame": model.frame_seconds})  # fmt: skip
+    return rows
+
+
+def describe(row: dict) -> str:
+    options = row["options"]
+    if row["model"] == "cache-aware":
+        left, right = options["context"]
+        return f"lookahead {right} (chunk {(right + 1) * row['frame']:.2f} s)"
+    left, right = options["context"]
+    return f"chunk {options['chunk']:.2f} s, context {left * row['frame']:.1f} s / {right * row['frame']:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--build", choices=list(MODELS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build:
+        if args.build == "cache-aware":
+            build_cache_aware(MODELS["cache-aware"])
+        else:
+            build_tdt(MODELS["offline"], speechlike=True)
+        return
+    if Path("/tmp/cpu-busy.lock").exists():
+        print("note: /tmp/cpu-busy.lock exists: timings are disturbed", file=sys.stderr)
+    samples, ends = word_speech()
+    print(f"{platform.machine()}, {len(samples) / SAMPLE_RATE:.1f} s of speech, {len(ends)} words, "
+          f"pieces of {PIECE:g} s, best of {args.repeats}")  # fmt: skip
+    print(
+        "| model | setting | first token latency (median / p95) | final (median / p95) | RTF | vs offline (TER) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind in args.models:
+        for row in run_model(kind, samples, ends, args.repeats):
+            f50, f95 = quantiles(row["first"])
+            g50, g95 = quantiles(row["final"])
+            print(f"| {row['model']} | {describe(row)} | {f50:.2f} / {f95:.2f} s | {g50:.2f} / {g95:.2f} s "
+                  f"| {row['rtf']:.2f} | {row['ter']:.3f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
