@@ -101,3 +101,46 @@ def test_other_systems_are_left_alone(monkeypatch):
 def test_find_blas_returns_none_without_candidates(monkeypatch):
     monkeypatch.setattr(runtime.glob, "glob", lambda pattern: [])
     assert runtime.find_blas() is None
+
+
+def _hints(monkeypatch, capsys, status: runtime.RuntimeStatus, calls: int = 2) -> list[str]:
+    monkeypatch.setattr(runtime, "_STATUS", status)
+    monkeypatch.setattr(runtime, "_HINTED", False)
+    printed = [mlx_cpu_runtime.hint("parakeet") for _ in range(calls)]
+    lines = capsys.readouterr().err.splitlines()
+    assert printed == [bool(lines)] + [False] * (calls - 1)  # at most once per process
+    return lines
+
+
+def test_hint_once_when_no_blas_was_found(monkeypatch, capsys):
+    monkeypatch.delenv("MLX_CPU_BLAS_HINT", raising=False)
+    lines = _hints(monkeypatch, capsys, runtime.RuntimeStatus("Linux", blas_reason="not found"))
+    assert len(lines) == 1
+    assert lines[0].startswith("parakeet: hint:")
+    assert "libopenblas0-pthread" in lines[0]
+
+
+def test_hint_when_mlx_was_imported_first(monkeypatch, capsys):
+    monkeypatch.delenv("MLX_CPU_BLAS_HINT", raising=False)
+    status = runtime.RuntimeStatus("Linux", blas_reason="mlx was imported first", too_late=True)
+    (line,) = _hints(monkeypatch, capsys, status)
+    assert "imported before" in line
+
+
+@pytest.mark.parametrize(
+    ("status", "env"),
+    [
+        (runtime.RuntimeStatus("Linux", blas="/usr/lib/libblas.so.3"), {}),  # a BLAS is loaded
+        (
+            runtime.RuntimeStatus("Linux", blas_reason="turned off by MLX_CPU_BLAS"),
+            {},
+        ),  # user's choice
+        (runtime.RuntimeStatus("Darwin", blas_reason="not needed"), {}),
+        (runtime.RuntimeStatus("Linux", blas_reason="not found"), {"MLX_CPU_BLAS_HINT": "off"}),
+    ],
+)
+def test_no_hint_otherwise(monkeypatch, capsys, status, env):
+    monkeypatch.delenv("MLX_CPU_BLAS_HINT", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert _hints(monkeypatch, capsys, status) == []

@@ -100,9 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CanaryError("--output-format all needs --output-dir")
     if args.output_dir is not None and (problem := check_writable(args.output_dir)):
         raise CanaryError(problem)
-    if mlx_cpu_runtime.auto.STATUS.needs_blas_hint and not args.quiet:
-        print("canary: hint: no optimised BLAS found; install OpenBLAS (e.g. apt install libopenblas0-pthread) "
-              "for a several times faster CPU backend", file=sys.stderr)  # fmt: skip
+    if not args.quiet:
+        mlx_cpu_runtime.hint("canary")
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet)
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,

@@ -145,10 +145,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ParakeetError("--output-format all needs --output-dir")
     if args.output_dir is not None and (problem := check_writable(args.output_dir)):
         raise ParakeetError(problem)
-    status = mlx_cpu_runtime.auto.STATUS
-    if status.needs_blas_hint and not args.quiet:
-        print("parakeet: hint: no optimised BLAS found; install OpenBLAS (e.g. apt install libopenblas0-pthread) "
-              "for a several times faster CPU backend", file=sys.stderr)  # fmt: skip
+    if not args.quiet:
+        mlx_cpu_runtime.hint("parakeet")
     model = load(
         args.model,
         dtype=args.dtype,

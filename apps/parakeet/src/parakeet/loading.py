@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import mlx_cpu_runtime
+
 import mlx.core as mx
 
 from nemo_mlx_convert import ConversionError, resolve_model
@@ -44,6 +46,8 @@ def load(
     if quantize is not None and quantize not in (4, 8):
         raise ParakeetError(f"quantize must be 8 or 4 bits, got {quantize}")
     notify = (lambda message: print(f"parakeet: {message}", file=sys.stderr)) if verbose else None
+    if verbose:
+        mlx_cpu_runtime.hint("parakeet")
     try:
         model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
     except ConversionError as err:

@@ -13,10 +13,11 @@ Two measured problems, both invisible on macOS:
 `configure()` does both, once, and must run before `mlx` is imported; every package of
 this project calls it first thing. Environment overrides, read at that moment:
 `MLX_CPU_BLAS=off` or `MLX_CPU_BLAS=/path/to/libblas.so` and `MLX_CPU_MALLOC=off`.
+`hint()` prints, once, what to install when no optimised BLAS was found.
 """
 
-from .runtime import RuntimeStatus, configure, find_blas, status
+from .runtime import RuntimeStatus, configure, find_blas, hint, status
 
 __version__ = "0.1.0"
 
-__all__ = ["RuntimeStatus", "configure", "find_blas", "status"]
+__all__ = ["RuntimeStatus", "configure", "find_blas", "hint", "status"]

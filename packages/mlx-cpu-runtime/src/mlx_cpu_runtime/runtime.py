@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from typing import TextIO
 
 # Shared libraries that export the standard `cblas_*` symbols, most preferred first.
 # (numpy's and scipy's bundled OpenBLAS builds rename their symbols and cannot serve.)
@@ -106,6 +107,34 @@ def configure() -> RuntimeStatus:
         platform=system, blas=blas, blas_reason=reason, malloc_tuned=malloc and _tune_malloc()
     )
     return _STATUS
+
+
+_HINTED = False
+
+
+def hint(program: str = "mlx-cpu-runtime", file: TextIO | None = None) -> bool:
+    """Once per process, say on stderr what would make MLX's CPU backend fast here.
+
+    Printed when no optimised BLAS was found (not when the user turned it off), or when
+    `mlx` was imported before `configure()` could run. `MLX_CPU_BLAS_HINT=off` silences
+    it. Returns whether it printed.
+    """
+    global _HINTED
+    current = status()
+    if _HINTED or os.environ.get("MLX_CPU_BLAS_HINT", "on").strip().lower() in ("off", "0"):
+        return False
+    if current.needs_blas_hint:
+        message = ("no optimised BLAS found, so MLX's CPU backend runs its reference BLAS (about 3x "
+                   "slower end to end); install OpenBLAS (Debian/Ubuntu: apt install "
+                   "libopenblas0-pthread; Fedora: dnf install openblas-threads) or set MLX_CPU_BLAS")  # fmt: skip
+    elif current.too_late and current.platform == "Linux":
+        message = ("mlx was imported before this package, so no optimised BLAS could be loaded; "
+                   "import it first (or mlx_cpu_runtime.auto)")  # fmt: skip
+    else:
+        return False
+    _HINTED = True
+    print(f"{program}: hint: {message}", file=file or sys.stderr)
+    return True
 
 
 def status() -> RuntimeStatus:
