@@ -34,10 +34,15 @@ class LayerCache:
         self.values[:, :, offset:end] = values
         return self.keys[:, :, :end], self.values[:, :, :end]
 
-    def select(self, rows: mx.array) -> None:
-        """Keep batch rows `rows` (beam search reordering)."""
-        self.memory_keys = self.memory_keys[rows]
-        self.memory_values = self.memory_values[rows]
+    def select(self, rows: mx.array, memory: bool = True) -> None:
+        """Keep batch rows `rows` (beam search reordering).
+
+        `memory=False` leaves the encoder's keys and values alone: right when every row
+        takes a row of the same utterance, as beams of one item do.
+        """
+        if memory:
+            self.memory_keys = self.memory_keys[rows]
+            self.memory_values = self.memory_values[rows]
         if self.keys is not None:
             self.keys = self.keys[rows]
             self.values = self.values[rows]
@@ -58,9 +63,10 @@ class DecoderCache:
     length: int = 0
     extra: dict = field(default_factory=dict)
 
-    def select(self, rows: mx.array) -> None:
+    def select(self, rows: mx.array, memory: bool = True) -> None:
         for layer in self.layers:
-            layer.select(rows)
-        self.memory_mask = self.memory_mask[rows]
+            layer.select(rows, memory)
+        if memory:
+            self.memory_mask = self.memory_mask[rows]
         self.slot_valid = self.slot_valid[rows]
         self.positions = self.positions[rows]

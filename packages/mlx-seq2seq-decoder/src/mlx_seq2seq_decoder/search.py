@@ -76,14 +76,15 @@ def greedy_search(
     if done.all():
         return [GreedyResult([], [], False) for _ in range(batch)]
     logits, cache = decoder.start(memory, memory_lengths, prompts)
-    step = 0
-    while True:
-        best = mx.argmax(logits, axis=-1)
-        best_log_prob = mx.take_along_axis(
-            logits - mx.logsumexp(logits, axis=-1, keepdims=True), best[:, None], axis=-1
-        )[:, 0]
-        ids, log_probs = np.array(best), np.array(best_log_prob)
-        step += 1
+    pending = _pick(logits)
+    longest = int(limits.max())
+    for step in range(1, longest + 1):
+        # Queue the next step before reading this one's ids, so that the device computes
+        # while the host books (one step may run past the last EOS; its result is unused).
+        current = pending
+        if step < longest:
+            pending = _pick(decoder.step(current[0], cache))
+        ids, log_probs = np.array(current[0]), np.array(current[1])
         for row in np.flatnonzero(~done):
             if ids[row] == eos_id:
                 finished[row] = done[row] = True
@@ -93,8 +94,17 @@ def greedy_search(
         done |= step >= limits
         if done.all():
             break
-        logits = decoder.step(best, cache)
     return [GreedyResult(t, s, bool(f)) for t, s, f in zip(tokens, scores, finished, strict=True)]
+
+
+def _pick(logits: mx.array) -> tuple[mx.array, mx.array]:
+    """The argmax token of each row and its log-probability, queued for evaluation."""
+    best = mx.argmax(logits, axis=-1)
+    log_prob = mx.take_along_axis(
+        logits - mx.logsumexp(logits, axis=-1, keepdims=True), best[:, None], axis=-1
+    )[:, 0]
+    mx.async_eval(best, log_prob)
+    return best, log_prob
 
 
 def beam_search(
@@ -154,7 +164,9 @@ def beam_search(
             for row, (parent, token) in enumerate(zip(parents, chosen, strict=True))
         ]
         scores = np.where(keep[:, None], new_scores, scores).astype(np.float32)
-        cache.select(mx.array(parents))
+        if not np.array_equal(parents, np.arange(batch * k)):
+            # Beams move within their item only: the encoder's keys and values stay put.
+            cache.select(mx.array(parents), memory=False)
         ended = np.array([p[-1] in (eos_id, pad_id) for p in prefixes])
         counted = np.array(
             [sum(t not in (eos_id, pad_id) for t in p) for p in prefixes], dtype=np.float32
