@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument(
         "--dtype", choices=list(DTYPES), help="default: float32 on CPU, bfloat16 on GPU"
     )
+    parser.add_argument("--quantize", type=int, choices=[8, 4],
+                        help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -102,7 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         raise CanaryError(problem)
     if not args.quiet:
         mlx_cpu_runtime.hint("canary")
-    model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet)
+    model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
+                 quantize=args.quantize)  # fmt: skip
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
                    batch_size=args.batch_size, chunk_duration=args.chunk_duration)  # fmt: skip

@@ -12,7 +12,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
-from mlx_conformer import Conformer, ConformerConfig
+from mlx_conformer import Conformer, ConformerConfig, quantize_linears
 from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word
@@ -41,7 +41,9 @@ class _Piece:
 class Canary:
     """A Canary checkpoint ready to run. Build it with `canary.load(...)`."""
 
-    def __init__(self, model_dir: ModelDirectory, name: str, dtype: mx.Dtype) -> None:
+    def __init__(
+        self, model_dir: ModelDirectory, name: str, dtype: mx.Dtype, quantize: int | None = None
+    ) -> None:
         cfg = model_dir.nemo_config
         if model_dir.model_class != MULTITASK_CLASS:
             if model_dir.model_class.rsplit(".", 1)[-1].startswith(
@@ -69,6 +71,9 @@ class Canary:
         if dtype != mx.float32:
             self.encoder.set_dtype(dtype)
             self.decoder.set_dtype(dtype)
+        if quantize is not None:  # the encoder's and the decoder's linear layers
+            quantize_linears(self.encoder, quantize)
+            quantize_linears(self.decoder, quantize)
         self.tokenizer = CanaryTokenizer.from_model_directory(model_dir)
         self.prompt_format = str(cfg.get("prompt_format") or "canary")
         decoding = cfg.get("decoding") or {}
