@@ -290,12 +290,61 @@ def describe(row: dict) -> str:
     return f"chunk {options['chunk']:.2f} s, context {left * row['frame']:.1f} s / {right * row['frame']:.2f} s"
 
 
+ACCURACY_SETTINGS = [
+    {"chunk": 0.32, "context": (20, 4)},
+    {"chunk": 0.96, "context": (50, 12)},
+    {},  # the defaults: 1 s chunks, 10 s / 1 s context
+    {"chunk": 2.0, "context": (125, 50)},
+    {"chunk": 0.5, "context": (1000, 1000)},  # windows covering the clips
+]
+
+
+def accuracy() -> None:
+    """Streamed vs offline on the test clips with the NeMo fixture models (no timing)."""
+    import parakeet
+
+    root = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+    # the clip under 1 s is left out: offline `transcribe` pads it to 1 s (NeMo's rule), a
+    # stream cannot know it will be short
+    clips = [c for c in json.loads((root / "audio" / "clips.json").read_text())["clips"]
+             if c != "shorter_than_frame_16k.wav"]  # fmt: skip
+    print("| model | setting | clips with equal text | token error rate vs offline |")
+    print("| --- | --- | --- | --- |")
+    for name in ("tdt", "rnnt", "ctc", "hybrid_tdt_ctc"):
+        model = parakeet.load(
+            root / "models" / f"{name}.nemo", cache_dir=CACHE / "models", verbose=False
+        )
+        signals = {c: np.array(parakeet.model.load_audio(root / "audio" / c)) for c in clips}
+        offline = {c: model.transcribe(x) for c, x in signals.items()}
+        for options in ACCURACY_SETTINGS:
+            equal = errors = total = 0
+            for clip, x in signals.items():
+                with model.transcribe_stream(**options) as stream:
+                    for start in range(0, len(x), 1600):
+                        stream.add_audio(x[start : start + 1600])
+                    result = stream.finalize()
+                ref = [t.id for t in offline[clip].tokens]
+                equal += result.text == offline[clip].text
+                errors += edit_distance([t.id for t in result.tokens], ref)
+                total += len(ref)
+            label = ", ".join(f"{k} {v}" for k, v in options.items()) or "defaults"
+            print(
+                f"| {name} | {label} | {equal}/{len(clips)} | {errors / max(1, total):.3f} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--build", choices=list(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="streamed vs offline text of the fixture models on the test clips")  # fmt: skip
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy()
+        return
     if args.build:
         if args.build == "cache-aware":
             build_cache_aware(MODELS["cache-aware"])

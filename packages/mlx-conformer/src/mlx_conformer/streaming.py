@@ -93,6 +93,11 @@ class StreamCache:
     last_channel: mx.array  # (layers, B, C, D)
     last_time: mx.array  # (layers, B, K - 1, D)
     last_channel_len: mx.array  # (B,) int32
+    # The attention keys and values of `last_channel`, per layer (H, C, d_head each):
+    # NeMo projects the cached inputs again at every step; projecting each frame once
+    # gives the same rows (a projection is row by row) at a fraction of the cost.
+    keys: list | None = None
+    values: list | None = None
 
     @classmethod
     def initial(cls, encoder, streaming: StreamingConfig, batch: int = 1) -> StreamCache:
@@ -129,28 +134,34 @@ def attention_keep(
 def _attend(
     attn,
     query: mx.array,
-    keys: mx.array,
     cache_len: int,
     keep: mx.array,
-) -> mx.array:
-    """Relative-position attention of T queries over C + T keys, NeMo's dense formula.
+    cached: tuple[mx.array, mx.array] | None,
+    p: mx.array,
+) -> tuple[mx.array, mx.array, mx.array]:
+    """Relative-position attention of T queries over C cached + T new keys (NeMo's formula).
 
     Query i sits at absolute position cache_len + i, key j at j: the positional term uses
     relative position cache_len + i - j (what NeMo's `rel_shift` picks from its 2L - 1
     table). Masked keys score -10000 and get weight 0 after the softmax, so a query with no
-    visible key (padding) outputs zero before `linear_out`, as in NeMo.
+    visible key (padding) outputs zero before `linear_out`, as in NeMo. `cached` holds the
+    keys and values of the C cached inputs (B, H, C, d_head). Returns the output and the
+    keys and values of the new frames.
     """
     batch, time, _ = query.shape
-    total = keys.shape[1]
     heads, d_head = attn.n_heads, attn.d_head
 
     def split(x: mx.array) -> mx.array:
         return x.reshape(batch, x.shape[1], heads, d_head).transpose(0, 2, 1, 3)
 
     q = split(attn.linear_q(query))
-    k = split(attn.linear_k(keys))
-    v = split(attn.linear_v(keys))
-    p = _positions(attn, cache_len, time, query.dtype)
+    k_new, v_new = split(attn.linear_k(query)), split(attn.linear_v(query))
+    if cached is None:
+        k, v = k_new, v_new
+    else:
+        k = mx.concatenate([cached[0], k_new], axis=2)
+        v = mx.concatenate([cached[1], v_new], axis=2)
+    total = k.shape[2]
     ac = (q + attn.pos_bias_u[None, :, None, :]) @ k.swapaxes(-1, -2)
     bd_all = (q + attn.pos_bias_v[None, :, None, :]) @ p.swapaxes(-1, -2)  # (B, H, T, P)
     index = (time - 1) - mx.arange(time)[:, None] + mx.arange(total)[None, :]
@@ -160,7 +171,7 @@ def _attend(
     scores = mx.where(keep, scores, _MASKED)
     weights = mx.softmax(scores, axis=-1, precise=True) * keep
     out = (weights @ v).transpose(0, 2, 1, 3).reshape(batch, time, -1)
-    return attn.linear_out(out)
+    return attn.linear_out(out), k_new, v_new
 
 
 def _positions(attn, cache_len: int, time: int, dtype: mx.Dtype) -> mx.array:
@@ -223,21 +234,43 @@ def _convolve(conv, x: mx.array, pad_mask: mx.array, cache: mx.array | None):
     return out, next_cache
 
 
-def _layer(layer, x, keep, pad_mask, channel_cache, time_cache, cache_len, keep_frames):
-    """One `ConformerLayer` with caches; returns (x, next last_channel, next last_time)."""
+def _projected(attn, inputs: mx.array) -> tuple[mx.array, mx.array]:
+    """Keys and values (B, H, C, d_head) of cached attention inputs (B, C, D)."""
+    batch, size, _ = inputs.shape
+
+    def split(x: mx.array) -> mx.array:
+        return x.reshape(batch, size, attn.n_heads, attn.d_head).transpose(0, 2, 1, 3)
+
+    return split(attn.linear_k(inputs)), split(attn.linear_v(inputs))
+
+
+def _layer(layer, x, keep, pad_mask, caches, p, cache_len, keep_frames):
+    """One `ConformerLayer` with caches (last_channel, last_time, keys, values) or None.
+
+    Returns x and the next caches.
+    """
+    channel_cache, time_cache, keys, values = caches or (None, None, None, None)
     x = x + 0.5 * layer.feed_forward1(layer.norm_feed_forward1(x))
     query = layer.norm_self_att(x)
-    if channel_cache is None:
-        keys, next_channel = query, None
-    else:
-        keys = mx.concatenate([channel_cache, query], axis=1)
-        grown = mx.concatenate([channel_cache, query[:, :keep_frames]], axis=1)
-        next_channel = grown[:, grown.shape[1] - channel_cache.shape[1] :]
-    x = x + _attend(layer.self_attn, query, keys, cache_len, keep)
+    cached = None if channel_cache is None else (keys, values)
+    attended, k_new, v_new = _attend(layer.self_attn, query, cache_len, keep, cached, p)
+    x = x + attended
     conv_out, next_time = _convolve(layer.conv, layer.norm_conv(x), pad_mask, time_cache)
     x = x + conv_out
     x = x + 0.5 * layer.feed_forward2(layer.norm_feed_forward2(x))
-    return layer.norm_out(x), next_channel, next_time
+    if channel_cache is None:
+        return layer.norm_out(x), None
+    size = channel_cache.shape[1]
+
+    def last(cache: mx.array, new: mx.array, axis: int) -> mx.array:
+        grown = mx.concatenate([cache, new], axis=axis)
+        start = grown.shape[axis] - size
+        return grown[:, start:] if axis == 1 else grown[:, :, start:]
+
+    next_channel = last(channel_cache, query[:, :keep_frames], 1)
+    next_keys = last(keys, k_new[:, :, :keep_frames], 2)
+    next_values = last(values, v_new[:, :, :keep_frames], 2)
+    return layer.norm_out(x), (next_channel, next_time, next_keys, next_values)
 
 
 def _masks(style, context, lengths, time, cache_len, offset):
@@ -252,19 +285,44 @@ def _masks(style, context, lengths, time, cache_len, offset):
 
 
 def _run_layers(encoder, x, lengths, style, context, cache, cache_len, keep_frames):
+    """All layers, with or without caches.
+
+    (`mx.compile` of the stack was tried: it takes seconds per chunk shape on the CPU, which
+    a live stream would pay on its first chunks, for a gain lost in the measurement noise.)
+    """
     time = x.shape[1]
     offset = None if cache is None else cache_len - cache.last_channel_len
     keep, pad_mask = _masks(style, context, lengths, time, cache_len, offset)
-    channels, times = [], []
-    for index, layer in enumerate(encoder.layers):
-        channel = None if cache is None else cache.last_channel[index]
-        conv = None if cache is None else cache.last_time[index]
-        x, channel, conv = _layer(layer, x, keep, pad_mask, channel, conv, cache_len, keep_frames)
-        channels.append(channel)
-        times.append(conv)
+    positions = [_positions(layer.self_attn, cache_len, time, x.dtype) for layer in encoder.layers]
+    if cache is None:
+        run = _layers_function(encoder, cache_len, keep_frames)
+        caches = [None] * len(encoder.layers)
+    else:
+        run = _layers_function(encoder, cache_len, keep_frames)
+        keys, values = cache.keys, cache.values
+        if keys is None:  # a fresh cache: project its inputs once
+            projected = [_projected(layer.self_attn, cache.last_channel[i])
+                         for i, layer in enumerate(encoder.layers)]  # fmt: skip
+            keys, values = [k for k, _ in projected], [v for _, v in projected]
+        caches = [
+            (cache.last_channel[i], cache.last_time[i], keys[i], values[i])
+            for i in range(len(encoder.layers))
+        ]
+    x, next_caches = run(x, keep, pad_mask, caches, positions)
     if "out_proj" in encoder:
         x = encoder.out_proj(x)
-    return x, channels, times
+    return x, next_caches
+
+
+def _layers_function(encoder, cache_len: int, keep_frames: int):
+    def run(x, keep, pad_mask, caches, positions):
+        out = []
+        for layer, caches_i, p in zip(encoder.layers, caches, positions, strict=True):
+            x, caches_i = _layer(layer, x, keep, pad_mask, caches_i, p, cache_len, keep_frames)
+            out.append(caches_i)
+        return x, out
+
+    return run
 
 
 def dense_forward(encoder, features: mx.array, lengths: mx.array | None = None, context=None):
@@ -280,7 +338,7 @@ def dense_forward(encoder, features: mx.array, lengths: mx.array | None = None, 
     x, lengths = encoder.pre_encode(features, lengths)
     if encoder._xscale is not None:
         x = x * encoder._xscale
-    x, _, _ = _run_layers(encoder, x, lengths, cfg.att_context_style, context, None, 0, 0)
+    x, _ = _run_layers(encoder, x, lengths, cfg.att_context_style, context, None, 0, 0)
     return x, lengths
 
 
@@ -311,16 +369,19 @@ def cache_aware_step(
     time = x.shape[1]
     cache_len = streaming.last_channel_cache_size
     keep_frames = time - streaming.cache_drop_size
-    x, channels, times = _run_layers(
+    x, caches = _run_layers(
         encoder, x, lengths, streaming.style, streaming.att_context, cache, cache_len, keep_frames
     )
     if streaming.valid_out_len > 0 and (not keep_all_outputs or streaming.style == "regular"):
         x = x[:, : streaming.valid_out_len]
         lengths = mx.minimum(lengths, streaming.valid_out_len)
+    channels, times, keys, values = zip(*caches, strict=True)
     next_cache = StreamCache(
         mx.stack(channels),
         mx.stack(times),
         mx.minimum(cache.last_channel_len + keep_frames, cache_len).astype(mx.int32),
+        list(keys),
+        list(values),
     )
     return x, lengths, next_cache
 
@@ -408,7 +469,8 @@ class CacheAwareStreamer:
             )
             self._step += 1
             out = out[0, : int(lengths[0])]
-            mx.eval(out, self.cache.last_channel, self.cache.last_time)
+            mx.eval(out, self.cache.last_channel, self.cache.last_time, self.cache.keys,
+                    self.cache.values)  # fmt: skip
             outputs.append(out)
         if not outputs:
             return mx.zeros((0, self.encoder.config.output_dim))

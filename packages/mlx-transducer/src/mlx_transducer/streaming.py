@@ -39,7 +39,7 @@ class GreedyStream:
             "repeats": mx.zeros((1,), dtype=mx.int32),
         }
         self._tdt = bool(cfg.durations)
-        self.sync_every = 8
+        self.sync_every = 4
         self.frames_seen = 0
         self.tokens: list[Token] = []
 
@@ -53,14 +53,17 @@ class GreedyStream:
         state = self._state
         records = []
         limit = time * ((self._max_symbols or time) + 1) + 1
-        # steps past the chunk's end are no-ops, so the host checks only every few steps
+        # every frame takes at least one step, and steps past the chunk's end are no-ops:
+        # the host first checks after `time` steps, then every `sync_every`
+        batch = time
         while len(records) < limit:
-            for _ in range(self.sync_every):
+            for _ in range(batch):
                 state, record = self._step(enc_proj, lengths, state)
                 records.append(record)
-            mx.eval(state, records[-self.sync_every :])
+            mx.eval(state, records[-batch:])
             if int(state["t"][0]) >= time:
                 break
+            batch = self.sync_every
         offset = self.frames_seen
         new = []
         if records:
