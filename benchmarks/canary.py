@@ -4,6 +4,7 @@ Needs the `reference` dependency group (NeMo, torch) and this workspace's packag
 
     python benchmarks/canary.py                  # canary-180m-flash geometry, 8 clips of 10 s
     python benchmarks/canary.py --clips 4 --seconds 5
+    python benchmarks/canary.py --decoding beam --beam-size 1   # the flash models' default
 
 A random-weight `EncDecMultiTaskModel` of nvidia/canary-180m-flash's geometry (FastConformer
 17 x 512, 128 mels; Transformer decoder 4 x 1024, 8 heads; canary2 prompts; an aggregate
@@ -11,8 +12,8 @@ tokenizer of special tokens, English and German) is built with NeMo's classes an
 `save_to` into the git-ignored `.benchmarks-cache/`, then converted. Its EOS logit is pushed
 down and its decoder's maximum length set so that every clip generates the same number of
 tokens in both implementations (the ids are compared too). Speech clips are cut from the
-espeak-ng speech that `benchmarks/long_audio.py` makes. Both run greedy decoding, float32,
-batch 1 and batch 8, interleaved after a warm-up; the table gives time per audio second and
+espeak-ng speech that `benchmarks/long_audio.py` makes. Both run greedy decoding (or beam
+search, `--decoding beam`), float32, batch 1 and batch 8, interleaved after a warm-up; the table gives time per audio second and
 per generated token, and our time as a ratio of NeMo's.
 """
 
@@ -190,6 +191,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--decoding", choices=["greedy", "beam"], default="greedy")
+    parser.add_argument("--beam-size", type=int, default=1)
     args = parser.parse_args()
     model_path = CACHE / "canary-180m-geometry.nemo"
     if not model_path.exists():
@@ -209,6 +212,14 @@ def main() -> None:
     torch.set_num_threads(2)
     paths = clips(args.clips, args.seconds)
     nemo = EncDecMultiTaskModel.restore_from(str(model_path), map_location="cpu").eval()
+    if args.decoding == "beam":
+        from omegaconf import open_dict
+
+        decoding = nemo.cfg.decoding.copy()
+        with open_dict(decoding):
+            decoding.strategy = "beam"
+            decoding.beam.beam_size = args.beam_size
+        nemo.change_decoding_strategy(decoding)
     ours = canary.load(model_path, cache_dir=CACHE / "models", verbose=False)
     names = [str(p) for p in paths]
 
@@ -218,11 +229,15 @@ def main() -> None:
         return [list(h.y_sequence.tolist()) for h in hyps]
 
     def run_ours(batch: int):
-        results = ours.transcribe(names, source_lang="en", batch_size=batch, decoding="greedy")
+        results = ours.transcribe(names, source_lang="en", batch_size=batch, decoding=args.decoding,
+                                  beam_size=args.beam_size)  # fmt: skip
         return [[t.id for t in r.tokens] for r in results]
 
     audio_seconds = args.clips * args.seconds
-    print(f"{args.clips} clips of {args.seconds:g} s, canary-180m-flash geometry, float32, greedy")
+    search = "greedy" if args.decoding == "greedy" else f"beam search, {args.beam_size} beam(s)"
+    print(
+        f"{args.clips} clips of {args.seconds:g} s, canary-180m-flash geometry, float32, {search}"
+    )
     for batch in (1, 8):
         times = {"nemo": [], "ours": []}
         ids = {}
