@@ -24,9 +24,10 @@ latency is the time from the word's end to the end of the processing after which
 encoder frame holding the word's end has been decoded: `final` for good, `first` at least
 as the tentative tail. (With trained weights a word's token comes out on its own frames, so
 this is when its token appears; random weights cannot show the token itself.) RTF is
-processing time / audio time; below 1 keeps up with real time. `vs offline` is the token
-error rate of the streamed ids against offline decoding of the whole file with the same
-model (0 = identical).
+processing time / audio time; below 1 keeps up with real time. `vs offline`: the edit
+distance between the streamed token ids and those of offline decoding of the whole file
+with the same model (for the cache-aware model, offline with the same attention context).
+`--encoder-steps` times `mlx_conformer`'s cache-aware step alone, per lookahead.
 """
 
 from __future__ import annotations
@@ -265,20 +266,59 @@ def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
     import parakeet
 
     model = parakeet.load(ensure_model(kind), cache_dir=CACHE / "models", verbose=False)
-    offline_ids = [t.id for t in model.transcribe(samples).tokens]
     if kind == "cache-aware":
-        settings = [{"context": list(c)} for c in model.encoder.config.att_context_sizes]
+        contexts = model.encoder.config.att_context_sizes
+        settings = [{"context": list(c)} for c in contexts]
     else:
         settings = [{"chunk": c, "context": (lf, rt)} for c, lf, rt in OFFLINE_SETTINGS]
-    simulate(model, samples[: 3 * SAMPLE_RATE], ends[:3], **settings[0])  # warm up
     rows = []
     for options in settings:
+        if kind == "cache-aware":  # offline with the same attention context
+            model.encoder.change_attention_model("rel_pos", options["context"])
+        offline_ids = [t.id for t in model.transcribe(samples).tokens]
+        if kind == "cache-aware":
+            model.encoder.change_attention_model("rel_pos", contexts[0])
+        simulate(model, samples[: 3 * SAMPLE_RATE], ends[:3], **options)  # warm up
         runs = [simulate(model, samples, ends, **options) for _ in range(repeats)]
         best = min(runs, key=lambda r: r["rtf"])
-        ter = edit_distance(best["ids"], offline_ids) / max(1, len(offline_ids))
-        rows.append({"model": kind, "options": options, **best, "ter": ter,
-                     "frame": model.frame_seconds})  # fmt: skip
+        edits = edit_distance(best["ids"], offline_ids)
+        rows.append({"model": kind, "options": options, **best, "edits": edits,
+                     "offline_tokens": len(offline_ids), "frame": model.frame_seconds})  # fmt: skip
     return rows
+
+
+def encoder_steps(samples) -> None:
+    """Median time of one cache-aware encoder step per lookahead (features precomputed)."""
+    import mlx.core as mx
+
+    import parakeet  # first: it loads the optimised BLAS before MLX (mlx-cpu-runtime)
+    from mlx_conformer.streaming import CacheAwareStreamer, streaming_config
+
+    model = parakeet.load(ensure_model("cache-aware"), cache_dir=CACHE / "models", verbose=False)
+    features, _ = model.frontend(samples)
+    features = np.array(features[0])
+    print("| lookahead | chunk | encoder step (median) | p95 | step / chunk audio |")
+    print("| --- | --- | --- | --- | --- |")
+    for context in model.encoder.config.att_context_sizes:
+        streaming = streaming_config(model.encoder, context)
+        for _ in range(2):  # the first pass warms up
+            streamer = CacheAwareStreamer(model.encoder, streaming)
+            times, index = [], 0
+            while index < len(features):
+                size = (
+                    streaming.chunk_size[0 if index == 0 else 1]
+                    if index == 0
+                    else streaming.shift_size[1]
+                )
+                began = time.perf_counter()
+                out = streamer.add(features[index : index + size])
+                mx.eval(out)
+                times.append(time.perf_counter() - began)
+                index += size
+        chunk = (context[1] + 1) * model.frame_seconds
+        median, p95 = quantiles(times[1:])
+        print(f"| {context[1]} | {chunk:.2f} s | {median * 1e3:.1f} ms | {p95 * 1e3:.1f} ms "
+              f"| {median / chunk:.2f} |", flush=True)  # fmt: skip
 
 
 def describe(row: dict) -> str:
@@ -341,9 +381,14 @@ def main() -> None:
     parser.add_argument("--build", choices=list(MODELS), help=argparse.SUPPRESS)
     parser.add_argument("--accuracy", action="store_true",
                         help="streamed vs offline text of the fixture models on the test clips")  # fmt: skip
+    parser.add_argument("--encoder-steps", action="store_true",
+                        help="time the cache-aware encoder step alone, per lookahead")  # fmt: skip
     args = parser.parse_args()
     if args.accuracy:
         accuracy()
+        return
+    if args.encoder_steps:
+        encoder_steps(word_speech()[0])
         return
     if args.build:
         if args.build == "cache-aware":
@@ -365,7 +410,7 @@ def main() -> None:
             f50, f95 = quantiles(row["first"])
             g50, g95 = quantiles(row["final"])
             print(f"| {row['model']} | {describe(row)} | {f50:.2f} / {f95:.2f} s | {g50:.2f} / {g95:.2f} s "
-                  f"| {row['rtf']:.2f} | {row['ter']:.3f} |", flush=True)  # fmt: skip
+                  f"| {row['rtf']:.2f} | {row['edits']} / {row['offline_tokens']} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
