@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "audio", nargs="*", help="audio or video files; - reads one file from stdin"
     )
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
+                        help=f"Hugging Face repo id, .nemo file, model directory, or `demo` (bundled, offline) (default: {DEFAULT_MODEL})")  # fmt: skip
     output = parser.add_argument_group("output")
     output.add_argument(
         "--output-format", default="txt", choices=[*FORMATS, "all"], help="default: txt"
@@ -201,7 +201,9 @@ def _run_streaming(
     options = {"chunk": args.chunk, "context": args.context}
     display = Display()
     if args.mic:
-        result = run_stream(model, microphone(model.sample_rate), display, **options)
+        result = run_stream(
+            model, microphone(model.sample_rate), display, interruptible=True, **options
+        )
         result.source = "mic"
         if args.output_dir is not None:
             _emit(result, 0, formats, args, limits)

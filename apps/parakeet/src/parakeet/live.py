@@ -67,11 +67,20 @@ def pieces(samples: np.ndarray, sample_rate: int, realtime: bool) -> Iterable[np
             time.sleep(delay)
 
 
-def run_stream(model, source: Iterable[np.ndarray], display: Display, **options):
-    """Feed `source` through a stream and the display; returns the final transcript."""
+def run_stream(
+    model, source: Iterable[np.ndarray], display: Display, interruptible: bool = False, **options
+):
+    """Feed `source` through a stream and the display; returns the final transcript.
+
+    With `interruptible` (the microphone), Ctrl-C ends the input and the stream is
+    finalized, so what was said is kept."""
     with model.transcribe_stream(**options) as stream:
-        for piece in source:
-            display.show(stream.add_audio(piece))
+        try:
+            for piece in source:
+                display.show(stream.add_audio(piece))
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
         transcript = stream.finalize()
     display.close(transcript.text, stream.last_update.audio_seconds)
     return transcript
