@@ -167,11 +167,13 @@ def stream_clip(model, clip, context, piece=1234):
 
 
 def test_streaming_token_ids_equal_nemo_for_each_lookahead(model):
-    """From the audio files: ids of both heads equal NeMo's streaming simulation."""
+    """From the audio files: ids (and RNNT frames) of both heads equal NeMo's streaming."""
     for _, entry in contexts(model):
         for clip, expected in entry["clips"].items():
             rnnt, ctc = stream_clip(model, clip, entry["att_context_size"])
             assert [t.id for t in rnnt.tokens] == expected["rnnt"]["ids"], (entry, clip)
+            # frames counted from the stream's start, as NeMo's merged partial hypotheses
+            assert [t.frame for t in rnnt.tokens] == expected["rnnt"]["frames"], clip
             assert ctc.alignment == expected["ctc"]["alignment"], clip
             assert [t.id for t in ctc.tokens] == expected["ctc"]["ids"], clip
 
