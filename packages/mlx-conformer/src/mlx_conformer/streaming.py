@@ -193,11 +193,12 @@ def _positions(attn, cache_len: int, time: int, dtype: mx.Dtype) -> mx.array:
     return cache[key]
 
 
-def _convolve(conv, x: mx.array, pad_mask: mx.array, cache: mx.array | None):
+def _convolve(conv, x: mx.array, pad_mask: mx.array, cache: mx.array | None, drop: int = 0):
     """NeMo's `ConformerConvolution` with an optional `last_time` cache (B, K - 1, D).
 
-    Returns the output and the next cache: the last K - 1 inputs of the depthwise
-    convolution, taken before the right padding (cache_drop_size is 0 for chunked_limited).
+    Returns the output and the next cache, as NeMo's `CausalConv1D.update_cache`: the last
+    K - 1 frames of cache + input + right padding, before the last `drop` (the style's
+    cache_drop_size: 0 for chunked_limited, the lookahead frames for regular).
     """
     weight = conv.pointwise_conv1.weight.reshape(conv.pointwise_conv1.weight.shape[0], -1)
     x = x @ weight.T
@@ -211,7 +212,8 @@ def _convolve(conv, x: mx.array, pad_mask: mx.array, cache: mx.array | None):
         next_cache = None
     else:
         padded = mx.concatenate([cache, mx.pad(x, [(0, 0), (0, right), (0, 0)])], axis=1)
-        next_cache = padded[:, padded.shape[1] - right - cache.shape[1] : padded.shape[1] - right]
+        end = padded.shape[1] - drop
+        next_cache = padded[:, end - cache.shape[1] : end]
     dw = conv.depthwise_conv
     taps = dw.weight[:, :, 0].T  # (K, D)
     time = x.shape[1]
@@ -255,7 +257,8 @@ def _layer(layer, x, keep, pad_mask, caches, p, cache_len, keep_frames):
     cached = None if channel_cache is None else (keys, values)
     attended, k_new, v_new = _attend(layer.self_attn, query, cache_len, keep, cached, p)
     x = x + attended
-    conv_out, next_time = _convolve(layer.conv, layer.norm_conv(x), pad_mask, time_cache)
+    drop = x.shape[1] - keep_frames
+    conv_out, next_time = _convolve(layer.conv, layer.norm_conv(x), pad_mask, time_cache, drop)
     x = x + conv_out
     x = x + 0.5 * layer.feed_forward2(layer.norm_feed_forward2(x))
     if channel_cache is None:
