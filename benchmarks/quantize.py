@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--skip-large", action="store_true", help="fixture models only")
+    parser.add_argument("--only-large", action="store_true", help="the 0.6b-geometry model only")
+    parser.add_argument("--bits", type=int, nargs="+", default=[8, 4], choices=[8, 4])
     args = parser.parse_args()
     mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
     from mlx_audio_frontend import load_audio
@@ -78,7 +80,7 @@ def main() -> None:
         np.array(load_audio(ROOT / "tests" / "fixtures" / "audio" / c, 16000)) for c in CLIPS
     ]
     models = [(name, ROOT / "tests" / "fixtures" / "models" / f"{name}.nemo", fixture_audio)
-              for name in FIXTURES]  # fmt: skip
+              for name in FIXTURES if not args.only_large]  # fmt: skip
     large = CACHE / "tdt-0.6b-speechlike.nemo"
     if not args.skip_large and large.exists():
         minute = read_wav(speech(1)).astype(np.float32) / 32768.0
@@ -92,7 +94,7 @@ def main() -> None:
         ref_ids = [[t.id for t in r.tokens] for r in reference.transcribe(audio)]
         print(f"{name:26s} {'-':>4s} {'-':>8s} {weight_bytes(reference) / 2**20:11.1f} {'-':>16s} {'-':>12s}")  # fmt: skip
         del reference
-        for bits in (8, 4):
+        for bits in args.bits:
             model = parakeet.load(path, quantize=bits, **kwargs)
             encoded = encode(model, audio)
             error = np.sqrt(sum(np.sum((e - r) ** 2) for e, r in zip(encoded, ref_encoded, strict=True))
