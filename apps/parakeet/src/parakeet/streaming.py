@@ -233,7 +233,6 @@ class TranscriptionStream:
         factor, chunk = self.factor, self.chunk_frames
         stages = subsampling_stages(factor)
         total_encoded = conv_stack_length(self._raw_count, stages) if final else None
-        self._tentative = []
         while True:
             first = self._next
             if final:
@@ -256,13 +255,8 @@ class TranscriptionStream:
                 tail = encoded[offset + last - first :]
                 self._tentative = self.head.peek(tail)
                 self._seen = last + tail.shape[0]
-        if not final and self._raw_count > self._next * factor:
-            # the audio after the last complete chunk: a tentative tail from what is there
-            start = max(0, self._next - left) * factor
-            encoded = self._encode(start, self._raw_count)
-            tail = encoded[self._next - start // factor :]
-            self._tentative = self.head.peek(tail)
-            self._seen = self._next + tail.shape[0]
+        # (Between chunks the tentative tail stays the last window's right context: encoding a
+        # window for every piece of audio would cost a window per piece.)
 
     def _encode(self, start: int, end: int) -> mx.array:
         features = mx.array(self._window(start, end))
