@@ -14,6 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .config import ConformerConfig
+from .subsampling import _mask_time
 
 _KERNEL, _STRIDE = 3, 2
 _LEFT, _RIGHT = _KERNEL - 1, _STRIDE - 1
@@ -115,8 +116,3 @@ def _depthwise(padded: mx.array, weight: mx.array, bias: mx.array) -> mx.array:
             tap = padded[:, i : i + 2 * out_time - 1 : 2, j : j + 2 * out_freq - 1 : 2, :]
             out = out + tap * weight[:, i, j, 0]
     return out
-
-
-def _mask_time(x: mx.array, lengths: mx.array) -> mx.array:
-    valid = mx.arange(x.shape[1])[None, :] < lengths[:, None]
-    return x * valid[:, :, None, None].astype(x.dtype)
