@@ -59,3 +59,20 @@ def test_error_grows_as_bits_shrink() -> None:
 def test_refuses_other_bit_widths() -> None:
     with pytest.raises(ValueError, match="4 or 8"):
         quantize_linears(_encoder(), 3)
+
+
+def test_cpu_blas_path_equals_mlx_quantized_matmul() -> None:
+    mx.random.seed(3)
+    layer = nn.Linear(128, 96)
+    module = nn.Sequential(layer)
+    quantize_linears(module, 8)
+    quantised = module.layers[0]
+    x = mx.random.normal((40, 128))  # enough rows for the dequantise-and-BLAS path
+    mlx_kernel = nn.QuantizedLinear.__call__(quantised, x)
+    ours = quantised(x)
+    assert isinstance(quantised, nn.QuantizedLinear)
+    np.testing.assert_allclose(np.array(ours), np.array(mlx_kernel), rtol=1e-5, atol=1e-5)
+    one_row = mx.random.normal((1, 128))  # a decoding step: MLX's own kernel
+    np.testing.assert_array_equal(
+        np.array(quantised(one_row)), np.array(nn.QuantizedLinear.__call__(quantised, one_row))
+    )

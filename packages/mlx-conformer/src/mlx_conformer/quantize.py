@@ -8,10 +8,32 @@ weights by fused code paths, and the linear layers hold ~88% of a FastConformer'
 
 from __future__ import annotations
 
+import mlx.core as mx
 import mlx.nn as nn
 
 BITS = (4, 8)
 GROUP_SIZE = 64
+_BLAS_ROWS = 16  # from this many input rows on, dequantise and let BLAS multiply (CPU)
+
+
+class QuantizedLinear(nn.QuantizedLinear):
+    """MLX's quantised linear layer, with a faster path for many rows on the CPU.
+
+    MLX's CPU quantised matmul has no BLAS path: (750, 1024) x (1024, 4096) takes ~35x
+    the time of OpenBLAS's float32 one. Dequantising the weight for the one matmul
+    (a ~16 MB float copy that lives only until the product is done) and multiplying
+    through BLAS brings it to ~1.1x float32, with the same weights; on GPUs and for
+    single rows (decoding steps) MLX's own kernels are used.
+    """
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if mx.default_device() != mx.cpu or x.size < _BLAS_ROWS * x.shape[-1]:
+            return super().__call__(x)
+        weight = mx.dequantize(
+            self["weight"], self["scales"], self.get("biases"), self.group_size, self.bits,
+            mode=self.mode, dtype=x.dtype,
+        )  # fmt: skip
+        return mx.addmm(self["bias"], x, weight.T) if "bias" in self else x @ weight.T
 
 
 def quantize_linears(module: nn.Module, bits: int, group_size: int = GROUP_SIZE) -> int:
@@ -27,4 +49,7 @@ def quantize_linears(module: nn.Module, bits: int, group_size: int = GROUP_SIZE)
         return chosen
 
     nn.quantize(module, group_size=group_size, bits=bits, class_predicate=predicate)
+    for _, layer in module.named_modules():
+        if type(layer) is nn.QuantizedLinear:
+            layer.__class__ = QuantizedLinear  # same parameters, the CPU fast path added
     return count
