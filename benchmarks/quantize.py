@@ -65,6 +65,44 @@ def token_agreement(ids: list[list[int]], reference: list[list[int]]) -> float:
     return matched / max(1, sum(len(r) for r in reference))
 
 
+def matmul_speed(args: argparse.Namespace) -> None:
+    """(750, 1024) x (1024, 4096), a feed-forward matmul of 60 s: median of 5, CPU time too."""
+    import statistics
+    import time
+
+    import mlx.nn as nn
+
+    from mlx_conformer import quantize_linears
+
+    dtype = {"float32": mx.float32, "bfloat16": mx.bfloat16}[args.dtype]
+    x = mx.random.normal((750, 1024)).astype(dtype)
+    layers = {"float": nn.Linear(1024, 4096)}
+    layers["float"].set_dtype(dtype)
+    for bits in args.bits:
+        holder = nn.Sequential(nn.Linear(1024, 4096))
+        holder.set_dtype(dtype)
+        quantize_linears(holder, bits)
+        layers[f"{bits} bits"] = holder.layers[0]
+    print(f"{args.device}, {args.dtype}: (750, 1024) x (1024, 4096)")
+    for name, layer in layers.items():
+        paths = [("", layer)]
+        if name != "float":
+            paths.append(
+                (" (MLX's quantized_matmul)", lambda v, m=layer: nn.QuantizedLinear.__call__(m, v))
+            )
+        for label, fn in paths:
+            mx.eval(fn(x))
+            walls, cpus = [], []
+            for _ in range(5):
+                wall, cpu = time.perf_counter(), time.process_time()
+                mx.eval(fn(x))
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
+            print(
+                f"{name + label:36s} {statistics.median(walls) * 1e3:8.1f} ms wall {statistics.median(cpus) * 1e3:8.1f} ms CPU"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
@@ -72,8 +110,13 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true", help="fixture models only")
     parser.add_argument("--only-large", action="store_true", help="the 0.6b-geometry model only")
     parser.add_argument("--bits", type=int, nargs="+", default=[8, 4], choices=[8, 4])
+    parser.add_argument("--speed", action="store_true",
+                        help="only time one feed-forward matmul: float, quantised (ours, MLX's kernel)")  # fmt: skip
     args = parser.parse_args()
     mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
+    if args.speed:
+        matmul_speed(args)
+        return
     from mlx_audio_frontend import load_audio
 
     fixture_audio = [
