@@ -256,9 +256,10 @@ def make_worker(args: argparse.Namespace) -> Worker:
         return NeMo(args)
     if args.worker == "port":
         return Port(args)
-    if args.worker.startswith("ours"):
-        bits = args.worker.removeprefix("ours").removeprefix("-q")
-        return Ours(args, int(bits) if bits else None)
+    if args.worker in ("ours", "ours-refblas"):  # the latter: MLX's bundled reference BLAS
+        return Ours(args, None)
+    if args.worker.startswith("ours-q"):
+        return Ours(args, int(args.worker.removeprefix("ours-q")))
     raise SystemExit(f"unknown system {args.worker!r}")
 
 
@@ -317,7 +318,8 @@ def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> li
         command = [sys.executable, __file__, "--worker", system, "--workload", workload,
                    "--device", args.device, "--dtype", args.dtype, "--model", str(args.model),
                    "--model-dir", str(model_dir)]  # fmt: skip
-        procs[system] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        env = os.environ | ({"MLX_CPU_BLAS": "off"} if system == "ours-refblas" else {})
+        procs[system] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
     for system, proc in procs.items():
         ready = proc.stdout.readline()
         if not ready:
@@ -451,7 +453,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--systems", nargs="+", default=["ours", "nemo", "port"],
-                        help="ours, ours-q8, ours-q4, nemo, port")  # fmt: skip
+                        help="ours, ours-q8, ours-q4, ours-refblas (MLX_CPU_BLAS=off), nemo, port")  # fmt: skip
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", type=Path, default=MODEL)
