@@ -289,9 +289,11 @@ def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
 
 def encoder_steps(samples) -> None:
     """Median time of one cache-aware encoder step per lookahead (features precomputed)."""
+    import parakeet  # first: it loads the optimised BLAS before MLX (mlx-cpu-runtime)
+
+    # isort: split
     import mlx.core as mx
 
-    import parakeet  # first: it loads the optimised BLAS before MLX (mlx-cpu-runtime)
     from mlx_conformer.streaming import CacheAwareStreamer, streaming_config
 
     model = parakeet.load(ensure_model("cache-aware"), cache_dir=CACHE / "models", verbose=False)
@@ -305,11 +307,7 @@ def encoder_steps(samples) -> None:
             streamer = CacheAwareStreamer(model.encoder, streaming)
             times, index = [], 0
             while index < len(features):
-                size = (
-                    streaming.chunk_size[0 if index == 0 else 1]
-                    if index == 0
-                    else streaming.shift_size[1]
-                )
+                size = streaming.chunk_size[0] if index == 0 else streaming.shift_size[1]
                 began = time.perf_counter()
                 out = streamer.add(features[index : index + size])
                 mx.eval(out)
@@ -402,7 +400,7 @@ def main() -> None:
     print(f"{platform.machine()}, {len(samples) / SAMPLE_RATE:.1f} s of speech, {len(ends)} words, "
           f"pieces of {PIECE:g} s, best of {args.repeats}")  # fmt: skip
     print(
-        "| model | setting | first token latency (median / p95) | final (median / p95) | RTF | vs offline (TER) |"
+        "| model | setting | first token latency (median / p95) | final (median / p95) | RTF | vs offline (edits / offline tokens) |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     for kind in args.models:
