@@ -94,6 +94,10 @@ def microphone(sample_rate: int, stop: Callable[[], bool] = lambda: False) -> It
         raise ParakeetError(
             "--mic needs the optional microphone support: pip install 'parakeet[mic]'"
         ) from None
+    except OSError as err:  # sounddevice without the PortAudio library
+        raise ParakeetError(
+            f"--mic needs PortAudio (e.g. apt install libportaudio2): {err}"
+        ) from None
     try:
         sounddevice.check_input_settings(channels=1, samplerate=sample_rate, dtype="float32")
         stream = sounddevice.InputStream(
