@@ -217,6 +217,8 @@ def _run_streaming(
             _error(str(err))
             failures += 1
             continue
+        if len(args.audio) > 1:  # which input the lines that follow belong to
+            sys.stdout.write(f"# {'stdin' if name == '-' else name}\n")
         result = run_stream(
             model, pieces(samples, model.sample_rate, args.realtime), display, **options
         )
