@@ -124,7 +124,7 @@ def hint(program: str = "mlx-cpu-runtime", file: TextIO | None = None) -> bool:
     if _HINTED or os.environ.get("MLX_CPU_BLAS_HINT", "on").strip().lower() in ("off", "0"):
         return False
     if current.needs_blas_hint:
-        message = ("no optimised BLAS found, so MLX's CPU backend runs its reference BLAS (about 3x "
+        message = ("no optimised BLAS found, so MLX's CPU backend runs its reference BLAS (~40x "
                    "slower end to end); install OpenBLAS (Debian/Ubuntu: apt install "
                    "libopenblas0-pthread; Fedora: dnf install openblas-threads) or set MLX_CPU_BLAS")  # fmt: skip
     elif current.too_late and current.platform == "Linux":
