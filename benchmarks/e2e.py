@@ -22,8 +22,10 @@ parakeet-mlx also their text assembly), inputs sorted by length and batched in t
 for every system. NeMo runs its preprocessor, encoder and `greedy_batch` TDT decoding directly
 (what `transcribe` runs, without its data loader); on a GPU with its CUDA-graph decoder and,
 for bfloat16, weights in bfloat16 (preprocessor in float32). parakeet-mlx cannot mask padding
-in a batch, so it runs one input at a time (its own 120 s chunking for inputs over 5 min, as
-its CLI does); ours chunks inputs over 5 min into 4 min pieces by default.
+in a batch, so it runs one input at a time, with its CLI's default 120 s chunks for the
+10 min input (every other input is under 120 s); ours chunks inputs over 5 min into 4 min
+pieces by default. Its log-mel fails on bfloat16 samples with MLX 0.32 on Linux, so it is
+given float32 samples and its features cast to the model's dtype.
 
 Reported: wall time (median), real-time factor (audio seconds per second), peak RSS of the
 worker while transcribing (sampled every 2 ms), peak device memory (GPU), each ratio against
