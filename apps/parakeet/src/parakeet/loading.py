@@ -11,10 +11,12 @@ import mlx.core as mx
 
 from nemo_mlx_convert import ConversionError, resolve_model
 
+from . import demo
 from .errors import ParakeetError
 from .model import Parakeet
 
 DEFAULT_MODEL = "nvidia/parakeet-tdt-0.6b-v3"
+DEMO_MODEL = "demo"  # the small model bundled with this package (parakeet.demo)
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
 
 
@@ -32,8 +34,9 @@ def load(
     verbose: bool = True,
     quantize: int | None = None,
 ) -> Parakeet:
-    """Load a Parakeet model: a Hugging Face repo id, a `.nemo` file, or a model directory
-    (converted by nemo-mlx-convert or published by another MLX port).
+    """Load a Parakeet model: a Hugging Face repo id, a `.nemo` file, a model directory
+    (converted by nemo-mlx-convert or published by another MLX port), or `"demo"`: the
+    small bundled model (English digits, numbers, times, common words; no network needed).
 
     The first use of a `.nemo` or repo id converts it into the cache; later uses load the
     cached directory. `dtype` defaults to float32 on the CPU and bfloat16 on a GPU.
@@ -48,8 +51,14 @@ def load(
     notify = (lambda message: print(f"parakeet: {message}", file=sys.stderr)) if verbose else None
     if verbose:
         mlx_cpu_runtime.hint("parakeet")
+    source = demo.MODEL if str(model) == DEMO_MODEL else model
     try:
-        model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
+        model_dir = resolve_model(source, cache_dir=cache_dir, on_convert=notify)
     except ConversionError as err:
-        raise ParakeetError(str(err)) from None
+        hint = (
+            "; without network, `--model demo` runs the bundled demo model"
+            if "Hugging Face" in str(err)
+            else ""
+        )
+        raise ParakeetError(f"{err}{hint}") from None
     return Parakeet(model_dir, name=str(model), dtype=DTYPES[dtype], head=head, quantize=quantize)
