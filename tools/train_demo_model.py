@@ -1,29 +1,38 @@
-"""Train the demo model: a small FastConformer TDT on espeak-ng speech, on the CPU, with NeMo.
+"""Train the demo model: a small FastConformer TDT (+ CTC head) on espeak-ng speech, on the
+CPU, with NeMo's own classes and training loop.
 
-Needs the `reference` group (NeMo 3.0.0, torch), espeak-ng and about 2 GB of disk. From the
-repository root:
+Needs the `reference` group (NeMo 3.0.0, torch), espeak-ng and about 1.5 GB of disk (in the
+git-ignored .benchmarks-cache/demo-model/). From the repository root:
 
     /work/ref-venv/bin/python tools/train_demo_model.py            # the committed model
     /work/ref-venv/bin/python tools/train_demo_model.py --quick    # a few-minute trial
+    /work/ref-venv/bin/python tests/reference/make_demo_fixture.py # then NeMo's transcripts
 
 Steps, all seeded:
-1. Synthesise a training set with espeak-ng (`tools/demo_corpus.py`: spoken digits,
-   numbers, times and about 460 common words in short sentences; 6 accents x 18 voice
-   variants, speeds, pitches, word gaps, gain, light white noise), in a process pool, with
-   NeMo manifests. Validation adds two variants never trained on; the held-out test set uses
-   four other variants, two accents never trained on, and sentences never trained on.
+1. Synthesise the data with espeak-ng (`tools/demo_corpus.py`: spoken digits, numbers,
+   times and about 460 common words in short sentences, lower case; 6 accents x 18 voice
+   variants, speeds 125-205 wpm, pitches, word gaps, gain, white noise at 18-40 dB SNR on
+   80% of clips), in a process pool, with NeMo manifests. Validation adds two variants never
+   trained on; the held-out test set uses four other variants, two accents never trained
+   on, and sentences never trained on (split by a hash of the sentence).
 2. Train a 128-piece SentencePiece BPE tokenizer on the training transcripts (NeMo's helper).
-3. Train `EncDecRNNTBPEModel` with TDT (durations 0-4) with NeMo's own training loop
-   (Lightning `Trainer`, CPU), keeping the weights of the best validation WER and stopping
-   when it stops improving (or at the time budget).
+3. Train `EncDecHybridRNNTCTCBPEModel` (parakeet-tdt_ctc-110m's layout at demo size: TDT
+   head with durations 0-4, and a CTC head at weight 0.3, which costs one linear layer and
+   speeds up the transducer's alignment) with NeMo's training loop (Lightning `Trainer`,
+   CPU), keeping the weights of the best validation WER (TDT head), with early stopping on
+   it, over a cosine schedule of `--epochs` (or until the time budget).
 4. `save_to` the `.nemo`, restore it, and print NeMo's WER on the held-out test set.
-5. Write the committed held-out subset (FLAC) and the example clip.
+5. Write the package's model and example clip, and the committed held-out subset (FLAC).
 
 NeMo's TDT loss runs only on CUDA (numba), and its pure-PyTorch reference moves tensors to
-CUDA; `TDTLossCPU` below is the same forward algorithm (TDT paper, eq. 7), vectorised over
-the batch and the label axis, so that autograd gives the gradient. `--check-loss` compares
-it with NeMo's `TDTLossPytorch` (on the CPU) on random inputs. The model's configuration is
-NVIDIA's TDT layout, `loss_name: tdt` included: only the training kernel is replaced.
+CUDA. `TDTLossCPU` below is the same loss: a numba forward-backward pass over the TDT
+lattice gives log P and each arc's posterior (the gradient with respect to the arc's
+log-probability), and autograd carries it through the log-softmaxes. `--check-loss`
+compares it with NeMo's `TDTLossPytorch` and the gradient with finite differences. The
+model's configuration is NVIDIA's, `loss_name: tdt` included: only the kernel is replaced.
+
+One torch thread by default: on a 2-core machine shared with other work, two OpenMP threads
+waiting on each other at every operation made steps 4-10x slower than one thread.
 
 While data generation and training run, /tmp/cpu-busy.lock exists (others skip timing runs).
 """
@@ -551,6 +560,13 @@ def train(args: argparse.Namespace, manifests: dict[str, Path]) -> tuple[Path, d
 
     model = EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg), trainer=trainer)
     model.loss._loss = tdt_loss_cpu_class()(model.decoder.blank_idx, DURATIONS, sigma=0.02)
+    if args.init_from is not None:  # a second stage: continue from an earlier run's weights
+        from nemo.collections.asr.models import ASRModel
+
+        init = ASRModel.restore_from(str(args.init_from), map_location=torch.device("cpu"))
+        assert init.tokenizer.vocab == model.tokenizer.vocab, "the tokenizer differs"
+        model.load_state_dict(init.state_dict())
+        print(f"initialised from {args.init_from}", flush=True)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f} M parameters, {n_train} training clips, up to {steps} steps",
           flush=True)  # fmt: skip
@@ -621,7 +637,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--train-clips", type=int, default=10000)
     p.add_argument("--val-clips", type=int, default=200)
     p.add_argument("--test-clips", type=int, default=300)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-minutes", type=float, default=60.0)
     p.add_argument("--patience", type=int, default=4)
     p.add_argument("--target-wer", type=float, default=0.0)
@@ -637,10 +653,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ff-expansion", type=int, default=4)
     p.add_argument("--sub-channels", type=int, default=32)
     p.add_argument("--pred-hidden", type=int, default=128)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--print-every", type=int, default=25)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="do not write the committed outputs")
+    p.add_argument("--init-from", type=Path, help="start from this .nemo's weights (same data)")
     args = p.parse_args()
     if args.quick:
         args.train_clips, args.val_clips, args.test_clips = 2000, 100, 100
