@@ -208,7 +208,7 @@ def ensure_model(kind: str) -> Path:
     return path
 
 
-def edit_distance(a: list[int], b: list[int]) -> int:
+def edit_distance(a: list, b: list) -> int:
     row = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
         prev, row[0] = row[0], i
@@ -372,6 +372,48 @@ def accuracy() -> None:
             )
 
 
+DEMO_SETTINGS = [
+    {},  # the defaults: 1 s chunks, 10 s / 1 s context
+    {"chunk": 0.5, "context": (125, 13)},
+    {"chunk": 1.0, "context": (25, 6)},
+    {"chunk": 2.0, "context": (125, 25)},
+]
+
+
+def word_errors(hypothesis: str, reference: str) -> int:
+    """Word-level edit distance."""
+    return edit_distance(hypothesis.split(), reference.split())
+
+
+def demo_accuracy() -> None:
+    """Streamed vs offline with a trained model: the bundled demo model on its 40 held-out
+    clips (tests/fixtures/demo), WER against the clips' reference sentences."""
+    import parakeet
+
+    fixture = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "demo"
+    clips = json.loads((fixture / "heldout.json").read_text())["clips"]
+    model = parakeet.load("demo", cache_dir=CACHE / "models", verbose=False)
+    signals = [np.array(parakeet.model.load_audio(fixture / c["file"])) for c in clips]
+    references = [c["text"] for c in clips]
+    words = sum(len(r.split()) for r in references)
+    offline = [t.text for t in model.transcribe(signals)]
+    offline_errors = sum(map(word_errors, offline, references))
+    print("| demo model, 40 held-out clips | WER | clips with the offline text |")
+    print("| --- | --- | --- |")
+    print(f"| offline | {offline_errors / words:.2%} | - |")
+    for options in DEMO_SETTINGS:
+        texts = []
+        for x in signals:
+            with model.transcribe_stream(**options) as stream:
+                for start in range(0, len(x), 1600):
+                    stream.add_audio(x[start : start + 1600])
+                texts.append(stream.finalize().text)
+        errors = sum(map(word_errors, texts, references))
+        same = sum(a == b for a, b in zip(texts, offline, strict=True))
+        label = ", ".join(f"{k} {v}" for k, v in options.items()) or "streaming, defaults"
+        print(f"| {label} | {errors / words:.2%} | {same}/{len(clips)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
@@ -384,6 +426,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.accuracy:
         accuracy()
+        demo_accuracy()
         return
     if args.encoder_steps:
         encoder_steps(word_speech()[0])
