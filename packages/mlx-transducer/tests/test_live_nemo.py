@@ -99,15 +99,18 @@ def test_greedy_batch_matches_nemo(durations, layers, dropout, max_symbols):
     encoded = torch.randn(4, ENC, 60) * 2.0
     with torch.no_grad():
         (expected,) = infer(encoder_output=encoded, encoded_lengths=lengths)
-    ours = model.greedy(mx.array(encoded.transpose(1, 2).numpy()), mx.array(lengths.numpy()))
+    frames = mx.array(encoded.transpose(1, 2).numpy())
+    ours = model.greedy(frames, mx.array(lengths.numpy()))
     distinct = set()
-    for hyp, ref in zip(ours, expected, strict=True):
-        ids = ref.y_sequence.tolist()
-        distinct.update(ids)
-        assert hyp.ids == ids
-        assert hyp.frames == ref.timestamp.tolist()
-        if durations:
-            assert hyp.durations == ref.token_duration.tolist()
+    for window in (None, 1, 2, 5, 8):  # frames evaluated per decoding step
+        hyps = model.greedy_decoder(window)(frames, mx.array(lengths.numpy()))
+        for hyp, ref in zip(hyps, expected, strict=True):
+            ids = ref.y_sequence.tolist()
+            distinct.update(ids)
+            assert hyp.ids == ids, window
+            assert hyp.frames == ref.timestamp.tolist(), window
+            if durations:
+                assert hyp.durations == ref.token_duration.tolist(), window
     assert len(distinct) >= 5  # the decisions really varied
     for i in range(4):  # an utterance alone decodes as in the batch
         alone = model.greedy(mx.array(encoded[i : i + 1, :, : lengths[i]].transpose(1, 2).numpy()))

@@ -7,7 +7,7 @@ import mlx.nn as nn
 
 from .beam import BeamHypothesis, beam_search_rnnt, beam_search_tdt
 from .config import TransducerConfig
-from .greedy import greedy_decode
+from .greedy import GreedyDecoder, default_window
 from .hypothesis import Hypothesis
 from .networks import JointNetwork, PredictionNetwork
 
@@ -24,15 +24,19 @@ class Transducer(nn.Module):
 
     def greedy(self, encoder_output: mx.array, lengths: mx.array | None = None) -> list[Hypothesis]:
         """NeMo's `greedy_batch` decoding of (B, T, D) encoder frames with valid lengths."""
-        return greedy_decode(
-            self.decoder,
-            self.joint,
-            encoder_output,
-            lengths,
-            blank_id=self.config.blank_id,
-            durations=self.config.durations,
-            max_symbols=self.config.max_symbols,
-        )
+        return self.greedy_decoder()(encoder_output, lengths)
+
+    def greedy_decoder(self, window: int | None = None) -> GreedyDecoder:
+        """This model's greedy decoder (made once per window size, so its compiled step and
+        the graphs it caches per shape are reused)."""
+        window = window or default_window(self.joint, self.decoder)
+        decoders = self.__dict__.setdefault("_greedy_decoders", {})
+        if window not in decoders:
+            cfg = self.config
+            decoders[window] = GreedyDecoder(self.decoder, self.joint, blank_id=cfg.blank_id,
+                                             durations=cfg.durations, max_symbols=cfg.max_symbols,
+                                             window=window)  # fmt: skip
+        return decoders[window]
 
     def beam(
         self,

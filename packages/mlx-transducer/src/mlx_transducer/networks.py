@@ -20,7 +20,7 @@ class LSTMLayer(nn.Module):
         self.bias = mx.random.uniform(-scale, scale, (4 * hidden_size,))
 
     def __call__(self, x: mx.array, h: mx.array, c: mx.array) -> tuple[mx.array, mx.array]:
-        gates = mx.addmm(self.bias, x, self.Wx.T) + h @ self.Wh.T
+        gates = mx.addmm(mx.addmm(self.bias, x, self.Wx.T), h, self.Wh.T)  # one kernel each
         i, f, g, o = mx.split(gates, 4, axis=-1)
         c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
         return mx.sigmoid(o) * mx.tanh(c), c
@@ -52,13 +52,20 @@ class PredictionNetwork(nn.Module):
         self, labels: mx.array, state: tuple[mx.array, mx.array]
     ) -> tuple[mx.array, tuple[mx.array, mx.array]]:
         """One step: labels (B,) -> output (B, H) and the new (h, c)."""
+        layers = [(state[0][i], state[1][i]) for i in range(state[0].shape[0])]
+        x, layers = self.step(labels, layers)
+        return x, (mx.stack([h for h, _ in layers]), mx.stack([c for _, c in layers]))
+
+    def step(
+        self, labels: mx.array, layers: list[tuple[mx.array, mx.array]]
+    ) -> tuple[mx.array, list[tuple[mx.array, mx.array]]]:
+        """One step over per-layer (h, c) pairs of (B, H): no stacking, for the greedy loop."""
         x = self.prediction["embed"](labels)
-        hs, cs = [], []
-        for index, layer in enumerate(self.prediction["dec_rnn"].lstm):
-            x, c = layer(x, state[0][index], state[1][index])
-            hs.append(x)
-            cs.append(c)
-        return x, (mx.stack(hs), mx.stack(cs))
+        new = []
+        for layer, (h, c) in zip(self.prediction["dec_rnn"].lstm, layers, strict=True):
+            x, c = layer(x, h, c)
+            new.append((x, c))
+        return x, new
 
 
 class JointNetwork(nn.Module):
