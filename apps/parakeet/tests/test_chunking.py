@@ -52,3 +52,15 @@ def test_chunked_equals_whole(model, long_signal, chunk, overlap):
 def test_overlap_must_be_under_half_the_chunk(model, long_signal):
     with pytest.raises(parakeet.ParakeetError, match="overlap"):
         model.transcribe(long_signal, chunk_duration=10.0, overlap_duration=6.0)
+
+
+def test_chunks_and_whole_inputs_in_one_batch(model, long_signal):
+    """A batch mixing a long input's chunks (cut features) with short inputs (features of the
+    batch in one front-end call) decodes each as it decodes alone."""
+    short = [long_signal[: 16000 * n] for n in (3, 7, 12)]
+    inputs = [long_signal[: 16000 * 30], *short]
+    together = model.transcribe(inputs, chunk_duration=20.0, overlap_duration=8.0, batch_size=8)
+    for signal, result in zip(inputs, together, strict=True):
+        alone = model.transcribe(signal, chunk_duration=20.0, overlap_duration=8.0, batch_size=1)
+        assert [t.id for t in result.tokens] == [t.id for t in alone.tokens]
+        assert [(t.start, t.end) for t in result.tokens] == [(t.start, t.end) for t in alone.tokens]

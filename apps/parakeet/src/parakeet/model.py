@@ -39,18 +39,22 @@ AudioInput = str | Path | bytes | np.ndarray | mx.array
 
 LONG_INPUT_SECONDS = 300.0  # longer inputs are chunked unless a chunk duration is given
 AUTO_CHUNK_SECONDS = 240.0
-BATCH_SECONDS = 240.0  # padded audio decoded together at most (one chunk)
+BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input this long
 
 
 @dataclass(frozen=True)
 class _Piece:
-    """Feature frames of one input: starting `offset` encoder frames into it, after `shift`
-    seconds of padding in front (NeMo's padding of short inputs)."""
+    """One input, or a chunk of one: starting `offset` encoder frames into it, after `shift`
+    seconds of padding in front (NeMo's padding of short inputs). A whole input keeps its
+    samples (its features are computed with the rest of its batch, in one front-end call);
+    a chunk keeps the feature frames cut from its input's features."""
 
     item: int
     offset: int
     shift: float
-    features: mx.array  # (frames, n_mels), valid frames only
+    frames: int  # valid feature frames
+    signal: np.ndarray | None = None
+    features: mx.array | None = None  # (frames, n_mels)
 
 
 @dataclass(frozen=True)
@@ -227,13 +231,15 @@ class Parakeet:
                         progress(1)
 
     def _batches(self, pieces: list[_Piece], batch_size: int) -> Iterator[list[_Piece]]:
-        """Pieces of similar length, at most `batch_size` of them and at most
-        `BATCH_SECONDS` of padded audio together, so memory stays bounded for long inputs."""
+        """Pieces of similar length, at most `batch_size` of them, and so few long ones that
+        the batch's attention scores (batch x longest**2) take no more memory than one
+        `BATCH_SECONDS` input's: memory stays bounded for long inputs, short ones fill a batch."""
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
         batch: list[_Piece] = []
-        for piece in sorted(pieces, key=lambda p: p.features.shape[0]):
-            longest = max([piece.features.shape[0]] + [p.features.shape[0] for p in batch])
-            if batch and (len(batch) >= max(1, batch_size) or longest * (len(batch) + 1) > limit):
+        for piece in sorted(pieces, key=lambda p: p.frames):
+            longest = max(piece.frames, *(p.frames for p in batch)) if batch else piece.frames
+            full = len(batch) >= max(1, batch_size) or longest**2 * (len(batch) + 1) > limit**2
+            if batch and full:
                 yield batch
                 batch = []
             batch.append(piece)
@@ -257,13 +263,13 @@ class Parakeet:
         encoder frames.
         """
         shift, padded = _pad_to_minimum(signal, self.sample_rate)
-        features, length = self.frontend(padded)
-        features = features[0, : int(length[0])]
         seconds = len(signal) / self.sample_rate
         if chunk is None and seconds > LONG_INPUT_SECONDS:
             chunk = AUTO_CHUNK_SECONDS
         if chunk is None or seconds <= chunk:
-            return [_Piece(index, 0, shift, features)]
+            return [_Piece(index, 0, shift, self.frontend.frame_count(len(padded)), signal=padded)]
+        features, length = self.frontend(padded)
+        features = features[0, : int(length[0])]
         if overlap >= chunk / 2:
             raise ParakeetError(
                 f"overlap ({overlap:g} s) must be under half the chunk ({chunk:g} s)"
@@ -275,7 +281,8 @@ class Parakeet:
         total = features.shape[0]
         pieces = []
         for start in range(0, total, step):
-            pieces.append(_Piece(index, start // factor, shift, features[start : start + size]))
+            part = features[start : start + size]
+            pieces.append(_Piece(index, start // factor, shift, part.shape[0], features=part))
             if start + size >= total:
                 break
         return pieces
@@ -289,7 +296,7 @@ class Parakeet:
         factor = self.encoder.subsampling_factor
         merged = _shifted(parts[0][1], parts[0][0].offset)
         for (previous, _), (piece, hypothesis) in itertools.pairwise(parts):
-            overlap = (piece.offset, previous.offset + previous.features.shape[0] // factor)
+            overlap = (piece.offset, previous.offset + previous.frames // factor)
             merged = merge_hypotheses(merged, _shifted(hypothesis, piece.offset), overlap)
         return self._transcript(merged, duration, parts[0][0].shift, _label(item))
 
@@ -297,11 +304,8 @@ class Parakeet:
         self, pieces: list[_Piece], decoding: str, beam_size: int, length_penalty: float = 1.0
     ) -> list[Hypothesis]:
         """Decode a batch of pieces; frames are relative to each piece's start."""
-        lengths = [p.features.shape[0] for p in pieces]
-        features = mx.stack(
-            [mx.pad(p.features, [(0, max(lengths) - p.features.shape[0]), (0, 0)]) for p in pieces]
-        )
-        feature_len = mx.array(lengths)
+        features = self._features(pieces)
+        feature_len = mx.array([p.frames for p in pieces])
         encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         if self.head == "ctc":
             log_probs = self.ctc(encoded)
@@ -321,6 +325,26 @@ class Parakeet:
         return [
             _from_tokens(h.tokens, self.head) for h in self.transducer.greedy(encoded, encoded_len)
         ]
+
+    def _features(self, pieces: list[_Piece]) -> mx.array:
+        """(B, frames, n_mels) for a batch: the whole inputs' through one front-end call over
+        their zero-padded samples with their lengths (NeMo's batched preprocessor), chunks'
+        from their cut features, each padded to the longest piece."""
+        longest = max(p.frames for p in pieces)
+        whole = [p for p in pieces if p.signal is not None]
+        if whole:
+            samples = np.zeros((len(whole), max(len(p.signal) for p in whole)), dtype=np.float32)
+            for row, piece in enumerate(whole):
+                samples[row, : len(piece.signal)] = piece.signal
+            batch, _ = self.frontend(samples, [len(p.signal) for p in whole])
+            if len(whole) == len(pieces):
+                return _frames_to(batch, longest)
+            rows = iter(range(len(whole)))
+            parts = [batch[next(rows), : p.frames] if p.signal is not None else p.features
+                     for p in pieces]  # fmt: skip
+        else:
+            parts = [p.features for p in pieces]
+        return mx.stack([_frames_to(part[None], longest)[0] for part in parts])
 
     def _transcript(
         self, hypothesis: Hypothesis, duration: float, shift: float, label: str | None
@@ -355,6 +379,13 @@ class Parakeet:
             ],
             source=label,
         )
+
+
+def _frames_to(features: mx.array, frames: int) -> mx.array:
+    """(B, T, F) cut or zero-padded to `frames` frames."""
+    if features.shape[1] >= frames:
+        return features[:, :frames]
+    return mx.pad(features, [(0, 0), (0, frames - features.shape[1]), (0, 0)])
 
 
 def _shifted(hypothesis: Hypothesis, frames: int) -> Hypothesis:

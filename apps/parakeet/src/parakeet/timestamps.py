@@ -62,7 +62,7 @@ def token_spans(
         raise ValueError(f"unknown hypothesis kind {kind!r}")
     confidences = confidences or [None] * len(ids)
     spans = [
-        Span(tokenizer.decode([i]), s, e, tokenizer.piece(i), c, n, n)
+        Span(tokenizer.token_text(i), s, e, tokenizer.piece(i), c, n, n)
         for n, (i, (s, e), c) in enumerate(zip(ids, bounds, confidences, strict=True))
     ]
     punctuation = tokenizer.punctuation

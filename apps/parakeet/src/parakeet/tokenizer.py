@@ -36,6 +36,8 @@ class Tokenizer:
     ) -> None:
         self.pieces = pieces
         self._processor = processor
+        self._token_texts: dict[int, str] = {}
+        self._word_texts: dict[tuple[str, ...], str] = {}
         self.punctuation = punctuation_in(pieces)
         self._space_before_punctuation = (
             re.compile(r"(\s)(" + "|".join(re.escape(p) for p in sorted(self.punctuation)) + ")")
@@ -75,9 +77,22 @@ class Tokenizer:
     def piece(self, token: int) -> str:
         return self.pieces[token]
 
+    def token_text(self, token: int) -> str:
+        """`decode([token])`, remembered (a transcript asks for it once per token)."""
+        text = self._token_texts.get(token)
+        if text is None:
+            text = self._token_texts[token] = self.decode([token])
+        return text
+
     def decode_pieces(self, pieces: Sequence[str]) -> str:
         if self._processor is not None:
-            return self._processor.decode_pieces(list(pieces))
+            key = tuple(pieces)
+            text = self._word_texts.get(key)
+            if text is None:
+                text = self._word_texts[key] = self._processor.decode_pieces(list(pieces))
+                if len(self._word_texts) > 100_000:  # words seen: bounded
+                    self._word_texts.clear()
+            return text
         return "".join(pieces).replace("▁", " ").strip()
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -53,6 +53,15 @@ class LogMel:
         self._mask = mx.compile(self._mask_kernel)
         self._normalize_and_mask = mx.compile(self._normalize_and_mask_kernel)
 
+    def frame_count(self, num_samples: int) -> int:
+        """`valid_frames` of one input, on the host (no device round trip)."""
+        cfg = self.config
+        return (
+            0
+            if num_samples == 0
+            else max(0, (num_samples + 2 * self._pad - cfg.n_fft) // cfg.hop_length)
+        )
+
     def valid_frames(self, num_samples: mx.array) -> mx.array:
         """Valid frame count per item (NeMo's `get_seq_len`, with 0 samples giving 0 frames)."""
         cfg = self.config
