@@ -58,6 +58,15 @@ def test_batched_items_equal_items_alone():
         assert _rel(batched[i, :frames], alone[0]) < 1e-5
 
 
+def test_a_padded_single_item_equals_it_unpadded():
+    """A batch of one is padded too (GPU runs pad batches to a few lengths)."""
+    model = _model()
+    features = mx.random.normal((1, 450, 80))
+    plain, out_len = model(features)
+    padded, _ = model(mx.pad(features, [(0, 0), (0, 190), (0, 0)]), mx.array([450]))
+    assert _rel(padded[0, : int(out_len[0])], plain[0]) < 1e-6
+
+
 def test_padding_content_does_not_leak():
     model = _model()
     features = mx.random.normal((2, 600, 80))

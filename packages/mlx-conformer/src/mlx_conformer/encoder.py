@@ -105,8 +105,8 @@ class Conformer(nn.Module):
             pos_emb = self._local_positions.astype(x.dtype)
         else:
             pos_emb = self._positions(time, x.dtype)
-        # One item, or no padding anywhere: skip all masking work.
-        padded = batch > 1 and bool(mx.any(lengths < time))
+        # No padding anywhere (one item as it came, or a batch of equal lengths): no masking.
+        padded = bool(mx.any(lengths < time))
         pad_mask = (mx.arange(time)[None, :] >= lengths[:, None]) if padded else None
         attention_lengths = lengths if padded else None
         for layer in self.layers:
