@@ -39,6 +39,7 @@ AudioInput = str | Path | bytes | np.ndarray | mx.array
 
 LONG_INPUT_SECONDS = 300.0  # longer inputs are chunked unless a chunk duration is given
 AUTO_CHUNK_SECONDS = 240.0
+FRAME_BUCKET = 128  # feature frames: padded batch lengths on a GPU are multiples of this
 BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input this long
 
 
@@ -127,6 +128,7 @@ class Parakeet:
         ] / cfg["preprocessor"].get("sample_rate", 16000)
         self.frame_seconds = float(stride) * self.encoder.subsampling_factor
         self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
+        self.bucket_frames: bool | None = None  # pad batches to a few lengths; None: on a GPU
 
     def _choose_head(self, head: str) -> Head:
         transducer_kind: Head = (
@@ -326,14 +328,29 @@ class Parakeet:
             _from_tokens(h.tokens, self.head) for h in self.transducer.greedy(encoded, encoded_len)
         ]
 
+    def _padded_frames(self, frames: int) -> int:
+        """The frame count a batch is padded to. On a GPU, a few sizes only: MLX's CUDA
+        backend builds a cuDNN plan (attention, convolutions) and a cuFFT plan for each new
+        shape, ~0.1 s each, and keeps them in bounded caches. Multiples of 128 frames up to
+        2048, then of 256 up to 4096, and so on (at most 1/8 more frames from there on);
+        the padding is masked, as in any batch. On the CPU no padding (it costs arithmetic)."""
+        bucket = self.bucket_frames
+        if bucket is None:
+            bucket = mx.default_device() == mx.gpu
+        if not bucket or frames <= 0:
+            return frames
+        step = FRAME_BUCKET << max(0, math.ceil(math.log2(frames / (16 * FRAME_BUCKET))))
+        return -(-frames // step) * step
+
     def _features(self, pieces: list[_Piece]) -> mx.array:
         """(B, frames, n_mels) for a batch: the whole inputs' through one front-end call over
         their zero-padded samples with their lengths (NeMo's batched preprocessor), chunks'
-        from their cut features, each padded to the longest piece."""
-        longest = max(p.frames for p in pieces)
+        from their cut features, each padded to the longest piece (`_padded_frames`)."""
+        longest = self._padded_frames(max(p.frames for p in pieces))
         whole = [p for p in pieces if p.signal is not None]
         if whole:
-            samples = np.zeros((len(whole), max(len(p.signal) for p in whole)), dtype=np.float32)
+            width = max(longest * self.frontend.config.hop_length, *(len(p.signal) for p in whole))
+            samples = np.zeros((len(whole), width), dtype=np.float32)
             for row, piece in enumerate(whole):
                 samples[row, : len(piece.signal)] = piece.signal
             batch, _ = self.frontend(samples, [len(p.signal) for p in whole])
