@@ -102,7 +102,9 @@ class GreedyDecoder:
         limit = int(max(0, left.max(initial=0))) * ((self.max_symbols or enc_proj.shape[1]) + 1) + 1
         records: list[tuple] = []
         count = math.ceil(max(0, left.max(initial=0)) / self.reach)
+        self.rounds = 0  # host synchronisations of the last run (for benchmarks)
         while count > 0 and len(records) < limit:
+            self.rounds += 1
             count = min(count, limit - len(records))
             for _ in range(count):
                 state, record = self.step(enc_proj, lengths, state)
