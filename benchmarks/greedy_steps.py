@@ -10,7 +10,8 @@ layers, durations 0-4), the joint's output scaled and blank biased as in decode.
 tokens come every few frames; random encoder frames, 60 s (750 frames) per utterance, with
 a pause (frames scaled down, so blanks run) in the middle third when `--pause` is given.
 For each batch and window (frames a decoding step evaluates): tokens, steps, rounds (host
-synchronisations), median wall time and time per step, after a warm-up.
+synchronisations), median wall time and time per step, after a warm-up, and whether the
+decisions equal the first window's.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print(f"greedy TDT, 0.6b geometry, {args.dtype}, {args.device}, mlx {mx.__version__}"
           f"{', pause in the middle third' if args.pause else ''}")  # fmt: skip
-    print(f"{'batch':>5s} {'window':>6s} {'tokens':>7s} {'steps':>6s} {'rounds':>6s} {'wall ms':>8s} {'us/step':>8s}")  # fmt: skip
+    print(f"{'batch':>5s} {'window':>6s} {'tokens':>7s} {'steps':>6s} {'rounds':>6s} {'wall ms':>8s} {'us/step':>8s} {'same ids':>8s}")  # fmt: skip
     for batch in args.batches:
         encoded = rng.normal(size=(batch, frames, D_MODEL)).astype(np.float32)
         if args.pause:
@@ -74,9 +75,9 @@ def main() -> None:
             decoder = model.greedy_decoder(window)
             hyps = decoder(x, n)
             ids = [[(t.id, t.frame, t.duration) for t in h.tokens] for h in hyps]
-            if reference is None:
-                reference = ids
-            assert ids == reference, f"window {window} changed the decisions"
+            reference = ids if reference is None else reference
+            # float32: always the same; bfloat16: the joint's rounding depends on its row count
+            same = "yes" if ids == reference else "no"
             times = []
             for _ in range(args.repeats):
                 mx.synchronize()
@@ -91,7 +92,7 @@ def main() -> None:
             )
             tokens = sum(len(h) for h in ids)
             print(f"{batch:5d} {window:6d} {tokens:7d} {steps:6d} {decoder.rounds:6d} {wall * 1e3:8.1f} "
-                  f"{wall / max(1, steps) * 1e6:8.0f}")  # fmt: skip
+                  f"{wall / max(1, steps) * 1e6:8.0f} {same:>8s}")  # fmt: skip
 
 
 if __name__ == "__main__":

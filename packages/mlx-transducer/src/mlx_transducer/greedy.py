@@ -32,11 +32,13 @@ MIN_ROUND = 4  # steps queued at least between two completion checks
 
 
 def default_window(joint: JointNetwork, prednet: PredictionNetwork) -> int:
-    """Frames evaluated per step. On a GPU a step's cost is its launches, so 8. On the CPU the
-    window's extra joint rows cost arithmetic: keep them near the prediction network's cost
-    per step (more for a small vocabulary, 1 for a large one)."""
+    """Frames evaluated per step. On the CPU the window's extra joint rows cost arithmetic:
+    keep them near the prediction network's cost per step (8 for a 1024-token vocabulary,
+    1 for an 8192-token one). On a GPU 1: on an H200 (MLX CUDA, bfloat16) a window of 8 did
+    not make a step cheaper in time, and in bfloat16 the joint's rounding depends on how
+    many rows it multiplies, so near-tied decisions could differ from NeMo's step by step."""
     if mx.default_device() == mx.gpu:
-        return 8
+        return 1
     out_features, joint_hidden = joint.joint_net[-1].weight.shape[:2]
     lstm = sum(layer.Wx.size + layer.Wh.size for layer in prednet.prediction["dec_rnn"].lstm)
     rows = lstm // max(1, out_features * joint_hidden)
@@ -162,7 +164,10 @@ def _make_step(
         t, g = state["t"], state["g"]
         active = t < lengths
         position = t[:, None] + offsets  # (B, window)
-        rows = mx.minimum(position, enc_proj.shape[1] - 1)
+        # Frames past the end are never used; clamped by the length, not by the shape: a
+        # shape in the graph would be a constant of the compiled kernel, compiled anew
+        # (~0.5 s on the CPU, more on CUDA) for every input length.
+        rows = mx.minimum(position, mx.maximum(lengths - 1, 0)[:, None])
         logits = joint(mx.take_along_axis(enc_proj, rows[..., None], axis=1), g[:, None])
         label = mx.argmax(logits[..., : blank_id + 1], axis=-1).astype(mx.int32)
         blank = label == blank_id
