@@ -1,4 +1,5 @@
-"""Timed transcripts and their writers, shared by the Parakeet and Canary apps."""
+"""Timed transcripts and their writers, shared by the Parakeet and Canary apps; their shared
+command-line pieces are in `speech_transcript.cli` and `speech_transcript.precision`."""
 
 from .files import check_writable, write_atomically
 from .model import Segment, TimedToken, Transcript, Word

@@ -74,7 +74,9 @@ def to_json(transcript: Transcript, **_: object) -> str:
     return to_json_model(transcript).model_dump_json(indent=2) + "\n"
 
 
-def to_txt(transcript: Transcript, **_: object) -> str:
+def to_txt(transcript: Transcript, timestamps: bool = False, **_: object) -> str:
+    if timestamps:  # one timed line per segment
+        return "".join(f"[{s.start:.2f} - {s.end:.2f}] {s.text}\n" for s in transcript.segments)
     return transcript.text.strip() + "\n"
 
 
@@ -155,7 +157,8 @@ WRITERS: dict[str, Callable[..., str]] = {
 
 
 def render(transcript: Transcript, output_format: str, **options: object) -> str:
-    """The transcript in one of FORMATS; options: limits (SegmentLimits), highlight_words (bool)."""
+    """The transcript in one of FORMATS; options: limits (SegmentLimits), highlight_words (bool),
+    timestamps (bool, txt: one `[start - end] text` line per segment)."""
     if output_format not in WRITERS:
         raise ValueError(
             f"unknown output format {output_format!r}; choose from {', '.join(FORMATS)}"

@@ -1,0 +1,25 @@
+"""The dtypes the apps load models in, and the checks of the load options, by name.
+
+Names, not MLX dtypes: this package stays pure Python; an app turns the name into
+`getattr(mlx.core, name)`."""
+
+from __future__ import annotations
+
+DTYPES = ("float32", "bfloat16", "float16")
+QUANTIZE_BITS = (8, 4)
+
+
+def default_dtype(gpu: bool) -> str:
+    """float32 on the CPU (bfloat16 has no fast CPU path), bfloat16 on a GPU."""
+    return "bfloat16" if gpu else "float32"
+
+
+def resolve_precision(dtype: str | None, quantize: int | None, *, gpu: bool) -> str:
+    """The dtype name to load in (None: the device's default). ValueError with a one-line
+    reason if `dtype` is not one of DTYPES or `quantize` not None or one of QUANTIZE_BITS."""
+    dtype = dtype or default_dtype(gpu)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported; choose from {', '.join(DTYPES)}")
+    if quantize is not None and quantize not in QUANTIZE_BITS:
+        raise ValueError(f"quantize must be 8 or 4 bits, got {quantize}")
+    return dtype
