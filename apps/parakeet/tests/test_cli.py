@@ -229,3 +229,23 @@ def test_streaming_errors_are_one_line(cache, args, message):
     assert len(lines) == 1, lines
     assert lines[0].startswith("parakeet: error:"), lines
     assert message in lines[0]
+
+
+def test_timed_text_and_subtitle_options_follow_the_json(cache):
+    from parakeet import demo
+
+    clip = str(demo.EXAMPLE)
+    data = json.loads(run(clip, "--model", "demo", "--output-format", "json", cache=cache).stdout)
+    assert len(data["words"]) > 2
+    timed = run(clip, "--model", "demo", "--timestamps", cache=cache)
+    assert timed.returncode == 0, timed.stderr
+    assert timed.stdout.decode() == "".join(
+        f"[{s['start']:.2f} - {s['end']:.2f}] {s['text']}\n" for s in data["segments"]
+    )
+    srt = run(clip, "--model", "demo", "--output-format", "srt", "--highlight-words", "--max-words", "2",
+              cache=cache).stdout.decode()  # fmt: skip
+    cues = srt.strip().split("\n\n")
+    assert len(cues) == len(data["words"])  # one cue per word
+    for cue, word in zip(cues, data["words"], strict=True):
+        assert f"<u>{word['text']}</u>" in cue.splitlines()[2]
+        assert len(cue.splitlines()[2].split()) <= 2

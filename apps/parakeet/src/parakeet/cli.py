@@ -11,21 +11,21 @@ import mlx_cpu_runtime.auto
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
-from speech_transcript import (
-    FORMATS,
-    SegmentLimits,
-    Transcript,
-    check_writable,
-    formats_for,
-    render,
-    to_json_model,
-    write_atomically,
+from speech_transcript import SegmentLimits, Transcript
+from speech_transcript.cli import (
+    Output,
+    add_audio_argument,
+    add_dtype_argument,
+    add_output_arguments,
+    check_audio_arguments,
+    input_name,
+    print_error,
+    read_input,
+    run_command,
 )
 
 from .errors import ParakeetError
-from .loading import DEFAULT_MODEL, DTYPES, load
-
-EXTENSIONS = {"txt": "txt", "srt": "srt", "vtt": "vtt", "tsv": "tsv", "json": "json"}
+from .loading import DEFAULT_MODEL, load
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,20 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transcribe speech with NVIDIA Parakeet models (TDT, RNNT, CTC, hybrid) on MLX, "
         "with NeMo's exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
-    parser.add_argument(
-        "audio", nargs="*", help="audio or video files; - reads one file from stdin"
-    )
+    add_audio_argument(parser, nargs="*")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Hugging Face repo id, .nemo file, model directory, or `demo` (bundled, offline) (default: {DEFAULT_MODEL})")  # fmt: skip
-    output = parser.add_argument_group("output")
-    output.add_argument(
-        "--output-format", default="txt", choices=[*FORMATS, "all"], help="default: txt"
-    )
-    output.add_argument(
-        "--output-dir", type=Path, help="write files here instead of printing to stdout"
-    )
-    output.add_argument("--output-template", default="{stem}.{ext}",
-                        help="file names in --output-dir; fields {stem} {name} {index} {ext} (default: {stem}.{ext})")  # fmt: skip
+    output = add_output_arguments(parser)
     output.add_argument("--timestamps", action="store_true", help="txt: one timed line per segment")
     output.add_argument(
         "--highlight-words", action="store_true", help="srt/vtt: one cue per word, underlined"
@@ -79,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument(
         "--batch-size", type=int, default=8, help="inputs decoded together (default 8)"
     )
-    decoding.add_argument(
-        "--dtype", choices=list(DTYPES), help="default: float32 on CPU, bfloat16 on GPU"
-    )
+    add_dtype_argument(decoding)
     decoding.add_argument("--quantize", type=int, choices=[8, 4],
                           help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
     decoding.add_argument("--chunk-duration", type=float,
@@ -117,18 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except ParakeetError as err:
-        _error(str(err))
-        return 1
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except BrokenPipeError:  # e.g. `parakeet ... | head`: stop quietly
-        sys.stderr.close()
-        return 0
+    return run_command("parakeet", _run, build_parser().parse_args(argv), (ParakeetError,))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -138,13 +115,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ParakeetError("no audio given (a file, -, or --mic)")
     if (args.realtime or args.chunk or args.context) and not (args.streaming or args.mic):
         raise ParakeetError("--realtime, --chunk and --context need --streaming or --mic")
-    if args.audio.count("-") > 1:
-        raise ParakeetError("stdin (-) can be given once")
-    formats = list(formats_for(args.output_format))
-    if args.output_dir is None and len(formats) > 1:
-        raise ParakeetError("--output-format all needs --output-dir")
-    if args.output_dir is not None and (problem := check_writable(args.output_dir)):
-        raise ParakeetError(problem)
+    check_audio_arguments(args.audio)
+    limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
+                           gap=args.split_gap)  # fmt: skip
+    output = Output.from_args(args, len(args.audio), timestamps=args.timestamps, limits=limits,
+                              highlight_words=args.highlight_words)  # fmt: skip
     if not args.quiet:
         mlx_cpu_runtime.hint("parakeet")
     model = load(
@@ -157,11 +132,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
-    limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
-                           gap=args.split_gap)  # fmt: skip
     if args.streaming or args.mic:
-        return _run_streaming(model, args, formats, limits)
-    sources = [sys.stdin.buffer.read() if name == "-" else name for name in args.audio]
+        return _run_streaming(model, args, output)
+    sources = [read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
     failures = 0
@@ -174,24 +147,22 @@ def _run(args: argparse.Namespace) -> int:
     for index, result in results:
         if isinstance(result, AudioError):
             bar.clear()
-            _error(str(result))
+            print_error("parakeet", str(result))
             failures += 1
             finished[index] = None  # type: ignore[assignment]
         else:
-            result.source = "stdin" if args.audio[index] == "-" else args.audio[index]
+            result.source = input_name(args.audio[index])
             finished[index] = result
         while next_index in finished:  # print in the order the inputs were given
             done = finished.pop(next_index)
             if done is not None:
-                _emit(done, next_index, formats, args, limits)
+                output.write(done, next_index)
             next_index += 1
     bar.close()
     return 1 if failures else 0
 
 
-def _run_streaming(
-    model, args: argparse.Namespace, formats: list[str], limits: SegmentLimits
-) -> int:
+def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
     """Stream each input (or the microphone) through `transcribe_stream` and the display.
 
     The live display goes to stdout; with --output-dir the final transcripts are also
@@ -206,58 +177,26 @@ def _run_streaming(
         )
         result.source = "mic"
         if args.output_dir is not None:
-            _emit(result, 0, formats, args, limits)
+            output.write(result, 0)
         return 0
     failures = 0
     for index, name in enumerate(args.audio):
-        source = sys.stdin.buffer.read() if name == "-" else name
+        source = read_input(name)
         try:
             samples = model._load(source, None)
         except AudioError as err:
-            _error(str(err))
+            print_error("parakeet", str(err))
             failures += 1
             continue
         if len(args.audio) > 1:  # which input the lines that follow belong to
-            sys.stdout.write(f"# {'stdin' if name == '-' else name}\n")
+            sys.stdout.write(f"# {input_name(name)}\n")
         result = run_stream(
             model, pieces(samples, model.sample_rate, args.realtime), display, **options
         )
-        result.source = "stdin" if name == "-" else name
+        result.source = input_name(name)
         if args.output_dir is not None:
-            _emit(result, index, formats, args, limits)
+            output.write(result, index)
     return 1 if failures else 0
-
-
-def _emit(
-    result: Transcript,
-    index: int,
-    formats: list[str],
-    args: argparse.Namespace,
-    limits: SegmentLimits,
-) -> None:
-    for fmt in formats:
-        if fmt == "txt" and args.timestamps:
-            text = "".join(f"[{s.start:.2f} - {s.end:.2f}] {s.text}\n" for s in result.segments)
-        elif fmt == "json" and args.output_dir is None and len(args.audio) > 1:
-            text = (
-                to_json_model(result).model_dump_json() + "\n"
-            )  # JSON Lines: one object per input
-        else:
-            text = render(result, fmt, limits=limits, highlight_words=args.highlight_words)
-        if args.output_dir is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            continue
-        stem = "stdin" if result.source == "stdin" else Path(result.source).stem
-        name = "stdin" if result.source == "stdin" else Path(result.source).name
-        target = args.output_dir / args.output_template.format(
-            stem=stem, name=name, index=index, ext=EXTENSIONS[fmt]
-        )
-        write_atomically(target, text)
-
-
-def _error(message: str) -> None:
-    print(f"parakeet: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

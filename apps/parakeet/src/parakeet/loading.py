@@ -10,6 +10,7 @@ import mlx_cpu_runtime
 import mlx.core as mx
 
 from nemo_mlx_convert import ConversionError, resolve_model
+from speech_transcript.precision import resolve_precision
 
 from . import demo
 from .errors import ParakeetError
@@ -17,12 +18,6 @@ from .model import Parakeet
 
 DEFAULT_MODEL = "nvidia/parakeet-tdt-0.6b-v3"
 DEMO_MODEL = "demo"  # the small model bundled with this package (parakeet.demo)
-DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
-
-
-def default_dtype() -> str:
-    """float32 on the CPU (bfloat16 has no fast CPU path), bfloat16 on a GPU."""
-    return "float32" if mx.default_device() == mx.cpu else "bfloat16"
 
 
 def load(
@@ -43,11 +38,10 @@ def load(
     `quantize` (8 or 4) quantises the encoder's and decoder's linear layers (MLX affine,
     groups of 64) after loading: less memory, a small change in the output.
     """
-    dtype = dtype or default_dtype()
-    if dtype not in DTYPES:
-        raise ParakeetError(f"dtype {dtype!r} is not supported; choose from {', '.join(DTYPES)}")
-    if quantize is not None and quantize not in (4, 8):
-        raise ParakeetError(f"quantize must be 8 or 4 bits, got {quantize}")
+    try:
+        dtype = resolve_precision(dtype, quantize, gpu=mx.default_device() != mx.cpu)
+    except ValueError as err:
+        raise ParakeetError(str(err)) from None
     notify = (lambda message: print(f"parakeet: {message}", file=sys.stderr)) if verbose else None
     if verbose:
         mlx_cpu_runtime.hint("parakeet")
@@ -61,4 +55,6 @@ def load(
             else ""
         )
         raise ParakeetError(f"{err}{hint}") from None
-    return Parakeet(model_dir, name=str(model), dtype=DTYPES[dtype], head=head, quantize=quantize)
+    return Parakeet(
+        model_dir, name=str(model), dtype=getattr(mx, dtype), head=head, quantize=quantize
+    )
