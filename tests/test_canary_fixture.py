@@ -347,3 +347,27 @@ def test_cli_parakeet_checkpoint_points_to_parakeet(tmp_path):
         _canary(str(AUDIO / CLIPS[0]), "--model", str(MODELS / "tdt.nemo"), cache=tmp_path)
     )
     assert "`parakeet`" in line
+
+
+def test_cli_all_formats_to_a_directory_with_a_template(tmp_path):
+    out_dir = tmp_path / "out"
+    clips = CLIPS[:2]
+    command = [sys.executable, "-m", "canary.cli", _paths(clips)[0], "-", "--model",
+               str(MODELS / "canary.nemo"), "--output-format", "all", "--output-dir", str(out_dir),
+               "--output-template", "{index}-{stem}.{ext}", "--cache-dir", str(tmp_path), "--quiet"]  # fmt: skip
+    result = subprocess.run(command, input=(AUDIO / clips[1]).read_bytes(), capture_output=True,
+                            check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == (b"", b"")
+    formats = ("json", "srt", "tsv", "txt", "vtt")
+    expected = [f"0-{_stem(clips[0])}.{f}" for f in formats] + [f"1-stdin.{f}" for f in formats]
+    assert sorted(p.name for p in out_dir.iterdir()) == expected
+    for name, clip in ((f"0-{_stem(clips[0])}", clips[0]), ("1-stdin", clips[1])):
+        text = META["transcribe"]["en_asr_pnc"][clip]["text"]
+        assert json.loads((out_dir / f"{name}.json").read_text())["text"] == text
+        assert (out_dir / f"{name}.txt").read_text() == text.strip() + "\n"
+
+
+def test_cli_several_formats_need_a_directory(tmp_path):
+    line = _one_line_error(_canary(str(AUDIO / CLIPS[0]), "--output-format", "all", cache=tmp_path))
+    assert line == "canary: error: --output-format all needs --output-dir"

@@ -11,17 +11,20 @@ import mlx_cpu_runtime.auto
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
-from speech_transcript import (
-    FORMATS,
-    check_writable,
-    formats_for,
-    render,
-    to_json_model,
-    write_atomically,
+from speech_transcript.cli import (
+    Output,
+    add_audio_argument,
+    add_dtype_argument,
+    add_output_arguments,
+    check_audio_arguments,
+    input_name,
+    print_error,
+    read_input,
+    run_command,
 )
 
 from .errors import CanaryError
-from .loading import DEFAULT_MODEL, DTYPES, load
+from .loading import DEFAULT_MODEL, load
 from .model import CHUNK_SECONDS
 from .prompt import PromptOptions
 
@@ -32,9 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transcribe or translate speech with NVIDIA Canary models on MLX, with NeMo's "
         "exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
-    parser.add_argument(
-        "audio", nargs="+", help="audio or video files; - reads one file from stdin"
-    )
+    add_audio_argument(parser)
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
     task = parser.add_argument_group("task")
@@ -47,15 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--timestamps", action="store_true",
                       help="word and segment times, from the frame tokens the model writes "
                       "(canary-1b-flash, canary-180m-flash)")  # fmt: skip
-    output = parser.add_argument_group("output")
-    output.add_argument(
-        "--output-format", default="txt", choices=[*FORMATS, "all"], help="default: txt"
-    )
-    output.add_argument(
-        "--output-dir", type=Path, help="write files here instead of printing to stdout"
-    )
-    output.add_argument("--output-template", default="{stem}.{ext}",
-                        help="file names in --output-dir; fields {stem} {name} {index} {ext}")  # fmt: skip
+    add_output_arguments(parser)
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--decoding", choices=["greedy", "beam"],
                           help="default: the checkpoint's (NeMo: beam search of width 1)")  # fmt: skip
@@ -65,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decoding.add_argument("--chunk-duration", type=float, default=CHUNK_SECONDS,
                           help=f"longer inputs are cut into chunks of S seconds (default {CHUNK_SECONDS:g})")  # fmt: skip
-    decoding.add_argument(
-        "--dtype", choices=list(DTYPES), help="default: float32 on CPU, bfloat16 on GPU"
-    )
+    add_dtype_argument(decoding)
     parser.add_argument("--quantize", type=int, choices=[8, 4],
                         help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
     parser.add_argument(
@@ -80,28 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (CanaryError, AudioError) as err:
-        _error(str(err))
-        return 1
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
+    return run_command("canary", _run, build_parser().parse_args(argv), (CanaryError, AudioError))
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.audio.count("-") > 1:
-        raise CanaryError("stdin (-) can be given once")
-    formats = list(formats_for(args.output_format))
-    if args.output_dir is None and len(formats) > 1:
-        raise CanaryError("--output-format all needs --output-dir")
-    if args.output_dir is not None and (problem := check_writable(args.output_dir)):
-        raise CanaryError(problem)
+    check_audio_arguments(args.audio)
+    output = Output.from_args(args, len(args.audio))
     if not args.quiet:
         mlx_cpu_runtime.hint("canary")
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
@@ -116,32 +91,14 @@ def _run(args: argparse.Namespace) -> int:
     show = len(args.audio) > 1 and not args.quiet and sys.stderr.isatty()
     for index, name in enumerate(tqdm(args.audio, unit="file", disable=not show, file=sys.stderr)):
         try:
-            source = sys.stdin.buffer.read() if name == "-" else name
-            result = model.transcribe(source, **options)
+            result = model.transcribe(read_input(name), **options)
         except AudioError as err:
-            _error(str(err))
+            print_error("canary", str(err))
             failures += 1
             continue
-        result.source = "stdin" if name == "-" else name
-        for fmt in formats:
-            if fmt == "json" and args.output_dir is None and len(args.audio) > 1:
-                text = to_json_model(result).model_dump_json() + "\n"  # JSON Lines
-            else:
-                text = render(result, fmt)
-            if args.output_dir is None:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                continue
-            stem = "stdin" if name == "-" else Path(name).stem
-            target = args.output_dir / args.output_template.format(
-                stem=stem, name=Path(result.source).name, index=index, ext=fmt
-            )
-            write_atomically(target, text)
+        result.source = input_name(name)
+        output.write(result, index)
     return 1 if failures else 0
-
-
-def _error(message: str) -> None:
-    print(f"canary: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,17 +8,12 @@ from pathlib import Path
 import mlx.core as mx
 
 from nemo_mlx_convert import ConversionError, resolve_model
+from speech_transcript.precision import resolve_precision
 
 from .errors import CanaryError
 from .model import Canary
 
 DEFAULT_MODEL = "nvidia/canary-1b-flash"
-DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
-
-
-def default_dtype() -> str:
-    """float32 on the CPU (bfloat16 has no fast CPU path), bfloat16 on a GPU."""
-    return "float32" if mx.default_device() == mx.cpu else "bfloat16"
 
 
 def load(
@@ -36,14 +31,13 @@ def load(
     `quantize` (8 or 4) quantises the encoder's and decoder's linear layers (MLX affine,
     groups of 64) after loading: less memory, a small change in the output.
     """
-    dtype = dtype or default_dtype()
-    if dtype not in DTYPES:
-        raise CanaryError(f"dtype {dtype!r} is not supported; choose from {', '.join(DTYPES)}")
-    if quantize is not None and quantize not in (4, 8):
-        raise CanaryError(f"quantize must be 8 or 4 bits, got {quantize}")
+    try:
+        dtype = resolve_precision(dtype, quantize, gpu=mx.default_device() != mx.cpu)
+    except ValueError as err:
+        raise CanaryError(str(err)) from None
     notify = (lambda message: print(f"canary: {message}", file=sys.stderr)) if verbose else None
     try:
         model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
     except ConversionError as err:
         raise CanaryError(str(err)) from None
-    return Canary(model_dir, name=str(model), dtype=DTYPES[dtype], quantize=quantize)
+    return Canary(model_dir, name=str(model), dtype=getattr(mx, dtype), quantize=quantize)
