@@ -54,13 +54,14 @@ def main() -> None:
     layer = encoder.layers[0]
     pos = encoder._positions(t, mx.float32)
     h = layer.norm_feed_forward1(x)
-    mx.eval(features, x, pos, h)
+    mx.eval(features, x, pos.sin, pos.cos, h)
     att, ff, conv = layer.self_attn, layer.feed_forward1, layer.conv
     wide = ff.linear1(h)
     q = att._heads(att.linear_q(h))
-    p = att.linear_pos(pos).reshape(-1, att.n_heads, att.d_head).transpose(1, 0, 2)
+    p = att._ascending_positions(pos)
+    half_weight = mx.contiguous(att.linear_pos.weight[:, 0::2])
     scores = q @ q.swapaxes(-1, -2)
-    mx.eval(wide, q, p, scores)
+    mx.eval(wide, q, p, half_weight, scores)
     groups = {  # name: (the group, its matmuls alone)
         "subsampling (per input)": (
             lambda: encoder.pre_encode(features, mx.array([frames]))[0],
@@ -74,9 +75,9 @@ def main() -> None:
             lambda: [att.linear_q(h), att.linear_k(h), att.linear_v(h), att.linear_out(h)],
             lambda: [h @ att.linear_q.weight.T for _ in range(4)],
         ),
-        "positional projection": (
-            lambda: att.linear_pos(pos),
-            lambda: pos @ att.linear_pos.weight.T,
+        "positional projection": (  # 2T - 1 positions from the sin and cos halves of T
+            lambda: att._ascending_positions(pos),
+            lambda: [pos.sin @ half_weight.T, pos.cos @ half_weight.T],
         ),
         "attention core (+ rel-pos)": (
             lambda: att._full(q, q, q, q, p, None),

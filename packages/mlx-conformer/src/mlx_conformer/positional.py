@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import mlx.core as mx
 import numpy as np
@@ -27,6 +28,31 @@ def sinusoids(positions: np.ndarray, d_model: int) -> np.ndarray:
     return table
 
 
+@dataclass(frozen=True)
+class SymmetricPositions:
+    """NeMo's table of relative positions L-1 ... -(L-1), kept as its two halves.
+
+    `sin` and `cos` (L, d_model / 2) hold the sinusoid features of positions 0 ... L-1.
+    sin is odd and cos even, so with W = linear_pos's weight the projected row of position
+    -r is cos(r) W_cos - sin(r) W_sin where that of +r is cos(r) W_cos + sin(r) W_sin: two
+    (L, d/2) x (d/2, d) products give all 2L - 1 rows, half the multiply-adds of projecting
+    the interleaved (2L - 1, d) table as NeMo does.
+    """
+
+    sin: mx.array
+    cos: mx.array
+
+    @property
+    def length(self) -> int:
+        return self.sin.shape[0]
+
+    def table(self) -> mx.array:
+        """The interleaved (2L - 1, d_model) table, positions L-1 down to -(L-1)."""
+        positive = mx.stack([self.sin, self.cos], axis=-1).reshape(self.length, -1)
+        negative = mx.stack([-self.sin, self.cos], axis=-1).reshape(self.length, -1)
+        return mx.concatenate([positive[::-1], negative[1:]])
+
+
 class RelativePositions:
     """Tables for relative positions L-1 ... -(L-1), grown on demand and cached.
 
@@ -37,16 +63,19 @@ class RelativePositions:
     def __init__(self, d_model: int) -> None:
         self.d_model = d_model
         self._length = 0
-        self._table: mx.array | None = None
+        self._sin: mx.array | None = None
+        self._cos: mx.array | None = None
 
-    def __call__(self, length: int, dtype: mx.Dtype = mx.float32) -> mx.array:
-        """(2 * length - 1, d_model): positions length-1 down to -(length-1)."""
+    def __call__(self, length: int, dtype: mx.Dtype = mx.float32) -> SymmetricPositions:
+        """Positions length-1 down to -(length-1), as their non-negative halves."""
         if length > self._length:
             size = max(length, 2 * self._length)
-            self._table = mx.array(sinusoids(np.arange(size - 1, -size, -1), self.d_model))
+            table = sinusoids(np.arange(size), self.d_model)
+            self._sin, self._cos = mx.array(table[:, 0::2]), mx.array(table[:, 1::2])
             self._length = size
-        start = self._length - length
-        return self._table[start : start + 2 * length - 1].astype(dtype)
+        return SymmetricPositions(
+            self._sin[:length].astype(dtype), self._cos[:length].astype(dtype)
+        )
 
 
 def local_positions(left: int, right: int, d_model: int) -> mx.array:
