@@ -305,10 +305,19 @@ class Row:
     rss: int
     device: int
     ids: list[list[int]]
+    failed: str = ""  # why the worker stopped, e.g. killed for memory
 
     @property
     def wall(self) -> float:
         return statistics.median(self.walls)
+
+
+def failure(proc: subprocess.Popen) -> str:
+    """What happened to a worker that stopped answering."""
+    code = proc.wait()
+    if code == -9:
+        return "killed (SIGKILL: out of memory?)"
+    return f"exited with {code}" if code >= 0 else f"killed by signal {-code}"
 
 
 def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> list[Row]:
@@ -322,33 +331,37 @@ def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> li
                    "--model-dir", str(model_dir)]  # fmt: skip
         env = os.environ | ({"MLX_CPU_BLAS": "off"} if system == "ours-refblas" else {})
         procs[system] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
-    for system, proc in procs.items():
-        ready = proc.stdout.readline()
-        if not ready:
-            sys.exit(f"{system} worker failed on {workload}")
     rows = {s: Row(s, workload, seconds, [], 0, 0, []) for s in systems}
+    for system, proc in procs.items():
+        if not proc.stdout.readline():
+            rows[system].failed = "failed to start: " + failure(proc)
+            print(f"  {workload} {system}: {rows[system].failed}", file=sys.stderr, flush=True)
     # Fewer repeats for the long input only: the clips' total is long too, but a single run
     # would time one-off costs (kernel compilation, cuDNN plans for new shapes).
     longest = max(len(a) for a in audio_set(audio_name)) / SAMPLE_RATE
     repeats = args.repeats if longest < LONG_SECONDS else max(1, args.repeats // 3)
     for r in range(repeats):
         for system in systems[r % len(systems) :] + systems[: r % len(systems)]:
-            proc = procs[system]
+            proc, row = procs[system], rows[system]
+            if row.failed:
+                continue
             proc.stdin.write("run\n")
             proc.stdin.flush()
             line = proc.stdout.readline()
-            if not line:
-                sys.exit(f"{system} worker died on {workload}")
+            if not line:  # the others go on; the table says what happened
+                row.failed = failure(proc)
+                print(f"  {workload} {system}: {row.failed}", file=sys.stderr, flush=True)
+                continue
             result = json.loads(line)
-            row = rows[system]
             row.walls.append(result["wall"])
             row.rss = max(row.rss, result["rss"])
             row.device = max(row.device, result["device"])
             if "ids" in result:
                 row.ids = result["ids"]
             print(f"  {workload} {system}: {result['wall']:.2f} s", file=sys.stderr, flush=True)
-    for proc in procs.values():
-        proc.stdin.close()
+    for system, proc in procs.items():
+        if not rows[system].failed:
+            proc.stdin.close()
         proc.wait()
     return list(rows.values())
 
@@ -428,6 +441,10 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     print(header)
     for workload in dict.fromkeys(r.workload for r in rows):
         group = [r for r in rows if r.workload == workload]
+        for row in group:
+            if row.failed:
+                print(f"{workload:10s} {row.system:9s} {row.audio_seconds:8.0f} {row.failed}")
+        group = [r for r in group if not r.failed]
         nemo = next((r for r in group if r.system == "nemo"), None)
         for row in group:
             wall_ratio = f"{row.wall / nemo.wall:8.2f}" if nemo else f"{'-':>8s}"
@@ -441,8 +458,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         if port and ours:
             print(f"{'':10s} ours vs parakeet-mlx: {port.wall / ours.wall:.2f}x faster; "
                   f"token ids {agreement(ours.ids, port.ids)}")  # fmt: skip
-    one = [r for r in rows if r.workload == "60s"]
-    ten = [r for r in rows if r.workload == "10min"]
+    one = [r for r in rows if r.workload == "60s" and not r.failed]
+    ten = [r for r in rows if r.workload == "10min" and not r.failed]
     for short in one:
         for long in ten:
             if long.system == short.system:
