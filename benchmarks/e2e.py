@@ -57,6 +57,7 @@ WORKLOADS = {  # name: (audio, batch size)
     "60s": ("1min", 1),
     "10min": ("10min", 1),
     "clips-b1": ("clips", 1),
+    "clips-b8": ("clips", 8),  # the parakeet CLI's default batch size
     "clips-b32": ("clips", 32),
 }
 
