@@ -214,3 +214,35 @@ def test_streamed_features_equal_offline(model):
         np.testing.assert_allclose(
             streamed, model.arrays[f"{Path(clip).stem}/features"], rtol=2e-5, atol=1e-4
         )
+
+
+def test_a_copied_stream_looks_ahead_without_changing_the_original(model):
+    """`copy()` (what `parakeet`'s tentative tail uses): feeding the copy leaves the
+    original as it was, and the original fed the same frames gives the copy's tokens."""
+    _key, entry = contexts(model)[0]
+    streamer = CacheAwareStreamer(
+        model.encoder, streaming_config(model.encoder, entry["att_context_size"])
+    )
+    features = model.arrays["speech_24k/features"]
+    encoded = [streamer.add(features[i : i + 40]) for i in range(0, len(features), 40)]
+    encoded = [e for e in encoded if e.shape[0]]
+    half = len(encoded) // 2
+    rnnt = GreedyStream(model.transducer)
+    ctc = GreedyCTCStream(model.ctc.config.blank_id)
+    for frames in encoded[:half]:
+        rnnt.feed(frames)
+        ctc.feed(model.ctc(frames[None])[0])
+    before = ([t.id for t in rnnt.tokens], rnnt.frames_seen, list(ctc.alignment), list(ctc.tokens))
+    ahead_rnnt, ahead_ctc = rnnt.copy(), ctc.copy()
+    for frames in encoded[half:]:
+        ahead_rnnt.feed(frames)
+        ahead_ctc.feed(model.ctc(frames[None])[0])
+    assert len(ahead_rnnt.tokens) > len(before[0])
+    assert len(ahead_ctc.tokens) > len(before[3])
+    assert ([t.id for t in rnnt.tokens], rnnt.frames_seen, ctc.alignment, ctc.tokens) == before
+    for frames in encoded[half:]:
+        rnnt.feed(frames)
+        ctc.feed(model.ctc(frames[None])[0])
+    assert rnnt.tokens == ahead_rnnt.tokens
+    assert ctc.alignment == ahead_ctc.alignment
+    assert ctc.tokens == ahead_ctc.tokens

@@ -80,18 +80,12 @@ class _Head:
         """Tokens the frames would add, without committing them (a deep enough copy)."""
         if encoded.shape[0] == 0:
             return []
+        tentative = self.stream.copy()
         if self.kind == "ctc":
-            copy = GreedyCTCStream(self.stream.blank_id)
-            copy.alignment = list(self.stream.alignment)
-            copy.tokens = list(self.stream.tokens)
-            copy._scores = list(self.stream._scores)
-            before = len(copy.tokens)
-            copy.feed(self._ctc(encoded[None])[0])
-            return copy.tokens[before:]
-        saved = (self.stream._state, self.stream.frames_seen, list(self.stream.tokens))
-        new = self.stream.feed(encoded)
-        self.stream._state, self.stream.frames_seen, self.stream.tokens = saved
-        return new
+            before = len(tentative.tokens)
+            tentative.feed(self._ctc(encoded[None])[0])
+            return tentative.tokens[before:]
+        return tentative.feed(encoded)
 
     def hypothesis_parts(self, tokens: list) -> tuple[list[int], list[int], list | None, list]:
         import math

@@ -21,6 +21,14 @@ class GreedyCTCStream:
         self.tokens: list[CTCToken] = []
         self._scores: list[float] = []  # log-probs of the current run of the last token
 
+    def copy(self) -> GreedyCTCStream:
+        """A stream in this one's state that decodes on independently: for a tentative
+        look at what frames would add, without committing them."""
+        other = GreedyCTCStream(self.blank_id)
+        other.alignment, other.tokens = list(self.alignment), list(self.tokens)
+        other._scores = list(self._scores)
+        return other
+
     def feed(self, log_probs: mx.array) -> list[CTCToken]:
         if log_probs.shape[0] == 0:
             return []

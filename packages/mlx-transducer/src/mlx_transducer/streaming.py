@@ -9,6 +9,8 @@ Frames in the tokens are global: counted from the start of the stream.
 
 from __future__ import annotations
 
+import copy
+
 import mlx.core as mx
 
 from .greedy import _collect
@@ -26,6 +28,14 @@ class GreedyStream:
         self._state = self._decoder.initial_state(1, dtype)
         self.frames_seen = 0
         self.tokens: list[Token] = []
+
+    def copy(self) -> GreedyStream:
+        """A stream in this one's state that decodes on independently: for a tentative
+        look at what frames would add, without committing them. (`feed` replaces the state
+        it carries rather than changing it, so the arrays can be shared.)"""
+        other = copy.copy(self)
+        other.tokens = list(self.tokens)
+        return other
 
     def feed(self, frames: mx.array) -> list[Token]:
         """Decode encoder frames (T, D) that follow those fed before; returns new tokens."""
