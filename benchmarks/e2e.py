@@ -12,11 +12,13 @@ The model: a random-weight EncDecRNNTBPEModel of nvidia/parakeet-tdt-0.6b-v2's g
 with NeMo once into the git-ignored `.benchmarks-cache/` (its joint scaled so that greedy
 decoding emits a token every few frames, as on speech), converted once with nemo-mlx-convert;
 parakeet-mlx loads the same converted tensors. Audio: espeak-ng speech, 1 min, 10 min, and 64
-clips of 2-20 s cut from the 10 min.
+clips of 2-20 s cut from the 10 min (at batch 1, 8 and 32: workloads clips-b1, -b8, -b32).
 
 Each system runs in its own worker process per workload (so peak memory is its own): it loads
 the model, warms up on 5 s of audio, then runs the workload when the parent says so; the parent
-interleaves the systems' repeats (rotating who goes first). Timed: decoded 16 kHz float32
+interleaves the systems' repeats (rotating who goes first). The workers of a workload are
+loaded together; one that dies (NeMo's full attention on the 10 min input needs more than a
+24 GiB machine has) is reported as such in the table and the others go on. Timed: decoded 16 kHz float32
 samples in memory to token ids (features, encoder, greedy decoding, and for ours and
 parakeet-mlx also their text assembly), inputs sorted by length and batched in the same way
 for every system. NeMo runs its preprocessor, encoder and `greedy_batch` TDT decoding directly
