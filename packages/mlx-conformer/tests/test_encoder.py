@@ -167,3 +167,21 @@ def test_full_attention_in_query_groups_equals_one_pass():
     grouped, _ = model(features, lengths)
     assert _rel(grouped[0], whole[0]) < 1e-6
     assert _rel(grouped[1, :88], whole[1, :88]) < 1e-6
+
+
+def test_symmetric_positions_project_as_the_interleaved_table():
+    """The split projection (sin/cos halves of positions >= 0) and the quantised layers'
+    fallback (the rebuilt table) both equal linear_pos applied to NeMo's interleaved
+    sinusoid table of positions -(T-1) ... T-1."""
+    from mlx_conformer.attention import RelPositionAttention
+    from mlx_conformer.positional import RelativePositions, sinusoids
+
+    time, d_model, heads = 37, 64, 4
+    attention = RelPositionAttention(d_model, heads)
+    positions = RelativePositions(d_model)(time)
+    table = mx.array(sinusoids(np.arange(-(time - 1), time), d_model))
+    np.testing.assert_allclose(np.array(positions.ascending_table()), np.array(table), atol=1e-6)
+    expected = attention.linear_pos(table).reshape(-1, heads, d_model // heads).transpose(1, 0, 2)
+    split = attention._ascending_positions(positions)
+    assert split.shape == (heads, 2 * time - 1, d_model // heads)
+    np.testing.assert_allclose(np.array(split), np.array(expected), rtol=1e-5, atol=1e-5)

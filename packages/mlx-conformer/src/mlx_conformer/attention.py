@@ -60,9 +60,8 @@ class RelPositionAttention(nn.Module):
     ) -> mx.array:
         """x (B, T, D); lengths (B,) or None (no padding).
 
-        pos_emb: for full attention the positions T-1 ... -(T-1) (`SymmetricPositions`, or
-        the (2T - 1, D) table); for local attention the (left + right + 1, D) table of
-        positions left ... -right.
+        pos_emb: for full attention the positions T-1 ... -(T-1) (`SymmetricPositions`); for
+        local attention the (left + right + 1, D) table of positions left ... -right.
         """
         batch, time, _ = x.shape
         q = self._heads(self.linear_q(x))
@@ -82,13 +81,11 @@ class RelPositionAttention(nn.Module):
         batch, time, _ = x.shape
         return x.reshape(batch, time, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
 
-    def _ascending_positions(self, pos_emb: mx.array | SymmetricPositions) -> mx.array:
+    def _ascending_positions(self, pos_emb: SymmetricPositions) -> mx.array:
         """(H, 2T - 1, d_head) projected positions -(T-1) ... T-1."""
-        if not isinstance(pos_emb, SymmetricPositions):
-            return self._heads(self.linear_pos(pos_emb)[::-1][None])[0]
         weight = self.linear_pos.get("weight")
         if weight is None or "scales" in self.linear_pos:  # quantised: no float weight to split
-            return self._heads(self.linear_pos(pos_emb.table())[::-1][None])[0]
+            return self._heads(self.linear_pos(pos_emb.ascending_table())[None])[0]
         odd = pos_emb.sin[None] @ self._weight_columns(weight, 0)  # (H, T, d_head), positions >= 0
         even = pos_emb.cos[None] @ self._weight_columns(weight, 1)
         return mx.concatenate([(even - odd)[:, :0:-1], even + odd], axis=1)

@@ -8,6 +8,7 @@ import mlx.nn as nn
 from . import fastmath
 from .attention import RelPositionAttention
 from .config import ConformerConfig
+from .positional import SymmetricPositions
 
 _BATCH_NORM_EPS = 1e-5  # torch's BatchNorm1d default, which NeMo uses
 
@@ -119,7 +120,11 @@ class ConformerLayer(nn.Module):
         self.norm_out = nn.LayerNorm(d)
 
     def __call__(
-        self, x: mx.array, pos_emb: mx.array, lengths: mx.array | None, pad_mask: mx.array | None
+        self,
+        x: mx.array,
+        pos_emb: mx.array | SymmetricPositions,
+        lengths: mx.array | None,
+        pad_mask: mx.array | None,
     ) -> mx.array:
         x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
         x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths)

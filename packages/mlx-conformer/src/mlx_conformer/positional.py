@@ -46,11 +46,11 @@ class SymmetricPositions:
     def length(self) -> int:
         return self.sin.shape[0]
 
-    def table(self) -> mx.array:
-        """The interleaved (2L - 1, d_model) table, positions L-1 down to -(L-1)."""
+    def ascending_table(self) -> mx.array:
+        """The interleaved (2L - 1, d_model) table of positions -(L-1) ... L-1."""
         positive = mx.stack([self.sin, self.cos], axis=-1).reshape(self.length, -1)
         negative = mx.stack([-self.sin, self.cos], axis=-1).reshape(self.length, -1)
-        return mx.concatenate([positive[::-1], negative[1:]])
+        return mx.concatenate([negative[:0:-1], positive])
 
 
 class RelativePositions:
