@@ -53,19 +53,17 @@ class LogMel:
         self._mask = mx.compile(self._mask_kernel)
         self._normalize_and_mask = mx.compile(self._normalize_and_mask_kernel)
 
+    def _frames(self, num_samples: int | mx.array) -> int | mx.array:
+        """NeMo's `get_seq_len` before clamping, for an int or an array of sample counts."""
+        return (num_samples + 2 * self._pad - self.config.n_fft) // self.config.hop_length
+
     def frame_count(self, num_samples: int) -> int:
         """`valid_frames` of one input, on the host (no device round trip)."""
-        cfg = self.config
-        return (
-            0
-            if num_samples == 0
-            else max(0, (num_samples + 2 * self._pad - cfg.n_fft) // cfg.hop_length)
-        )
+        return 0 if num_samples == 0 else max(0, self._frames(num_samples))
 
     def valid_frames(self, num_samples: mx.array) -> mx.array:
         """Valid frame count per item (NeMo's `get_seq_len`, with 0 samples giving 0 frames)."""
-        cfg = self.config
-        frames = (num_samples + 2 * self._pad - cfg.n_fft) // cfg.hop_length
+        frames = self._frames(num_samples)
         return mx.where(num_samples == 0, 0, mx.maximum(frames, 0)).astype(mx.int32)
 
     def __call__(
