@@ -202,12 +202,7 @@ def main() -> None:
     import torch
     from nemo.collections.asr.models import EncDecMultiTaskModel
 
-    # This script is itself named canary.py: import the app, not this file.
-    sys.path[:] = [
-        p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
-    ]
-    sys.modules.pop("canary", None)
-    import canary
+    import nemo_mlx_canary as canary
 
     torch.set_num_threads(2)
     paths = clips(args.clips, args.seconds)

@@ -125,7 +125,7 @@ class Ours(Worker):
 
         import mlx.core as mx
 
-        import parakeet
+        import nemo_mlx_parakeet as parakeet
 
         self.mx = mx
         mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)

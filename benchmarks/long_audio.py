@@ -37,7 +37,7 @@ def main() -> None:
     for minutes in args.minutes:
         audio = speech(minutes)
         with tempfile.TemporaryDirectory(dir=CACHE) as out:
-            command = [sys.executable, "-m", "parakeet.cli", str(audio), "--model", str(args.model),
+            command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(audio), "--model", str(args.model),
                        "--cache-dir", str(CACHE / "models"), "--output-format", "json", "--output-dir", out,
                        "--quiet"]  # fmt: skip
             start = time.perf_counter()

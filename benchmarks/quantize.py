@@ -26,7 +26,7 @@ import numpy as np
 from _common import CACHE, read_wav, speech
 from mlx.utils import tree_flatten
 
-import parakeet
+import nemo_mlx_parakeet as parakeet
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ["tdt", "rnnt", "ctc", "hybrid_tdt_ctc"]

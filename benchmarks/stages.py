@@ -40,7 +40,7 @@ def ours(args, inputs):
 
     import mlx.core as mx
 
-    import parakeet
+    import nemo_mlx_parakeet as parakeet
 
     mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
     model = parakeet.load(MODEL, dtype=args.dtype, verbose=False, cache_dir=CACHE / "models")

@@ -263,7 +263,7 @@ def quantiles(values: list[float]) -> tuple[float, float]:
 
 
 def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
-    import parakeet
+    import nemo_mlx_parakeet as parakeet
 
     model = parakeet.load(ensure_model(kind), cache_dir=CACHE / "models", verbose=False)
     if kind == "cache-aware":
@@ -289,7 +289,7 @@ def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
 
 def encoder_steps(samples) -> None:
     """Median time of one cache-aware encoder step per lookahead (features precomputed)."""
-    import parakeet  # first: it loads the optimised BLAS before MLX (mlx-cpu-runtime)
+    import nemo_mlx_parakeet as parakeet  # first: it loads the optimised BLAS before MLX (mlx-cpu-runtime)
 
     # isort: split
     import mlx.core as mx
@@ -339,7 +339,7 @@ ACCURACY_SETTINGS = [
 
 def accuracy() -> None:
     """Streamed vs offline on the test clips with the NeMo fixture models (no timing)."""
-    import parakeet
+    import nemo_mlx_parakeet as parakeet
 
     root = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
     # the clip under 1 s is left out: offline `transcribe` pads it to 1 s (NeMo's rule), a
@@ -388,7 +388,7 @@ def word_errors(hypothesis: str, reference: str) -> int:
 def demo_accuracy() -> None:
     """Streamed vs offline with a trained model: the bundled demo model on its 40 held-out
     clips (tests/fixtures/demo), WER against the clips' reference sentences."""
-    import parakeet
+    import nemo_mlx_parakeet as parakeet
 
     fixture = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "demo"
     clips = json.loads((fixture / "heldout.json").read_text())["clips"]

@@ -23,7 +23,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-import canary
+import nemo_mlx_canary as canary
 from mlx_audio_frontend import load_audio
 from mlx_seq2seq_decoder import beam_search, greedy_search
 
@@ -301,7 +301,15 @@ def test_canary_v1_prompt_format_equals_nemo(model):
 
 
 def _canary(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "canary.cli", *args, "--cache-dir", str(cache), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "nemo_mlx_canary.cli",
+        *args,
+        "--cache-dir",
+        str(cache),
+        "--quiet",
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
@@ -352,7 +360,7 @@ def test_cli_parakeet_checkpoint_points_to_parakeet(tmp_path):
 def test_cli_all_formats_to_a_directory_with_a_template(tmp_path):
     out_dir = tmp_path / "out"
     clips = CLIPS[:2]
-    command = [sys.executable, "-m", "canary.cli", _paths(clips)[0], "-", "--model",
+    command = [sys.executable, "-m", "nemo_mlx_canary.cli", _paths(clips)[0], "-", "--model",
                str(MODELS / "canary.nemo"), "--output-format", "all", "--output-dir", str(out_dir),
                "--output-template", "{index}-{stem}.{ext}", "--cache-dir", str(tmp_path), "--quiet"]  # fmt: skip
     result = subprocess.run(command, input=(AUDIO / clips[1]).read_bytes(), capture_output=True,

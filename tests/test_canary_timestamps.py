@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import canary
+import nemo_mlx_canary as canary
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MODELS, AUDIO = FIXTURES / "models", FIXTURES / "audio"
@@ -125,7 +125,15 @@ def test_tokens_inside_a_pair_get_its_times(model):
 
 
 def _canary(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "canary.cli", *args, "--cache-dir", str(cache), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "nemo_mlx_canary.cli",
+        *args,
+        "--cache-dir",
+        str(cache),
+        "--quiet",
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 

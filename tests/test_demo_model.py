@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-import parakeet
-from parakeet import demo
+import nemo_mlx_parakeet as parakeet
+from nemo_mlx_parakeet import demo
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "demo"
 NEMO = json.loads((FIXTURE / "nemo_transcripts.json").read_text())
@@ -78,7 +78,7 @@ def test_heldout_wer_is_nemos_and_below_ten_percent(transcripts):
 
 
 def test_cli_transcribes_the_example_clip(tmp_path):
-    command = [sys.executable, "-m", "parakeet.cli", str(demo.EXAMPLE), "--model", "demo",
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(demo.EXAMPLE), "--model", "demo",
                "--cache-dir", str(tmp_path), "--quiet"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
@@ -99,7 +99,7 @@ def test_ctc_head_transcripts_equal_nemo(tmp_path_factory):
 
 def test_offline_error_points_to_the_demo_model(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    command = [sys.executable, "-m", "parakeet.cli", str(demo.EXAMPLE), "--cache-dir", str(tmp_path), "--quiet"]  # fmt: skip
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(demo.EXAMPLE), "--cache-dir", str(tmp_path), "--quiet"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1

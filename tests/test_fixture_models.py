@@ -16,8 +16,8 @@ import pytest
 
 from mlx_audio_frontend import LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, ConformerConfig
-from mlx_ctc import CTCConfig, CTCHead
-from mlx_ctc import greedy_decode as ctc_greedy
+from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_ctc_decoder import greedy_decode as ctc_greedy
 from mlx_transducer import Transducer, TransducerConfig
 from nemo_mlx_convert import convert_nemo, open_model_directory
 

@@ -23,7 +23,7 @@ def _frame_seconds(config: dict) -> float:
 def run(request, tmp_path_factory):
     name = request.param
     cache = tmp_path_factory.mktemp("cache")
-    command = [sys.executable, "-m", "parakeet.cli", *[str(FIXTURES / "audio" / c) for c in CLIPS],
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", *[str(FIXTURES / "audio" / c) for c in CLIPS],
                "--model", str(FIXTURES / "models" / f"{name}.nemo"), "--output-format", "json",
                "--dtype", "float32", "--batch-size", "8", "--cache-dir", str(cache), "--quiet"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -39,7 +39,7 @@ def test_all_members_exist():
         "mlx-cpu-runtime",
         "mlx-conformer",
         "mlx-transducer",
-        "mlx-ctc",
+        "mlx-ctc-decoder",
         "mlx-seq2seq-decoder",
         "nemo-mlx-convert",
         "speech-transcript",

@@ -25,8 +25,8 @@ from mlx_conformer.streaming import (
     dense_forward,
     streaming_config,
 )
-from mlx_ctc import CTCConfig, CTCHead
-from mlx_ctc.streaming import GreedyCTCStream
+from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_ctc_decoder.streaming import GreedyCTCStream
 from mlx_transducer import Transducer, TransducerConfig
 from mlx_transducer.streaming import GreedyStream
 from nemo_mlx_convert import convert_nemo, open_model_directory

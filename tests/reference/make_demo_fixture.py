@@ -1,7 +1,7 @@
 """NeMo's transcripts of the demo model's held-out clips, for the torch-free test.
 
 Needs the `reference` group. From the repository root, after `tools/train_demo_model.py`
-has written the model (apps/parakeet/src/parakeet/demo/demo.nemo) and the held-out clips
+has written the model (apps/parakeet/src/nemo_mlx_parakeet/demo/demo.nemo) and the held-out clips
 (tests/fixtures/demo/clips/, listed with their texts in heldout.json):
 
     python tests/reference/make_demo_fixture.py

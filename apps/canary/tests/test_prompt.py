@@ -10,7 +10,7 @@ import io
 import pytest
 import sentencepiece as spm
 
-from canary import CanaryError, CanaryTokenizer, PromptOptions, build_prompt
+from nemo_mlx_canary import CanaryError, CanaryTokenizer, PromptOptions, build_prompt
 
 SPECIALS = ["<|nospeech|>", "<pad>", "<|endoftext|>", "<|startoftranscript|>", "<|pnc|>", "<|nopnc|>",
             "<|startofcontext|>", "<|emo:undefined|>", "<|itn|>", "<|noitn|>", "<|timestamp|>",

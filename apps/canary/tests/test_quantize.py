@@ -7,8 +7,8 @@ from pathlib import Path
 import mlx.nn as nn
 import pytest
 
-import canary
-from canary.errors import CanaryError
+import nemo_mlx_canary as canary
+from nemo_mlx_canary.errors import CanaryError
 
 REPO = Path(__file__).resolve().parents[3]
 CLIP = REPO / "tests" / "fixtures" / "audio" / "speech_16k_mono.wav"

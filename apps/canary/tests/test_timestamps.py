@@ -3,7 +3,7 @@ tests (tests/test_canary_timestamps.py, fixture made by NeMo)."""
 
 from __future__ import annotations
 
-from canary.timestamps import FrameWord, parse, segments, token_frames
+from nemo_mlx_canary.timestamps import FrameWord, parse, segments, token_frames
 
 
 def test_words_between_pairs_and_the_rest_dropped():

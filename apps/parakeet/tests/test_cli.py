@@ -19,7 +19,15 @@ MODELS = REPO / "tests" / "fixtures" / "models"
 
 
 def run(*args: str, stdin: bytes | None = None, cache: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "parakeet.cli", *args, "--cache-dir", str(cache), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "nemo_mlx_parakeet.cli",
+        *args,
+        "--cache-dir",
+        str(cache),
+        "--quiet",
+    ]
     return subprocess.run(command, input=stdin, capture_output=True, check=False)
 
 
@@ -148,7 +156,7 @@ def test_console_script_is_installed():
 
 def test_no_network_and_no_cache_is_one_clear_line(cache, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    command = [sys.executable, "-m", "parakeet.cli", str(AUDIO / "odd_length_16k.wav"), "--model",
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(AUDIO / "odd_length_16k.wav"), "--model",
                "nvidia/parakeet-tdt-0.6b-v3", "--cache-dir", str(cache), "--quiet"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 1
@@ -213,7 +221,7 @@ def test_streaming_realtime_takes_the_audio_duration(cache):
         # without the extra (CI); with it but no input device: "no usable microphone"
         (
             ["--mic"],
-            "parakeet[mic]"
+            "nemo-mlx-parakeet[mic]"
             if importlib.util.find_spec("sounddevice") is None
             else "no usable microphone",
         ),
@@ -232,7 +240,7 @@ def test_streaming_errors_are_one_line(cache, args, message):
 
 
 def test_timed_text_and_subtitle_options_follow_the_json(cache):
-    from parakeet import demo
+    from nemo_mlx_parakeet import demo
 
     clip = str(demo.EXAMPLE)
     data = json.loads(run(clip, "--model", "demo", "--output-format", "json", cache=cache).stdout)

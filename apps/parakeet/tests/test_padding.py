@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import parakeet
+import nemo_mlx_parakeet as parakeet
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "tests" / "fixtures" / "audio"

@@ -10,8 +10,8 @@ import mlx.nn as nn
 import pytest
 from mlx.utils import tree_flatten
 
-import parakeet
-from parakeet.errors import ParakeetError
+import nemo_mlx_parakeet as parakeet
+from nemo_mlx_parakeet.errors import ParakeetError
 
 REPO = Path(__file__).resolve().parents[3]
 CLIP = REPO / "tests" / "fixtures" / "audio" / "speech_16k_mono.wav"
@@ -43,7 +43,7 @@ def test_quantised_model_transcribes_with_smaller_weights(cache):
 def test_other_bit_widths_are_refused(cache):
     with pytest.raises(ParakeetError, match="8 or 4"):
         parakeet.load(MODEL, cache_dir=cache, verbose=False, quantize=3)
-    command = [sys.executable, "-m", "parakeet.cli", str(CLIP), "--model", str(MODEL), "--quantize", "5",
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(CLIP), "--model", str(MODEL), "--quantize", "5",
                "--cache-dir", str(cache), "--quiet"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 2

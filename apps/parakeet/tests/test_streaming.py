@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import parakeet
+import nemo_mlx_parakeet as parakeet
 from mlx_audio_frontend import load_audio
 
 REPO = Path(__file__).resolve().parents[3]

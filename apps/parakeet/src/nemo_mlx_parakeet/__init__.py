@@ -1,7 +1,7 @@
 """Parakeet speech recognition on MLX: NVIDIA's TDT, RNNT, CTC and hybrid checkpoints,
 with NeMo's exact output.
 
->>> import parakeet
+>>> import nemo_mlx_parakeet as parakeet
 >>> model = parakeet.load("nvidia/parakeet-tdt-0.6b-v3")       # doctest: +SKIP
 >>> result = model.transcribe("talk.mp3")                        # doctest: +SKIP
 >>> result.text, result.words[0].start, result.sentences          # doctest: +SKIP

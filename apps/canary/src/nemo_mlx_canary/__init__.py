@@ -1,7 +1,7 @@
 """Canary speech recognition and translation on MLX, with NeMo's exact output.
 
 ```python
-import canary
+import nemo_mlx_canary as canary
 model = canary.load("nvidia/canary-1b-flash")
 print(model.transcribe("talk.wav", source_lang="en", target_lang="de").text)
 ```

@@ -14,9 +14,9 @@ import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, ConformerConfig, quantize_linears
-from mlx_ctc import CTCConfig, CTCHead
-from mlx_ctc import beam_search as ctc_beam
-from mlx_ctc import greedy_decode as ctc_greedy
+from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_ctc_decoder import beam_search as ctc_beam
+from mlx_ctc_decoder import greedy_decode as ctc_greedy
 from mlx_transducer import Transducer, TransducerConfig
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word

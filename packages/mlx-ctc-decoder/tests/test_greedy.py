@@ -6,7 +6,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_ctc import CTCConfig, CTCHead, greedy_decode
+from mlx_ctc_decoder import CTCConfig, CTCHead, greedy_decode
 
 BLANK = 4
 
@@ -69,7 +69,7 @@ def test_config_from_nemo():
 
 
 def test_beam_of_one_is_greedy():
-    from mlx_ctc import beam_search
+    from mlx_ctc_decoder import beam_search
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(40, 5)).astype(np.float32) * 3
@@ -83,7 +83,7 @@ def test_beam_of_one_is_greedy():
 def test_beam_recombines_paths_with_the_same_transcript():
     """Frames of 0.4 'a' / 0.6 blank. (a,a) and (-,a) both read "a" ending in 'a': the better
     one stays. (a,-) reads "a" too but ends in blank, so it is a different state (as in NeMo)."""
-    from mlx_ctc import beam_search
+    from mlx_ctc_decoder import beam_search
 
     p = np.log(np.array([[0.4, 0.0, 0.0, 0.0, 0.6]] * 2, dtype=np.float32) + 1e-12)
     hyps = beam_search(p, blank_id=BLANK, beam_size=4)
@@ -92,7 +92,7 @@ def test_beam_recombines_paths_with_the_same_transcript():
 
 
 def test_scorer_hook_steers_the_search():
-    from mlx_ctc import beam_search
+    from mlx_ctc_decoder import beam_search
 
     p = np.log(np.array([[0.5, 0.45, 0.0, 0.0, 0.05]], dtype=np.float32) + 1e-12)
     plain = beam_search(p, blank_id=BLANK, beam_size=3)

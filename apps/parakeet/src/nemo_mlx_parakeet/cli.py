@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--realtime", action="store_true",
                       help="with --streaming: feed files at the speed they play")  # fmt: skip
     live.add_argument("--mic", action="store_true",
-                      help="stream from the default microphone (needs parakeet[mic]); Ctrl-C ends")  # fmt: skip
+                      help="stream from the default microphone (needs nemo-mlx-parakeet[mic]); Ctrl-C ends")  # fmt: skip
     live.add_argument("--chunk", type=float,
                       help="seconds of audio per encoder step (offline-trained models; default 1.0)")  # fmt: skip
     live.add_argument("--context", type=int, nargs=2, metavar=("LEFT", "RIGHT"),

@@ -92,7 +92,7 @@ def microphone(sample_rate: int, stop: Callable[[], bool] = lambda: False) -> It
         import sounddevice
     except ImportError:
         raise ParakeetError(
-            "--mic needs the optional microphone support: pip install 'parakeet[mic]'"
+            "--mic needs the optional microphone support: pip install 'nemo-mlx-parakeet[mic]'"
         ) from None
     except OSError as err:  # sounddevice without the PortAudio library
         raise ParakeetError(

@@ -27,7 +27,7 @@ import numpy as np
 from mlx_audio_frontend import conv_stack_length, feature_frames, subsampling_stages
 from mlx_audio_frontend.streaming import StreamingLogMel, normalize_frames
 from mlx_conformer.streaming import CacheAwareStreamer, streaming_config
-from mlx_ctc.streaming import GreedyCTCStream
+from mlx_ctc_decoder.streaming import GreedyCTCStream
 from mlx_transducer.streaming import GreedyStream
 from speech_transcript import TimedToken, Transcript
 

@@ -6,7 +6,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_ctc import CTCConfig, CTCHead, greedy_decode
+from mlx_ctc_decoder import CTCConfig, CTCHead, greedy_decode
 
 pytestmark = pytest.mark.reference
 
@@ -63,7 +63,7 @@ def test_greedy_ids_alignment_and_offsets_match_nemo():
 def test_beam_nbest_matches_nemo_beam_batch(beam_size, beta):
     from nemo.collections.asr.parts.submodules.ctc_beam_decoding import BeamBatchedCTCInfer
 
-    from mlx_ctc import beam_search
+    from mlx_ctc_decoder import beam_search
 
     torch.manual_seed(3)
     blank = len(VOCAB)
