@@ -174,7 +174,7 @@ def _written(path: Path, data: bytes) -> Path:
 
 CASES = {
     "truncated": (lambda src, dst: _written(dst, src.read_bytes()[: src.stat().st_size // 2]), "truncated"),
-    "not a tar": (lambda src, dst: _written(dst, b"hello"), "not a readable .nemo archive"),
+    "not a tar": (lambda src, dst: _written(dst, b"hello"), "not a .nemo checkpoint (a .nemo file is a tar archive"),
     "no weights": (lambda src, dst: _rewrite(src, dst, lambda n, d: None if n == "model_weights.ckpt" else d), "model_weights.ckpt"),
     "no tokenizer": (lambda src, dst: _rewrite(src, dst, lambda n, d: None if n.endswith("tokenizer.model") else d), "lacks"),
     "unknown class": (lambda src, dst: _rewrite(src, dst, _config_edit(lambda c: c.update(target="nemo.collections.asr.models.SLUIntentSlotBPEModel"))), "not supported; supported"),

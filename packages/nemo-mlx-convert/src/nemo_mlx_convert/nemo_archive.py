@@ -34,13 +34,7 @@ class NemoArchive:
             self._tar = tarfile.open(self.path, mode="r:*")  # noqa: SIM115  (closed by close())
             self._members = {_normalise(m.name): m for m in self._tar.getmembers() if m.isfile()}
         except (tarfile.TarError, EOFError, OSError) as err:
-            reason = _reason(err)
-            kind = (
-                "truncated"
-                if isinstance(err, EOFError) or "end of data" in reason
-                else "not a readable"
-            )
-            raise ConversionError(f"{self.path}: {kind} .nemo archive ({reason})") from None
+            raise ConversionError(f"{self.path}: {_open_problem(err)}") from None
 
     def __enter__(self) -> NemoArchive:
         return self
@@ -137,6 +131,16 @@ class _Checked:
 def _chunks(handle: _Checked) -> Iterator[bytes]:
     while chunk := handle.read(_CHUNK):
         yield chunk
+
+
+def _open_problem(err: BaseException) -> str:
+    """Why the archive cannot be opened, in the user's terms (tarfile's own message lists
+    every compression it tried)."""
+    if isinstance(err, EOFError) or "end of data" in str(err) or "unexpected end" in str(err):
+        return "truncated .nemo archive (the file is cut short)"
+    if isinstance(err, OSError) and not isinstance(err, tarfile.TarError):
+        return f"cannot be read ({err.strerror or _reason(err)})"
+    return "not a .nemo checkpoint (a .nemo file is a tar archive; this file is not one)"
 
 
 def _normalise(name: str) -> str:
