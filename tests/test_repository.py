@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from workspace import MEMBERS, ROOT, needs_network, python_examples
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
-
-ROOT = Path(__file__).resolve().parents[1]
-MEMBERS = sorted(p.parent for p in ROOT.glob("packages/*/pyproject.toml")) + sorted(
-    p.parent for p in ROOT.glob("apps/*/pyproject.toml")
-)
 
 
 def _ruff(*args: str) -> subprocess.CompletedProcess:
@@ -64,12 +59,11 @@ def test_member_is_a_publishable_src_layout_package(member):
 
 
 def _python_examples() -> list[tuple[str, str]]:
-    examples = []
-    for readme in [ROOT / "README.md", *(m / "README.md" for m in MEMBERS)]:
-        text = readme.read_text()
-        for i, block in enumerate(text.split("```python\n")[1:]):
-            examples.append((f"{readme.parent.name}-{i}", block.split("\n```", 1)[0]))
-    return examples
+    return [
+        (f"{readme.parent.name}-{i}", code)
+        for readme in [ROOT / "README.md", *(m / "README.md" for m in MEMBERS)]
+        for i, code in enumerate(python_examples(readme))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +75,7 @@ def test_readme_examples_run(name, code, tmp_path):
     An example whose first line is `# needs network` downloads a model; there is no
     network in CI, so it is skipped, saying so.
     """
-    if code.startswith("# needs network"):
+    if needs_network(code):
         pytest.skip(f"{name}: the example downloads from the Hugging Face Hub")
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
