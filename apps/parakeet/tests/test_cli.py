@@ -7,10 +7,12 @@ import itertools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
@@ -99,7 +101,9 @@ def test_a_bad_file_is_reported_and_the_others_finish(cache, tmp_path):
     assert len(errors) == 2
     assert all(line.startswith("parakeet: error: ") for line in errors)
     assert "missing.wav" in errors[1]
-    assert len(result.stdout.decode().strip().splitlines()) == 1  # the good file's text
+    label, text = result.stdout.decode().splitlines()  # the good file's text, labelled
+    assert label == f"# {AUDIO / 'odd_length_16k.wav'}"
+    assert text.strip()
 
 
 @pytest.mark.parametrize(
@@ -257,3 +261,166 @@ def test_timed_text_and_subtitle_options_follow_the_json(cache):
     for cue, word in zip(cues, data["words"], strict=True):
         assert f"<u>{word['text']}</u>" in cue.splitlines()[2]
         assert len(cue.splitlines()[2].split()) <= 2
+
+
+# ------------------------------------------------------------ option values and outputs
+
+CLIP = str(AUDIO / "odd_length_16k.wav")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--local-attention", "-1", "5"], "argument --local-attention: must be a whole number of at least 0, got -1"),
+        (["--local-attention", "0", "0"], "argument --local-attention: LEFT and RIGHT cannot both be 0"),
+        (["--decoding", "beam", "--beam-size", "-2"], "argument --beam-size: must be a whole number of at least 1, got -2"),
+        (["--beam-size", "0"], "argument --beam-size: must be a whole number of at least 1, got 0"),
+        (["--batch-size", "0"], "argument --batch-size: must be a whole number of at least 1, got 0"),
+        (["--max-words", "0"], "argument --max-words: must be a whole number of at least 1, got 0"),
+        (["--chunk-duration", "-1"], "argument --chunk-duration: must be a number above 0, got -1"),
+        (["--chunk-duration", "20", "--overlap-duration", "10"], "--overlap-duration (10 s) must be under half of --chunk-duration (20 s)"),
+        (["--overlap-duration", "-3"], "argument --overlap-duration: must be a number of at least 0, got -3"),
+        (["--streaming", "--chunk", "0"], "argument --chunk: must be a number above 0, got 0"),
+        (["--streaming", "--decoding", "beam"], "--streaming decodes greedily; --decoding beam is for whole inputs"),
+        (["--output-template", "../x.{ext}"], "--output-template '../x.{ext}' names '../x.txt', outside --output-dir"),
+        (["--output-template", "{lang}.{ext}"], "--output-template '{lang}.{ext}': unknown field {lang} (fields: {stem} {name} {index} {ext})"),
+        ([str(AUDIO / "speech_16k_mono.wav"), "--output-template", "same.{ext}"], f"--output-template 'same.{{ext}}' gives {CLIP} and {AUDIO / 'speech_16k_mono.wav'} the same file 'same.txt': put {{index}} in it"),
+        (["--model", str(MODELS / "streaming_hybrid.nemo"), "--streaming", "--chunk", "1"], "--chunk is for offline-trained models; this cache-aware model streams in the chunks it was trained for: choose them with --context LEFT RIGHT, one of [[8, 3], [8, 1], [8, 0]]"),
+    ],
+)  # fmt: skip
+def test_bad_option_values_are_one_line_and_write_nothing(cache, tmp_path, args, message):
+    out = tmp_path / "out"
+    result = run(CLIP, "--model", "demo", *args, "--output-dir", str(out), cache=cache)
+    assert result.returncode != 0
+    stderr = result.stderr.decode()
+    assert stderr == f"parakeet: error: {message}\n"
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_streaming_json_without_a_directory_is_refused(cache):
+    result = run(CLIP, "--model", "demo", "--streaming", "--output-format", "json", cache=cache)
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.decode() == (
+        "parakeet: error: --streaming prints timed lines; --output-format json needs --output-dir\n"
+    )
+
+
+def test_an_output_dir_that_is_a_file(cache, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    result = run(CLIP, "--model", "demo", "--output-dir", str(taken), cache=cache)
+    assert result.returncode == 1
+    assert (
+        result.stderr.decode()
+        == f"parakeet: error: --output-dir {taken} is a file, not a directory\n"
+    )
+    assert taken.read_text() == "mine"
+
+
+def test_a_random_bytes_nemo_is_one_line(cache, tmp_path):
+    bad = tmp_path / "random.nemo"
+    bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    out = tmp_path / "out"
+    result = run(CLIP, "--model", str(bad), "--output-dir", str(out), cache=cache)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"parakeet: error: {bad}: not a .nemo checkpoint (a .nemo file is a tar archive; "
+        "this file is not one)\n"
+    )
+    assert not any(out.iterdir())
+
+
+def test_transcripts_get_the_umask_mode(cache, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", CLIP, "--model", "demo", "--output-format", "all",
+               "--output-dir", str(out), "--cache-dir", str(cache), "--quiet"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, umask=0o027, check=False)
+    assert result.returncode == 0, result.stderr
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert len(modes) == 5
+    assert set(modes.values()) == {0o640}, modes
+
+
+def test_times_stay_within_a_short_input(cache, tmp_path):
+    """The 0.062 s clip: NeMo's last token ends 0.331 s in (padding); ours end at 0.062."""
+    clip = str(AUDIO / "shorter_than_frame_16k.wav")
+    out = tmp_path / "out"
+    result = run(
+        clip, "--model", "demo", "--output-format", "all", "--output-dir", str(out), cache=cache
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "shorter_than_frame_16k.json").read_text())
+    assert data["duration"] == 0.062
+    assert data["words"]
+    times = [t for key in ("tokens", "words", "segments") for item in data[key]
+             for t in (item["start"], item["end"])]  # fmt: skip
+    assert max(times) == 0.062
+    assert "00:00:00,000 --> 00:00:00,062" in (out / "shorter_than_frame_16k.srt").read_text()
+    assert "00:00:00.000 --> 00:00:00.062" in (out / "shorter_than_frame_16k.vtt").read_text()
+    assert (out / "shorter_than_frame_16k.tsv").read_text().splitlines()[1].split("\t")[:2] == [
+        "0",
+        "62",
+    ]
+
+
+def test_several_inputs_on_stdout_are_told_apart(cache):
+    clips = [CLIP, str(AUDIO / "speech_16k_mono.wav")]
+    srt = run(*clips, "--model", "demo", "--output-format", "srt", cache=cache)
+    assert srt.returncode == 0, srt.stderr
+    documents = srt.stdout.decode().split("\n\n# ")
+    assert len(documents) == 2
+    assert documents[0].startswith(f"# {clips[0]}\n1\n00:00:00,000 --> ")
+    assert documents[1].startswith(f"{clips[1]}\n1\n00:00:00,000 --> ")
+    lines = run(
+        *clips, "--model", "demo", "--output-format", "json", cache=cache
+    ).stdout.splitlines()
+    assert [json.loads(line)["source"] for line in lines] == clips
+
+
+def test_verbose_times_each_input(cache):
+    clips = [CLIP, str(AUDIO / "speech_16k_mono.wav")]
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", *clips, "--model", "demo", "--verbose",
+               "--cache-dir", str(cache)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("parakeet: ")]
+    assert any(line.startswith("parakeet: model ready in ") for line in lines)
+    assert any(line.startswith(f"parakeet: {clips[0]}: 1.50 s of audio, done ") for line in lines)
+    assert any(line.startswith(f"parakeet: {clips[1]}: 3.09 s of audio, done ") for line in lines)
+    assert lines[-1].startswith("parakeet: 2 input(s), 4.59 s of audio in ")
+
+
+def test_the_help_states_when_inputs_are_chunked():
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", "--help"]
+    text = " ".join(
+        subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert "default: inputs over 300 s in chunks of 240 s, shorter ones whole" in text
+    assert "each input's audio duration and finishing time" in text
+
+
+def test_the_first_run_in_a_dtype_says_kernels_are_compiled(cache, tmp_path):
+    """MLX's CPU backend compiles its kernels into <TMPDIR>/mlx on first use: a fresh
+    temporary directory makes this the first run, and the next run is silent about it."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [
+        sys.executable,
+        "-m",
+        "nemo_mlx_parakeet.cli",
+        CLIP,
+        "--model",
+        "demo",
+        "--cache-dir",
+        str(cache),
+    ]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert first.returncode == 0, first.stderr
+    assert (
+        "parakeet: first run in float32 with this MLX: its CPU kernels are being compiled"
+        in first.stderr
+    )
+    assert list((tmp_path / "mlx").glob("*/cpu/*.so"))  # MLX did compile there
+    second = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert second.returncode == 0, second.stderr
+    assert "kernels are being compiled" not in second.stderr
+    assert second.stdout == first.stdout

@@ -66,7 +66,9 @@ def test_json_follows_the_schema():
     assert model.tokens[0].id == 7
     assert model.words[2].text == "world."
     assert model.duration == 3725.25
-    assert set(data) == {"text", "duration", "model", "language", "segments", "words", "tokens"}
+    assert set(data) == {
+        "text", "duration", "model", "language", "source", "segments", "words", "tokens"
+    }  # fmt: skip
 
 
 def test_word_highlighting_makes_one_cue_per_word():

@@ -6,22 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
-import mlx_cpu_runtime.auto
+import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
+from mlx_cpu_runtime import kernels_compiled
 
+import mlx.core as mx
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
 from speech_transcript.cli import (
     Output,
+    Timing,
     add_audio_argument,
     add_dtype_argument,
     add_output_arguments,
+    add_verbosity_arguments,
     check_audio_arguments,
+    command_parser,
     input_name,
     print_error,
     read_input,
     run_command,
 )
+from speech_transcript.options import float_between, positive_int
 
 from .errors import CanaryError
 from .loading import DEFAULT_MODEL, load
@@ -30,9 +36,9 @@ from .prompt import PromptOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="canary",
-        description="Transcribe or translate speech with NVIDIA Canary models on MLX, with NeMo's "
+    parser = command_parser(
+        "canary",
+        "Transcribe or translate speech with NVIDIA Canary models on MLX, with NeMo's "
         "exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
     add_audio_argument(parser)
@@ -52,12 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--decoding", choices=["greedy", "beam"],
                           help="default: the checkpoint's (NeMo: beam search of width 1)")  # fmt: skip
-    decoding.add_argument("--beam-size", type=int, help="beam width (default: the checkpoint's)")
     decoding.add_argument(
-        "--batch-size", type=int, default=8, help="chunks decoded together (default 8)"
+        "--beam-size", type=positive_int, help="beam width (default: the checkpoint's)"
     )
-    decoding.add_argument("--chunk-duration", type=float, default=CHUNK_SECONDS,
-                          help=f"longer inputs are cut into chunks of S seconds (default {CHUNK_SECONDS:g})")  # fmt: skip
+    decoding.add_argument(
+        "--batch-size", type=positive_int, default=8, help="chunks decoded together (default 8)"
+    )
+    decoding.add_argument("--chunk-duration", type=float_between(1, CHUNK_SECONDS), default=CHUNK_SECONDS,
+                          help=f"longer inputs are cut into chunks of S seconds, 1 to {CHUNK_SECONDS:g} "
+                               f"(default {CHUNK_SECONDS:g})")  # fmt: skip
     add_dtype_argument(decoding)
     parser.add_argument("--quantize", type=int, choices=[8, 4],
                         help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
@@ -66,39 +75,60 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where converted models are kept (default: ~/.cache/nemo-mlx)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress, no hints")
+    add_verbosity_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("canary", _run, build_parser().parse_args(argv), (CanaryError, AudioError))
+    return run_command(
+        "canary", _run, build_parser().parse_intermixed_args(argv), (CanaryError, AudioError)
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     check_audio_arguments(args.audio)
-    output = Output.from_args(args, len(args.audio))
-    if not args.quiet:
-        mlx_cpu_runtime.hint("canary")
+    output = Output.from_args(args, [input_name(a) for a in args.audio])
+    timing = Timing("canary", args.verbose)
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
                  quantize=args.quantize)  # fmt: skip
+    timing.loaded()
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
                    batch_size=args.batch_size, chunk_duration=args.chunk_duration)  # fmt: skip
     # Languages, task and timestamps are checked before any audio is read.
     model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc,
                                timestamps=args.timestamps))  # fmt: skip
+    dtype = str(model.dtype).rsplit(".", 1)[-1]
+    with kernels_compiled(
+        dtype, "canary", cpu=mx.default_device() == mx.cpu, notify=not args.quiet
+    ):
+        failures = _run_files(model, args, options, output, timing)
+    return 1 if failures else 0
+
+
+def _run_files(
+    model, args: argparse.Namespace, options: dict, output: Output, timing: Timing
+) -> int:
+    """Transcribe each input in turn; the number that could not be read."""
     failures = 0
-    show = len(args.audio) > 1 and not args.quiet and sys.stderr.isatty()
-    for index, name in enumerate(tqdm(args.audio, unit="file", disable=not show, file=sys.stderr)):
+    show = len(args.audio) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
+    bar = tqdm(args.audio, unit="file", disable=not show, file=sys.stderr)
+    for index, name in enumerate(bar):
         try:
             result = model.transcribe(read_input(name), **options)
         except AudioError as err:
+            bar.clear()
             print_error("canary", str(err))
             failures += 1
             continue
         result.source = input_name(name)
+        if timing.enabled:
+            bar.clear()
+        timing.finished(result)
         output.write(result, index)
-    return 1 if failures else 0
+    bar.close()
+    timing.total()
+    return failures
 
 
 if __name__ == "__main__":

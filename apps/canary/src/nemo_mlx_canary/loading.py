@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import mlx_cpu_runtime
+
 import mlx.core as mx
 
 from nemo_mlx_convert import ConversionError, resolve_model
@@ -36,6 +38,8 @@ def load(
     except ValueError as err:
         raise CanaryError(str(err)) from None
     notify = (lambda message: print(f"canary: {message}", file=sys.stderr)) if verbose else None
+    if verbose:
+        mlx_cpu_runtime.hint("canary")
     try:
         model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
     except ConversionError as err:

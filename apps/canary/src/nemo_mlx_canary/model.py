@@ -15,7 +15,7 @@ from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, ConformerConfig, quantize_linears
 from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
-from speech_transcript import Segment, TimedToken, Transcript, Word
+from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
 
 from . import timestamps as frame_times
 from .errors import CanaryError
@@ -68,6 +68,7 @@ class Canary:
         config = DecoderConfig.from_nemo(cfg, memory_size=memory, vocab_size=vocab)
         self.decoder = TransformerDecoder(config)
         self.decoder.load_weights(decoder_weights, strict=True)
+        self.dtype = dtype
         if dtype != mx.float32:
             self.encoder.set_dtype(dtype)
             self.decoder.set_dtype(dtype)
@@ -140,11 +141,15 @@ class Canary:
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
         if batch_size < 1:
-            raise CanaryError("batch size must be at least 1")
+            raise CanaryError(f"batch_size must be at least 1, got {batch_size}")
         if not 1.0 <= chunk_duration <= CHUNK_SECONDS:
             raise CanaryError(f"chunk duration must be between 1 and {CHUNK_SECONDS:g} seconds")
+        if beam_size is not None and beam_size < 1:
+            raise CanaryError(f"beam_size must be at least 1, got {beam_size}")
+        if decoding not in (None, "greedy", "beam"):
+            raise CanaryError(f"decoding must be 'greedy' or 'beam', got {decoding!r}")
         decoding = decoding or self.default_decoding
-        beam_size = beam_size or self.default_beam_size
+        beam_size = self.default_beam_size if beam_size is None else beam_size
         signals = [self._load(item, sample_rate) for item in items]
         pieces = [p for i, s in enumerate(signals) for p in self._split(i, s, chunk_duration)]
         pieces.sort(key=lambda p: -len(p.samples))  # similar lengths together: less padding
@@ -240,7 +245,8 @@ class Canary:
                 texts.append(text)
 
             def to_time(frame: int, piece: _Piece = piece) -> float:
-                return max(0.0, piece.start + frame * self.frame_seconds - piece.lead)
+                return seconds_at(frame, self.frame_seconds, duration, start=piece.start,
+                                  lead=piece.lead)  # fmt: skip
 
             pieces = [self.tokenizer.piece(i) for i in ids]
             for token_id, text_piece, span in zip(

@@ -6,32 +6,46 @@ import argparse
 import sys
 from pathlib import Path
 
-import mlx_cpu_runtime.auto
+import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
+from mlx_cpu_runtime import kernels_compiled
 
+import mlx.core as mx
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
 from speech_transcript import SegmentLimits, Transcript
 from speech_transcript.cli import (
     Output,
+    Timing,
+    UsageError,
     add_audio_argument,
     add_dtype_argument,
     add_output_arguments,
+    add_verbosity_arguments,
     check_audio_arguments,
+    command_parser,
     input_name,
     print_error,
     read_input,
     run_command,
 )
+from speech_transcript.options import (
+    FrameContext,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
+from .model import AUTO_CHUNK_SECONDS, LONG_INPUT_SECONDS, OVERLAP_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="parakeet",
-        description="Transcribe speech with NVIDIA Parakeet models (TDT, RNNT, CTC, hybrid) on MLX, "
+    parser = command_parser(
+        "parakeet",
+        "Transcribe speech with NVIDIA Parakeet models (TDT, RNNT, CTC, hybrid) on MLX, "
         "with NeMo's exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
     add_audio_argument(parser, nargs="*")
@@ -42,16 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--highlight-words", action="store_true", help="srt/vtt: one cue per word, underlined"
     )
-    output.add_argument("--max-words", type=int, help="srt/vtt/tsv: at most N words per segment")
     output.add_argument(
-        "--max-duration", type=float, help="srt/vtt/tsv: at most S seconds per segment"
+        "--max-words", type=positive_int, help="srt/vtt/tsv: at most N words per segment"
     )
     output.add_argument(
-        "--max-chars", type=int, default=84, help="srt/vtt/tsv: at most N characters (default 84)"
+        "--max-duration", type=positive_float, help="srt/vtt/tsv: at most S seconds per segment"
     )
+    output.add_argument("--max-chars", type=positive_int, default=84,
+                        help="srt/vtt/tsv: at most N characters (default 84)")  # fmt: skip
     output.add_argument(
         "--split-gap",
-        type=float,
+        type=positive_float,
         help="srt/vtt/tsv: start a new segment after S seconds of silence",
     )
     decoding = parser.add_argument_group("decoding")
@@ -59,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoding", choices=["greedy", "beam"], default="greedy", help="default: greedy"
     )
     decoding.add_argument(
-        "--beam-size", type=int, default=4, help="beam width for --decoding beam (default 4)"
+        "--beam-size",
+        type=positive_int,
+        default=4,
+        help="beam width for --decoding beam (default 4)",
     )
     decoding.add_argument("--length-penalty", type=float, default=1.0,
                           help="transducer beam: rank hypotheses by score / length ** P "
@@ -67,18 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument("--head", choices=["auto", "tdt", "rnnt", "ctc"], default="auto",
                           help="decoder of a hybrid TDT-CTC model (default: the transducer)")  # fmt: skip
     decoding.add_argument(
-        "--batch-size", type=int, default=8, help="inputs decoded together (default 8)"
+        "--batch-size", type=positive_int, default=8, help="inputs decoded together (default 8)"
     )
     add_dtype_argument(decoding)
     decoding.add_argument("--quantize", type=int, choices=[8, 4],
                           help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
-    decoding.add_argument("--chunk-duration", type=float,
-                          help="transcribe long inputs in chunks of S seconds (default: whole input)")  # fmt: skip
-    decoding.add_argument(
-        "--overlap-duration", type=float, default=15.0, help="chunk overlap in seconds (default 15)"
-    )
-    decoding.add_argument("--local-attention", type=int, nargs=2, metavar=("LEFT", "RIGHT"),
-                          help="use local attention with this context (e.g. 128 128): memory linear in length")  # fmt: skip
+    decoding.add_argument("--chunk-duration", type=positive_float,
+                          help="transcribe inputs longer than S seconds in overlapping chunks of S "
+                               f"seconds (default: inputs over {LONG_INPUT_SECONDS:g} s in chunks of "
+                               f"{AUTO_CHUNK_SECONDS:g} s, shorter ones whole)")  # fmt: skip
+    decoding.add_argument("--overlap-duration", type=non_negative_float,
+                          help="chunk overlap in seconds, under half the chunk (default: "
+                               f"{OVERLAP_SECONDS:g}, or a quarter of a --chunk-duration under "
+                               f"{4 * OVERLAP_SECONDS:g} s)")  # fmt: skip
+    decoding.add_argument("--local-attention", type=non_negative_int, nargs=2, action=FrameContext,
+                          metavar=("LEFT", "RIGHT"),
+                          help="use local attention with this context in encoder frames (e.g. 128 "
+                               "128; one side may be 0): memory linear in length")  # fmt: skip
     live = parser.add_argument_group("streaming")
     live.add_argument("--streaming", action="store_true",
                       help="transcribe while the audio is fed: a live line on a terminal, "
@@ -87,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --streaming: feed files at the speed they play")  # fmt: skip
     live.add_argument("--mic", action="store_true",
                       help="stream from the default microphone (needs nemo-mlx-parakeet[mic]); Ctrl-C ends")  # fmt: skip
-    live.add_argument("--chunk", type=float,
+    live.add_argument("--chunk", type=positive_float,
                       help="seconds of audio per encoder step (offline-trained models; default 1.0)")  # fmt: skip
-    live.add_argument("--context", type=int, nargs=2, metavar=("LEFT", "RIGHT"),
+    live.add_argument("--context", type=non_negative_int, nargs=2, metavar=("LEFT", "RIGHT"),
                       help="encoder frames of context around each chunk; for cache-aware models "
                            "one of their att_context_size entries (its lookahead)")  # fmt: skip
     parser.add_argument(
@@ -97,31 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where converted models are kept (default: ~/.cache/nemo-mlx)",
     )
-    parser.add_argument(
-        "--verbose", action="store_true", help="progress and per-file timing on stderr"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress, no hints")
+    add_verbosity_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("parakeet", _run, build_parser().parse_args(argv), (ParakeetError,))
+    return run_command(
+        "parakeet", _run, build_parser().parse_intermixed_args(argv), (ParakeetError,)
+    )
+
+
+def _check(args: argparse.Namespace) -> None:
+    """UsageError for options that cannot work together (before any model is loaded)."""
+    if args.mic and args.audio:
+        raise UsageError("--mic takes no audio files")
+    if not args.mic and not args.audio:
+        raise UsageError("no audio given (a file, -, or --mic)")
+    streaming = args.streaming or args.mic
+    if (args.realtime or args.chunk or args.context) and not streaming:
+        raise UsageError("--realtime, --chunk and --context need --streaming or --mic")
+    if streaming and args.decoding == "beam":
+        raise UsageError("--streaming decodes greedily; --decoding beam is for whole inputs")
+    if streaming and args.output_dir is None and args.output_format != "txt":
+        raise UsageError(f"--streaming prints timed lines; --output-format {args.output_format} "
+                         "needs --output-dir")  # fmt: skip
+    if args.overlap_duration is None:
+        chunk = args.chunk_duration or AUTO_CHUNK_SECONDS
+        args.overlap_duration = min(OVERLAP_SECONDS, chunk / 4)
+    if args.chunk_duration is not None and args.overlap_duration >= args.chunk_duration / 2:
+        raise UsageError(f"--overlap-duration ({args.overlap_duration:g} s) must be under half of "
+                         f"--chunk-duration ({args.chunk_duration:g} s)")  # fmt: skip
+    check_audio_arguments(args.audio)
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.mic and args.audio:
-        raise ParakeetError("--mic takes no audio files")
-    if not args.mic and not args.audio:
-        raise ParakeetError("no audio given (a file, -, or --mic)")
-    if (args.realtime or args.chunk or args.context) and not (args.streaming or args.mic):
-        raise ParakeetError("--realtime, --chunk and --context need --streaming or --mic")
-    check_audio_arguments(args.audio)
+    _check(args)
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
-    output = Output.from_args(args, len(args.audio), timestamps=args.timestamps, limits=limits,
+    names = [input_name(a) for a in args.audio] or ["mic"]
+    output = Output.from_args(args, names, timestamps=args.timestamps, limits=limits,
                               highlight_words=args.highlight_words)  # fmt: skip
-    if not args.quiet:
-        mlx_cpu_runtime.hint("parakeet")
+    timing = Timing("parakeet", args.verbose)
     model = load(
         args.model,
         dtype=args.dtype,
@@ -130,10 +169,19 @@ def _run(args: argparse.Namespace) -> int:
         verbose=not args.quiet,
         quantize=args.quantize,
     )
+    timing.loaded()
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
-    if args.streaming or args.mic:
-        return _run_streaming(model, args, output)
+    dtype = str(model.dtype).rsplit(".", 1)[-1]
+    with kernels_compiled(
+        dtype, "parakeet", cpu=mx.default_device() == mx.cpu, notify=not args.quiet
+    ):
+        if args.streaming or args.mic:
+            return _run_streaming(model, args, output)
+        return _run_files(model, args, output, timing)
+
+
+def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) -> int:
     sources = [read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
@@ -142,23 +190,27 @@ def _run(args: argparse.Namespace) -> int:
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
                                     overlap_duration=args.overlap_duration, progress=bar.update)  # fmt: skip
-    finished: dict[int, Transcript] = {}
+    finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:
         if isinstance(result, AudioError):
             bar.clear()
             print_error("parakeet", str(result))
             failures += 1
-            finished[index] = None  # type: ignore[assignment]
+            finished[index] = None
         else:
             result.source = input_name(args.audio[index])
             finished[index] = result
+            if timing.enabled:
+                bar.clear()
+            timing.finished(result)
         while next_index in finished:  # print in the order the inputs were given
             done = finished.pop(next_index)
             if done is not None:
                 output.write(done, next_index)
             next_index += 1
     bar.close()
+    timing.total()
     return 1 if failures else 0
 
 
@@ -169,6 +221,10 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
     written in the chosen formats."""
     from .live import Display, microphone, pieces, run_stream
 
+    if model.cache_aware and args.chunk is not None:
+        raise UsageError("--chunk is for offline-trained models; this cache-aware model streams "
+                         "in the chunks it was trained for: choose them with --context LEFT RIGHT, "
+                         f"one of {model.context_choices}")  # fmt: skip
     options = {"chunk": args.chunk, "context": args.context}
     display = Display()
     if args.mic:
@@ -183,7 +239,7 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
     for index, name in enumerate(args.audio):
         source = read_input(name)
         try:
-            samples = model._load(source, None)
+            samples = model.load_audio(source)
         except AudioError as err:
             print_error("parakeet", str(err))
             failures += 1

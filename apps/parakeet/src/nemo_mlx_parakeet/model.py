@@ -19,7 +19,7 @@ from mlx_ctc_decoder import beam_search as ctc_beam
 from mlx_ctc_decoder import greedy_decode as ctc_greedy
 from mlx_transducer import Transducer, TransducerConfig
 from nemo_mlx_convert import ModelDirectory
-from speech_transcript import Segment, TimedToken, Transcript, Word
+from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
 
 from .errors import ParakeetError
 from .merging import merge_hypotheses
@@ -39,6 +39,7 @@ AudioInput = str | Path | bytes | np.ndarray | mx.array
 
 LONG_INPUT_SECONDS = 300.0  # longer inputs are chunked unless a chunk duration is given
 AUTO_CHUNK_SECONDS = 240.0
+OVERLAP_SECONDS = 15.0  # overlap of consecutive chunks
 FRAME_BUCKET = 128  # feature frames: padded batch lengths on a GPU are multiples of this
 BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input this long
 
@@ -146,6 +147,16 @@ class Parakeet:
             return "ctc"
         raise ParakeetError(f"unknown head {head!r}; choose tdt, rnnt or ctc")
 
+    @property
+    def cache_aware(self) -> bool:
+        """A cache-aware streaming checkpoint (streams in the chunks it was trained for)."""
+        return self.encoder.config.att_context_style == "chunked_limited"
+
+    @property
+    def context_choices(self) -> list[list[int]]:
+        """The [left, right] attention contexts the checkpoint was trained with."""
+        return [list(c) for c in self.encoder.config.att_context_sizes]
+
     # ----------------------------------------------------------------- transcription
 
     def transcribe_stream(self, context=None, chunk: float | None = None) -> TranscriptionStream:
@@ -168,7 +179,7 @@ class Parakeet:
         beam_size: int = 4,
         length_penalty: float = 1.0,
         chunk_duration: float | None = None,
-        overlap_duration: float = 15.0,
+        overlap_duration: float = OVERLAP_SECONDS,
     ) -> Transcript | list[Transcript]:
         """Transcribe one input (a path, encoded bytes, or samples) or a list of them.
 
@@ -200,17 +211,25 @@ class Parakeet:
         beam_size: int = 4,
         length_penalty: float = 1.0,
         chunk_duration: float | None = None,
-        overlap_duration: float = 15.0,
+        overlap_duration: float = OVERLAP_SECONDS,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
         called with the number of inputs finished."""
+        if batch_size < 1:
+            raise ParakeetError(f"batch_size must be at least 1, got {batch_size}")
+        if decoding not in ("greedy", "beam"):
+            raise ParakeetError(f"decoding must be 'greedy' or 'beam', got {decoding!r}")
+        if decoding == "beam" and beam_size < 1:
+            raise ParakeetError(f"beam_size must be at least 1, got {beam_size}")
+        if chunk_duration is not None and chunk_duration <= 0:
+            raise ParakeetError(f"chunk_duration must be positive, got {chunk_duration:g} s")
         pieces: list[_Piece] = []
         durations: dict[int, float] = {}
         for index, item in enumerate(items):
             try:
-                signal = self._load(item, sample_rate)
+                signal = self.load_audio(item, sample_rate)
             except AudioError as err:
                 yield index, err
                 if progress is not None:
@@ -248,7 +267,9 @@ class Parakeet:
         if batch:
             yield batch
 
-    def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
+    def load_audio(self, item: AudioInput, sample_rate: int | None = None) -> np.ndarray:
+        """`item` as the model's mono samples at its rate (arrays are taken at `sample_rate`,
+        default the model's); AudioError naming it if it cannot be read."""
         if isinstance(item, (np.ndarray, mx.array)):
             return np.array(
                 load_audio(item, self.sample_rate, source_sr=sample_rate or self.sample_rate)
@@ -372,9 +393,9 @@ class Parakeet:
         segments = segment_spans(words, self.segment_separators, self.segment_gap) if words else []
         seconds = self.frame_seconds
         # NeMo does not move times back by the padding it adds to inputs under 1 s; we do,
-        # so that times refer to the input as given. Otherwise they are NeMo's exactly
-        # (including a last token whose duration reaches past the end of the audio).
-        to_time = lambda frames: max(0.0, frames * seconds - shift)  # noqa: E731
+        # so that times refer to the input as given, and a last token whose duration reaches
+        # past the end of the audio ends with it. Otherwise they are NeMo's exactly.
+        to_time = lambda frames: seconds_at(frames, seconds, duration, lead=shift)  # noqa: E731
         timed_words = [Word(w.text, to_time(w.start), to_time(w.end), w.confidence) for w in words]
         return Transcript(
             text=self.tokenizer.text(hypothesis.ids),

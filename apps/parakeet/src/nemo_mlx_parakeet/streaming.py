@@ -103,8 +103,7 @@ class TranscriptionStream:
 
     def __init__(self, model, context=None, chunk: float | None = None) -> None:
         self.model = model
-        cfg = model.encoder.config
-        self.cache_aware = cfg.att_context_style == "chunked_limited"
+        self.cache_aware = model.cache_aware
         self.features = StreamingLogMel(model.frontend.config)
         self.head = _Head(model)
         self.factor = model.encoder.subsampling_factor
@@ -119,7 +118,7 @@ class TranscriptionStream:
                     "a cache-aware model streams in the chunks it was trained for: pass "
                     "context=[left, right] (one of its att_context_size entries), not chunk"
                 )
-            choices = [list(c) for c in cfg.att_context_sizes]
+            choices = model.context_choices
             chosen = list(context) if context is not None else choices[0]
             if chosen not in choices:
                 raise ParakeetError(f"context {chosen} is not one of the model's {choices}")

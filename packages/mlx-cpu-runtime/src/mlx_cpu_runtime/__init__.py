@@ -14,10 +14,21 @@ Two measured problems, both invisible on macOS:
 this project calls it first thing. Environment overrides, read at that moment:
 `MLX_CPU_BLAS=off` or `MLX_CPU_BLAS=/path/to/libblas.so` and `MLX_CPU_MALLOC=off`.
 `hint()` prints, once, what to install when no optimised BLAS was found.
+`kernels_compiled()` says when MLX is about to compile its CPU kernels for a dtype (the
+first run in it takes 10-30 s longer).
 """
 
+from .kernels import kernel_cache, kernels_compiled
 from .runtime import RuntimeStatus, configure, find_blas, hint, status
 
 __version__ = "0.1.0"
 
-__all__ = ["RuntimeStatus", "configure", "find_blas", "hint", "status"]
+__all__ = [
+    "RuntimeStatus",
+    "configure",
+    "find_blas",
+    "hint",
+    "kernel_cache",
+    "kernels_compiled",
+    "status",
+]

@@ -2,7 +2,7 @@
 command-line pieces are in `speech_transcript.cli` and `speech_transcript.precision`."""
 
 from .files import check_writable, write_atomically
-from .model import Segment, TimedToken, Transcript, Word
+from .model import Segment, TimedToken, Transcript, Word, seconds_at
 from .segmenting import SegmentLimits, resegment
 from .writers import FORMATS, TranscriptJSON, formats_for, render, to_json_model
 
@@ -20,6 +20,7 @@ __all__ = [
     "formats_for",
     "render",
     "resegment",
+    "seconds_at",
     "to_json_model",
     "write_atomically",
 ]

@@ -5,6 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def seconds_at(
+    frame: float, frame_seconds: float, duration: float, *, start: float = 0.0, lead: float = 0.0
+) -> float:
+    """Seconds into the input at encoder `frame` of a piece that begins `start` seconds in
+    and had `lead` seconds of zeros put in front (NeMo's padding of short inputs), kept
+    within [0, duration]: a last token's span (a TDT duration, a frame of padding) can
+    reach past the audio, and no time is reported outside it."""
+    return min(duration, max(0.0, start + frame * frame_seconds - lead))
+
+
 @dataclass(frozen=True)
 class TimedToken:
     """One model token: its id in the model's vocabulary, its text, its time span in seconds."""

@@ -42,7 +42,10 @@ class TranscriptJSON(BaseModel):
     text: str
     duration: float
     model: str
-    language: str | None = None
+    language: str | None = Field(None, description="the language of the text, where the model says")
+    source: str | None = Field(
+        None, description="the input as given: its path, `stdin`, or null for samples"
+    )
     segments: list[JSONSegment]
     words: list[JSONWord]
     tokens: list[JSONToken]
@@ -54,6 +57,7 @@ def to_json_model(transcript: Transcript) -> TranscriptJSON:
         duration=round(transcript.duration, 3),
         model=transcript.model,
         language=transcript.language,
+        source=transcript.source,
         segments=[
             JSONSegment(text=s.text, start=_r(s.start), end=_r(s.end)) for s in transcript.segments
         ],
