@@ -1,20 +1,24 @@
-"""Helpers shared by the benchmark scripts: cached speech, the 0.6b-geometry model, memory.
+"""Helpers shared by the benchmark scripts: cached speech, the 0.6b-geometry model, memory,
+worker processes.
 
 The scripts run as `python benchmarks/<name>.py`, so this module is importable as `_common`.
 Nothing here imports torch, NeMo or MLX at import time: each script (and each worker process
-of `e2e.py`) imports only what it runs.
+of `e2e.py` and `stages.py`) imports only what it runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import string
 import subprocess
+import sys
 import tempfile
 import threading
 import wave
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -101,6 +105,47 @@ def rss() -> int:
     """Resident set size of this process in bytes (Linux)."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# Worker processes: one system per process (its own peak memory; MLX and torch never share one,
+# where on CUDA they cannot both load cuDNN). The parent starts `python script --worker ...`
+# with this interpreter; the worker sends JSON lines on a channel of its own.
+
+
+def start_worker(
+    script: str | Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """`script *args` in a new process of this interpreter, its stdin and stdout piped to us."""
+    command = [sys.executable, str(script), *args]
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+def result_channel() -> TextIO:
+    """In a worker: a stream to the parent for results only; what libraries print to stdout
+    goes to stderr from now on."""
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return channel
+
+
+def send(channel: TextIO, message: dict) -> None:
+    print(json.dumps(message), file=channel, flush=True)
+
+
+def receive(proc: subprocess.Popen) -> dict | None:
+    """The worker's next message; None once it has stopped (`failure` says how)."""
+    line = proc.stdout.readline()
+    return json.loads(line) if line else None
+
+
+def failure(proc: subprocess.Popen) -> str:
+    """What happened to a worker that stopped answering."""
+    code = proc.wait()
+    if code == -9:
+        return "killed (SIGKILL: out of memory?)"
+    return f"exited with {code}" if code >= 0 else f"killed by signal {-code}"
 
 
 def tdt_config(tokenizer_dir: str, layers: int = 24) -> dict:

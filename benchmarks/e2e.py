@@ -43,14 +43,26 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import CACHE, SAMPLE_RATE, PeakRSS, build_tdt, read_wav, speech, write_wav
+from _common import (
+    CACHE,
+    SAMPLE_RATE,
+    PeakRSS,
+    build_tdt,
+    failure,
+    read_wav,
+    receive,
+    result_channel,
+    send,
+    speech,
+    start_worker,
+    write_wav,
+)
 
 MODEL = CACHE / "tdt-0.6b-speechlike.nemo"
 CLIPS = 64
@@ -271,14 +283,13 @@ def make_worker(args: argparse.Namespace) -> Worker:
 def serve(args: argparse.Namespace) -> None:
     """Worker loop: load, warm up, then one timed run per 'run' line on stdin."""
     started = time.perf_counter()
-    channel = os.fdopen(os.dup(1), "w")  # results only; libraries' prints go to stderr
-    os.dup2(2, 1)
+    channel = result_channel()  # results only; libraries' prints go to stderr
     worker = make_worker(args)
     audio_name, batch = WORKLOADS[args.workload]
     audio = audio_set(audio_name)
     worker.run([audio[0][: 5 * SAMPLE_RATE]], 1)  # warm-up: kernels, compiled graphs, caches
     worker.sync()
-    print(json.dumps({"ready": time.perf_counter() - started}), file=channel, flush=True)
+    send(channel, {"ready": time.perf_counter() - started})
     first = True
     for line in sys.stdin:
         if line.strip() != "run":
@@ -293,7 +304,7 @@ def serve(args: argparse.Namespace) -> None:
         if first:
             result["ids"] = ids
             first = False
-        print(json.dumps(result), file=channel, flush=True)
+        send(channel, result)
 
 
 # --------------------------------------------------------------------------- parent
@@ -315,28 +326,19 @@ class Row:
         return statistics.median(self.walls)
 
 
-def failure(proc: subprocess.Popen) -> str:
-    """What happened to a worker that stopped answering."""
-    code = proc.wait()
-    if code == -9:
-        return "killed (SIGKILL: out of memory?)"
-    return f"exited with {code}" if code >= 0 else f"killed by signal {-code}"
-
-
 def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> list[Row]:
     audio_name, batch = WORKLOADS[workload]
     seconds = sum(len(a) for a in audio_set(audio_name)) / SAMPLE_RATE
     systems = [s for s in args.systems if not (s == "port" and batch > 1)]
     procs = {}
     for system in systems:
-        command = [sys.executable, __file__, "--worker", system, "--workload", workload,
-                   "--device", args.device, "--dtype", args.dtype, "--model", str(args.model),
-                   "--model-dir", str(model_dir)]  # fmt: skip
+        command = ["--worker", system, "--workload", workload, "--device", args.device,
+                   "--dtype", args.dtype, "--model", str(args.model), "--model-dir", str(model_dir)]  # fmt: skip
         env = os.environ | ({"MLX_CPU_BLAS": "off"} if system == "ours-refblas" else {})
-        procs[system] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        procs[system] = start_worker(__file__, *command, env=env)
     rows = {s: Row(s, workload, seconds, [], 0, 0, []) for s in systems}
     for system, proc in procs.items():
-        if not proc.stdout.readline():
+        if receive(proc) is None:
             rows[system].failed = "failed to start: " + failure(proc)
             print(f"  {workload} {system}: {rows[system].failed}", file=sys.stderr, flush=True)
     # Fewer repeats for the long input only: the clips' total is long too, but a single run
@@ -350,12 +352,11 @@ def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> li
                 continue
             proc.stdin.write("run\n")
             proc.stdin.flush()
-            line = proc.stdout.readline()
-            if not line:  # the others go on; the table says what happened
+            result = receive(proc)
+            if result is None:  # the others go on; the table says what happened
                 row.failed = failure(proc)
                 print(f"  {workload} {system}: {row.failed}", file=sys.stderr, flush=True)
                 continue
-            result = json.loads(line)
             row.walls.append(result["wall"])
             row.rss = max(row.rss, result["rss"])
             row.device = max(row.device, result["device"])

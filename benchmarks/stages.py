@@ -2,13 +2,22 @@
 
     python benchmarks/stages.py                         # CPU, float32, 60 s and 32 clips
     python benchmarks/stages.py --device gpu --dtype bfloat16
+    python benchmarks/stages.py --systems nemo --repeats 1
 
-The model and audio of `benchmarks/e2e.py` (run it once first). Each stage is timed on its
-own, with a device sync at its end (`mx.eval`, `torch.cuda.synchronize`), median of
-`--repeats` after a warm-up: the 60 s clip alone, and the first 32 of e2e's clips as one
-padded batch (features: one front-end call over the padded samples, as the app does).
-The sum of the stages is close to, not equal to, e2e's wall time (which also has text
-assembly and, for a batch, no syncs between stages).
+The model and audio of `benchmarks/e2e.py` (run it once first); like e2e.py, it needs MLX,
+this workspace and the `reference` group (NeMo, torch) in one environment. Each system runs
+in its own worker process of this interpreter, started as e2e.py starts its workers (the
+helpers in `_common.py`): on CUDA, torch cannot load its own cuDNN in a process where MLX has
+loaded the system's ("cuDNN version incompatibility"). The systems run one after the other,
+each alone on the machine; a worker sends each input's stage times as it finishes them, and
+one that dies is reported as such in the table for the inputs it had not finished, and the
+next system goes on.
+
+Each stage is timed on its own, with a device sync at its end (`mx.eval`,
+`torch.cuda.synchronize`), median of `--repeats` after a warm-up: the 60 s clip alone, and the
+first 32 of e2e's clips as one padded batch (features: one front-end call over the padded
+samples, as the app does). The sum of the stages is close to, not equal to, e2e's wall time
+(which also has text assembly and, for a batch, no syncs between stages).
 """
 
 from __future__ import annotations
@@ -17,10 +26,19 @@ import argparse
 import os
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
-from _common import CACHE, SAMPLE_RATE
+from _common import CACHE, SAMPLE_RATE, failure, receive, result_channel, send, start_worker
 from e2e import MODEL, audio_set
+
+SYSTEMS = ("ours", "nemo")
+
+
+def inputs() -> dict[str, list[np.ndarray]]:
+    """The 60 s clip, and the first 32 of e2e's clips (sorted by length, as one batch)."""
+    clips = sorted(audio_set("clips")[:32], key=len)
+    return {"60 s, batch 1": audio_set("1min"), "32 clips, batch 32": clips}
 
 
 def timed(fn, sync, repeats: int):
@@ -43,9 +61,8 @@ def ours(args, inputs):
     import nemo_mlx_parakeet as parakeet
 
     mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
-    model = parakeet.load(MODEL, dtype=args.dtype, verbose=False, cache_dir=CACHE / "models")
+    model = parakeet.load(args.model, dtype=args.dtype, verbose=False, cache_dir=CACHE / "models")  # fmt: skip
     sync = lambda: mx.synchronize()  # noqa: E731
-    rows = {}
     for name, audio in inputs.items():
         # As the app does it: one front-end call over the batch's zero-padded samples, padded
         # to the frame count the app pads a batch to (a few sizes on a GPU).
@@ -72,8 +89,7 @@ def ours(args, inputs):
         t_feat, _ = timed(features, sync, args.repeats)
         t_enc, (encoded, encoded_len) = timed(encoder, sync, args.repeats)
         t_dec, _ = timed(lambda e=encoded, n=encoded_len: model.transducer.greedy(e, n), sync, args.repeats)  # fmt: skip
-        rows[name] = (t_feat, t_enc, t_dec)
-    return rows
+        yield name, (t_feat, t_enc, t_dec)
 
 
 def nemo(args, inputs):
@@ -82,13 +98,12 @@ def nemo(args, inputs):
 
     torch.set_num_threads(os.cpu_count() or 1)
     device = torch.device("cuda" if args.device == "gpu" else "cpu")
-    model = ASRModel.restore_from(str(MODEL), map_location=device).eval()
+    model = ASRModel.restore_from(str(args.model), map_location=device).eval()
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     if dtype != torch.float32:
         for part in (model.encoder, model.decoder, model.joint):
             part.to(dtype)
     sync = torch.cuda.synchronize if args.device == "gpu" else (lambda: None)
-    rows = {}
     with torch.inference_mode():
         for name, audio in inputs.items():
             longest = max(len(a) for a in audio)
@@ -107,8 +122,14 @@ def nemo(args, inputs):
                 lambda e=enc, n=enc_len: model.decoding.rnnt_decoder_predictions_tensor(encoder_output=e, encoded_lengths=n),
                 sync, args.repeats,
             )  # fmt: skip
-            rows[name] = (t_feat, t_enc, t_dec)
-    return rows
+            yield name, (t_feat, t_enc, t_dec)
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Worker: one system's stage times, one message per input as it is done."""
+    channel = result_channel()
+    for name, times in {"ours": ours, "nemo": nemo}[args.worker](args, inputs()):
+        send(channel, {"input": name, "times": times})
 
 
 def main() -> None:
@@ -116,19 +137,33 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--systems", nargs="+", default=["ours", "nemo"])
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--model", type=Path, default=MODEL, help="a .nemo (default: e2e.py's)")
+    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    clips = sorted(audio_set("clips")[:32], key=len)
-    inputs = {"60 s, batch 1": audio_set("1min"), "32 clips, batch 32": clips}
-    seconds = {name: sum(len(a) for a in audio) / SAMPLE_RATE for name, audio in inputs.items()}
+    if args.worker:
+        serve(args)
+        return
+    if not args.model.exists():
+        parser.error(f"{args.model} does not exist: run benchmarks/e2e.py once first, it builds it")
+    audio = inputs()  # also writes e2e's audio cache before any worker reads it
+    seconds = {name: sum(len(a) for a in clips) / SAMPLE_RATE for name, clips in audio.items()}
     print(f"stages, {args.device}, {args.dtype}; seconds (share of the sum)")
-    print(f"{'input':20s} {'system':6s} {'features':>16s} {'encoder':>16s} {'decoding':>16s} {'sum':>8s} {'x real time':>11s}")  # fmt: skip
+    print(f"{'input':20s} {'system':6s} {'features':>16s} {'encoder':>16s} {'decoding':>16s} {'sum':>8s} {'x real time':>11s}", flush=True)  # fmt: skip
     for system in args.systems:
-        rows = {"ours": ours, "nemo": nemo}[system](args, inputs)
-        for name, times in rows.items():
+        proc = start_worker(__file__, "--worker", system, "--device", args.device, "--dtype", args.dtype,
+                            "--repeats", str(args.repeats), "--model", str(args.model))  # fmt: skip
+        proc.stdin.close()
+        done = set()
+        while (result := receive(proc)) is not None:
+            name, times = result["input"], result["times"]
+            done.add(name)
             total = sum(times)
             cells = " ".join(f"{t:8.3f} ({t / total:4.0%})" for t in times)
-            print(f"{name:20s} {system:6s} {cells} {total:8.3f} {seconds[name] / total:11.1f}")
+            print(f"{name:20s} {system:6s} {cells} {total:8.3f} {seconds[name] / total:11.1f}", flush=True)  # fmt: skip
+        for name in (n for n in audio if n not in done):  # and the next system goes on
+            print(f"{name:20s} {system:6s} failed: {failure(proc)}", flush=True)
+        proc.wait()
 
 
 if __name__ == "__main__":
