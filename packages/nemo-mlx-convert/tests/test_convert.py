@@ -97,6 +97,20 @@ def test_cli_converts_and_summarises(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: source, output"),
+        (["a.nemo", "out", "--dtype", "int3"], "argument --dtype: invalid choice: 'int3' (choose from "),
+    ],
+)  # fmt: skip
+def test_cli_usage_errors_are_one_line(tmp_path, args, message):
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"nemo-mlx-convert: error: {message}")
+    assert result.stderr.count("\n") == 1  # one line, no usage block
+
+
 def test_resolve_caches_by_content(tmp_path):
     first = resolve_model(MODELS / "rnnt.nemo", cache_dir=tmp_path)
     stamp = first.weights.stat().st_mtime_ns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tqdm import tqdm
 
@@ -13,6 +14,15 @@ from .errors import ConversionError
 from .resolve import _download, _looks_like_repo_id
 
 _LABELS = {"hash": "hashing", "extract": "extracting", "write": "writing"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), as the speech apps' parsers; this
+    package depends on no app-level package, so it keeps its own four lines."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 class _Bars:
@@ -42,7 +52,7 @@ class _Bars:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nemo-mlx-convert",
         description="Convert an NVIDIA NeMo checkpoint (.nemo file or Hugging Face repo id) "
         "into an MLX model directory. No torch needed; nothing in the checkpoint is executed.",
