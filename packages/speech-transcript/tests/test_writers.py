@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,17 @@ def test_unknown_format():
 )
 def test_resegment(limits, expected):
     assert [s.text for s in resegment(WORDS, limits)] == expected
+
+
+def test_the_readmes_list_every_json_key():
+    """The documented schema is the real one: each README that describes the JSON names
+    every top-level key of `TranscriptJSON`."""
+    root = Path(__file__).resolve().parents[3]
+    for readme in (
+        root / "packages" / "speech-transcript" / "README.md",
+        root / "apps" / "parakeet" / "README.md",
+    ):
+        text = readme.read_text()
+        section = text[text.index("JSON schema") :][:1200]
+        for key in TranscriptJSON.model_fields:
+            assert f"`{key}`" in section or f"`{key}[" in section, (readme, key)
