@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -265,3 +266,47 @@ def test_every_written_tensor_equals_torchs_after_the_layout_change(name, tmp_pa
     assert set(written) <= set(expected)
     for key, array in written.items():
         np.testing.assert_array_equal(array, expected[key], err_msg=key)
+
+
+def test_a_config_nested_under_model_converts_as_the_plain_one(tmp_path):
+    """A training config (`model:` beside `trainer:`) saved as model_config.yaml."""
+
+    def nest(name: str, data: bytes) -> bytes:
+        if name != "model_config.yaml":
+            return data
+        config = yaml.safe_load(data)
+        return yaml.safe_dump({"name": "x", "trainer": {"devices": 1}, "model": config}).encode()
+
+    nested = _rewrite(MODELS / "tdt.nemo", tmp_path / "nested.nemo", nest)
+    convert_nemo(nested, tmp_path / "nested")
+    convert_nemo(MODELS / "tdt.nemo", tmp_path / "plain")
+    plain = json.loads((tmp_path / "plain" / "config.json").read_text())
+    ours = json.loads((tmp_path / "nested" / "config.json").read_text())
+    assert ours["model_class"] == plain["model_class"]
+    assert ours["nemo_config"] == plain["nemo_config"]
+    ours, theirs = (_read(tmp_path / d / "model.safetensors") for d in ("nested", "plain"))
+    assert ours.keys() == theirs.keys()
+    for key, array in theirs.items():
+        np.testing.assert_array_equal(ours[key], array)
+
+
+@pytest.mark.reference
+def test_a_lightning_checkpoint_converts_as_the_plain_one(tmp_path):
+    """model_weights.ckpt as Lightning saves it: the parameters under `state_dict`."""
+    torch = pytest.importorskip("torch", reason="needs torch (the `reference` dependency group)")
+
+    def wrap(name: str, data: bytes) -> bytes:
+        if name != "model_weights.ckpt":
+            return data
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        buffer = io.BytesIO()
+        torch.save({"epoch": 3, "global_step": 120, "state_dict": state}, buffer)
+        return buffer.getvalue()
+
+    lightning = _rewrite(MODELS / "tdt.nemo", tmp_path / "lightning.nemo", wrap)
+    convert_nemo(lightning, tmp_path / "lightning")
+    convert_nemo(MODELS / "tdt.nemo", tmp_path / "plain")
+    ours, theirs = (_read(tmp_path / d / "model.safetensors") for d in ("lightning", "plain"))
+    assert ours.keys() == theirs.keys()
+    for key, array in theirs.items():
+        np.testing.assert_array_equal(ours[key], array)

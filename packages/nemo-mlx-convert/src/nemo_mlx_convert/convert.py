@@ -83,7 +83,7 @@ def convert_nemo(
     if output.exists() and not force:
         raise ConversionError(f"{output} already exists (use --force to replace it)")
     with NemoArchive(source) as archive:
-        nemo_config = archive.config()
+        nemo_config = _model_config(archive.config())
         model_class = _model_class(nemo_config, source)
         if not archive.has(WEIGHTS_NAME):
             raise ConversionError(f"{source}: the archive has no {WEIGHTS_NAME}")
@@ -114,7 +114,7 @@ def convert_nemo(
 
             archive.extract(WEIGHTS_NAME, checkpoint, extracted)
             tokenizer_files = _copy_artifacts(archive, references, staging)
-            state = load_state_dict(checkpoint)
+            state = _model_weights(load_state_dict(checkpoint))
             mapped = map_state_dict(state, model_class)
             dropped = mapped.dropped
             planned = {name: _plan(array, dtype) for name, array in mapped.tensors.items()}
@@ -160,6 +160,24 @@ def convert_nemo(
         output, model_class, parameters, total_bytes, len(planned), len(config.dropped_tensors),
         time.perf_counter() - started,
     )  # fmt: skip
+
+
+def _model_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The model's config: a training config nests it under `model:` (with `trainer:`,
+    `exp_manager:` beside it); NeMo's `save_to` writes it at the top."""
+    nested = config.get("model")
+    if "target" not in config and "_target_" not in config and isinstance(nested, dict):
+        return nested
+    return config
+
+
+def _model_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The parameters: a Lightning checkpoint keeps them under `state_dict` (with `epoch`,
+    `global_step` and the like beside them); `save_to` writes them at the top."""
+    nested = state.get("state_dict")
+    if isinstance(nested, dict) and not any(isinstance(v, np.ndarray) for v in state.values()):
+        return nested
+    return state
 
 
 def _model_class(config: Mapping[str, Any], source: Path) -> str:
