@@ -52,7 +52,12 @@ class TransducerConfig:
 
     @classmethod
     def from_nemo(cls, cfg: Mapping[str, Any]) -> TransducerConfig:
-        """Build from a whole NeMo RNNT/TDT (or hybrid) model config."""
+        """Build from a whole NeMo RNNT/TDT (or hybrid) model config.
+
+        TDT durations are `loss.tdt_kwargs.durations`, as NeMo decodes with them
+        (`set_decoding_type_according_to_loss` overwrites `decoding.durations`, and
+        `model_defaults.tdt_durations` only fills configs in); the joint's extra outputs
+        must match them."""
         decoder, joint = cfg.get("decoder") or {}, cfg.get("joint") or {}
         prednet, jointnet = decoder.get("prednet") or {}, joint.get("jointnet") or {}
         target = str(decoder.get("_target_", "RNNTDecoder")).rsplit(".", 1)[-1]
