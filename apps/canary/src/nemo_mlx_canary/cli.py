@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
@@ -18,6 +17,7 @@ from speech_transcript.cli import (
     Timing,
     add_audio_argument,
     add_dtype_argument,
+    add_model_arguments,
     add_output_arguments,
     add_verbosity_arguments,
     check_audio_arguments,
@@ -68,13 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"longer inputs are cut into chunks of S seconds, 1 to {CHUNK_SECONDS:g} "
                                f"(default {CHUNK_SECONDS:g})")  # fmt: skip
     add_dtype_argument(decoding)
-    parser.add_argument("--quantize", type=int, choices=[8, 4],
-                        help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="where converted models are kept (default: ~/.cache/nemo-mlx)",
-    )
+    add_model_arguments(parser)
     add_verbosity_arguments(parser)
     return parser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
@@ -20,6 +19,7 @@ from speech_transcript.cli import (
     UsageError,
     add_audio_argument,
     add_dtype_argument,
+    add_model_arguments,
     add_output_arguments,
     add_verbosity_arguments,
     check_audio_arguments,
@@ -88,8 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=positive_int, default=8, help="inputs decoded together (default 8)"
     )
     add_dtype_argument(decoding)
-    decoding.add_argument("--quantize", type=int, choices=[8, 4],
-                          help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
     decoding.add_argument("--chunk-duration", type=positive_float,
                           help="transcribe inputs longer than S seconds in overlapping chunks of S "
                                f"seconds (default: inputs over {LONG_INPUT_SECONDS:g} s in chunks of "
@@ -115,11 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--context", type=non_negative_int, nargs=2, metavar=("LEFT", "RIGHT"),
                       help="encoder frames of context around each chunk; for cache-aware models "
                            "one of their att_context_size entries (its lookahead)")  # fmt: skip
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="where converted models are kept (default: ~/.cache/nemo-mlx)",
-    )
+    add_model_arguments(parser)
     add_verbosity_arguments(parser)
     return parser
 

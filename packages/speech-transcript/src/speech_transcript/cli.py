@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 from .files import check_writable, write_atomically
 from .model import Transcript
 from .options import CommandParser
-from .precision import DTYPES
+from .precision import DTYPES, QUANTIZE_BITS
 from .segmenting import SegmentLimits
 from .writers import FORMATS, formats_for, render, to_json_model
 
@@ -54,6 +54,17 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
                              "(default: {stem}.{ext}); names that two outputs would share, or "
                              "that leave the directory, are refused")  # fmt: skip
     return output
+
+
+def add_model_arguments(group: argparse._ActionsContainer) -> None:
+    """Add --quantize (`precision.QUANTIZE_BITS`) and --cache-dir (converted models)."""
+    group.add_argument("--quantize", type=int, choices=list(QUANTIZE_BITS),
+                       help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
+    group.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where converted models are kept (default: ~/.cache/nemo-mlx)",
+    )
 
 
 def add_verbosity_arguments(parser: argparse.ArgumentParser) -> None:
