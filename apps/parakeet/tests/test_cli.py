@@ -146,6 +146,21 @@ def test_a_canary_model_is_pointed_to_canary(cache, tmp_path):
     assert "canary" in result.stderr.decode()
 
 
+def test_a_wordpiece_tokenizer_is_refused_in_one_line(cache, tmp_path):
+    converted = tmp_path / "wpe-like"
+    subprocess.run([sys.executable, "-m", "nemo_mlx_convert.cli", str(MODELS / "tdt.nemo"), str(converted), "--quiet"],
+                   check=True)  # fmt: skip
+    config = json.loads((converted / "config.json").read_text())
+    config["nemo_config"]["tokenizer"]["type"] = "wpe"
+    (converted / "config.json").write_text(json.dumps(config))
+    result = run(str(AUDIO / "odd_length_16k.wav"), "--model", str(converted), cache=cache)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"parakeet: error: {converted}: WordPiece (wpe) tokenizers are not supported yet; "
+        "SentencePiece (bpe) checkpoints are\n"
+    )
+
+
 def test_no_partial_output_file_on_failure(cache, tmp_path):
     out = tmp_path / "out"
     result = run(str(tmp_path / "missing.wav"), "--model", str(MODELS / "tdt.nemo"), "--output-dir", str(out),

@@ -50,7 +50,14 @@ class Tokenizer:
         cfg: Mapping[str, Any] = model_dir.nemo_config
         tokenizer_cfg = cfg.get("tokenizer") or {}
         kind = tokenizer_cfg.get("type", "bpe")
-        if kind not in ("bpe", "wpe"):
+        if kind == "wpe":
+            # NeMo decodes WordPiece through Hugging Face's BERT tokenizer (`##` continues a
+            # word), which the SentencePiece rules below would get wrong: refused, not guessed.
+            raise ParakeetError(
+                f"{model_dir.path}: WordPiece (wpe) tokenizers are not supported yet; "
+                "SentencePiece (bpe) checkpoints are"
+            )
+        if kind != "bpe":
             raise ParakeetError(
                 f"tokenizer type {kind!r} is not supported by parakeet (aggregate tokenizers: use canary)"
             )
