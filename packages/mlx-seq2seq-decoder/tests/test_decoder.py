@@ -6,9 +6,14 @@ NeMo parity (logits, greedy and beam ids against NeMo's own generators) is in th
 
 from __future__ import annotations
 
+import copy
+import tarfile
+from pathlib import Path
+
 import mlx.core as mx
 import numpy as np
 import pytest
+import yaml
 
 from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
 
@@ -94,3 +99,22 @@ def test_length_limit_follows_the_encoder_length(decoder):
         decoder.head.layers[-1].bias = bias
     assert [len(r.tokens) for r in out] == [3 + 4 - 2, 10 + 4 - 2]
     assert not any(r.finished for r in out)
+
+
+def test_the_final_layer_norm_flag_is_read_where_nemo_reads_it():
+    """`get_nemo_transformer` takes `pre_ln_final_layer_norm` beside `config_dict`, as the
+    real Canary configs put it; a copy inside `config_dict` is ignored, as NeMo ignores it."""
+    nemo = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "models" / "canary.nemo"
+    with tarfile.open(nemo) as archive:
+        cfg = yaml.safe_load(archive.extractfile("./model_config.yaml").read())
+    assert cfg["transf_decoder"]["config_dict"]["pre_ln"] is True
+    assert DecoderConfig.from_nemo(cfg).final_layer_norm is True
+    off = copy.deepcopy(cfg)
+    off["transf_decoder"]["pre_ln_final_layer_norm"] = False
+    assert DecoderConfig.from_nemo(off).final_layer_norm is False
+    inside = copy.deepcopy(cfg)
+    inside["transf_decoder"]["config_dict"]["pre_ln_final_layer_norm"] = False
+    assert DecoderConfig.from_nemo(inside).final_layer_norm is True
+    post_ln = copy.deepcopy(cfg)
+    post_ln["transf_decoder"]["config_dict"]["pre_ln"] = False
+    assert DecoderConfig.from_nemo(post_ln).final_layer_norm is False  # NeMo: pre_ln and the flag

@@ -54,7 +54,12 @@ class DecoderConfig:
         NeMo rounds the vocabulary up to a multiple of 8 when it builds the model; pass
         `vocab_size` (the embedding's rows) when the config does not record it.
         """
-        decoder = dict(cfg["transf_decoder"].get("config_dict", cfg["transf_decoder"]))
+        outer = cfg["transf_decoder"]
+        decoder = dict(outer.get("config_dict", outer))
+        # NeMo's `get_nemo_transformer(..., config_dict, pre_ln_final_layer_norm=True)` takes
+        # this flag beside `config_dict`, never from inside it; a bare decoder config has it
+        # in the one mapping there is.
+        final_norm = outer.get("pre_ln_final_layer_norm", True)
         head = cfg.get("head", {}) or {}
         vocab = vocab_size or decoder.get("vocab_size") or head.get("num_classes")
         if not vocab:
@@ -68,8 +73,7 @@ class DecoderConfig:
             num_heads=int(decoder.get("num_attention_heads", 1)),
             max_sequence_length=int(decoder.get("max_sequence_length", 512)),
             pre_ln=bool(decoder.get("pre_ln", False)),
-            final_layer_norm=bool(decoder.get("pre_ln", False))
-            and bool(decoder.get("pre_ln_final_layer_norm", True)),
+            final_layer_norm=bool(decoder.get("pre_ln", False)) and bool(final_norm),
             hidden_act=str(decoder.get("hidden_act", "relu")),
             learn_positional_encodings=bool(decoder.get("learn_positional_encodings", False)),
             head_layers=int(head.get("num_layers", 1)),
