@@ -4,11 +4,16 @@ With `NEMO_MLX_REFERENCE=required` (set by `.ci/run`, which installs NeMo and to
 live NeMo comparisons must run: the session stops at once if NeMo cannot be imported, and a
 test that would be skipped for want of the `reference` group fails instead, so a broken
 reference install can never pass as a row of skips. Without it they are skipped, saying why.
+
+`mlx_cpu_runtime.auto` is imported here, before any test module imports `mlx`, so that the
+tests run MLX with the optimised BLAS the packages load (as users' processes do).
 """
 
 from __future__ import annotations
 
 import os
+
+import mlx_cpu_runtime.auto  # noqa: F401  (before any test module imports mlx)
 
 import pytest
 

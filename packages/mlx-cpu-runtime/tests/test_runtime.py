@@ -144,3 +144,20 @@ def test_no_hint_otherwise(monkeypatch, capsys, status, env):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert _hints(monkeypatch, capsys, status) == []
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("code", "env", "warned"),
+    [
+        ("import mlx.core\nimport mlx_conformer", {}, True),  # a reordered import
+        ("import mlx_conformer\nimport mlx.core", {}, False),
+        ("import mlx.core\nimport mlx_conformer", {"MLX_CPU_BLAS": "off"}, False),
+    ],
+)
+def test_importing_mlx_first_is_a_warning_not_a_silent_slowdown(code, env, warned):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLX_CPU_")}
+    environment.update(env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environment, check=True)  # fmt: skip
+    assert ("RuntimeWarning: mlx was imported before mlx_cpu_runtime" in result.stderr) == warned

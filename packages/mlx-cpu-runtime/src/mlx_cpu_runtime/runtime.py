@@ -76,6 +76,16 @@ def _tune_malloc() -> bool:
     return libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1) == 1 and ok
 
 
+def blas_turned_off() -> bool:
+    """`MLX_CPU_BLAS=off` (or 0, none, reference): the user wants MLX's reference BLAS."""
+    return os.environ.get("MLX_CPU_BLAS", "auto").strip().lower() in (
+        "off",
+        "0",
+        "none",
+        "reference",
+    )
+
+
 def configure() -> RuntimeStatus:
     """Load an optimised BLAS and tune malloc (Linux only, once per process)."""
     global _STATUS
@@ -92,7 +102,7 @@ def configure() -> RuntimeStatus:
         return _STATUS
     choice = os.environ.get("MLX_CPU_BLAS", "auto").strip()
     blas, reason = None, ""
-    if choice.lower() in ("off", "0", "none", "reference"):
+    if blas_turned_off():
         reason = "turned off by MLX_CPU_BLAS"
     else:
         path = find_blas() if choice.lower() in ("", "auto") else choice
