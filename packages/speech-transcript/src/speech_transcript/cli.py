@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import NoReturn
 
 from .files import check_writable, write_atomically
 from .model import Transcript
-from .options import CommandParser
 from .precision import DTYPES, QUANTIZE_BITS
 from .segmenting import SegmentLimits
 from .writers import FORMATS, formats_for, render, to_json_model
@@ -73,6 +73,15 @@ def add_verbosity_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on stderr: the model's load time, each input's audio duration and "
                              "finishing time, and a total with the real-time factor")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress, no hints")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse with one-line errors (`print_error`) and exit 2, without the usage block
+    argparse prints first (`--help` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(self.prog, message)
+        raise SystemExit(2)
 
 
 def command_parser(prog: str, description: str) -> CommandParser:

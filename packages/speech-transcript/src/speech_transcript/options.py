@@ -4,73 +4,46 @@ naming the option (argparse's `argument --beam-size: ...`), before any model is 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
-class CommandParser(argparse.ArgumentParser):
-    """argparse with one-line errors: `<prog>: error: <message>` on stderr and exit 2, without
-    the usage block argparse prints first (`--help` still shows it)."""
+def _checked(
+    name: str, kind: type, what: str, accept: Callable[[float], bool], outside: str | None = None
+) -> Callable[[str], Any]:
+    """An argparse type called `name`: `text` as `kind` if `accept` takes it, else "must be
+    <what>" (`outside`, if given, for a number out of range)."""
 
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {' '.join(message.split())}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _number(text: str, kind: type, what: str) -> int | float:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if kind is float and value != value:  # NaN passes every comparison below
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    value = _number(text, int, "a whole number of at least 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number of at least 0."""
-    value = _number(text, int, "a whole number of at least 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above 0 (seconds, durations)."""
-    value = _number(text, float, "a number above 0")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite number of at least 0."""
-    value = _number(text, float, "a number of at least 0")
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
-    return value
-
-
-def float_between(low: float, high: float):
-    """An argparse type: a number in [low, high]."""
-
-    def between(text: str) -> float:
-        value = _number(text, float, f"a number from {low:g} to {high:g}")
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if value != value:  # NaN: named as the unparsable are
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {outside or what}, got {text}")
         return value
 
-    between.__name__ = f"float_between_{low:g}_{high:g}"
-    return between
+    parse.__name__ = name
+    return parse
+
+
+_INF = float("inf")
+
+positive_int = _checked("positive_int", int, "a whole number of at least 1", lambda v: v >= 1)
+non_negative_int = _checked(
+    "non_negative_int", int, "a whole number of at least 0", lambda v: v >= 0
+)
+positive_float = _checked("positive_float", float, "a number above 0", lambda v: 0 < v < _INF)
+non_negative_float = _checked("non_negative_float", float, "a number of at least 0",
+                              lambda v: 0 <= v < _INF)  # fmt: skip
+
+
+def float_between(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high]."""
+    return _checked(f"float_between_{low:g}_{high:g}", float, f"a number from {low:g} to {high:g}",
+                    lambda v: low <= v <= high, outside=f"from {low:g} to {high:g}")  # fmt: skip
 
 
 class FrameContext(argparse.Action):
