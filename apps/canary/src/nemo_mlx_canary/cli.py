@@ -8,7 +8,6 @@ import sys
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
 
-import mlx.core as mx
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
@@ -92,10 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     # Languages, task and timestamps are checked before any audio is read.
     model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc,
                                timestamps=args.timestamps))  # fmt: skip
-    dtype = str(model.dtype).rsplit(".", 1)[-1]
-    with kernels_compiled(
-        dtype, "canary", cpu=mx.default_device() == mx.cpu, notify=not args.quiet
-    ):
+    with kernels_compiled(model.dtype, "canary", notify=not args.quiet):
         failures = _run_files(model, args, options, output, timing)
     return 1 if failures else 0
 

@@ -8,7 +8,6 @@ import sys
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
 
-import mlx.core as mx
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
@@ -138,13 +137,17 @@ def _check(args: argparse.Namespace) -> None:
     if streaming and args.output_dir is None and args.output_format != "txt":
         raise UsageError(f"--streaming prints timed lines; --output-format {args.output_format} "
                          "needs --output-dir")  # fmt: skip
-    if args.overlap_duration is None:
-        chunk = args.chunk_duration or AUTO_CHUNK_SECONDS
-        args.overlap_duration = min(OVERLAP_SECONDS, chunk / 4)
-    if args.chunk_duration is not None and args.overlap_duration >= args.chunk_duration / 2:
-        raise UsageError(f"--overlap-duration ({args.overlap_duration:g} s) must be under half of "
+    if args.chunk_duration is not None and _overlap(args) >= args.chunk_duration / 2:
+        raise UsageError(f"--overlap-duration ({_overlap(args):g} s) must be under half of "
                          f"--chunk-duration ({args.chunk_duration:g} s)")  # fmt: skip
     check_audio_arguments(args.audio)
+
+
+def _overlap(args: argparse.Namespace) -> float:
+    """--overlap-duration, or its default: 15 s, or a quarter of a chunk under 60 s."""
+    if args.overlap_duration is not None:
+        return args.overlap_duration
+    return min(OVERLAP_SECONDS, (args.chunk_duration or AUTO_CHUNK_SECONDS) / 4)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -166,10 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     timing.loaded()
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
-    dtype = str(model.dtype).rsplit(".", 1)[-1]
-    with kernels_compiled(
-        dtype, "parakeet", cpu=mx.default_device() == mx.cpu, notify=not args.quiet
-    ):
+    with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
             return _run_streaming(model, args, output)
         return _run_files(model, args, output, timing)
@@ -183,7 +183,7 @@ def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) 
     results = model.transcribe_many(sources, batch_size=args.batch_size, decoding=args.decoding,
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
-                                    overlap_duration=args.overlap_duration, progress=bar.update)  # fmt: skip
+                                    overlap_duration=_overlap(args), progress=bar.update)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:

@@ -28,14 +28,22 @@ def kernel_cache() -> Path | None:
 
 
 @contextmanager
-def kernels_compiled(dtype: str, program: str, *, cpu: bool, notify: bool = True) -> Iterator[None]:
-    """Around a model's run on the CPU in `dtype`: when this program has not run in that
-    dtype since MLX's kernel cache was made, say on stderr that the kernels are being
-    compiled; after a run that succeeds, leave the marker. Does nothing off the CPU."""
+def kernels_compiled(
+    dtype: object, program: str, *, cpu: bool | None = None, notify: bool = True
+) -> Iterator[None]:
+    """Around a model's run on the CPU in `dtype` (a name or an MLX dtype): when this
+    program has not run in that dtype since MLX's kernel cache was made, say on stderr that
+    the kernels are being compiled; after a run that succeeds, leave the marker. `cpu`:
+    whether the run is on the CPU (default: MLX's default device, when mlx is loaded; this
+    package never imports it). Does nothing off the CPU."""
+    if cpu is None:
+        mx = sys.modules.get("mlx.core")
+        cpu = mx is not None and mx.default_device() == mx.cpu
+    name = str(dtype).rsplit(".", 1)[-1]  # "float32" from mlx.core.float32
     cache = kernel_cache() if cpu else None
-    marker = cache / f".{program}-{dtype}-compiled" if cache is not None else None
+    marker = cache / f".{program}-{name}-compiled" if cache is not None else None
     if marker is not None and notify and not marker.exists():
-        print(f"{program}: first run in {dtype} with this MLX: its CPU kernels are being "
+        print(f"{program}: first run in {name} with this MLX: its CPU kernels are being "
               f"compiled (once, 10-30 s; kept in {cache})", file=sys.stderr)  # fmt: skip
     yield
     if marker is not None:
