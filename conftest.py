@@ -21,11 +21,14 @@ REQUIRED = os.environ.get("NEMO_MLX_REFERENCE") == "required"
 _REFERENCE_REASONS = ("reference", "nemo_toolkit", "needs torch")
 
 
-def _for_want_of_reference(report: pytest.CollectReport | pytest.TestReport) -> bool:
-    if not report.skipped:
-        return False
+def _fail_if_skipped_for_want_of_reference(report: pytest.CollectReport | pytest.TestReport):
+    """Under REQUIRED, a skip whose reason is a missing reference group becomes a failure."""
+    if not (REQUIRED and report.skipped):
+        return
     reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    return any(word in str(reason) for word in _REFERENCE_REASONS)
+    if any(word in str(reason) for word in _REFERENCE_REASONS):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for want of NeMo while it is required: {report.longrepr}"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -41,16 +44,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector):
     report = yield
-    if REQUIRED and _for_want_of_reference(report):
-        report.outcome = "failed"
-        report.longrepr = f"skipped for want of NeMo while it is required: {report.longrepr}"
+    _fail_if_skipped_for_want_of_reference(report)
     return report
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if REQUIRED and _for_want_of_reference(report):
-        report.outcome = "failed"
-        report.longrepr = f"skipped for want of NeMo while it is required: {report.longrepr}"
+    _fail_if_skipped_for_want_of_reference(report)
     return report

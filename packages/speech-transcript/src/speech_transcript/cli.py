@@ -194,8 +194,8 @@ def check_template(template: str, names: Sequence[str], formats: Sequence[str]) 
                 target = file_name(template, source, index, fmt)
             except (ValueError, IndexError) as err:
                 raise UsageError(f"--output-template {template!r}: {err}") from None
-            parts = PurePath(target).parts
-            if not target or PurePath(target).is_absolute() or ".." in parts:
+            path = PurePath(target)
+            if not target or path.is_absolute() or ".." in path.parts:
                 raise UsageError(f"--output-template {template!r} names {target!r}, outside "
                                  "--output-dir")  # fmt: skip
             if (earlier := seen.get(target)) is not None:
