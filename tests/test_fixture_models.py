@@ -21,16 +21,28 @@ from mlx_ctc_decoder import greedy_decode as ctc_greedy
 from mlx_transducer import Transducer, TransducerConfig
 from nemo_mlx_convert import convert_nemo, open_model_directory
 
-MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
-AUDIO = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+AUDIO = FIXTURES / "audio"
+# make_model_fixtures.py: one structural variant each; make_checkpoint_fixtures.py: NVIDIA's
+# released checkpoints, configured as published with only sizes shrunk
 NAMES = ["tdt", "rnnt", "ctc", "hybrid_tdt_ctc"]
+CHECKPOINTS = ["parakeet-tdt-0.6b-v2", "parakeet-tdt-0.6b-v3", "parakeet-rnnt-1.1b",
+               "parakeet-ctc-1.1b", "parakeet-tdt_ctc-110m"]  # fmt: skip
+PATHS = [FIXTURES / "models" / n for n in NAMES] + [
+    FIXTURES / "checkpoints" / n for n in CHECKPOINTS
+]
+
+
+def _file(path: Path, suffix: str) -> Path:
+    """A fixture's file (names such as parakeet-tdt-0.6b-v2 have dots of their own)."""
+    return path.parent / f"{path.name}{suffix}"
 
 
 class Fixture:
-    def __init__(self, name: str, directory: Path) -> None:
-        self.name = name
-        self.meta = json.loads((MODELS / f"{name}.json").read_text())
-        with np.load(MODELS / f"{name}.npz") as data:
+    def __init__(self, path: Path, directory: Path) -> None:
+        self.name = path.name
+        self.meta = json.loads(_file(path, ".json").read_text())
+        with np.load(_file(path, ".npz")) as data:
             self.arrays = {key: data[key] for key in data.files}
         model_dir = open_model_directory(directory)
         cfg = model_dir.nemo_config
@@ -45,7 +57,9 @@ class Fixture:
                 [(k, v) for k, v in weights.items() if k.startswith(("decoder.", "joint."))],
                 strict=True,
             )
-        if "aux_ctc" in cfg:  # hybrid: the CTC head is `ctc_decoder`
+        # a hybrid's CTC head is `ctc_decoder` (a TDT checkpoint such as parakeet-tdt-0.6b-v2
+        # has an unused `aux_ctc` section: the model class decides, as NeMo's does)
+        if model_dir.model_class.endswith("EncDecHybridRNNTCTCBPEModel"):
             ctc_cfg, ctc_prefix = cfg["aux_ctc"]["decoder"], "ctc_decoder."
         else:
             ctc_cfg, ctc_prefix = cfg["decoder"], "decoder."
@@ -62,10 +76,10 @@ def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array
     return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
 
 
-@pytest.fixture(scope="module", params=NAMES)
+@pytest.fixture(scope="module", params=PATHS, ids=lambda path: path.name)
 def fixture(request, tmp_path_factory) -> Fixture:
-    out = tmp_path_factory.mktemp("converted") / request.param
-    convert_nemo(MODELS / f"{request.param}.nemo", out)
+    out = tmp_path_factory.mktemp("converted") / request.param.name
+    convert_nemo(_file(request.param, ".nemo"), out)
     return Fixture(request.param, out)
 
 
