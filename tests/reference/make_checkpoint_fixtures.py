@@ -43,7 +43,7 @@ import re
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ SIZES = {
     "joint_hidden": 64,
 }
 SECTIONS = ("preprocessor", "encoder", "decoder", "joint", "decoding", "loss", "aux_ctc",
-            "model_defaults", "spec_augment", "sample_rate", "interctc")  # fmt: skip
+            "model_defaults", "spec_augment", "sample_rate", "interctc", "rnnt_reduction")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,53 @@ class Checkpoint:
     text: str  # how the checkpoint's tokenizer writes text: "pnc", "lower" or "multilingual"
     vocab_size: int
     blank_share: float  # share of samples on which blank wins (make_model_fixtures)
+    # Where the checkpoint's whole config was not published (see the config file's header):
+    # the complete config its stated values are laid over, and values stated elsewhere than
+    # in that file ({dotted key: (value, source)}).
+    base: str | None = None
+    stated: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
 
+_PARITY_MD = "mudler/parakeet.cpp docs/parity.md (values read from the .nemo's config)"
 CHECKPOINTS: dict[str, Checkpoint] = {
     "parakeet-tdt-0.6b-v2": Checkpoint(EncDecRNNTBPEModel, "pnc", 128, 0.5),
     "parakeet-tdt-0.6b-v3": Checkpoint(EncDecRNNTBPEModel, "multilingual", 512, 0.5),
-    "parakeet-rnnt-1.1b": Checkpoint(EncDecRNNTBPEModel, "lower", 128, 0.8),
-    "parakeet-ctc-1.1b": Checkpoint(EncDecCTCModelBPE, "lower", 128, 0.5),
-    "parakeet-tdt_ctc-110m": Checkpoint(EncDecHybridRNNTCTCBPEModel, "pnc", 128, 0.5),
+    # The 1.1b configs are partial: laid over v2's published config (the Parakeet family's),
+    # with the head made RNNT / CTC as the model class is.
+    "parakeet-rnnt-1.1b": Checkpoint(
+        EncDecRNNTBPEModel,
+        "lower",
+        128,
+        0.8,
+        base="parakeet-tdt-0.6b-v2",
+        stated={
+            "encoder.use_bias": (
+                True,
+                "transformers PR #41545: the 1.1b family's converted "
+                "config has attention_bias=True (parakeet-ctc-1.1b)",
+            )
+        },
+    ),
+    "parakeet-ctc-1.1b": Checkpoint(
+        EncDecCTCModelBPE, "lower", 128, 0.5, base="parakeet-tdt-0.6b-v2"
+    ),
+    # The recipe the 110m was trained from, with what the released checkpoint has differently.
+    "parakeet-tdt_ctc-110m": Checkpoint(
+        EncDecHybridRNNTCTCBPEModel,
+        "pnc",
+        128,
+        0.5,
+        base="parakeet-tdt_ctc-110m",
+        stated={
+            "preprocessor.features": (80, _PARITY_MD),
+            "encoder.feat_in": (80, _PARITY_MD),
+            "encoder.xscaling": (False, _PARITY_MD),
+            "rnnt_reduction": (
+                "mean_volume",
+                "NVIDIA-NeMo/Speech issue #14710, quoting the .nemo's model_config.yaml",
+            ),
+        },
+    ),
 }
 
 
@@ -173,9 +212,77 @@ def train_tokenizer(directory: Path, published: dict[str, Any], spec: Checkpoint
 
 
 def published_config(name: str) -> dict[str, Any]:
-    """The committed `model_config.yaml` of a checkpoint (a `model:` wrapper taken off)."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    """A committed config file, interpolations resolved and a `model:` wrapper taken off."""
+    config = OmegaConf.create(yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()))
+    config = OmegaConf.to_container(config, resolve=True)
     return config.get("model", config)
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _put(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, key = dotted.split(".")
+    for parent in parents:
+        tree = tree.setdefault(parent, {})
+    tree[key] = value
+
+
+def as_head(config: dict[str, Any], cls: type[ASRModel]) -> dict[str, Any]:
+    """A TDT config's sections for a plain RNNT or a CTC model (NeMo's layouts for them)."""
+    config = json.loads(json.dumps(config))
+    if cls is EncDecRNNTBPEModel and "durations" in config["decoding"]:
+        config["decoding"]["model_type"] = "rnnt"
+        del config["decoding"]["durations"]
+        config["joint"]["num_extra_outputs"] = 0
+        config["model_defaults"].pop("tdt_durations", None)
+        config["loss"] = {"loss_name": "default"}
+    if cls is EncDecCTCModelBPE:
+        for key in ("joint", "loss", "aux_ctc"):
+            config.pop(key, None)
+        config["decoder"] = {"_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+                             "feat_in": config["encoder"]["d_model"], "num_classes": -1,
+                             "vocabulary": []}  # fmt: skip
+        config["decoding"] = {"strategy": "greedy_batch"}
+        config["model_defaults"] = {"enc_hidden": config["encoder"]["d_model"]}
+    return config
+
+
+def full_config(name: str, spec: Checkpoint) -> tuple[dict[str, Any], dict[str, str]]:
+    """The checkpoint's config, and where each value not in its own published file came from.
+
+    A complete published config is used as it is. A partial one (the 1.1b models) is laid
+    over `spec.base`'s, a recipe (the 110m) gets the values its released checkpoint is
+    stated to have; `sources` names the origin of every such value.
+    """
+    published = published_config(name)
+    if spec.base is None:
+        return published, {}
+    sources: dict[str, str] = {}
+    if spec.base != name:
+        config = as_head(published_config(spec.base), spec.cls)
+        sources["*"] = f"tests/reference/configs/{spec.base}.yaml, head made {spec.cls.__name__}'s"
+        for key, value in _leaves(published).items():
+            if key in ("target", "decoder.vocab_size", "joint.num_classes", "decoder.num_classes"):
+                continue  # the class, and vocabulary sizes (shrunk with the tokenizer)
+            _put(config, key, value)
+            sources[key] = (
+                f"tests/reference/configs/{name}.yaml (stated values, sources in its header)"
+            )
+    else:
+        config = published
+        sources["*"] = f"tests/reference/configs/{name}.yaml: the training recipe"
+    for key, (value, source) in spec.stated.items():
+        _put(config, key, value)
+        sources[key] = source
+    return config, sources
 
 
 def _set(section: dict[str, Any], key: str, value: Any, path: str, shrunk: dict) -> None:
@@ -227,7 +334,7 @@ def make_fixture(
     name: str, spec: Checkpoint, signals: dict[str, np.ndarray], work: Path, staging: Path
 ) -> None:
     config_path = CONFIGS / f"{name}.yaml"
-    published = published_config(name)
+    published, sources = full_config(name, spec)
     tokenizer = train_tokenizer(work / name / "tokenizer", published, spec)
     config, shrunk = shrink(published, tokenizer, spec.cls is EncDecHybridRNNTCTCBPEModel)
     torch.manual_seed(SEED)
@@ -245,6 +352,7 @@ def make_fixture(
         published_config=str(config_path.relative_to(base.ROOT)),
         published_config_sha256=hashlib.sha256(config_path.read_bytes()).hexdigest(),
         shrunk=shrunk,
+        config_sources=sources,
         decoding_strategy=decoding.get("strategy"),
         max_symbols=(decoding.get("greedy") or {}).get("max_symbols"),
     )
