@@ -5,7 +5,8 @@ Needs MLX and the `reference` dependency group in one environment:
     python benchmarks/decode.py
 
 A random-weight prediction network and joint of nvidia/parakeet-tdt-0.6b-v2's geometry
-(vocabulary 1024, pred/joint hidden 640, one LSTM layer, durations 0-4) is built with
+(vocabulary 1024, pred/joint hidden 640, two LSTM layers as the published config has,
+durations 0-4) is built with
 NeMo's classes and copied into ours. The joint's output layer is scaled and blank biased
 so that the decoder emits about one token per three frames, as on speech, instead of
 random weights' degenerate all-blank or all-token output. Encoder frames are random, of
@@ -32,13 +33,14 @@ from mlx_transducer import Transducer, TransducerConfig
 from nemo_mlx_convert.mapping import map_state_dict
 
 VOCAB, D_MODEL, HIDDEN, DURATIONS = 1024, 1024, 640, [0, 1, 2, 3, 4]
+LSTM_LAYERS = 2  # parakeet-tdt-0.6b-v2 / -v3 (tests/reference/configs: pred_rnn_layers 2)
 FRAMES_PER_SECOND = 12.5  # 8x subsampling of 10 ms frames
 
 
 def build() -> tuple[rnnt.RNNTDecoder, rnnt.RNNTJoint, Transducer]:
     torch.manual_seed(0)
     decoder = rnnt.RNNTDecoder(
-        prednet={"pred_hidden": HIDDEN, "pred_rnn_layers": 1, "dropout": 0.2},
+        prednet={"pred_hidden": HIDDEN, "pred_rnn_layers": LSTM_LAYERS, "dropout": 0.2},
         vocab_size=VOCAB,
         blank_as_pad=True,
     ).eval()
@@ -57,7 +59,7 @@ def build() -> tuple[rnnt.RNNTDecoder, rnnt.RNNTJoint, Transducer]:
         joint.joint_net[-1].weight.mul_(8.0)
         joint.joint_net[-1].bias[VOCAB] += 6.0
     config = TransducerConfig(
-        vocab_size=VOCAB, pred_hidden=HIDDEN, pred_rnn_layers=1, joint_hidden=HIDDEN, encoder_hidden=D_MODEL,
+        vocab_size=VOCAB, pred_hidden=HIDDEN, pred_rnn_layers=LSTM_LAYERS, joint_hidden=HIDDEN, encoder_hidden=D_MODEL,
         durations=tuple(DURATIONS), max_symbols=10,
     )  # fmt: skip
     ours = Transducer(config)

@@ -32,7 +32,7 @@ import mlx.core as mx
 import numpy as np
 import soundfile as sf
 import torch
-from _common import PeakRSS
+from _common import PeakRSS, published_v2
 from nemo.collections.asr.modules.conformer_encoder import ConformerEncoder
 from parakeet_mlx.conformer import Conformer as PortConformer
 from parakeet_mlx.conformer import ConformerArgs
@@ -51,28 +51,11 @@ PREPROCESSOR = {
 
 
 def encoder_config(layers: int) -> dict:
-    """nvidia/parakeet-tdt-0.6b-v2's encoder section, inference-relevant keys."""
-    return {
-        "feat_in": 128,
-        "n_layers": layers,
-        "d_model": 1024,
-        "n_heads": 8,
-        "subsampling": "dw_striding",
-        "subsampling_factor": 8,
-        "subsampling_conv_channels": 256,
-        "ff_expansion_factor": 4,
-        "self_attention_model": "rel_pos",
-        "att_context_size": [-1, -1],
-        "xscaling": True,
-        "untie_biases": True,
-        "pos_emb_max_len": 5000,
-        "conv_kernel_size": 9,
-        "conv_norm_type": "batch_norm",
-        "dropout": 0.0,
-        "dropout_pre_encoder": 0.0,
-        "dropout_emb": 0.0,
-        "dropout_att": 0.0,
-    }
+    """nvidia/parakeet-tdt-0.6b-v2's published encoder section, `layers` layers, no dropout."""
+    config = published_v2()["encoder"]
+    config.pop("_target_")
+    dropouts = {k: 0.0 for k in config if k.startswith("dropout")}
+    return {**config, **dropouts, "n_layers": layers}
 
 
 def mlx_weights(encoder: torch.nn.Module) -> list[tuple[str, mx.array]]:
