@@ -6,7 +6,6 @@ import pytest
 
 from mlx_audio_frontend import (
     LogMelConfig,
-    TimeBase,
     conv_stack_length,
     feature_frames,
     stft_frames,
@@ -51,13 +50,3 @@ def test_subsampling_lengths_follow_nemo_calc_length(args, expected):
 def test_subsampling_factor_must_be_a_power_of_two():
     with pytest.raises(ValueError, match="power of two"):
         subsampling_stages(6)
-
-
-def test_time_base_for_fastconformer():
-    tb = TimeBase(sample_rate=16000, hop_length=160, subsampling_factor=8)
-    assert tb.encoder_frame_seconds == pytest.approx(0.08)
-    assert tb.encoder_frame_to_seconds(25) == pytest.approx(2.0)
-    assert tb.seconds_to_encoder_frame(2.0) == 25
-    assert tb.seconds_to_encoder_frame(2.079) == 25
-    assert tb.encoder_frame_to_sample(3) == 3840
-    assert tb.seconds_to_samples(1.5) == 24000

@@ -2,7 +2,7 @@
 
 `load_audio` turns a file, bytes or an array into 16 kHz mono float32 samples the way
 NeMo's loader does; `LogMel` / `log_mel` reproduce NeMo's `AudioToMelSpectrogramPreprocessor`;
-`TimeBase` and the functions of `frames` convert between samples, frames and seconds.
+the functions of `frames` give NeMo's lengths of features and subsampled frames.
 """
 
 import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
@@ -20,7 +20,6 @@ from .errors import (
 from .filterbank import analysis_window, mel_filterbank
 from .frames import (
     ConvStage,
-    TimeBase,
     conv_stack_length,
     feature_frames,
     stft_frames,
@@ -42,7 +41,6 @@ __all__ = [
     "LogMel",
     "LogMelConfig",
     "MissingDecoderError",
-    "TimeBase",
     "analysis_window",
     "conv_stack_length",
     "feature_frames",

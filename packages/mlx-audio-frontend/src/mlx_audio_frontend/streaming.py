@@ -45,10 +45,6 @@ class StreamingLogMel:
         self._next = 0  # next frame to emit
         self._finished = False
 
-    @property
-    def frames_emitted(self) -> int:
-        return self._next
-
     def add(self, samples: np.ndarray | mx.array) -> mx.array:
         """Append samples (float, the config's rate); return the frames that became final."""
         if self._finished:
