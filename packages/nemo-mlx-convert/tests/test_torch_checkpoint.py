@@ -2,26 +2,31 @@
 
 Fixtures under fixtures/ are real `torch.save` output (make_checkpoint_fixtures.py). The
 other checkpoints here are written without torch, opcode by opcode, in the layout torch
-writes; `test_torch_free_writer_matches_torch` checks that layout against torch.load.
+writes; `test_torch_free_writer_matches_torch` checks that layout against torch.load. The
+zip64 ones are torch's own checkpoints rewritten record by record by zipfile, one of them
+sparse with 4 GiB of zeros before its storages, and are checked against torch.load too.
 """
 
 from __future__ import annotations
 
 import copyreg
 import io
+import json
 import mmap
 import os
 import pickle
 import tarfile
 import tracemalloc
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-from nemo_mlx_convert import ConversionError, torch_checkpoint
+from nemo_mlx_convert import ConversionError, convert_nemo, torch_checkpoint
+from nemo_mlx_convert.nemo_archive import CONFIG_NAME, WEIGHTS_NAME, NemoArchive
 from nemo_mlx_convert.torch_checkpoint import load_state_dict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -472,6 +477,291 @@ def test_bad_checkpoints_fail_with_one_line_naming_the_file(tmp_path, case):
 def test_a_stream_is_named_in_errors():
     with pytest.raises(ConversionError, match=r"^<checkpoint stream>: empty file"):
         load_state_dict(io.BytesIO(b""))
+
+
+# ---------------------------------------------------------------- zip64: over 4 GiB
+
+_FOUR_GIB = 1 << 32
+_ZERO_CHUNK = bytes(8 << 20)
+_MODELS = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "models"
+
+
+class _SparseFile:
+    """A file for writers in which zeros past what is written become holes, not data.
+
+    An all-zero write at or beyond the furthest point written so far is a seek (`close`
+    sets the size), so gigabytes of zeros take neither disk nor memory; anything else is
+    written. With `seekable=False`, `seek` is refused, and zipfile then writes each record
+    with a data descriptor after its data, as torch does.
+    """
+
+    def __init__(self, path: Path, *, seekable: bool = True) -> None:
+        self._file = path.open("wb")
+        self._seekable = seekable
+        self._end = 0
+
+    def write(self, data: bytes) -> int:
+        size = len(data)
+        position = self._file.tell()
+        zeros = data is _ZERO_CHUNK or not np.frombuffer(data, dtype=np.uint8).any()
+        if position >= self._end and zeros:
+            self._file.seek(size, os.SEEK_CUR)
+        else:
+            self._file.write(data)
+        self._end = max(self._end, position + size)
+        return size
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if not self._seekable or whence == os.SEEK_END:
+            raise io.UnsupportedOperation("seek")
+        return self._file.seek(offset, whence)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def __enter__(self) -> _SparseFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.truncate(self._end)
+        self._file.close()
+
+
+class _HoleSkippingReader:
+    """A file for readers in which a chunk of `_ZERO_CHUNK`'s size that lies in one of the
+    file's holes is `_ZERO_CHUNK` itself, found with SEEK_DATA and never read."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb", buffering=0)
+
+    def read(self, size: int) -> bytes:
+        position = self._file.tell()
+        if size == len(_ZERO_CHUNK):
+            try:
+                data_from = os.lseek(self._file.fileno(), position, os.SEEK_DATA)
+            except OSError:  # no data after `position`, or no SEEK_DATA here: read
+                data_from = position
+            if data_from >= position + size:
+                self._file.seek(position + size)
+                return _ZERO_CHUNK
+            self._file.seek(position)
+        return self._file.read(size)
+
+    def __enter__(self) -> _HoleSkippingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+def _zip64_copy(source: Path, target: Path, *, seekable: bool = True, filler: int = 0) -> Path:
+    """`source` rewritten by zipfile, every record stored with a zip64 local header.
+
+    `filler` zero bytes, in a record of their own, go just before the first storage record,
+    where a big model's gigabytes of weights would be, so that every storage record lies
+    past them; the file stays sparse.
+    """
+    with (
+        zipfile.ZipFile(source) as old,
+        _SparseFile(target, seekable=seekable) as out,
+        zipfile.ZipFile(out, "w") as new,
+    ):
+        for info in old.infolist():
+            prefix, name = info.filename.split("/", 1)
+            if filler and name.startswith("data/"):
+                blocks, rest = divmod(filler, len(_ZERO_CHUNK))
+                _zip64_record(new, out, f"{prefix}/filler", [_ZERO_CHUNK] * blocks + [bytes(rest)])
+                filler = 0
+            _zip64_record(new, out, info.filename, [old.read(info)])
+    return target
+
+
+def _zip64_record(archive: zipfile.ZipFile, out: _SparseFile, name: str, chunks: list) -> None:
+    """One stored record whose local header carries a zip64 extra field (its sizes), after
+    torch's own padding field ("FB", then "Z"s) that starts the data at a multiple of 64."""
+    unpadded = out.tell() + 30 + len(name) + 4 + 20  # header, name, padding field, zip64 field
+    padding = -unpadded % 64
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.extra = b"FB" + padding.to_bytes(2, "little") + b"Z" * padding
+    with archive.open(info, "w", force_zip64=True) as record:
+        for chunk in chunks:
+            record.write(chunk)
+
+
+def _local_headers(path: Path) -> dict[str, tuple[int, list[int], int]]:
+    """Each record's local header as written: flag bits, extra field ids, data offset."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive, path.open("rb") as handle:
+        for info in archive.infolist():
+            handle.seek(info.header_offset)
+            fixed = handle.read(30)
+            flags = int.from_bytes(fixed[6:8], "little")
+            name_length, extra_length = (
+                int.from_bytes(fixed[i : i + 2], "little") for i in (26, 28)
+            )
+            handle.seek(name_length, os.SEEK_CUR)
+            extra, ids = handle.read(extra_length), []
+            while extra:
+                ids.append(int.from_bytes(extra[:2], "little"))
+                extra = extra[4 + int.from_bytes(extra[2:4], "little") :]
+            data_offset = info.header_offset + 30 + name_length + extra_length
+            headers[info.filename] = (flags, ids, data_offset)
+    return headers
+
+
+def _assert_zip64_torch_layout(path: Path, *, descriptors: bool) -> None:
+    for name, (flags, ids, data_offset) in _local_headers(path).items():
+        assert ids == [0x4246, 0x0001], name  # torch's padding, then zip64's sizes
+        assert bool(flags & 0x08) == descriptors, name  # sizes after the data, or in the header
+        assert data_offset % 64 == 0, name
+
+
+def _assert_sparse(path: Path) -> None:
+    on_disk = path.stat().st_blocks * 512  # what `du` counts
+    assert path.stat().st_size > _FOUR_GIB
+    assert on_disk < 64 << 20, f"{path} takes {on_disk} bytes on disk: not sparse"
+
+
+def _assert_equal_to_tensors(tensors: dict, state: Mapping, torch) -> None:
+    assert list(tensors) == list(state)
+    for name, tensor in state.items():
+        tensor, got = tensor.detach().contiguous(), tensors[name]
+        if tensor.dtype == torch.bfloat16:
+            tensor, got = tensor.view(torch.int16), got.view(np.int16)
+        np.testing.assert_array_equal(got, tensor.numpy(), err_msg=name)
+        assert got.dtype == tensor.numpy().dtype, name
+
+
+def _tracemalloc_peak(load) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        result = load()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("descriptors", [False, True], ids=["sizes-in-header", "data-descriptor"])
+def test_a_torch_checkpoint_rewritten_with_zip64_headers_reads_back_exactly(tmp_path, descriptors):
+    torch = pytest.importorskip("torch", reason=NEEDS_TORCH)
+    generator = torch.Generator().manual_seed(2)
+    base = torch.randn(6, 10, generator=generator)
+    state = {
+        "weight": base,
+        "transposed": base.t(),
+        "sliced": base[2:, 3:9:2],
+        "bf16": torch.randn(3, 5, generator=generator).to(torch.bfloat16),
+        "ints": torch.randint(-9, 9, (7,), generator=generator),
+        "scalar": torch.tensor(0.25),
+    }
+    torch.save(state, tmp_path / "torch.ckpt")
+    path = _zip64_copy(tmp_path / "torch.ckpt", tmp_path / "zip64.ckpt", seekable=not descriptors)
+    _assert_zip64_torch_layout(path, descriptors=descriptors)
+    original = load_state_dict(tmp_path / "torch.ckpt")
+    for use_mmap in (True, False):
+        tensors = load_state_dict(path, mmap=use_mmap)
+        _assert_equal_to_tensors(tensors, state, torch)
+        for name, array in tensors.items():
+            assert array.strides == original[name].strides, name
+    # and the rewritten file is still one that torch itself loads
+    _assert_equal_to_tensors(load_state_dict(path), torch.load(path, weights_only=True), torch)
+
+
+@pytest.fixture(scope="module")
+def over_4_gib(tmp_path_factory) -> Iterator[Path]:
+    """state_dict.ckpt (torch's output) with 4 GiB + 1 MiB of zeros stored before its storage
+    records and zip64 local headers with data descriptors, as torch writes a big model:
+    sparse, so neither the disk nor the memory ever holds the 4 GiB."""
+    path = tmp_path_factory.mktemp("zip64") / "over_4_gib.ckpt"
+    yield _zip64_copy(CHECKPOINT, path, seekable=False, filler=_FOUR_GIB + (1 << 20))
+    path.unlink()
+
+
+@pytest.mark.parametrize("use_mmap", [True, False])
+def test_storage_records_past_4_gib_read_back_exactly(over_4_gib, expected, use_mmap):
+    _assert_sparse(over_4_gib)
+    _assert_zip64_torch_layout(over_4_gib, descriptors=True)
+    with zipfile.ZipFile(over_4_gib) as archive:
+        offsets = {i.filename: i.header_offset for i in archive.infolist()}
+    storages = [name for name in offsets if name.startswith("state_dict/data/")]
+    assert len(storages) == 16
+    assert all(offsets[name] > _FOUR_GIB for name in storages)
+    assert offsets["state_dict/data.pkl"] < offsets["state_dict/filler"] < _FOUR_GIB
+
+    tensors, peak = _tracemalloc_peak(lambda: load_state_dict(over_4_gib, mmap=use_mmap))
+    assert peak < 1 << 20  # only data.pkl and the storages (a few kilobytes) are read
+    _assert_equal_to_torch(tensors, expected)
+    assert isinstance(_owner(tensors["linear_weight"]), mmap.mmap) == use_mmap
+    assert np.shares_memory(tensors["linear_weight"], tensors["tied_weight"])
+    _assert_sparse(over_4_gib)
+
+
+@pytest.mark.reference
+def test_torch_itself_loads_the_checkpoint_over_4_gib_as_this_reader_does(over_4_gib):
+    """So the file above is one that torch reads, not only one that zipfile writes."""
+    torch = pytest.importorskip("torch", reason=NEEDS_TORCH)
+    loaded = torch.load(over_4_gib, weights_only=True, mmap=True)
+    _assert_equal_to_tensors(load_state_dict(over_4_gib), loaded, torch)
+
+
+def test_a_nemo_archive_holding_a_checkpoint_over_4_gib(over_4_gib, expected, tmp_path):
+    """The tar member is read in place (zipfile seeks within it): nothing is copied, and the
+    archive, written sparse too, stays sparse."""
+    nemo = tmp_path / "model.nemo"
+    config = b"target: nemo.collections.asr.models.EncDecCTCModelBPE\n"
+    with (
+        _SparseFile(nemo) as out,
+        tarfile.open(fileobj=out, mode="w", copybufsize=len(_ZERO_CHUNK)) as archive,
+        _HoleSkippingReader(over_4_gib) as weights,
+    ):
+        member = tarfile.TarInfo("./model_config.yaml")
+        member.size = len(config)
+        archive.addfile(member, io.BytesIO(config))
+        archive.addfile(archive.gettarinfo(over_4_gib, "./model_weights.ckpt"), weights)
+    _assert_sparse(nemo)
+    with NemoArchive(nemo) as archive:
+        assert archive.names() == [CONFIG_NAME, WEIGHTS_NAME]
+        assert archive.size(WEIGHTS_NAME) == over_4_gib.stat().st_size
+        assert archive.config() == {"target": "nemo.collections.asr.models.EncDecCTCModelBPE"}
+    with tarfile.open(nemo) as archive:
+        member = archive.extractfile("./model_weights.ckpt")
+        tensors, peak = _tracemalloc_peak(lambda: load_state_dict(member))
+    assert peak < 1 << 20
+    _assert_equal_to_torch(tensors, expected)
+    _assert_sparse(nemo)
+
+
+def test_a_nemo_whose_weights_have_zip64_headers_converts_as_the_original(tmp_path):
+    """The whole conversion (which copies model_weights.ckpt out of the tar before mapping
+    it) on zip64 headers; over 4 GiB that copy would write the 4 GiB, so it is left to the
+    two tests above."""
+    source = _MODELS / "ctc.nemo"
+    rewritten = tmp_path / "zip64.nemo"
+    with tarfile.open(source) as old, tarfile.open(rewritten, "w") as new:
+        for member in old.getmembers():
+            data = old.extractfile(member).read() if member.isfile() else None
+            if member.name.removeprefix("./") == WEIGHTS_NAME:
+                (tmp_path / "plain.ckpt").write_bytes(data)
+                _zip64_copy(tmp_path / "plain.ckpt", tmp_path / "zip64.ckpt", seekable=False)
+                data = (tmp_path / "zip64.ckpt").read_bytes()
+                member.size = len(data)
+            new.addfile(member, io.BytesIO(data) if data is not None else None)
+    _assert_zip64_torch_layout(tmp_path / "zip64.ckpt", descriptors=True)
+    digest = "0" * 64  # one source hash for both, so that the weights can be compared whole
+    convert_nemo(source, tmp_path / "plain", sha256=digest)
+    convert_nemo(rewritten, tmp_path / "zip64", sha256=digest)
+    weights = [tmp_path / out / "model.safetensors" for out in ("plain", "zip64")]
+    assert weights[0].read_bytes() == weights[1].read_bytes()
+    configs = [
+        json.loads((tmp_path / out / "config.json").read_text()) for out in ("plain", "zip64")
+    ]
+    assert configs[1].pop("source")["file_name"] == "zip64.nemo"
+    configs[0].pop("source")
+    assert configs[0] == configs[1]
 
 
 # ---------------------------------------------------------------- against torch itself
