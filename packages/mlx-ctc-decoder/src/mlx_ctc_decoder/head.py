@@ -9,6 +9,11 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+# Every key of NeMo's ConvASRDecoder section: read here, or with no effect on inference.
+# Any other key is refused, as every `from_nemo` of this project refuses an unknown key.
+_KEYS = {"_target_", "feat_in", "num_classes", "vocabulary", "add_blank", "temperature",
+         "init_mode"}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class CTCConfig:
@@ -25,6 +30,9 @@ class CTCConfig:
     @classmethod
     def from_nemo(cls, decoder_cfg: Mapping[str, Any]) -> CTCConfig:
         """Build from a `ConvASRDecoder` config: `decoder` of a CTC model, `aux_ctc.decoder` of a hybrid."""
+        unknown = sorted(set(decoder_cfg) - _KEYS)
+        if unknown:
+            raise ValueError(f"CTC decoder config key {unknown[0]!r} is not supported")
         target = str(decoder_cfg.get("_target_", "ConvASRDecoder")).rsplit(".", 1)[-1]
         if target != "ConvASRDecoder":
             raise ValueError(f"CTC decoder {target!r} is not supported; supported: ConvASRDecoder")

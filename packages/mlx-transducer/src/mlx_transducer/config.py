@@ -8,6 +8,31 @@ from typing import Any
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
+# Every key NeMo's RNNTDecoder / RNNTJoint sections may have: read here, or with no effect on
+# inference (training, initialisation, memory tricks). Any other key is refused, as the
+# encoder's and the front end's configs refuse theirs: never a silently different model.
+_DECODER_KEYS = {
+    "_target_", "vocab_size", "prednet", "blank_as_pad", "normalization_mode",
+    "random_state_sampling",  # training only
+}  # fmt: skip
+_PREDNET_KEYS = {
+    "pred_hidden", "pred_rnn_layers", "rnn_hidden_size", "normalization_mode",
+    "dropout", "t_max", "forget_gate_bias", "weights_init_scale", "hidden_hidden_bias_scale",
+}  # fmt: skip
+_JOINT_KEYS = {
+    "_target_", "jointnet", "num_classes", "num_extra_outputs", "vocabulary",
+    "log_softmax",  # normalisation of the logits: no argmax changes; ours is always log-softmax
+    "preserve_memory", "fuse_loss_wer", "fused_batch_size", "experimental_fuse_loss_wer",
+    "masking_prob",  # training only
+}  # fmt: skip
+_JOINTNET_KEYS = {"joint_hidden", "activation", "dropout", "encoder_hidden", "pred_hidden"}
+
+
+def _refuse_unknown(section: str, cfg: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"{section} config key {unknown[0]!r} is not supported")
+
 
 @dataclass(frozen=True)
 class TransducerConfig:
@@ -54,12 +79,20 @@ class TransducerConfig:
     def from_nemo(cls, cfg: Mapping[str, Any]) -> TransducerConfig:
         """Build from a whole NeMo RNNT/TDT (or hybrid) model config.
 
+        A key of the decoder or joint sections that is neither read nor known to leave
+        inference unchanged is refused with its name (as every `from_nemo` here does).
+
         TDT durations are `loss.tdt_kwargs.durations`, as NeMo decodes with them
         (`set_decoding_type_according_to_loss` overwrites `decoding.durations`, and
         `model_defaults.tdt_durations` only fills configs in); the joint's extra outputs
         must match them."""
         decoder, joint = cfg.get("decoder") or {}, cfg.get("joint") or {}
         prednet, jointnet = decoder.get("prednet") or {}, joint.get("jointnet") or {}
+        for section, part, known in (("decoder", decoder, _DECODER_KEYS),
+                                     ("decoder.prednet", prednet, _PREDNET_KEYS),
+                                     ("joint", joint, _JOINT_KEYS),
+                                     ("joint.jointnet", jointnet, _JOINTNET_KEYS)):  # fmt: skip
+            _refuse_unknown(section, part, known)
         target = str(decoder.get("_target_", "RNNTDecoder")).rsplit(".", 1)[-1]
         if target != "RNNTDecoder":
             raise ValueError(
