@@ -72,10 +72,18 @@ def _with(cfg: dict, path: str, key: str) -> dict:
         (TransducerConfig.from_nemo, "joint"),
         (TransducerConfig.from_nemo, "joint.jointnet"),
         (lambda c: CTCConfig.from_nemo(c["aux_ctc"]["decoder"]), "aux_ctc.decoder"),
+        (lambda c: DecoderConfig.from_nemo(c, vocab_size=8), "transf_decoder"),
+        (lambda c: DecoderConfig.from_nemo(c, vocab_size=8), "transf_decoder.config_dict"),
+        (lambda c: DecoderConfig.from_nemo(c, vocab_size=8), "head"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
 def test_an_unknown_key_is_refused_by_name(build, path):
-    cfg = _with(_config("stt_en_fastconformer_hybrid_large_streaming_multi"), path, "frobnicate")
+    name = (
+        "canary-180m-flash"
+        if path.startswith(("transf", "head"))
+        else "stt_en_fastconformer_hybrid_large_streaming_multi"
+    )
+    cfg = _with(_config(name), path, "frobnicate")
     with pytest.raises(ValueError, match="frobnicate"):
         build(cfg)

@@ -6,6 +6,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# Every key NeMo's `transf_decoder` (its `config_dict`) and `head` sections may have: read
+# here, or with no effect on inference. Any other key is refused by name, as every
+# `from_nemo` of this project refuses an unknown key.
+_DECODER_KEYS = {
+    "vocab_size", "hidden_size", "inner_size", "num_layers", "num_attention_heads",
+    "max_sequence_length", "pre_ln", "pre_ln_final_layer_norm", "hidden_act",
+    "learn_positional_encodings",
+    "num_token_types",  # token-type embeddings: NeMo's decoder never passes token types
+    "embedding_dropout", "ffn_dropout", "attn_score_dropout", "attn_layer_dropout",
+}  # fmt: skip
+_OUTER_KEYS = {"_target_", "config_dict", "pre_ln_final_layer_norm", "encoder", "model_name",
+               "pretrained", "library", "checkpoint_file"}  # fmt: skip
+_HEAD_KEYS = {"_target_", "num_classes", "num_layers", "activation", "hidden_size",
+              "log_softmax",  # ours gives log-probabilities, as NeMo's decoding takes them
+              "dropout", "use_transformer_init"}  # fmt: skip
+
+
+def _refuse_unknown(section: str, cfg: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"{section} config key {unknown[0]!r} is not supported")
+
 
 @dataclass(frozen=True)
 class DecoderConfig:
@@ -52,10 +74,15 @@ class DecoderConfig:
         """From a NeMo model config (the whole `cfg`, with `transf_decoder` and `head`).
 
         NeMo rounds the vocabulary up to a multiple of 8 when it builds the model; pass
-        `vocab_size` (the embedding's rows) when the config does not record it.
+        `vocab_size` (the embedding's rows) when the config does not record it. A key that is
+        neither read nor known to leave inference unchanged is refused with its name.
         """
         outer = cfg["transf_decoder"]
         decoder = dict(outer.get("config_dict", outer))
+        if "config_dict" in outer:
+            _refuse_unknown("transf_decoder", outer, _OUTER_KEYS)
+        _refuse_unknown("transf_decoder.config_dict", decoder, _DECODER_KEYS)
+        _refuse_unknown("head", cfg.get("head", {}) or {}, _HEAD_KEYS)
         # NeMo's `get_nemo_transformer(..., config_dict, pre_ln_final_layer_norm=True)` takes
         # this flag beside `config_dict`, never from inside it; a bare decoder config has it
         # in the one mapping there is.
