@@ -65,7 +65,7 @@ import demo_corpus as corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".benchmarks-cache" / "demo-model"
-PACKAGE_DATA = ROOT / "apps" / "parakeet" / "src" / "parakeet" / "demo"
+PACKAGE_DATA = ROOT / "apps" / "parakeet" / "src" / "nemo_mlx_parakeet" / "demo"
 HELDOUT = ROOT / "tests" / "fixtures" / "demo"
 LOCK = Path("/tmp/cpu-busy.lock")
 SEED = 1234

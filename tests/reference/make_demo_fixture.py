@@ -28,7 +28,7 @@ from nemo.collections.asr.metrics.wer import word_error_rate
 from nemo.collections.asr.models import ASRModel
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "apps" / "parakeet" / "src" / "parakeet" / "demo"
+DEMO = ROOT / "apps" / "parakeet" / "src" / "nemo_mlx_parakeet" / "demo"
 FIXTURE = ROOT / "tests" / "fixtures" / "demo"
 COMMAND = "python tests/reference/make_demo_fixture.py"
 
