@@ -268,6 +268,31 @@ def test_every_written_tensor_equals_torchs_after_the_layout_change(name, tmp_pa
         np.testing.assert_array_equal(array, expected[key], err_msg=key)
 
 
+def test_auxiliary_models_are_named_not_converted(tmp_path):
+    """canary-1b-v2's .nemo also holds its CTC aligner (timestamps_asr_model_config.yaml and
+    timestamps_asr_model_weights.ckpt): named in config.json, not converted."""
+    source = tmp_path / "with_aligner.nemo"
+    with tarfile.open(MODELS / "tdt.nemo") as src, tarfile.open(source, "w") as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        for name, data in (("timestamps_asr_model_config.yaml", b"target: x\n"),
+                           ("timestamps_asr_model_weights.ckpt", b"weights"),
+                           ("lonely_config.yaml", b"{}\n")):  # fmt: skip
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    convert_nemo(source, tmp_path / "out")
+    assert open_model_directory(tmp_path / "out").config.auxiliary_models == [
+        "timestamps_asr_model"
+    ]
+    convert_nemo(MODELS / "tdt.nemo", tmp_path / "plain")
+    assert open_model_directory(tmp_path / "plain").config.auxiliary_models == []
+    plain = json.loads((tmp_path / "plain" / "config.json").read_text())
+    del plain["auxiliary_models"]  # a directory written before the field existed still opens
+    (tmp_path / "plain" / "config.json").write_text(json.dumps(plain))
+    assert open_model_directory(tmp_path / "plain").config.auxiliary_models == []
+
+
 def test_a_config_nested_under_model_converts_as_the_plain_one(tmp_path):
     """A training config (`model:` beside `trainer:`) saved as model_config.yaml."""
 

@@ -146,6 +146,7 @@ def convert_nemo(
                 dtype=dtype,
                 tokenizer_files=tokenizer_files,
                 dropped_tensors=dropped,
+                auxiliary_models=_auxiliary_models(archive),
                 converter_version=__version__,
             )
             (staging / CONFIG_FILE).write_text(json.dumps(config.model_dump(), indent=1) + "\n")
@@ -178,6 +179,20 @@ def _model_weights(state: dict[str, Any]) -> dict[str, Any]:
     if isinstance(nested, dict) and not any(isinstance(v, np.ndarray) for v in state.values()):
         return nested
     return state
+
+
+def _auxiliary_models(archive: NemoArchive) -> list[str]:
+    """Models the archive holds beside the main one, as NeMo saves them: a
+    `<name>_config.yaml` with a `<name>_weights.ckpt` (canary-1b-v2's CTC aligner,
+    `timestamps_asr_model`, which NeMo restores and uses for its timestamps)."""
+    suffix = "_config.yaml"
+    return sorted(
+        name.removesuffix(suffix)
+        for name in archive.names()
+        if name.endswith(suffix)
+        and name != CONFIG_NAME  # the main model's model_config.yaml / model_weights.ckpt
+        and archive.has(name.removesuffix(suffix) + "_weights.ckpt")
+    )
 
 
 def _model_class(config: Mapping[str, Any], source: Path) -> str:

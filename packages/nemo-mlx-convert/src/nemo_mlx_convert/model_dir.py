@@ -57,6 +57,11 @@ class ModelDirectoryConfig(BaseModel):
     dropped_tensors: dict[str, str] = Field(
         default_factory=dict, description="NeMo tensor -> why it was dropped"
     )
+    auxiliary_models: list[str] = Field(
+        default_factory=list,
+        description="models the .nemo holds beside the main one (`<name>_config.yaml` with "
+        "`<name>_weights.ckpt`, e.g. canary-1b-v2's `timestamps_asr_model`); not converted",
+    )
     converter_version: str
 
 
