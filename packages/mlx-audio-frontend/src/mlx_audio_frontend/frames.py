@@ -1,4 +1,4 @@
-"""Time bookkeeping in one place: samples <-> feature frames <-> encoder frames <-> seconds.
+"""Length bookkeeping in one place: samples -> feature frames -> subsampled encoder frames.
 
 NeMo computes lengths with floor arithmetic at each stage; every layer of this project asks
 this module instead of repeating the formulas, so that timestamps agree to the frame.
