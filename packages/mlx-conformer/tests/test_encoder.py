@@ -169,6 +169,23 @@ def test_full_attention_in_query_groups_equals_one_pass():
     assert _rel(grouped[1, :88], whole[1, :88]) < 1e-6
 
 
+@pytest.mark.parametrize("context", [(5, 5), (7, 3)])
+def test_local_attention_in_block_groups_equals_one_pass(context):
+    """Long inputs attend in groups of query blocks (bounded memory); the result must not
+    change, for symmetric and asymmetric (NeMo's position placement) windows, with padding."""
+    model = _model()
+    features = mx.random.normal((2, 2100, 80))  # 263 encoder frames: 5 blocks of 64
+    lengths = mx.array([2100, 1500])
+    model.change_attention_model("rel_pos_local_attn", list(context))
+    whole, _ = model(features, lengths)
+    width = 64 + sum(context)
+    for layer in model.layers:
+        layer.self_attn.score_budget = 2 * 4 * 64 * width * 2  # 2 blocks at a time: 3 groups
+    grouped, _ = model(features, lengths)
+    assert _rel(grouped[0], whole[0]) < 1e-6
+    assert _rel(grouped[1, :188], whole[1, :188]) < 1e-6
+
+
 def test_symmetric_positions_project_as_the_interleaved_table():
     """The split projection (sin/cos halves of positions >= 0) and the quantised layers'
     fallback (the rebuilt table) both equal linear_pos applied to NeMo's interleaved

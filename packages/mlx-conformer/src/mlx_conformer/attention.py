@@ -72,9 +72,8 @@ class RelPositionAttention(nn.Module):
         if not self.local:
             out = self._full(q_u, q_v, k, v, self._ascending_positions(pos_emb), lengths)
         else:
-            p = self._heads(self.linear_pos(pos_emb)[None])[0]
-            # (B, H, T, band): query i against relative positions left ... -right.
-            out = self._local(q_u, k, v, q_v @ p.swapaxes(-1, -2), lengths)
+            p = self._heads(self.linear_pos(pos_emb)[None])[0]  # (H, band, d_head)
+            out = self._local(q_u, q_v, k, v, p, lengths)
         return self.linear_out(out.transpose(0, 2, 1, 3).reshape(batch, time, -1))
 
     def _heads(self, x: mx.array) -> mx.array:
@@ -176,39 +175,89 @@ class RelPositionAttention(nn.Module):
         ).reshape(batch, heads, rows, time)
 
     def _local(
-        self, q_u: mx.array, k: mx.array, v: mx.array, matrix_bd: mx.array, lengths: mx.array | None
+        self,
+        q_u: mx.array,
+        q_v: mx.array,
+        k: mx.array,
+        v: mx.array,
+        positions: mx.array,
+        lengths: mx.array | None,
     ) -> mx.array:
         """Sliding-window attention in query blocks of `block` frames.
 
         Block b's queries [bC, bC + C) see keys [bC - left, bC + C + right); the positional
-        score of query i and key j sits in column j - i + left of `matrix_bd`.
+        score of query i and key j, (q_v @ positions^T)[i, j - i + left] (`matrix_bd`, with
+        `positions` the (H, band, d_head) projected positions left ... -right), is added to
+        its content score. Blocks go in groups whose (batch, heads, blocks, C, keys) scores
+        hold about `score_budget` values, each group evaluated before the next, so that
+        memory stays bounded however long the input (the windowed keys, values and scores
+        of all blocks at once, and `matrix_bd`, take many times the input's size).
         """
         left, right = self.context
-        batch, heads, time, d_head = q_u.shape
+        batch, heads, time, _ = q_u.shape
         block = min(64, time)
         blocks = -(-time // block)
         padded = blocks * block
         width = block + left + right  # keys per block
-        band = left + right + 1  # positional columns
 
         def pad_time(a: mx.array, before: int, after: int) -> mx.array:
             return mx.pad(a, [(0, 0), (0, 0), (before, after), (0, 0)])
 
-        q_blocks = pad_time(q_u, 0, padded - time).reshape(batch * heads * blocks, 1, block, d_head)
+        q_u = pad_time(q_u, 0, padded - time)
+        q_v = pad_time(q_v, 0, padded - time)
+        k = pad_time(k, left, padded - time + right)
+        v = pad_time(v, left, padded - time + right)
+        group = max(1, self.score_budget // (batch * heads * block * width))
+        outputs = []
+        for first in range(0, blocks, group):
+            last = min(blocks, first + group)
+            outputs.append(
+                self._local_blocks(q_u, q_v, k, v, positions, lengths, first, last, block, time)
+            )
+            if last < blocks:
+                mx.eval(outputs[-1])  # otherwise MLX may build every group before the first
+        out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
+        return out[:, :, :time]
+
+    def _local_blocks(
+        self,
+        q_u: mx.array,
+        q_v: mx.array,
+        k: mx.array,
+        v: mx.array,
+        positions: mx.array,
+        lengths: mx.array | None,
+        first: int,
+        last: int,
+        block: int,
+        time: int,
+    ) -> mx.array:
+        """Query blocks [first, last) of `_local`: (B, H, (last - first) * C, d_head).
+
+        q_u and q_v are padded to whole blocks, k and v by `left` frames in front and
+        `right` behind as well."""
+        left, right = self.context
+        batch, heads, _, d_head = q_u.shape
+        blocks = last - first
+        width = block + left + right
+        band = left + right + 1  # positional columns
+        rows = slice(first * block, last * block)
+        q_blocks = q_u[:, :, rows].reshape(batch * heads * blocks, 1, block, d_head)
         window_shape = (batch, heads, blocks, width, d_head)
 
         def windows(a: mx.array) -> mx.array:
-            a = pad_time(a, left, padded - time + right)
+            a = mx.contiguous(a[:, :, first * block : last * block + left + right])
             keys = a.shape[2]
             strides = (heads * keys * d_head, keys * d_head, block * d_head, d_head, 1)
             return mx.as_strided(a, window_shape, strides).reshape(
                 batch * heads * blocks, 1, width, d_head
             )
 
+        # Skew (C, band) positional rows into (C, width) key columns: row r moves r steps right.
+        matrix_bd = q_v[:, :, rows] @ positions.swapaxes(-1, -2)  # (B, H, rows, band)
         if self._position_map is not None:
             matrix_bd = matrix_bd @ self._position_map.astype(matrix_bd.dtype)
-        # Skew (C, band) positional rows into (C, width) key columns: row r moves r steps right.
-        bd = pad_time(matrix_bd, 0, padded - time).reshape(batch, heads, blocks, block, band)
+        bd = matrix_bd.reshape(batch, heads, blocks, block, band)
         bd = mx.pad(bd, [(0, 0), (0, 0), (0, 0), (0, 0), (0, block)])
         row = band + block
         skewed = mx.as_strided(
@@ -220,15 +269,15 @@ class RelPositionAttention(nn.Module):
         key = mx.arange(width)[None, :]
         in_band = (key - query >= 0) & (key - query < band)  # (C, width)
         key_pos = (
-            mx.arange(blocks)[:, None] * block + mx.arange(width)[None, :] - left
-        )  # (nb, width)
+            mx.arange(first, last)[:, None] * block + mx.arange(width)[None, :] - left
+        )  # (blocks, width)
         limit = time if lengths is None else lengths[:, None, None]
-        key_ok = (key_pos >= 0) & (key_pos < limit)  # (nb, width) or (B, nb, width)
+        key_ok = (key_pos >= 0) & (key_pos < limit)  # (blocks, width) or (B, blocks, width)
         keep = in_band[None, None] & key_ok.reshape(-1, blocks, 1, width)[:, None]
         bias = mx.where(keep, skewed * self.scale, mask_value(skewed.dtype))
         bias = bias.reshape(batch * heads * blocks, 1, block, width)
         out = fastmath.attention(q_blocks, windows(k), windows(v), self.scale, bias)
-        return out.reshape(batch, heads, padded, d_head)[:, :, :time]
+        return out.reshape(batch, heads, blocks * block, d_head)
 
 
 def _context_band(time: int, left: int, right: int) -> mx.array | None:
