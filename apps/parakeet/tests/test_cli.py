@@ -405,12 +405,14 @@ def test_verbose_times_each_input(cache):
     assert lines[-1].startswith("parakeet: 2 input(s), 4.59 s of audio in ")
 
 
-def test_the_help_states_when_inputs_are_chunked():
+def test_the_help_states_what_happens_to_long_inputs():
     command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", "--help"]
     text = " ".join(
         subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
     )
-    assert "default: inputs over 300 s in chunks of 240 s, shorter ones whole" in text
+    assert "merged (default: every input whole)" in text
+    assert ("beyond that with NeMo's long-audio recipe, local attention [256, 256] (default 10: "
+            "24.4 min for 8-head models such as parakeet-tdt-0.6b)") in text  # fmt: skip
     assert "each input's audio duration and finishing time" in text
 
 

@@ -38,7 +38,7 @@ from speech_transcript.options import (
 
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
-from .model import AUTO_CHUNK_SECONDS, LONG_INPUT_SECONDS, OVERLAP_SECONDS
+from .model import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION, OVERLAP_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,18 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=positive_int, default=8, help="inputs decoded together (default 8)"
     )
     add_dtype_argument(decoding)
+    decoding.add_argument("--attention-budget", type=positive_float, metavar="GIB",
+                          default=FULL_ATTENTION_BUDGET / 2**30,
+                          help="inputs run whole, with full attention while NeMo's attention "
+                               "scores (batch x heads x frames^2 x 4 bytes) fit GIB GiB, beyond "
+                               "that with NeMo's long-audio recipe, local attention "
+                               f"{list(LONG_AUDIO_ATTENTION[1])} (default {FULL_ATTENTION_BUDGET / 2**30:g}: "
+                               "24.4 min for 8-head models such as parakeet-tdt-0.6b)")  # fmt: skip
     decoding.add_argument("--chunk-duration", type=positive_float,
                           help="transcribe inputs longer than S seconds in overlapping chunks of S "
-                               f"seconds (default: inputs over {LONG_INPUT_SECONDS:g} s in chunks of "
-                               f"{AUTO_CHUNK_SECONDS:g} s, shorter ones whole)")  # fmt: skip
+                               "seconds whose tokens are merged (default: every input whole)")  # fmt: skip
     decoding.add_argument("--overlap-duration", type=non_negative_float,
                           help="chunk overlap in seconds, under half the chunk (default: "
                                f"{OVERLAP_SECONDS:g}, or a quarter of a --chunk-duration under "
                                f"{4 * OVERLAP_SECONDS:g} s)")  # fmt: skip
     decoding.add_argument("--local-attention", type=non_negative_int, nargs=2, action=FrameContext,
                           metavar=("LEFT", "RIGHT"),
-                          help="use local attention with this context in encoder frames (e.g. 128 "
-                               "128; one side may be 0): memory linear in length")  # fmt: skip
+                          help="use local attention with this context in encoder frames (e.g. 256 "
+                               "256; one side may be 0) for every input")  # fmt: skip
     live = parser.add_argument_group("streaming")
     live.add_argument("--streaming", action="store_true",
                       help="transcribe while the audio is fed: a live line on a terminal, "
@@ -144,10 +150,10 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _overlap(args: argparse.Namespace) -> float:
-    """--overlap-duration, or its default: 15 s, or a quarter of a chunk under 60 s."""
+    """--overlap-duration, or its default: 15 s, or a quarter of a --chunk-duration under 60 s."""
     if args.overlap_duration is not None:
         return args.overlap_duration
-    return min(OVERLAP_SECONDS, (args.chunk_duration or AUTO_CHUNK_SECONDS) / 4)
+    return min(OVERLAP_SECONDS, args.chunk_duration / 4) if args.chunk_duration else OVERLAP_SECONDS
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -169,6 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     timing.loaded()
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
+    model.attention_budget = round(args.attention_budget * 2**30)
+    if args.verbose:
+        model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
             return _run_streaming(model, args, output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -37,8 +38,18 @@ Head = Literal["tdt", "rnnt", "ctc"]
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 
 
-LONG_INPUT_SECONDS = 300.0  # longer inputs are chunked unless a chunk duration is given
-AUTO_CHUNK_SECONDS = 240.0
+# Long inputs run whole, as NeMo runs them: with full attention while NeMo's full attention
+# would hold at most this many bytes of scores, batch x heads x T'^2 x 4 (T' encoder frames of
+# the batch's longest input, float32 scores whatever the dtype, so that the choice, which
+# changes the output, is the same on every device). 10 GiB is where NVIDIA puts the end of
+# full attention for parakeet-tdt-0.6b-v2 / v3 (8 heads): ~24 minutes (24.4) on an 80 GB
+# GPU. Beyond it the batch runs with NeMo's long-audio recipe, LONG_AUDIO_ATTENTION.
+FULL_ATTENTION_BUDGET = 10 * 2**30
+SCORE_BYTES = 4
+LONG_AUDIO_ATTENTION = ("rel_pos_local_attn", (256, 256))  # change_attention_model's arguments
+# Cache-aware checkpoints keep their attention, whose offline form (NeMo's, with its (T, T)
+# chunked mask) takes memory quadratic in the length: beyond the budget they go in chunks.
+CACHE_AWARE_CHUNK_SECONDS = 240.0
 OVERLAP_SECONDS = 15.0  # overlap of consecutive chunks
 FRAME_BUCKET = 128  # feature frames: padded batch lengths on a GPU are multiples of this
 BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input this long
@@ -130,6 +141,10 @@ class Parakeet:
         self.frame_seconds = float(stride) * self.encoder.subsampling_factor
         self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
         self.bucket_frames: bool | None = None  # pad batches to a few lengths; None: on a GPU
+        # Bytes of full-attention scores a batch may take (`attention_for`); None: no limit.
+        self.attention_budget: int | None = FULL_ATTENTION_BUDGET
+        # Called with a line when a batch switches to the long-audio recipe (--verbose).
+        self.notice: Callable[[str], None] | None = None
 
     def _choose_head(self, head: str) -> Head:
         transducer_kind: Head = (
@@ -185,10 +200,13 @@ class Parakeet:
 
         Arrays are taken at `sample_rate` (default: the model's 16 kHz). A list returns a
         list in the same order. A bad input raises `AudioError` naming it; use
-        `transcribe_many` to report and skip bad inputs instead. Inputs longer than
-        `chunk_duration` seconds (default: `AUTO_CHUNK_SECONDS` for inputs beyond
-        `LONG_INPUT_SECONDS`) are transcribed in overlapping chunks. Transducer beam search
-        ranks its n-best by score / length ** `length_penalty` (NeMo's `score_norm`: 1.0).
+        `transcribe_many` to report and skip bad inputs instead. Every input runs whole:
+        with full attention, or, where that would exceed `attention_budget`, with NeMo's
+        long-audio recipe (see `attention_for`); times are exact either way (cache-aware
+        checkpoints beyond the budget go in chunks, whose tokens are merged). Inputs longer
+        than `chunk_duration` seconds, if given, are transcribed in overlapping chunks of it
+        whose tokens are merged. Transducer beam search ranks its n-best by
+        score / length ** `length_penalty` (NeMo's `score_norm`: 1.0).
         """
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
@@ -287,10 +305,11 @@ class Parakeet:
         """
         shift, padded = _pad_to_minimum(signal, self.sample_rate)
         seconds = len(signal) / self.sample_rate
-        if chunk is None and seconds > LONG_INPUT_SECONDS:
-            chunk = AUTO_CHUNK_SECONDS
+        frames = self.frontend.frame_count(len(padded))
+        if chunk is None and self._quadratic_beyond_budget(frames):
+            chunk = CACHE_AWARE_CHUNK_SECONDS
         if chunk is None or seconds <= chunk:
-            return [_Piece(index, 0, shift, self.frontend.frame_count(len(padded)), signal=padded)]
+            return [_Piece(index, 0, shift, frames, signal=padded)]
         features, length = self.frontend(padded)
         features = features[0, : int(length[0])]
         if overlap >= chunk / 2:
@@ -329,7 +348,8 @@ class Parakeet:
         """Decode a batch of pieces; frames are relative to each piece's start."""
         features = self._features(pieces)
         feature_len = mx.array([p.frames for p in pieces])
-        encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
+        with self._attention(len(pieces), max(p.frames for p in pieces)):
+            encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         if self.head == "ctc":
             log_probs = self.ctc(encoded)
             if decoding == "beam":
@@ -348,6 +368,77 @@ class Parakeet:
         return [
             _from_tokens(h.tokens, self.head) for h in self.transducer.greedy(encoded, encoded_len)
         ]
+
+    def attention_for(self, batch: int, frames: int) -> tuple[str, tuple[int, int]]:
+        """The encoder attention (model, [left, right]) a batch of `batch` inputs runs with,
+        the longest of them `frames` valid feature frames (not counting the padding a GPU
+        batch gets, so that the choice is the same on every device).
+
+        The encoder's own, unless it is full attention over the whole input (`rel_pos`,
+        context [-1, -1], as NVIDIA's offline Parakeet checkpoints) and NeMo's full attention
+        would hold more than `attention_budget` bytes of scores: batch x heads x T'^2 x 4,
+        T' the encoder frames. Then NeMo's long-audio recipe, `LONG_AUDIO_ATTENTION`: local
+        attention with 256 encoder frames (20.48 s at 80 ms) each side, what NeMo's
+        `change_attention_model("rel_pos_local_attn", [256, 256])` runs. Checkpoints
+        trained with local attention or a limited context keep theirs (cache-aware ones
+        are cut into `CACHE_AWARE_CHUNK_SECONDS` chunks beyond the budget instead).
+        """
+        config = self.encoder.config
+        own = (config.self_attention_model, tuple(config.att_context))
+        if self.attention_budget is None or own != ("rel_pos", (-1, -1)):
+            return own
+        if config.att_context_style != "regular":
+            return own
+        if self.full_attention_bytes(batch, frames) <= self.attention_budget:
+            return own
+        model, context = LONG_AUDIO_ATTENTION
+        return model, tuple(context)
+
+    def _quadratic_beyond_budget(self, frames: int) -> bool:
+        """A cache-aware checkpoint run offline (its own attention, NeMo's (T, T)-masked
+        form, memory quadratic in the length) on an input beyond the budget: chunk it."""
+        config = self.encoder.config
+        return (
+            config.att_context_style != "regular"
+            and config.self_attention_model == "rel_pos"
+            and self.attention_budget is not None
+            and self.full_attention_bytes(1, frames) > self.attention_budget
+        )
+
+    def full_attention_bytes(self, batch: int, frames: int) -> int:
+        """NeMo's full-attention score memory for `batch` inputs of `frames` feature frames:
+        batch x heads x T'^2 x 4 bytes (T' = frames / subsampling factor, rounded up).
+
+        This encoder computes those scores in groups of rows and never holds them whole
+        (mlx-conformer's attention), so for it the figure is a measure of length (its time
+        grows as T'^2), not of its own memory."""
+        encoded = -(-frames // self.encoder.subsampling_factor)
+        return batch * self.encoder.config.n_heads * encoded**2 * SCORE_BYTES
+
+    @contextlib.contextmanager
+    def _attention(self, batch: int, frames: int) -> Iterator[None]:
+        """The encoder runs with `attention_for(batch, frames)` inside, its own after."""
+        config = self.encoder.config
+        own = (config.self_attention_model, tuple(config.att_context))
+        chosen = self.attention_for(batch, frames)
+        if chosen == own:
+            yield
+            return
+        if self.notice is not None:
+            seconds = frames * self.frontend.config.hop_length / self.sample_rate
+            gib = self.full_attention_bytes(batch, frames) / 2**30
+            budget = self.attention_budget / 2**30
+            inputs = f"{seconds:.1f} s of audio"
+            if batch > 1:
+                inputs = f"{batch} inputs of up to {seconds:.1f} s"
+            self.notice(f"{inputs}: full attention would take {gib:.1f} GiB of scores (budget "
+                        f"{budget:.3g} GiB), so NeMo's long-audio recipe runs: {chosen[0]} "
+                        f"{list(chosen[1])}")  # fmt: skip
+        self.encoder.change_attention_model(*chosen)
+        try:
+            yield
+        finally:
+            self.encoder.change_attention_model(*own)
 
     def _padded_frames(self, frames: int) -> int:
         """The frame count a batch is padded to. On a GPU, a few sizes only: MLX's CUDA
