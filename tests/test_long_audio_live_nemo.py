@@ -107,8 +107,17 @@ def nemo(model_path, signal):
         for name, parameter in model.named_parameters():
             if name in added:
                 parameter.zero_()
-    with torch.no_grad():
-        (hypothesis,) = model.transcribe([signal], batch_size=1, timestamps=True, verbose=False)
+    # One torch thread: NeMo's greedy decoding is thousands of tiny calls (an LSTM step per
+    # token), each of which waits on torch's thread pool when the cores are busy. Measured
+    # on this transcribe, 2 cores shared with other work: 2 threads 280 s (89 s of CPU),
+    # 1 thread 86 s (28 s of CPU).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            (hypothesis,) = model.transcribe([signal], batch_size=1, timestamps=True, verbose=False)
+    finally:
+        torch.set_num_threads(threads)
     return hypothesis, added
 
 
