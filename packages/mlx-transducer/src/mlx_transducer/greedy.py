@@ -100,14 +100,18 @@ class GreedyDecoder:
         sizes = np.array(lengths, dtype=np.int64)
         start = np.array(state["t"], dtype=np.int64)
         left = sizes - start
-        # Each step emits a token or moves on, at most max_symbols tokens per frame.
-        limit = int(max(0, left.max(initial=0))) * ((self.max_symbols or enc_proj.shape[1]) + 1) + 1
+        # Each step emits a token or moves on, at most max_symbols tokens per frame. Without
+        # max_symbols there is no bound, as in NeMo: a joint that never predicts blank on
+        # some frame never finishes.
+        most = int(max(0, left.max(initial=0)))
+        limit = None if self.max_symbols is None else most * (self.max_symbols + 1) + 1
         records: list[tuple] = []
-        count = math.ceil(max(0, left.max(initial=0)) / self.reach)
+        count = math.ceil(most / self.reach)
         self.rounds = 0  # host synchronisations of the last run (for benchmarks)
-        while count > 0 and len(records) < limit:
+        while count > 0 and (limit is None or len(records) < limit):
             self.rounds += 1
-            count = min(count, limit - len(records))
+            if limit is not None:
+                count = min(count, limit - len(records))
             for _ in range(count):
                 state, record = self.step(enc_proj, lengths, state)
                 records.append(record)
