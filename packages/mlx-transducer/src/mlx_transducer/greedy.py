@@ -1,20 +1,33 @@
 """Batched greedy RNNT / TDT decoding, token for token as NeMo's `greedy_batch` (label looping).
 
-NeMo's label-looping decoder, per utterance: evaluate the joint at the current frame with the
-prediction network's last output; while the label is blank, move on by its duration (at least
-one frame) and evaluate again with the same predictor output; then emit the token with its
-frame and duration (0 stays on the frame) and step the prediction network; after
-`max_symbols` tokens on one frame a blank is forced. NeMo runs this with host-synchronised
-loops. Every decision depends only on the utterance's own state, so here one compiled step
-does, for all utterances at once, what one pass of NeMo's inner blank loop plus one emission
-does: the joint is evaluated on the next `window` frames at once (the predictor output does
-not change until a token is emitted), the chain of blank jumps through those frames is
-resolved by pointer doubling, and the first frame of the chain that is not blank emits. A
-step thus covers a token and the blanks before it, not one frame.
+`greedy_reference.py` holds the algorithm as a plain loop over one utterance's frames: read
+it first. This module makes exactly its decisions (the tests hold it to the plain loop on
+random joints) for a whole batch at once, with few host synchronisations:
 
-The host does not check every step: the first round runs as many steps as the longest
-utterance needs at least (its frames over the farthest one step can move), later rounds
-the number the progress so far predicts; each round ends with one synchronisation.
+- One compiled step per emitted token. In the plain loop a blank only moves the frame on:
+  the prediction network's output `g` stays the same until a token is emitted. So a step
+  evaluates the joint with that `g` on the next `window` frames at once, finds where the
+  chain of blank jumps from the current frame stops, and there emits the token (or only
+  moves there: a frame past the window or the utterance's end), steps the prediction
+  network and applies the `max_symbols` rule. Every utterance of the batch goes through
+  the same step; one that did not emit, or is finished, keeps its state (masks instead of
+  branches, so that nothing has to go back to the host).
+- Pointer doubling finds where the blank chain stops without a loop over the window.
+  Position i of the window points where its decision leads: i + duration for a blank
+  inside the utterance, i itself for a token or a frame past the end; positions past the
+  window point to themselves. Replacing every pointer by the one it points to doubles the
+  jumps it covers, so after log2(window) such rounds position 0's pointer is the stop.
+- Packed labels: the label and duration at the stop are fetched in one gather, packed as
+  label * 65536 + duration into one int32 and split again (durations are under 2**16;
+  labels must be under 2**15: vocabularies up to 32767 tokens).
+- Round counts: checking whether every utterance has finished is a host synchronisation
+  (it stalls MLX's queue), so the host queues steps in rounds and checks after each. The
+  first round has as many steps as the longest utterance needs at least (its frames over
+  `reach`, the farthest one step can move); later ones as many as the progress so far
+  predicts (frames left times steps per frame so far, at least `MIN_ROUND`). Steps queued
+  after an utterance finished leave it as it was, so a generous count only costs time.
+- Confidences are computed once after the loop, in one joint evaluation over the emitted
+  tokens' frames and predictor outputs, which each step records (`_collect`).
 """
 
 from __future__ import annotations
@@ -151,17 +164,12 @@ def _make_step(
     max_symbols: int | None,
     window: int,
 ):
-    tdt = bool(durations)
-    duration_table = mx.array(durations or (0,), dtype=mx.int32)
-    # (0, 1, 2, ...) as every TDT checkpoint has: the duration is the index plus the first
-    consecutive = (
-        durations == tuple(range(durations[0], durations[0] + len(durations))) if tdt else False
-    )
-    size = window + (max(1, *durations) if tdt else 1)  # positions a blank chain can reach
-    offsets = mx.arange(window, dtype=mx.int32)
-    beyond = mx.arange(window, size, dtype=mx.int32)
-    mx.eval(duration_table, offsets, beyond)  # constants, not graph nodes of every step
-    doublings = math.ceil(math.log2(window)) if window > 1 else 0
+    """The compiled step (module docstring): one token, and the blanks before it, for every
+    utterance of the batch."""
+    offsets = mx.arange(window, dtype=mx.int32)  # positions in the window
+    mx.eval(offsets)  # a constant, not a graph node of every step
+    decide = _decision_rule(blank_id, durations)
+    follow = _blank_chain(offsets, max(1, *durations) if durations else 1)
 
     @partial(mx.compile, inputs=[prednet.state, joint.state])
     def step(enc_proj: mx.array, lengths: mx.array, state: dict) -> tuple[dict, tuple]:
@@ -173,6 +181,37 @@ def _make_step(
         # (~0.5 s on the CPU, more on CUDA) for every input length.
         rows = mx.minimum(position, mx.maximum(lengths - 1, 0)[:, None])
         logits = joint(mx.take_along_axis(enc_proj, rows[..., None], axis=1), g[:, None])
+        label, blank, duration = decide(logits)
+        stop, label, duration = follow(label, blank, duration, position < lengths[:, None])
+        frame = t + stop
+        emit = active & (stop < window) & (frame < lengths)
+        new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
+        new_state = _emit(prednet, joint, state, emit, label, frame)
+        if max_symbols is not None:  # NeMo's forced blank after max_symbols on one frame
+            force = emit & (new_t < lengths) & (new_state["repeats"] >= max_symbols)
+            force = force & (new_state["last_frame"] == new_t)
+            new_t = new_t + force.astype(mx.int32)
+        new_state["t"] = new_t
+        # g is the predictor output the decision used: confidences are computed from it
+        # once after the loop, for the emitted tokens only.
+        return new_state, (emit, label, frame, duration, g)
+
+    return step
+
+
+def _decision_rule(blank_id: int, durations: tuple[int, ...]):
+    """NeMo's decision at each frame, from logits (B, window, outputs): the label (argmax
+    over tokens and blank), whether it is blank, and the duration (TDT: argmax over the
+    duration logits, a blank's 0 made 1; RNNT: 1 for blank, 0 for a token)."""
+    tdt = bool(durations)
+    duration_table = mx.array(durations or (0,), dtype=mx.int32)
+    mx.eval(duration_table)
+    # (0, 1, 2, ...) as every TDT checkpoint has: the duration is the index plus the first
+    consecutive = (
+        durations == tuple(range(durations[0], durations[0] + len(durations))) if tdt else False
+    )
+
+    def decide(logits: mx.array) -> tuple[mx.array, mx.array, mx.array]:
         label = mx.argmax(logits[..., : blank_id + 1], axis=-1).astype(mx.int32)
         blank = label == blank_id
         if tdt:
@@ -181,52 +220,70 @@ def _make_step(
             duration = mx.where(blank & (duration == 0), 1, duration)
         else:
             duration = blank.astype(mx.int32)
+        return label, blank, duration
+
+    return decide
+
+
+def _blank_chain(offsets: mx.array, longest: int):
+    """Where the chain of blank jumps from the window's first frame stops, as an offset
+    into the window (window or more: it jumped past the window's last frame), and the
+    label and duration decided there. A blank jumps by its duration; a token, or a frame
+    past the utterance's end (`inside` False), stays. `offsets` are the window's positions
+    (0, 1, ...), `longest` the longest jump."""
+    window = offsets.size
+    size = window + longest  # positions a chain can reach
+    beyond = mx.arange(window, size, dtype=mx.int32)  # past the window: they stay
+    mx.eval(beyond)
+    doublings = math.ceil(math.log2(window)) if window > 1 else 0
+
+    def follow(label: mx.array, blank: mx.array, duration: mx.array, inside: mx.array):
         if window == 1:
             stop = mx.where(blank[:, 0], duration[:, 0], 0)
-            label, duration = label[:, 0], duration[:, 0]
-        else:
-            # Where the blank chain from the window's first frame stops: a blank jumps by
-            # its duration; a token, a frame past the utterance's end, or a position past
-            # the window stays. Pointer doubling: after k rounds, next[i] is 2**k jumps on.
-            jump = mx.where(blank & (position < lengths[:, None]), offsets + duration, offsets)
-            nxt = mx.concatenate(
-                [jump, mx.broadcast_to(beyond, (t.shape[0], size - window))], axis=1
-            )
-            for _ in range(doublings):
-                nxt = mx.take_along_axis(nxt, nxt, axis=1)
-            stop = nxt[:, 0]
-            # label and duration at the stop, in one gather (durations are under 2**16)
-            packed = label * 65536 + duration
-            packed = mx.take_along_axis(packed, mx.minimum(stop, window - 1)[:, None], axis=1)[:, 0]
-            label, duration = packed // 65536, packed % 65536
-        frame = t + stop
-        emit = active & (stop < window) & (frame < lengths)
-        new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
-        # Tokens emitted in a row at one frame (NeMo's last_nb_timestamp_lasts).
-        repeats = mx.where(
-            emit, mx.where(state["last_frame"] == frame, state["repeats"] + 1, 1), state["repeats"]
+            return stop, label[:, 0], duration[:, 0]
+        # Pointer doubling: nxt[i] is where position i's jump lands; after k rounds of
+        # nxt[i] = nxt[nxt[i]], it is where 2**k jumps from i land.
+        jump = mx.where(blank & inside, offsets + duration, offsets)
+        nxt = mx.concatenate(
+            [jump, mx.broadcast_to(beyond, (label.shape[0], size - window))], axis=1
         )
-        last_frame = mx.where(emit, frame, state["last_frame"])
-        out, layers = prednet.step(label, state["layers"])
-        keep = emit[:, None]
-        new_state = {
-            "layers": [
-                (mx.where(keep, h, h0), mx.where(keep, c, c0))
-                for (h, c), (h0, c0) in zip(layers, state["layers"], strict=True)
-            ],
-            "g": mx.where(keep, joint.project_prednet(out), g),
-            "last_frame": last_frame,
-            "repeats": repeats,
-        }
-        if max_symbols is not None:
-            force = emit & (new_t < lengths) & (repeats >= max_symbols) & (last_frame == new_t)
-            new_t = new_t + force.astype(mx.int32)
-        new_state["t"] = new_t
-        # g is the predictor output the decision used: confidences are computed from it
-        # once after the loop, for the emitted tokens only.
-        return new_state, (emit, label, frame, duration, g)
+        for _ in range(doublings):
+            nxt = mx.take_along_axis(nxt, nxt, axis=1)
+        stop = nxt[:, 0]
+        # label and duration at the stop, in one gather (durations are under 2**16)
+        packed = label * 65536 + duration
+        packed = mx.take_along_axis(packed, mx.minimum(stop, window - 1)[:, None], axis=1)[:, 0]
+        return stop, packed // 65536, packed % 65536
 
-    return step
+    return follow
+
+
+def _emit(
+    prednet: PredictionNetwork,
+    joint: JointNetwork,
+    state: dict,
+    emit: mx.array,
+    label: mx.array,
+    frame: mx.array,
+) -> dict:
+    """The state after emitting `label` at `frame` where `emit` is set: the prediction
+    network stepped, and the count of tokens emitted in a row at one frame (NeMo's
+    `last_nb_timestamp_lasts`); elsewhere the state is kept."""
+    repeats = mx.where(
+        emit, mx.where(state["last_frame"] == frame, state["repeats"] + 1, 1), state["repeats"]
+    )
+    last_frame = mx.where(emit, frame, state["last_frame"])
+    out, layers = prednet.step(label, state["layers"])
+    keep = emit[:, None]
+    return {
+        "layers": [
+            (mx.where(keep, h, h0), mx.where(keep, c, c0))
+            for (h, c), (h0, c0) in zip(layers, state["layers"], strict=True)
+        ],
+        "g": mx.where(keep, joint.project_prednet(out), state["g"]),
+        "last_frame": last_frame,
+        "repeats": repeats,
+    }
 
 
 def _collect(
