@@ -93,8 +93,14 @@ def drop_extra(model: ASRModel, step: int) -> int:
     return 0 if step == 0 else model.encoder.streaming_cfg.drop_extra_pre_encoded
 
 
-def set_head(model: EncDecHybridRNNTCTCBPEModel, head: str) -> None:
-    model.change_decoding_strategy(decoder_type=head, verbose=False)
+def set_head(model: ASRModel, head: str) -> None:
+    """A hybrid model decodes with `head` from here on (a transducer-only model has one)."""
+    if isinstance(model, EncDecHybridRNNTCTCBPEModel):
+        model.change_decoding_strategy(decoder_type=head, verbose=False)
+
+
+def heads(model: ASRModel) -> list[str]:
+    return ["rnnt", "ctc"] if isinstance(model, EncDecHybridRNNTCTCBPEModel) else ["rnnt"]
 
 
 @torch.no_grad()
@@ -166,7 +172,7 @@ def stream(model: ASRModel, signal: np.ndarray, head: str) -> dict[str, Any]:
 
 @torch.no_grad()
 def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The example's `compare_vs_offline` pass: the whole buffer, no caches, both heads."""
+    """The example's `compare_vs_offline` pass: the whole buffer, no caches, every head."""
     buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
     buffer.append_audio(signal, stream_id=-1)
     features, length = buffer.get_all_audios()
@@ -176,25 +182,30 @@ def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray
     (hyp,) = model.decoding.rnnt_decoder_predictions_tensor(
         encoded, encoded_len, return_hypotheses=True
     )
-    log_probs = model.ctc_decoder(encoder_output=encoded)
-    alignment = base.to_jsonable(log_probs[0, :t_enc].argmax(-1))
-    ids, _ = base.ctc_collapse(alignment, blank=model.tokenizer.vocab_size)
     result = {
         "feature_frames": int(features.shape[-1]),
         "feature_length": int(length[0]),
         "encoded_length": t_enc,
         "rnnt": {"ids": base.to_jsonable(hyp.y_sequence), "text": hyp.text},
-        "ctc": {"alignment": alignment, "ids": ids},
     }
+    if "ctc" in heads(model):
+        log_probs = model.ctc_decoder(encoder_output=encoded)
+        alignment = base.to_jsonable(log_probs[0, :t_enc].argmax(-1))
+        ids, _ = base.ctc_collapse(alignment, blank=model.tokenizer.vocab_size)
+        result["ctc"] = {"alignment": alignment, "ids": ids}
     return features[0].T.numpy(), encoded[0, :, :t_enc].T.numpy(), result
 
 
-def no_timestamps(model: EncDecHybridRNNTCTCBPEModel) -> None:
-    for head, cfg in (("ctc", model.cfg.aux_ctc.decoding), ("rnnt", model.cfg.decoding)):
+def no_timestamps(model: ASRModel) -> None:
+    hybrid = isinstance(model, EncDecHybridRNNTCTCBPEModel)
+    sections = (("ctc", model.cfg.aux_ctc.decoding),) if hybrid else ()
+    for head, cfg in (*sections, ("rnnt", model.cfg.decoding)):
         cfg = base.with_timestamps(cfg)
         with open_dict(cfg):
             cfg.compute_timestamps = False
-        model.change_decoding_strategy(cfg, decoder_type=head, verbose=False)
+        model.change_decoding_strategy(
+            cfg, verbose=False, **({"decoder_type": head} if hybrid else {})
+        )
 
 
 def streaming_cfg(model: ASRModel) -> dict[str, Any]:
@@ -204,11 +215,14 @@ def streaming_cfg(model: ASRModel) -> dict[str, Any]:
     return {k: base.to_jsonable(getattr(cfg, k)) for k in keys}
 
 
-def references(model: ASRModel, signals: dict[str, np.ndarray]) -> tuple[dict, dict]:
+def references(
+    model: ASRModel, signals: dict[str, np.ndarray], contexts: list[list[int]] = CONTEXTS
+) -> tuple[dict, dict]:
+    """Per lookahead and clip, NeMo's streaming and offline outputs: (npz arrays, JSON)."""
     arrays: dict[str, np.ndarray] = {}
     per_context: dict[str, Any] = {}
     agree = True
-    for context in CONTEXTS:
+    for context in contexts:
         key = f"{context[0]}_{context[1]}"
         model.encoder.set_default_att_context_size(context)
         clips: dict[str, Any] = {}
@@ -217,18 +231,20 @@ def references(model: ASRModel, signals: dict[str, np.ndarray]) -> tuple[dict, d
             features, off_encoded, off = offline(model, x)
             arrays[f"{stem}/features"] = features
             arrays[f"{key}/{stem}/offline_encoder"] = off_encoded
-            rnnt, ctc = stream(model, x, "rnnt"), stream(model, x, "ctc")
-            arrays[f"{key}/{stem}/encoder"] = rnnt.pop("encoded")
-            ctc.pop("encoded")
-            steps = rnnt.pop("steps")
-            assert steps == ctc.pop("steps")
-            same = rnnt["ids"] == off["rnnt"]["ids"] and ctc["alignment"] == off["ctc"]["alignment"]
+            outs = {head: stream(model, x, head) for head in heads(model)}
+            arrays[f"{key}/{stem}/encoder"] = outs["rnnt"]["encoded"]
+            steps = outs["rnnt"]["steps"]
+            for out in outs.values():
+                out.pop("encoded")
+                assert out.pop("steps") == steps
+            same = outs["rnnt"]["ids"] == off["rnnt"]["ids"]
+            if "ctc" in outs:
+                same = same and outs["ctc"]["alignment"] == off["ctc"]["alignment"]
             agree = agree and same
             clips[clip] = {
                 "num_samples": len(x),
                 "steps": steps,
-                "rnnt": rnnt,
-                "ctc": ctc,
+                **outs,
                 "offline": off,
                 "streaming_equals_offline": same,
             }
@@ -237,7 +253,7 @@ def references(model: ASRModel, signals: dict[str, np.ndarray]) -> tuple[dict, d
             "streaming_cfg": streaming_cfg(model),
             "clips": clips,
         }
-    model.encoder.set_default_att_context_size(CONTEXTS[0])
+    model.encoder.set_default_att_context_size(contexts[0])
     return arrays, {"contexts": per_context, "streaming_equals_offline": agree}
 
 

@@ -41,13 +41,39 @@ def stream(model, samples, pieces, **options):
     return updates, result
 
 
-@pytest.mark.parametrize("head", ["rnnt", "ctc"])
-def test_cache_aware_stream_equals_nemo_for_each_lookahead(cache, head):
-    meta = json.loads((MODELS / "streaming_hybrid.json").read_text())
-    model = load("streaming_hybrid", cache, head=head)
+CHECKPOINTS = REPO / "tests" / "fixtures" / "checkpoints"
+MULTI = "stt_en_fastconformer_hybrid_large_streaming_multi"
+NEMOTRON = "nemotron-speech-streaming-en-0.6b"
+
+
+def clip_samples(meta: dict, clip: str) -> np.ndarray:
+    """A test clip, or a clip a checkpoint fixture made of pieces of them."""
+    pieces = meta.get("clips", {}).get(clip, {}).get("pieces")
+    if pieces is None:
+        return np.array(load_audio(AUDIO / clip))
+    return np.concatenate([np.array(load_audio(AUDIO / f))[a:b] for f, a, b in pieces])
+
+
+# NeMo's cache-aware streaming of the tiny model and of NVIDIA's configurations (left
+# context 70, lookaheads 13, 6, 1, 0): test id -> (fixture, head)
+CACHE_AWARE = {
+    "streaming_hybrid-rnnt": (MODELS / "streaming_hybrid", "rnnt"),
+    "streaming_hybrid-ctc": (MODELS / "streaming_hybrid", "ctc"),
+    f"{MULTI}-rnnt": (CHECKPOINTS / MULTI, "rnnt"),
+    f"{MULTI}-ctc": (CHECKPOINTS / MULTI, "ctc"),
+    f"{NEMOTRON}-rnnt": (CHECKPOINTS / NEMOTRON, "rnnt"),
+}
+
+
+@pytest.mark.parametrize(("fixture", "head"), list(CACHE_AWARE.values()), ids=list(CACHE_AWARE))
+def test_cache_aware_stream_equals_nemo_for_each_lookahead(cache, fixture, head):
+    meta = json.loads((fixture.parent / f"{fixture.name}.json").read_text())
+    model = parakeet.load(
+        fixture.parent / f"{fixture.name}.nemo", cache_dir=cache, head=head, verbose=False
+    )
     for entry in meta["contexts"].values():
         for clip, expected in entry["clips"].items():
-            samples = np.array(load_audio(AUDIO / clip))
+            samples = clip_samples(meta, clip)
             _, result = stream(model, samples, [517, 3000, 1], context=entry["att_context_size"])
             assert [t.id for t in result.tokens] == expected[head]["ids"], (entry, clip)
             if head == "rnnt":

@@ -1,0 +1,318 @@
+"""NeMo models configured as NVIDIA's cache-aware streaming checkpoints, and NeMo's streaming
+outputs for them, lookahead by lookahead.
+
+Needs the `reference` dependency group (nemo_toolkit[asr]==3.0.0 and torch). From the
+repository root:
+
+    python tests/reference/make_streaming_checkpoint_fixtures.py          # both checkpoints
+    python tests/reference/make_streaming_checkpoint_fixtures.py nemotron-speech-streaming-en-0.6b
+
+Two checkpoints, each from the config committed under `tests/reference/configs/` (its source
+in the file's header), with only sizes shrunk (`make_checkpoint_fixtures.shrink`: layers,
+d_model, heads, subsampling channels, LSTM and joint width, vocabulary) and every flag kept:
+`use_bias`, `xscaling`, `untie_biases`, dw_striding x8 with `causal_downsampling`, layer-norm
+convolutions of kernel 9 with `conv_context_size: causal`, the `att_context_size` list with
+its real left context (70) and lookaheads (13, 6, 1, 0) and `att_context_style:
+chunked_limited`, the LSTM layers, `max_symbols`, the preprocessor (`normalize: NA`, dither
+as published: NeMo dithers only in training), the tokenizer type and the decoding sections.
+
+- `stt_en_fastconformer_hybrid_large_streaming_multi`: its complete published
+  `model_config.yaml` (training sections removed); RNNT + CTC hybrid, xscaling, biases,
+  1 LSTM layer, 80 mels, lower-case tokenizer.
+- `nemotron-speech-streaming-en-0.6b`: its complete published config was NOT available. The
+  config file is NeMo's training recipe of the model's family (cache-aware FastConformer
+  Transducer XLarge), and `STATED` lays over it every value that the header of that file
+  lists as the real checkpoint's where the recipe differs, each with its source; they are
+  recorded in the fixture's JSON as `config_sources` (with `"*"` naming the recipe itself).
+  RNNT only, no biases, no xscaling, 2 LSTM layers, 128 mels, cased tokenizer with
+  punctuation. Values the header marks as not verified (heads, xscaling, untie_biases,
+  decoding strategy) are the recipe's.
+
+Weights are NeMo's random initialisation with the offsets and scales of
+`make_model_fixtures.make_decisions_depend_on_audio`, so that greedy decisions vary with the
+audio (`check_varied`, asserted on the speech clips). For each lookahead, NeMo's cache-aware
+streaming simulation and the offline pass are recorded as `make_streaming_fixtures.references`
+records them for `streaming_hybrid` (tests/reference/README.md, "Streaming fixture"): the
+per-step encoder outputs, RNNT ids (after each step and final) and frames, CTC alignments and
+ids, the offline encoder output, ids and alignment. Then the same for the checkpoint with
+`att_context_style: regular` (same weights): NeMo 3.0.0's `ConformerEncoder` streams that
+style too (`setup_streaming_params`: lookahead = right context x layers, `cache_drop_size`
+= the lookahead, one encoder frame per step after the first), under the `regular` key.
+
+To keep the repository lean the clips are three (`CLIPS`), made from the 16 kHz WAV test
+clips, which every loader reads exactly: `long` (three clips end to end, 10.2 s, 127 encoder
+frames: the 70-frame left-context cache fills and then drops frames), `short` (1000 samples,
+less than one encoder frame) and `silence` (1 s of digital zeros).
+
+Writes tests/fixtures/checkpoints/<checkpoint>.{nemo,npz,json} (every checkpoint's three
+files, or none):
+- npz: `<stem>/features` (T, F) the buffer's features; `<lookahead>/<stem>/encoder` and
+  `<lookahead>/<stem>/offline_encoder` (T', D); the same under `regular/`;
+- json: provenance, `checkpoint`, `published_config` (+ sha256), `complete_config_published`,
+  `config_sources`, `shrunk`, the restored model's `config`, `clips` (how each clip is made),
+  `contexts` and `streaming_equals_offline` (chunked_limited, as published), and `regular`
+  with the same two keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import random
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nemo
+import numpy as np
+import sentencepiece
+import torch
+from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel, EncDecRNNTBPEModel
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_checkpoint_fixtures as ckpt
+import make_model_fixtures as base
+import make_streaming_fixtures as streaming
+
+COMMAND = "python tests/reference/make_streaming_checkpoint_fixtures.py"
+SEED = base.SEED
+MAX_MB = 3.2  # the three files of one fixture together
+
+# Clips: name -> pieces (file, first sample, end sample or None), joined end to end.
+CLIPS: dict[str, list[tuple[str, int, int | None]]] = {
+    "long": [
+        ("speech_16k_mono.wav", 0, None),
+        ("silence_padded_16k.wav", 0, None),
+        ("odd_length_16k.wav", 0, None),
+    ],
+    "short": [("shorter_than_frame_16k.wav", 0, None)],
+    "silence": [("silence_padded_16k.wav", 0, 16000)],  # its first second: digital zeros
+}
+
+_HEADER = "tests/reference/configs/nemotron-speech-streaming-en-0.6b.yaml, header"
+_NOTES = f"{_HEADER} [notes]: research notes of values read from the loaded .nemo"
+# What the real nemotron-speech-streaming-en-0.6b has differently from the recipe its config
+# file holds (the header's DIFFERENCES), with the sources the header gives.
+STATED: dict[str, tuple[Any, str]] = {
+    "encoder.att_context_size": (
+        [[70, 13], [70, 6], [70, 1], [70, 0]],
+        f"{_NOTES}; {_HEADER} [card]: chunk sizes 80/160/560/1120 ms (right context "
+        "0/1/6/13); [runtime]: last_channel cache of 70 frames",
+    ),
+    "loss.warprnnt_numba_kwargs.fastemit_lambda": (0.005, _NOTES),
+    "preprocessor.pad_value": (
+        0.0,
+        f"{_HEADER} [quote]: NatanFreeman/mlx_convert docs/conversion_decisions.md, the "
+        "config structure from model_config.yaml",
+    ),
+}
+_CLASS_SOURCE = (
+    f"{_HEADER} [quote] (target EncDecRNNTBPEModel) and [modules] (NeMo's module tree of "
+    "the restored model); the recipe's ASR+EOU token_init_* keys are left out"
+)
+
+
+@dataclass(frozen=True)
+class StreamingCheckpoint:
+    spec: ckpt.Checkpoint
+    complete: bool  # the complete published model_config.yaml is in tests/reference/configs
+
+
+CHECKPOINTS: dict[str, StreamingCheckpoint] = {
+    "stt_en_fastconformer_hybrid_large_streaming_multi": StreamingCheckpoint(
+        ckpt.Checkpoint(EncDecHybridRNNTCTCBPEModel, "lower", 128, 0.8), complete=True
+    ),
+    "nemotron-speech-streaming-en-0.6b": StreamingCheckpoint(
+        ckpt.Checkpoint(
+            EncDecRNNTBPEModel,
+            "pnc",
+            128,
+            0.8,
+            base="nemotron-speech-streaming-en-0.6b",
+            stated=STATED,
+        ),
+        complete=False,
+    ),
+}
+
+
+def load_clips() -> dict[str, np.ndarray]:
+    """Each clip's samples, from the pieces as NeMo's loader reads them."""
+    return {
+        name: np.concatenate([base.load_clip(file)[start:end] for file, start, end in pieces])
+        for name, pieces in CLIPS.items()
+    }
+
+
+def contexts_of(config: dict[str, Any]) -> list[list[int]]:
+    contexts = config["encoder"]["att_context_size"]
+    return [list(c) for c in (contexts if isinstance(contexts[0], list) else [contexts])]
+
+
+def with_style(config: dict[str, Any], style: str) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    config["encoder"]["att_context_style"] = style
+    return config
+
+
+def regular_references(
+    model: ASRModel, signals: dict[str, np.ndarray], contexts: list[list[int]]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """`make_streaming_fixtures.references` for each lookahead and clip, where NeMo streams it.
+
+    NeMo 3.0.0 cannot stream every clip in the `regular` style: once a chunk has fewer
+    encoder frames than `cache_drop_size` (the lookahead, right context x layers) the caches
+    get a negative length and the next step fails in attention (a size mismatch), which ends
+    every stream longer than one step whose last chunks are short. Those clips get NeMo's
+    offline pass only, and its error (`nemo_streaming_error`).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    per_context: dict[str, Any] = {}
+    for context in contexts:
+        key = f"{context[0]}_{context[1]}"
+        for clip, x in signals.items():
+            try:
+                clip_arrays, meta = streaming.references(model, {clip: x}, [context])
+                entry = meta["contexts"][key]
+            except RuntimeError as error:
+                model.encoder.set_default_att_context_size(context)
+                _, encoded, off = streaming.offline(model, x)
+                clip_arrays = {f"{key}/{clip}/offline_encoder": encoded}
+                entry = {
+                    "att_context_size": context,
+                    "streaming_cfg": streaming.streaming_cfg(model),
+                    "clips": {clip: {"num_samples": len(x), "offline": off,
+                                     "nemo_streaming_error": str(error)}},
+                }  # fmt: skip
+            arrays.update(clip_arrays)
+            per_context.setdefault(key, {**entry, "clips": {}})["clips"].update(entry["clips"])
+    model.encoder.set_default_att_context_size(contexts[0])
+    streamed = [c for e in per_context.values() for c in e["clips"].values() if "steps" in c]
+    agree = all(c["streaming_equals_offline"] for c in streamed)
+    return arrays, {"contexts": per_context, "streaming_equals_offline": agree}
+
+
+def make_fixture(
+    name: str, checkpoint: StreamingCheckpoint, work: Path, staging: Path
+) -> dict[str, Any]:
+    spec = checkpoint.spec
+    config_path = ckpt.CONFIGS / f"{name}.yaml"
+    published, sources = ckpt.full_config(name, spec)
+    if not checkpoint.complete:
+        sources["model_class"] = _CLASS_SOURCE
+    tokenizer = ckpt.train_tokenizer(work / name / "tokenizer", published, spec)
+    config, shrunk = ckpt.shrink(published, tokenizer, spec.cls is EncDecHybridRNNTCTCBPEModel)
+    assert config["encoder"]["att_context_style"] == "chunked_limited", name
+    contexts = contexts_of(config)
+    torch.manual_seed(SEED)
+    model = spec.cls(cfg=OmegaConf.create(config)).eval()
+    speech = {clip: base.load_clip(clip) for clip in base.SPEECH_CLIPS}
+    texts = ckpt.corpus(spec.text, random.Random(SEED))[:48]
+    chosen = base.make_decisions_depend_on_audio(
+        model, list(speech.values()), texts, spec.blank_share
+    )
+    path = staging / f"{name}.nemo"
+    model.save_to(str(path))
+    restored = ASRModel.restore_from(str(path), map_location="cpu").eval()
+    restored_config = OmegaConf.to_container(restored.cfg, resolve=True, enum_to_str=True)
+    # greedy decisions offline (default lookahead) vary with the audio of the speech clips
+    base.enable_timestamps(restored)
+    arrays0, clips0 = base.clip_references(restored, speech)
+    stats = base.decision_stats(clips0, arrays0, blank=restored.tokenizer.vocab_size)
+    base.check_varied(stats)
+
+    signals = load_clips()
+    streaming.no_timestamps(restored)  # NeMo's partial-hypothesis merge fails with timestamps
+    arrays, published_style = streaming.references(restored, signals, contexts)
+    # the same checkpoint and weights with att_context_style: regular
+    regular = spec.cls(cfg=OmegaConf.create(with_style(config, "regular"))).eval()
+    regular.load_state_dict(restored.state_dict())
+    streaming.no_timestamps(regular)
+    regular_arrays, regular_style = regular_references(regular, signals, contexts)
+    arrays.update({k if k.endswith("/features") else f"regular/{k}": v
+                   for k, v in regular_arrays.items()})  # fmt: skip
+
+    decoding = restored_config.get("decoding") or {}
+    meta = {
+        "generated_by": f"{COMMAND} {name}",
+        "nemo_version": nemo.__version__,
+        "torch_version": torch.__version__,
+        "sentencepiece_version": sentencepiece.__version__,
+        "python": sys.version.split()[0],
+        "tokenizer_model_sha256": hashlib.sha256(
+            (Path(tokenizer["dir"]) / "tokenizer.model").read_bytes()
+        ).hexdigest(),
+        "checkpoint": f"nvidia/{name}",
+        "published_config": str(config_path.relative_to(base.ROOT)),
+        "published_config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(),
+        "complete_config_published": checkpoint.complete,
+        "config_sources": sources,
+        "shrunk": shrunk,
+        "model_class": f"{type(restored).__module__}.{type(restored).__name__}",
+        "decoding_strategy": decoding.get("strategy"),
+        "max_symbols": (decoding.get("greedy") or {}).get("max_symbols"),
+        "weight_choices": chosen,
+        "stats": stats,
+        "config": restored_config,
+        "clips": {
+            clip: {"pieces": [list(p) for p in CLIPS[clip]], "num_samples": len(signals[clip])}
+            for clip in CLIPS
+        },
+        **published_style,
+        "regular": {"att_context_style": "regular", **regular_style},
+    }
+    np.savez_compressed(staging / f"{name}.npz", **arrays)
+    (staging / f"{name}.json").write_text(json.dumps(base.to_jsonable(meta), indent=1) + "\n")
+    report(name, meta, staging)
+    return meta
+
+
+def report(name: str, meta: dict[str, Any], staging: Path) -> None:
+    sizes = {p.suffix: p.stat().st_size / 1e6 for p in staging.glob(f"{name}.*")}
+    print(f"{name}: {json.dumps({k: round(v, 2) for k, v in sizes.items()})} MB")
+    print(f"  shrunk: {json.dumps(meta['shrunk'])}")
+    print(f"  config_sources: {sorted(meta['config_sources'])}")
+    print(f"  stats: {json.dumps(meta['stats'])}")
+    for style, entry in (("chunked_limited", meta), ("regular", meta["regular"])):
+        print(f"  {style}: streaming equals offline: {entry['streaming_equals_offline']}")
+        for key, context in entry["contexts"].items():
+            print(f"    {key}: {context['streaming_cfg']}")
+            for clip, c in context["clips"].items():
+                if "nemo_streaming_error" in c:
+                    print(f"      {clip}: NeMo fails: {c['nemo_streaming_error'][:70]}")
+                    continue
+                ctc = f" ctc {len(c['ctc']['ids'])}" if "ctc" in c else ""
+                print(f"      {clip}: {len(c['steps'])} steps, rnnt {len(c['rnnt']['ids'])}"
+                      f"{ctc} tokens, = offline {c['streaming_equals_offline']}")  # fmt: skip
+    assert sum(sizes.values()) < MAX_MB, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", metavar="CHECKPOINT", help=", ".join(CHECKPOINTS))
+    names = parser.parse_args().names or list(CHECKPOINTS)
+    unknown = sorted(set(names) - set(CHECKPOINTS))
+    if unknown:
+        parser.error(
+            f"unknown checkpoint {', '.join(unknown)}; choose from {', '.join(CHECKPOINTS)}"
+        )
+    np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp) / "out"
+        staging.mkdir()
+        for name in names:
+            make_fixture(name, CHECKPOINTS[name], Path(tmp), staging)
+        ckpt.OUT.mkdir(parents=True, exist_ok=True)
+        for path in sorted(staging.iterdir()):  # only once every model passed its checks
+            shutil.copyfile(path, ckpt.OUT / path.name)
+            print(f"wrote {ckpt.OUT / path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
