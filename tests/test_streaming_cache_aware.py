@@ -197,6 +197,28 @@ def test_each_step_equals_nemo(model):
         assert streamer._step == len(expected["steps"]), (key, clip)
 
 
+def test_streams_nemo_cannot_run_are_refused(model):
+    """NeMo streams every clip in the published style; in the `regular` style it fails where
+    a chunk before the last has fewer encoder frames than the lookahead its caches drop,
+    and ours refuses those streams in one line instead of running with broken caches."""
+    failing = [
+        (entry, clip)
+        for entry in model.contexts.values()
+        for clip, expected in entry["clips"].items()
+        if "nemo_streaming_error" in expected
+    ]
+    if not model.prefix:
+        assert not failing
+        return
+    assert failing
+    for entry, clip in failing:
+        streaming = streaming_config(model.encoder, entry["att_context_size"])
+        streamer = CacheAwareStreamer(model.encoder, streaming)
+        with pytest.raises(ValueError, match="regular-style cache-aware streaming"):  # noqa: PT012
+            streamer.add(model.features(clip))
+            streamer.finish()
+
+
 def test_features_in_small_pieces_give_the_same_steps(model):
     """Feature frames fed one at a time: the same chunks run, the same outputs come out."""
     key, entry = contexts(model)[1]

@@ -98,6 +98,10 @@ class StreamCache:
     # gives the same rows (a projection is row by row) at a fraction of the cost.
     keys: list | None = None
     values: list | None = None
+    # Set by a `regular`-style step whose chunk had fewer encoder frames than the lookahead
+    # its caches drop (a stream's last chunks): the caches then lack frames, and no further
+    # step can run on them (NeMo 3.0.0's next step fails on such caches too).
+    overdrawn: bool = False
 
     @classmethod
     def initial(cls, encoder, streaming: StreamingConfig, batch: int = 1) -> StreamCache:
@@ -371,6 +375,13 @@ def cache_aware_step(
         x = x * encoder._xscale
     time = x.shape[1]
     cache_len = streaming.last_channel_cache_size
+    if cache.overdrawn:
+        raise ValueError(
+            f"regular-style cache-aware streaming with context {list(streaming.att_context)}: "
+            f"a chunk had fewer encoder frames than the {streaming.cache_drop_size} its caches "
+            "drop (the lookahead, right context x layers), so no step can follow it (NeMo's "
+            "streaming fails there too)"
+        )
     keep_frames = time - streaming.cache_drop_size
     x, caches = _run_layers(
         encoder, x, lengths, streaming.style, streaming.att_context, cache, cache_len, keep_frames
@@ -385,6 +396,7 @@ def cache_aware_step(
         mx.minimum(cache.last_channel_len + keep_frames, cache_len).astype(mx.int32),
         list(keys),
         list(values),
+        overdrawn=keep_frames < 0,
     )
     return x, lengths, next_cache
 
