@@ -17,7 +17,7 @@ import pytest
 
 from mlx_audio_frontend import LogMel, LogMelConfig, load_audio
 from mlx_audio_frontend.streaming import StreamingLogMel
-from mlx_conformer import Conformer, ConformerConfig
+from mlx_conformer import Conformer
 from mlx_conformer.streaming import (
     CacheAwareStreamer,
     StreamCache,
@@ -25,9 +25,9 @@ from mlx_conformer.streaming import (
     dense_forward,
     streaming_config,
 )
-from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder.streaming import GreedyCTCStream
-from mlx_transducer import Transducer, TransducerConfig
+from mlx_transducer import Transducer
 from mlx_transducer.streaming import GreedyStream
 from nemo_mlx_convert import convert_nemo, open_model_directory
 
@@ -45,19 +45,9 @@ class Streaming:
         cfg = model_dir.nemo_config
         weights = mx.load(str(model_dir.weights))
         self.frontend_config = LogMelConfig.from_nemo(cfg["preprocessor"])
-        self.encoder = Conformer(ConformerConfig.from_nemo(cfg["encoder"]))
-        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
-        self.transducer = Transducer(TransducerConfig.from_nemo(cfg))
-        self.transducer.load_weights(
-            [(k, v) for k, v in weights.items() if k.startswith(("decoder.", "joint."))],
-            strict=True,
-        )
-        self.ctc = CTCHead(CTCConfig.from_nemo(cfg["aux_ctc"]["decoder"]))
-        self.ctc.load_weights(_part(weights, "ctc_decoder."), strict=True)
-
-
-def _part(weights, prefix):
-    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
+        self.encoder = Conformer.from_nemo(cfg, weights)
+        self.transducer = Transducer.from_nemo(cfg, weights)
+        self.ctc = CTCHead.from_nemo(cfg, weights, model_dir.model_class)
 
 
 def _rel(ours: np.ndarray, ref: np.ndarray) -> float:
