@@ -39,6 +39,7 @@ from parakeet_mlx.conformer import ConformerArgs
 
 from mlx_audio_frontend import LogMel, LogMelConfig
 from mlx_conformer import Conformer, ConformerConfig
+from nemo_mlx_convert import map_module_state
 
 CLIP = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio" / "speech_16k_mono.wav"
 PREPROCESSOR = {
@@ -59,18 +60,9 @@ def encoder_config(layers: int) -> dict:
 
 
 def mlx_weights(encoder: torch.nn.Module) -> list[tuple[str, mx.array]]:
-    """NeMo names with convolution weights channels-last, as nemo-mlx-convert writes them."""
-    weights = []
-    for name, tensor in encoder.state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            continue
-        array = tensor.numpy()
-        if array.ndim == 4:
-            array = array.transpose(0, 2, 3, 1)
-        elif array.ndim == 3:
-            array = array.transpose(0, 2, 1)
-        weights.append((name, mx.array(array)))
-    return weights
+    """The encoder's weights in MLX names and layouts, by the converter's own mapping."""
+    state = {name: tensor.numpy() for name, tensor in encoder.state_dict().items()}
+    return [(k, mx.array(v)) for k, v in map_module_state(state, "encoder.").items()]
 
 
 def main() -> None:

@@ -22,10 +22,12 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 
 import nemo_mlx_canary as canary
 from mlx_audio_frontend import load_audio
-from mlx_seq2seq_decoder import beam_search, greedy_search
+from mlx_conformer import Conformer
+from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MODELS, AUDIO = FIXTURES / "models", FIXTURES / "audio"
@@ -109,6 +111,15 @@ def test_model_reads_the_checkpoint_settings(model):
     assert config.hidden_size == META["geometry"]["decoder_hidden"]
     assert model.max_deltas["greedy"] == META["decoding"]["greedy"]["max_generation_delta"]
     assert model.max_deltas["beam"] == META["beam"]["settings"]["max_generation_delta"]
+
+
+def test_converted_tensor_names_are_the_modules_parameters(model, converted):
+    """The converter's tensor names are the encoder's and the decoder's parameter names
+    under their prefixes: each loads strictly, and no converted tensor is left over."""
+    names = {Conformer.PREFIX + k for k, _ in tree_flatten(model.encoder.parameters())}
+    prefix = TransformerDecoder.PREFIX
+    names |= {prefix + k for k, _ in tree_flatten(model.decoder.parameters())}
+    assert set(mx.load(str(converted / "model.safetensors"))) == names
 
 
 def test_tokenizer_layout_equals_nemo(model):

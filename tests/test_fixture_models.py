@@ -13,12 +13,13 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 
 from mlx_audio_frontend import LogMel, LogMelConfig, load_audio
-from mlx_conformer import Conformer, ConformerConfig
-from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_conformer import Conformer
+from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder import greedy_decode as ctc_greedy
-from mlx_transducer import Transducer, TransducerConfig
+from mlx_transducer import Transducer
 from nemo_mlx_convert import convert_nemo, open_model_directory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -48,32 +49,14 @@ class Fixture:
         cfg = model_dir.nemo_config
         weights = mx.load(str(model_dir.weights))
         self.frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
-        self.encoder = Conformer(ConformerConfig.from_nemo(cfg["encoder"]))
-        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
-        self.transducer = self.ctc = None
-        if "joint" in cfg:
-            self.transducer = Transducer(TransducerConfig.from_nemo(cfg))
-            self.transducer.load_weights(
-                [(k, v) for k, v in weights.items() if k.startswith(("decoder.", "joint."))],
-                strict=True,
-            )
-        # a hybrid's CTC head is `ctc_decoder` (a TDT checkpoint such as parakeet-tdt-0.6b-v2
-        # has an unused `aux_ctc` section: the model class decides, as NeMo's does)
-        if model_dir.model_class.endswith("EncDecHybridRNNTCTCBPEModel"):
-            ctc_cfg, ctc_prefix = cfg["aux_ctc"]["decoder"], "ctc_decoder."
-        else:
-            ctc_cfg, ctc_prefix = cfg["decoder"], "decoder."
-        if str(ctc_cfg.get("_target_", "")).endswith("ConvASRDecoder"):
-            self.ctc = CTCHead(CTCConfig.from_nemo(ctc_cfg))
-            self.ctc.load_weights(_part(weights, ctc_prefix), strict=True)
+        self.encoder = Conformer.from_nemo(cfg, weights)
+        self.transducer = Transducer.from_nemo(cfg, weights) if "joint" in cfg else None
+        self.ctc = CTCHead.from_nemo(cfg, weights, model_dir.model_class)
+        self.weights, self.config, self.model_class = weights, cfg, model_dir.model_class
         self.clips = list(self.meta["clips"])
 
     def stem(self, clip: str) -> str:
         return Path(clip).stem
-
-
-def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array]]:
-    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
 
 
 @pytest.fixture(scope="module", params=PATHS, ids=lambda path: path.name)
@@ -81,6 +64,18 @@ def fixture(request, tmp_path_factory) -> Fixture:
     out = tmp_path_factory.mktemp("converted") / request.param.name
     convert_nemo(_file(request.param, ".nemo"), out)
     return Fixture(request.param, out)
+
+
+def test_converted_tensor_names_are_the_modules_parameters(fixture):
+    """The converter's tensor names are the modules' parameter names under their prefixes:
+    each module loads strictly, and no converted tensor is left to no module."""
+    names = {Conformer.PREFIX + k for k, _ in tree_flatten(fixture.encoder.parameters())}
+    if fixture.transducer is not None:
+        names |= {k for k, _ in tree_flatten(fixture.transducer.parameters())}
+    if fixture.ctc is not None:
+        _, prefix = CTCHead.section(fixture.config, fixture.model_class)
+        names |= {prefix + k for k, _ in tree_flatten(fixture.ctc.parameters())}
+    assert set(fixture.weights) == names
 
 
 def _rel(ours: np.ndarray, ref: np.ndarray) -> float:

@@ -13,7 +13,6 @@ References come from NeMo's own cache-aware streaming simulation
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 
 from mlx_audio_frontend import LogMel, LogMelConfig, load_audio
 from mlx_audio_frontend.streaming import StreamingLogMel
-from mlx_conformer import Conformer, ConformerConfig
+from mlx_conformer import Conformer
 from mlx_conformer.streaming import (
     CacheAwareStreamer,
     StreamCache,
@@ -31,9 +30,9 @@ from mlx_conformer.streaming import (
     dense_forward,
     streaming_config,
 )
-from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder.streaming import GreedyCTCStream
-from mlx_transducer import Transducer, TransducerConfig
+from mlx_transducer import Transducer
 from mlx_transducer.streaming import GreedyStream
 from nemo_mlx_convert import convert_nemo, open_model_directory
 
@@ -70,20 +69,11 @@ class Streaming:
         cfg = model_dir.nemo_config
         weights = mx.load(str(model_dir.weights))
         self.frontend_config = LogMelConfig.from_nemo(cfg["preprocessor"])
-        encoder_config = ConformerConfig.from_nemo(cfg["encoder"])
-        if style:
-            encoder_config = dataclasses.replace(encoder_config, att_context_style=style)
-        self.encoder = Conformer(encoder_config)
-        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
-        self.transducer = Transducer(TransducerConfig.from_nemo(cfg))
-        self.transducer.load_weights(
-            [(k, v) for k, v in weights.items() if k.startswith(("decoder.", "joint."))],
-            strict=True,
-        )
-        self.ctc = None
-        if "aux_ctc" in cfg:
-            self.ctc = CTCHead(CTCConfig.from_nemo(cfg["aux_ctc"]["decoder"]))
-            self.ctc.load_weights(_part(weights, "ctc_decoder."), strict=True)
+        if style:  # the same weights run in another attention style
+            cfg = {**cfg, "encoder": {**cfg["encoder"], "att_context_style": style}}
+        self.encoder = Conformer.from_nemo(cfg, weights)
+        self.transducer = Transducer.from_nemo(cfg, weights)
+        self.ctc = CTCHead.from_nemo(cfg, weights, model_dir.model_class)
 
     def samples(self, clip: str) -> np.ndarray:
         """A clip's samples: a test clip, or one made of pieces of them (`clips[...]["pieces"]`)."""
@@ -114,10 +104,6 @@ class Streaming:
 def _file(fixture: Path, suffix: str) -> Path:
     """A fixture's file (not `with_suffix`: a name such as `...-0.6b` has a dot)."""
     return fixture.parent / f"{fixture.name}{suffix}"
-
-
-def _part(weights, prefix):
-    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
 
 
 def _rel(ours: np.ndarray, ref: np.ndarray) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mlx_conformer import Conformer, ConformerConfig
+from nemo_mlx_convert import map_module_state
 
 pytestmark = pytest.mark.reference
 
@@ -84,18 +85,9 @@ def _nemo_encoder(cfg: dict):
 
 
 def _mlx_weights(encoder) -> list[tuple[str, mx.array]]:
-    """NeMo names, convolution weights moved channels-last (the converter's layout)."""
-    weights = []
-    for name, tensor in encoder.state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            continue
-        array = tensor.numpy()
-        if array.ndim == 4:
-            array = array.transpose(0, 2, 3, 1)
-        elif array.ndim == 3:
-            array = array.transpose(0, 2, 1)
-        weights.append((name, mx.array(array)))
-    return weights
+    """The encoder's weights in MLX names and layouts, by the converter's own mapping."""
+    state = {name: tensor.numpy() for name, tensor in encoder.state_dict().items()}
+    return [(k, mx.array(v)) for k, v in map_module_state(state, "encoder.").items()]
 
 
 def _relative_error(ours: np.ndarray, reference: np.ndarray) -> float:

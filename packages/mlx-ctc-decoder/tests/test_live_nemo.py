@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mlx_ctc_decoder import CTCConfig, CTCHead, greedy_decode
+from nemo_mlx_convert import map_module_state
 
 pytestmark = pytest.mark.reference
 
@@ -21,6 +22,7 @@ VOCAB = list(
     "abcdefghijklmnopqrstuvwxyz"
 )  # no punctuation: NeMo refines its offsets (an app concern)
 FEAT = 48
+CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
 
 
 def test_greedy_ids_alignment_and_offsets_match_nemo():
@@ -31,9 +33,9 @@ def test_greedy_ids_alignment_and_offsets_match_nemo():
     ours = CTCHead(
         CTCConfig.from_nemo({"feat_in": FEAT, "num_classes": len(VOCAB), "vocabulary": VOCAB})
     )
-    weight = head.decoder_layers[0].weight.detach().numpy().transpose(0, 2, 1)
-    ours.load_weights([("decoder_layers.0.weight", mx.array(weight)),
-                       ("decoder_layers.0.bias", mx.array(head.decoder_layers[0].bias.detach().numpy()))])  # fmt: skip
+    state = {k: v.numpy() for k, v in head.state_dict().items()}
+    mapped = map_module_state(state, "decoder.", CTC_CLASS)
+    ours.load_weights([(k, mx.array(v)) for k, v in mapped.items()], strict=True)
 
     lengths = torch.tensor([80, 57, 3])
     encoded = torch.randn(3, FEAT, 80)

@@ -12,8 +12,8 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
-from mlx_conformer import Conformer, ConformerConfig, quantize_linears
-from mlx_seq2seq_decoder import DecoderConfig, TransformerDecoder, beam_search, greedy_search
+from mlx_conformer import Conformer, quantize_linears
+from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
 
@@ -59,15 +59,8 @@ class Canary:
         self.config = cfg
         weights = mx.load(str(model_dir.weights))
         self.frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
-        self.encoder = Conformer(ConformerConfig.from_nemo(cfg["encoder"]))
-        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
-        decoder_weights = _part(weights, "transf_decoder.")
-        names = dict(decoder_weights)
-        vocab = names["embedding.token_embedding.weight"].shape[0]
-        memory = names["memory_proj.weight"].shape[1] if "memory_proj.weight" in names else None
-        config = DecoderConfig.from_nemo(cfg, memory_size=memory, vocab_size=vocab)
-        self.decoder = TransformerDecoder(config)
-        self.decoder.load_weights(decoder_weights, strict=True)
+        self.encoder = Conformer.from_nemo(cfg, weights)
+        self.decoder = TransformerDecoder.from_nemo(cfg, weights)
         self.dtype = dtype
         if dtype != mx.float32:
             self.encoder.set_dtype(dtype)
@@ -287,10 +280,6 @@ def _text_ids(ids: list[int], tokenizer: CanaryTokenizer) -> list[int]:
     while end and ids[end - 1] in (tokenizer.eos_id, tokenizer.pad_id):
         end -= 1
     return list(ids[:end])
-
-
-def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array]]:
-    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
 
 
 __all__ = ["CHUNK_SECONDS", "AudioError", "Canary"]

@@ -14,11 +14,11 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
-from mlx_conformer import Conformer, ConformerConfig, quantize_linears
-from mlx_ctc_decoder import CTCConfig, CTCHead
+from mlx_conformer import Conformer, quantize_linears
+from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder import beam_search as ctc_beam
 from mlx_ctc_decoder import greedy_decode as ctc_greedy
-from mlx_transducer import Transducer, TransducerConfig
+from mlx_transducer import Transducer
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
 
@@ -104,24 +104,12 @@ class Parakeet:
         self.config = cfg
         weights = mx.load(str(model_dir.weights))
         self.frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
-        self.encoder = Conformer(ConformerConfig.from_nemo(cfg["encoder"]))
-        self.encoder.load_weights(_part(weights, "encoder."), strict=True)
+        self.encoder = Conformer.from_nemo(cfg, weights)
         self.transducer: Transducer | None = None
-        self.ctc: CTCHead | None = None
         if model_class in (TRANSDUCER_CLASS, HYBRID_CLASS):
-            self.transducer = Transducer(TransducerConfig.from_nemo(cfg))
-            transducer_weights = [
-                (k, v) for k, v in weights.items() if k.startswith(("decoder.", "joint."))
-            ]
-            self.transducer.load_weights(transducer_weights, strict=True)
-        if model_class in (CTC_CLASS, HYBRID_CLASS):
-            ctc_cfg, prefix = (
-                (cfg["aux_ctc"]["decoder"], "ctc_decoder.")
-                if model_class == HYBRID_CLASS
-                else (cfg["decoder"], "decoder.")
-            )
-            self.ctc = CTCHead(CTCConfig.from_nemo(ctc_cfg))
-            self.ctc.load_weights(_part(weights, prefix), strict=True)
+            self.transducer = Transducer.from_nemo(cfg, weights)
+        # a hybrid's head is `ctc_decoder.*`, a CTC model's `decoder.*`: the class decides
+        self.ctc: CTCHead | None = CTCHead.from_nemo(cfg, weights, model_class)
         if dtype != mx.float32:
             for module in (self.encoder, self.transducer, self.ctc):
                 if module is not None:
@@ -538,10 +526,6 @@ def _pad_to_minimum(signal: np.ndarray, sample_rate: int) -> tuple[float, np.nda
         return 0.0, signal
     before = missing // 2
     return before / sample_rate, np.pad(signal, (before, missing - before))
-
-
-def _part(weights: dict[str, mx.array], prefix: str) -> list[tuple[str, mx.array]]:
-    return [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)]
 
 
 def _label(item: AudioInput) -> str | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -62,21 +63,33 @@ class Conformer(nn.Module):
         for layer in self.layers:
             layer.self_attn.set_context(context, local)
 
+    PREFIX = "encoder."  # the encoder's tensors in a converted model's weights
+
+    @classmethod
+    def from_nemo(
+        cls, nemo_config: Mapping[str, Any], weights: Mapping[str, mx.array]
+    ) -> Conformer:
+        """The encoder of a NeMo model: its config's `encoder` section, and the `encoder.*`
+        tensors of the whole model's weights (MLX names and layouts, as nemo-mlx-convert
+        writes them), loaded strictly."""
+        encoder = cls(ConformerConfig.from_nemo(nemo_config["encoder"]))
+        prefix = cls.PREFIX
+        encoder.load_weights(
+            [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)], strict=True
+        )
+        return encoder
+
     @classmethod
     def from_model_dir(cls, path: str | Path, dtype: mx.Dtype | None = None) -> Conformer:
         """The encoder of a converted model directory (nemo-mlx-convert's, or an MLX port's).
 
         Reads `config.json` (the NeMo config, under `nemo_config` in nemo-mlx-convert's
-        format) and the `encoder.*` tensors of `model.safetensors`.
+        format) and `model.safetensors`, then `from_nemo`.
         """
         path = Path(path)
         config = json.loads((path / "config.json").read_text())
-        nemo_config = config.get("nemo_config", config)
-        encoder = cls(ConformerConfig.from_nemo(nemo_config["encoder"]))
-        weights = mx.load(str(path / "model.safetensors"))
-        prefix = "encoder."
-        encoder.load_weights(
-            [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)], strict=True
+        encoder = cls.from_nemo(
+            config.get("nemo_config", config), mx.load(str(path / "model.safetensors"))
         )
         if dtype is not None:
             encoder.set_dtype(dtype)

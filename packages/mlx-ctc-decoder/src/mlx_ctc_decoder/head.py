@@ -62,6 +62,39 @@ class CTCHead(nn.Module):
         self.config = config
         self.decoder_layers = [nn.Conv1d(config.feat_in, config.vocab_size + 1, kernel_size=1)]
 
+    @staticmethod
+    def section(nemo_config: Mapping[str, Any], model_class: str) -> tuple[Mapping, str] | None:
+        """Where a NeMo model keeps its CTC head: (config section, tensor-name prefix), or None.
+
+        The model class decides, as NeMo's does: a hybrid RNNT-CTC model's head is its
+        `aux_ctc.decoder` (tensors `ctc_decoder.*`), a CTC model's is its `decoder`
+        (`decoder.*`); any other model has none, even with an `aux_ctc` section (some TDT
+        checkpoints carry an unused one).
+        """
+        name = model_class.rsplit(".", 1)[-1]
+        if name.startswith("EncDecHybridRNNTCTC"):
+            return nemo_config["aux_ctc"]["decoder"], "ctc_decoder."
+        if name.startswith("EncDecCTC"):
+            return nemo_config["decoder"], "decoder."
+        return None
+
+    @classmethod
+    def from_nemo(
+        cls, nemo_config: Mapping[str, Any], weights: Mapping[str, mx.array], model_class: str
+    ) -> CTCHead | None:
+        """The CTC head of a NeMo model (None if it has none, see `section`): its config
+        section and its tensors in the model's weights (MLX names and layouts, as
+        nemo-mlx-convert writes them), loaded strictly."""
+        found = cls.section(nemo_config, model_class)
+        if found is None:
+            return None
+        config, prefix = found
+        head = cls(CTCConfig.from_nemo(config))
+        head.load_weights(
+            [(k[len(prefix) :], v) for k, v in weights.items() if k.startswith(prefix)], strict=True
+        )
+        return head
+
     def __call__(self, encoder_output: mx.array) -> mx.array:
         conv = self.decoder_layers[0]
         weight = conv.weight.reshape(conv.weight.shape[0], -1)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -97,6 +98,23 @@ class TransformerDecoder(nn.Module):
         if config.final_layer_norm:
             self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=_LN_EPS)
         self.head = Head(config)
+
+    PREFIX = "transf_decoder."  # its tensors in a converted model's weights
+
+    @classmethod
+    def from_nemo(
+        cls, nemo_config: Mapping[str, Any], weights: Mapping[str, mx.array]
+    ) -> TransformerDecoder:
+        """The decoder of a NeMo multitask (Canary) model: its whole config, and the
+        `transf_decoder.*` tensors of the model's weights (mlx-seq2seq-decoder's names, as
+        nemo-mlx-convert writes them), loaded strictly. The vocabulary and the memory size
+        come from the tensors (NeMo rounds the vocabulary up when it builds the model)."""
+        prefix = cls.PREFIX
+        own = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        vocab = own["embedding.token_embedding.weight"].shape[0]
+        memory = own["memory_proj.weight"].shape[1] if "memory_proj.weight" in own else None
+        config = DecoderConfig.from_nemo(nemo_config, memory_size=memory, vocab_size=vocab)
+        return cls.from_weights(config, own)
 
     @classmethod
     def from_weights(cls, config: DecoderConfig, weights: str | Path | dict) -> TransformerDecoder:

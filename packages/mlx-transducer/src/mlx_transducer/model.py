@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -21,6 +24,21 @@ class Transducer(nn.Module):
         self.config = config
         self.decoder = PredictionNetwork(config)
         self.joint = JointNetwork(config)
+
+    PREFIXES = ("decoder.", "joint.")  # its tensors in a converted model's weights, names kept
+
+    @classmethod
+    def from_nemo(
+        cls, nemo_config: Mapping[str, Any], weights: Mapping[str, mx.array]
+    ) -> Transducer:
+        """The transducer of a NeMo RNNT / TDT (or hybrid) model: its whole config, and the
+        `decoder.*` and `joint.*` tensors of the model's weights (MLX names and layouts, as
+        nemo-mlx-convert writes them), loaded strictly."""
+        model = cls(TransducerConfig.from_nemo(nemo_config))
+        model.load_weights(
+            [(k, v) for k, v in weights.items() if k.startswith(cls.PREFIXES)], strict=True
+        )
+        return model
 
     def greedy(self, encoder_output: mx.array, lengths: mx.array | None = None) -> list[Hypothesis]:
         """NeMo's `greedy_batch` decoding of (B, T, D) encoder frames with valid lengths."""

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from .convert import ConversionSummary, convert_nemo
 from .errors import ConversionError
-from .mapping import map_state_dict, supported_classes
+from .mapping import map_module_state, map_state_dict, supported_classes
 from .model_dir import ModelDirectory, ModelDirectoryConfig, open_model_directory
 from .resolve import default_cache_dir, resolve_model
 from .torch_checkpoint import load_state_dict
@@ -23,6 +23,7 @@ __all__ = [
     "convert_nemo",
     "default_cache_dir",
     "load_state_dict",
+    "map_module_state",
     "map_state_dict",
     "open_model_directory",
     "resolve_model",

@@ -149,6 +149,22 @@ def map_state_dict(state: Mapping[str, np.ndarray], model_class: str) -> MappedW
     return mapped
 
 
+def map_module_state(
+    state: Mapping[str, np.ndarray],
+    prefix: str,
+    model_class: str = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel",
+) -> dict[str, np.ndarray]:
+    """One NeMo module's state dict in MLX names and layouts, by `map_state_dict`.
+
+    `state` is a bare module's (e.g. a `ConformerEncoder`'s `state_dict()` as numpy arrays),
+    `prefix` where the model holds it ("encoder."): the names come back relative to it, as
+    the MLX module's `load_weights` takes them. The tests and benchmarks that build NeMo
+    modules by hand use this instead of transposing convolutions themselves.
+    """
+    mapped = map_state_dict({prefix + k: v for k, v in state.items()}, model_class)
+    return {k[len(prefix) :]: v for k, v in mapped.tensors.items() if k.startswith(prefix)}
+
+
 def _seq2seq_name(name: str) -> str | None:
     """Canary decoder tensors: mlx-seq2seq-decoder's name under `transf_decoder.`, or None."""
     for pattern, replacement in _SEQ2SEQ_RULES:

@@ -1,0 +1,28 @@
+"""`map_module_state`: one bare NeMo module's state dict, mapped as the converter maps it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nemo_mlx_convert import map_module_state, map_state_dict
+
+RNNT = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
+
+
+def test_module_state_maps_as_the_whole_model_does():
+    rng = np.random.default_rng(0)
+    state = {
+        "pre_encode.conv.0.weight": rng.standard_normal((4, 1, 3, 3)),
+        "layers.0.conv.depthwise_conv.weight": rng.standard_normal((8, 1, 9)),
+        "layers.0.conv.batch_norm.running_mean": rng.standard_normal(8),
+        "layers.0.conv.batch_norm.num_batches_tracked": np.array(3),
+        "layers.0.self_attn.linear_q.weight": rng.standard_normal((8, 8)),
+    }
+    mapped = map_module_state(state, "encoder.")
+    whole = map_state_dict({f"encoder.{k}": v for k, v in state.items()}, RNNT).tensors
+    assert mapped.keys() == {k.removeprefix("encoder.") for k in whole}
+    assert "layers.0.conv.batch_norm.num_batches_tracked" not in mapped
+    for name, array in mapped.items():
+        np.testing.assert_array_equal(array, whole[f"encoder.{name}"])
+    assert mapped["pre_encode.conv.0.weight"].shape == (4, 3, 3, 1)  # channels-last
+    assert mapped["layers.0.conv.depthwise_conv.weight"].shape == (8, 9, 1)
