@@ -83,3 +83,52 @@ def test_timestamps_need_the_canary2_slot_and_frame_tokens(tokenizer):
     with_frames = CanaryTokenizer([("spl_tokens", special), ("en", en)])
     ids = build_prompt(with_frames, "canary2", PromptOptions("en", timestamps=True))
     assert ids[7] == with_frames.special("<|timestamp|>")
+
+
+@pytest.fixture(scope="module")
+def unified() -> CanaryTokenizer:
+    """One SentencePiece model with the special tokens inside (canary-1b-v2's layout)."""
+    symbols = [*SPECIALS, "<|ja|>", "<|0|>"]
+    lines = ["the cat sat on the mat", "der hund lief weit weg", "hello world"] * 20
+    return CanaryTokenizer([("spl_tokens", _train(lines, len(symbols) + 50, symbols))])
+
+
+def test_unified_tokenizer_decodes_as_sentencepiece(unified):
+    """NeMo's `CanaryBPETokenizer.ids_to_text` is SentencePiece's `decode`: no leading
+    space, `<unk>` as ` ⁇ `, user-defined special pieces kept as they are."""
+    sp = unified._parts[0].processor
+    ids = sp.encode("the cat")
+    assert unified.decode(ids) == "the cat"
+    for case in ([0, *ids, 0], [unified.special("<|en|>"), *ids, unified.special("<|0|>")]):
+        assert unified.decode(case) == sp.decode(case)
+    assert unified.decode([unified.special("<|en|>"), *ids]) == "<|en|> the cat"
+
+
+def test_unified_prompt_is_the_prompt_string_encoded(unified):
+    """NeMo's canary2 formatter hands a unified tokenizer the prompt as one string, which
+    SentencePiece encodes with its dummy prefix: a `▁` piece comes first."""
+    tokens = ["<|startofcontext|>", "<|startoftranscript|>", "<|emo:undefined|>", "<|en|>", "<|de|>",
+              "<|pnc|>", "<|noitn|>", "<|notimestamp|>", "<|nodiarize|>"]  # fmt: skip
+    sp = unified._parts[0].processor
+    ids = build_prompt(unified, "canary2", PromptOptions("en", "de"))
+    assert ids == sp.encode("".join(tokens))
+    assert ids == [sp.piece_to_id("▁"), *(unified.special(t) for t in tokens)]
+
+
+def test_unified_languages_are_the_model_cards_when_known(unified):
+    assert unified.languages == ["de", "en", "ja"]  # every <|xx|> token
+    card = CanaryTokenizer([("spl_tokens", unified._parts[0].processor)], languages=["en", "de"])
+    assert card.languages == ["de", "en"]
+    with pytest.raises(CanaryError, match="'ja' is not supported by this model; supported: de, en"):
+        build_prompt(card, "canary2", PromptOptions("ja"))
+
+
+def test_timestamps_from_an_aligner_are_refused(unified):
+    """canary-1b-v2: NeMo times words with its CTC aligner (`timestamps_asr_model`), not with
+    the decoder's frame tokens, and always prompts <|notimestamp|>."""
+    aligner = ["timestamps_asr_model"]
+    assert build_prompt(unified, "canary2", PromptOptions("en", timestamps=True))  # frame tokens
+    with pytest.raises(CanaryError, match=r"CTC aligner model \(timestamps_asr_model\)"):
+        build_prompt(unified, "canary2", PromptOptions("en", timestamps=True), aligner)
+    plain = build_prompt(unified, "canary2", PromptOptions("en"), aligner)
+    assert unified.special("<|notimestamp|>") in plain

@@ -69,6 +69,8 @@ class Canary:
             quantize_linears(self.encoder, quantize)
             quantize_linears(self.decoder, quantize)
         self.tokenizer = CanaryTokenizer.from_model_directory(model_dir)
+        # models the .nemo holds beside this one (canary-1b-v2: its CTC aligner)
+        self.auxiliary_models = list(model_dir.config.auxiliary_models) if model_dir.config else []
         self.prompt_format = str(cfg.get("prompt_format") or "canary")
         decoding = cfg.get("decoding") or {}
         beam = decoding.get("beam") or {}
@@ -96,11 +98,14 @@ class Canary:
     @property
     def has_timestamps(self) -> bool:
         """Whether the model can write timestamps (canary2 prompt and frame tokens)."""
-        return timestamps_unsupported(self.tokenizer, self.prompt_format) is None
+        return (
+            timestamps_unsupported(self.tokenizer, self.prompt_format, self.auxiliary_models)
+            is None
+        )
 
     def prompt(self, options: PromptOptions) -> list[int]:
         """The decoder prompt for `options`; checks languages, task and timestamps."""
-        return build_prompt(self.tokenizer, self.prompt_format, options)
+        return build_prompt(self.tokenizer, self.prompt_format, options, self.auxiliary_models)
 
     def transcribe(
         self,

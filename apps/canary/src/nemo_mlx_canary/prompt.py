@@ -8,6 +8,7 @@ canary2: <|startofcontext|> <|startoftranscript|> <|emo:undefined|> <|src|> <|tg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,9 +40,21 @@ class PromptOptions:
         return self.source_lang, target, task
 
 
-def timestamps_unsupported(tokenizer: CanaryTokenizer, prompt_format: str) -> str | None:
+ALIGNER = "timestamps_asr_model"  # canary-1b-v2's auxiliary CTC model (nemo-mlx-convert names it)
+
+
+def timestamps_unsupported(
+    tokenizer: CanaryTokenizer, prompt_format: str, auxiliary_models: Sequence[str] = ()
+) -> str | None:
     """Why a model cannot write timestamps, or None if it can (a `<|timestamp|>` slot in
-    the canary2 prompt, and frame tokens `<|0|>`, `<|1|>`, ... to write them with)."""
+    the canary2 prompt, and frame tokens `<|0|>`, `<|1|>`, ... to write them with). A model
+    with NeMo's CTC aligner (canary-1b-v2) gets its timestamps from it, not from its decoder:
+    NeMo then always prompts `<|notimestamp|>`, and this app does not run the aligner."""
+    if ALIGNER in auxiliary_models:
+        return (
+            f"NeMo makes its timestamps with its separate CTC aligner model ({ALIGNER}), "
+            "which this app does not run"
+        )
     if prompt_format != "canary2":
         return f"its prompt format ({prompt_format}) has no timestamp slot"
     if not tokenizer.has_special("<|timestamp|>") or not tokenizer.has_special("<|0|>"):
@@ -50,10 +63,14 @@ def timestamps_unsupported(tokenizer: CanaryTokenizer, prompt_format: str) -> st
 
 
 def build_prompt(
-    tokenizer: CanaryTokenizer, prompt_format: str, options: PromptOptions
+    tokenizer: CanaryTokenizer,
+    prompt_format: str,
+    options: PromptOptions,
+    auxiliary_models: Sequence[str] = (),
 ) -> list[int]:
     source, target, task = options.resolved()
-    if options.timestamps and (why := timestamps_unsupported(tokenizer, prompt_format)):
+    why = timestamps_unsupported(tokenizer, prompt_format, auxiliary_models)
+    if options.timestamps and why:
         raise CanaryError(f"this model cannot give timestamps: {why}")
     languages = tokenizer.languages
     for lang in (source, target):
@@ -88,4 +105,4 @@ def build_prompt(
         raise CanaryError(
             f"prompt format {prompt_format!r} is not supported; supported: {', '.join(FORMATS)}"
         )
-    return [tokenizer.special(t) for t in tokens]
+    return tokenizer.prompt(tokens)
