@@ -419,6 +419,22 @@ def teacher_forced_logits(
     return logits[0, len(prompt) - 1 :]
 
 
+def generation_cap(model: EncDecMultiTaskModel, prompt_len: int, frames: int) -> int:
+    """Greedy steps G after a prompt of `prompt_len` tokens, for `frames` encoder frames.
+
+    NeMo's `_prepare_for_search`: G = max_sequence_length - P, or with
+    `max_generation_delta` >= 0, min(max_sequence_length, frames + delta) - P (`frames` is the
+    padded batch's length; one clip alone here), with the current strategy's settings. Beam
+    search allows one token more.
+    """
+    strategy = model.decoding.decoding
+    generator = getattr(strategy, "greedy_search", None) or strategy.beam_search
+    longest = generator.max_seq_length
+    if generator.max_delta_len >= 0:
+        longest = min(longest, frames + generator.max_delta_len)
+    return longest - prompt_len
+
+
 @torch.no_grad()
 def log_prob_sum(
     model: EncDecMultiTaskModel, states: dict[str, Any], prompt: torch.Tensor, ids: list[int]
@@ -428,7 +444,7 @@ def log_prob_sum(
     A beam hypothesis either ended with EOS or runs to the cap (G + 1 tokens, the last never
     fed back): one teacher-forced pass on all but that last token gives every step.
     """
-    cap = MAX_SEQUENCE_LENGTH - len(prompt) + 1
+    cap = generation_cap(model, len(prompt), int(states["encoded_len"][0])) + 1
     full = ids if len(ids) == cap else [*ids, model.tokenizer.eos_id]
     logits = teacher_forced_logits(model, states, prompt, full[:-1])
     log_probs = torch.log_softmax(logits, dim=-1)
@@ -528,7 +544,13 @@ def output_rows(model: EncDecMultiTaskModel) -> dict[str, torch.Tensor]:
     tok = model.tokenizer
     rows = model.log_softmax.mlp.layer0.weight.shape[0]
     spl = torch.zeros(rows, dtype=torch.bool)
-    spl[: len(tok.tokenizers_dict["spl_tokens"].vocab)] = True
+    if hasattr(tok, "tokenizers_dict"):  # aggregate: the whole spl_tokens range
+        spl[: len(tok.tokenizers_dict["spl_tokens"].vocab)] = True
+    else:  # one model: its <unk>, <pad> and <|...|> pieces
+        for i, piece in enumerate(tok.vocab):
+            spl[i] = piece in ("<unk>", "<pad>") or (
+                piece.startswith("<|") and piece.endswith("|>")
+            )
     padding = torch.arange(rows) >= tok.vocab_size
     eos = torch.zeros(rows, dtype=torch.bool)
     eos[tok.eos_id] = True
@@ -549,7 +571,7 @@ def greedy_paths(
     return paths
 
 
-def choose_eos_bias(margins: list[torch.Tensor], cap: int) -> tuple[float, list[int]]:
+def choose_eos_bias(margins: list[torch.Tensor], cap: int | list[int]) -> tuple[float, list[int]]:
     """An EOS bias and the greedy lengths it gives, from runs with EOS switched off.
 
     Up to the step where EOS first wins, a greedy path is the same whatever EOS's bias, so the
@@ -572,7 +594,8 @@ def choose_eos_bias(margins: list[torch.Tensor], cap: int) -> tuple[float, list[
                 clear = False
         if not clear or min(lengths) < MIN_TOKENS:
             continue
-        at_cap = sum(n >= cap for n in lengths)
+        caps = cap if isinstance(cap, list) else [cap] * len(lengths)
+        at_cap = sum(n >= c for n, c in zip(lengths, caps, strict=True))
         key = (not 1 <= at_cap <= 3, abs(float(np.median(lengths)) - TARGET_TOKENS))
         if best is None or key < best[0]:
             best = (key, c, lengths)
@@ -585,8 +608,9 @@ def make_outputs_varied(model: EncDecMultiTaskModel, signals: list[np.ndarray]) 
     """Set a few numbers from the model's own activations so that greedy outputs vary.
 
     1. centre the encoder's subsampling output (`make_model_fixtures.centre_pre_encode`);
-    2. standardise `encoder_decoder_proj`'s outputs over the clips' frames, so that the audio
-       counts in cross-attention as much as the prompt and history do;
+    2. standardise `encoder_decoder_proj`'s outputs over the clips' frames (with equal widths
+       it is an Identity: the encoder's last layer norm instead), so that the audio counts in
+       cross-attention as much as the prompt and history do;
     3. decoder: the embedding layer norm's gain times EMBEDDING_NORM_GAIN (-1: the input
        token's own row now counts against it), self-attention and feed-forward outputs scaled
        up (SELF_ATTENTION_OUT_SCALE, FFN_OUT_SCALE), so that history and prompt count;
@@ -611,7 +635,9 @@ def make_outputs_varied(model: EncDecMultiTaskModel, signals: list[np.ndarray]) 
     # processes (MKL), and the npz is meant to come out byte-identical
     out = torch.cat(frames).double()
     mean, std = out.mean(0), out.std(0) + 1e-3
-    proj.weight.copy_(proj.weight.double() / std[:, None])
+    if not isinstance(proj, torch.nn.Linear):  # equal widths: an Identity; the encoder's last
+        proj = model.encoder.layers[-1].norm_out  # layer norm gives the same affine map
+    proj.weight.copy_(proj.weight.double() / (std[:, None] if proj.weight.ndim == 2 else std))
     proj.bias.copy_((proj.bias.double() - mean) / std)
     states = [encoder_states(model, [x]) for x in signals]
 
@@ -662,7 +688,15 @@ def make_outputs_varied(model: EncDecMultiTaskModel, signals: list[np.ndarray]) 
         other = logits.clone()
         other[:, eos] = -math.inf
         margins.append(other.max(-1).values - (logits[:, eos] - bias[eos]))
-    cap = MAX_SEQUENCE_LENGTH - len(prompt_ids(model, prompt_slots(model, "en_asr_pnc")))
+    # each path's step limit (paths run prompt by prompt, clip by clip: greedy_paths)
+    caps = [
+        generation_cap(
+            model, len(prompt_ids(model, prompt_slots(model, p))), int(st["encoded_len"][0])
+        )
+        for p in PROMPTS
+        for st in states
+    ]
+    cap = caps[0] if len(set(caps)) == 1 else caps
     bias, lengths = choose_eos_bias(margins, cap)
     head.bias[eos] = bias
     return {
