@@ -63,13 +63,11 @@ are in tests/reference/README.md ("Canary checkpoint fixtures").
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
 import os
 import random
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -79,6 +77,7 @@ from typing import Any
 
 import make_canary_fixture as cf  # tests/reference/, on sys.path when run as a script
 import make_canary_timestamps_fixture as ts
+import make_checkpoint_fixtures as ckpt
 import make_model_fixtures as base
 import nemo
 import numpy as np
@@ -1031,14 +1030,7 @@ def make_fixture(name: str, spec: Checkpoint, signals: dict[str, np.ndarray], wo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", metavar="CHECKPOINT", help=", ".join(CHECKPOINTS))
-    names = parser.parse_args().names or list(CHECKPOINTS)
-    unknown = sorted(set(names) - set(CHECKPOINTS))
-    if unknown:
-        parser.error(
-            f"unknown checkpoint {', '.join(unknown)}; choose from {', '.join(CHECKPOINTS)}"
-        )
+    names = ckpt.chosen_checkpoints(__doc__, CHECKPOINTS)
     np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
     signals = {clip: base.load_clip(clip) for clip in base.CLIPS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -1046,10 +1038,7 @@ def main() -> None:
         staging.mkdir()
         for name in names:
             make_fixture(name, CHECKPOINTS[name], signals, Path(tmp), staging)
-        OUT.mkdir(parents=True, exist_ok=True)
-        for path in sorted(staging.iterdir()):  # only once every model passed its checks
-            shutil.copyfile(path, OUT / path.name)
-            print(f"wrote {OUT / path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+        base.publish(staging, OUT)
 
 
 if __name__ == "__main__":

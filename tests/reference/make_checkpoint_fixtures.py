@@ -40,9 +40,9 @@ import json
 import os
 import random
 import re
-import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,15 +376,21 @@ def make_fixture(
     (staging / f"{name}.json").write_text(json.dumps(base.to_jsonable(meta), indent=1) + "\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", metavar="CHECKPOINT", help=", ".join(CHECKPOINTS))
-    names = parser.parse_args().names or list(CHECKPOINTS)
-    unknown = sorted(set(names) - set(CHECKPOINTS))
+def chosen_checkpoints(doc: str, checkpoints: Mapping[str, Any]) -> list[str]:
+    """The checkpoints named on the command line (all of them when none is), checked."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("names", nargs="*", metavar="CHECKPOINT", help=", ".join(checkpoints))
+    names = parser.parse_args().names or list(checkpoints)
+    unknown = sorted(set(names) - set(checkpoints))
     if unknown:
         parser.error(
-            f"unknown checkpoint {', '.join(unknown)}; choose from {', '.join(CHECKPOINTS)}"
+            f"unknown checkpoint {', '.join(unknown)}; choose from {', '.join(checkpoints)}"
         )
+    return names
+
+
+def main() -> None:
+    names = chosen_checkpoints(__doc__, CHECKPOINTS)
     np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
     signals = {clip: base.load_clip(clip) for clip in base.CLIPS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -392,10 +398,7 @@ def main() -> None:
         staging.mkdir()
         for name in names:
             make_fixture(name, CHECKPOINTS[name], signals, Path(tmp), staging)
-        OUT.mkdir(parents=True, exist_ok=True)
-        for path in sorted(staging.iterdir()):  # only once every model passed its checks
-            shutil.copyfile(path, OUT / path.name)
-            print(f"wrote {OUT / path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+        base.publish(staging, OUT)
 
 
 if __name__ == "__main__":

@@ -954,6 +954,15 @@ def make_fixture(
     return meta
 
 
+def publish(staging: Path, out: Path) -> None:
+    """Copy every staged fixture file into `out`: called once every model passed its checks,
+    so that a failed run leaves the committed fixtures as they were."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(staging.iterdir()):
+        shutil.copyfile(path, out / path.name)
+        print(f"wrote {out / path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
 def main() -> None:
     torch.manual_seed(SEED)
     np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
@@ -974,10 +983,7 @@ def main() -> None:
         staging.mkdir()
         for name, spec in model_specs(tokenizer).items():
             make_fixture(name, spec, signals, provenance, staging)
-        OUT.mkdir(parents=True, exist_ok=True)
-        for path in sorted(staging.iterdir()):  # only once every model passed its checks
-            shutil.copyfile(path, OUT / path.name)
-            print(f"wrote {OUT / path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+        publish(staging, OUT)
 
 
 if __name__ == "__main__":

@@ -56,12 +56,10 @@ files, or none):
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
 import random
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -294,24 +292,14 @@ def report(name: str, meta: dict[str, Any], staging: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", metavar="CHECKPOINT", help=", ".join(CHECKPOINTS))
-    names = parser.parse_args().names or list(CHECKPOINTS)
-    unknown = sorted(set(names) - set(CHECKPOINTS))
-    if unknown:
-        parser.error(
-            f"unknown checkpoint {', '.join(unknown)}; choose from {', '.join(CHECKPOINTS)}"
-        )
+    names = ckpt.chosen_checkpoints(__doc__, CHECKPOINTS)
     np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "out"
         staging.mkdir()
         for name in names:
             make_fixture(name, CHECKPOINTS[name], Path(tmp), staging)
-        ckpt.OUT.mkdir(parents=True, exist_ok=True)
-        for path in sorted(staging.iterdir()):  # only once every model passed its checks
-            shutil.copyfile(path, ckpt.OUT / path.name)
-            print(f"wrote {ckpt.OUT / path.name} ({path.stat().st_size / 1e6:.2f} MB)")
+        base.publish(staging, ckpt.OUT)
 
 
 if __name__ == "__main__":
