@@ -64,11 +64,9 @@ are in tests/reference/README.md ("Canary checkpoint fixtures").
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import random
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -79,7 +77,6 @@ import make_canary_fixture as cf  # tests/reference/, on sys.path when run as a 
 import make_canary_timestamps_fixture as ts
 import make_checkpoint_fixtures as ckpt
 import make_model_fixtures as base
-import nemo
 import numpy as np
 import sentencepiece
 import torch
@@ -981,14 +978,10 @@ def make_fixture(name: str, spec: Checkpoint, signals: dict[str, np.ndarray], wo
     arrays, refs = references(restored, signals, spec)
     config_path = CONFIGS / f"{name}.yaml"
     meta = {
-        "generated_by": f"{COMMAND} {name}",
-        "nemo_version": nemo.__version__,
-        "torch_version": torch.__version__,
-        "sentencepiece_version": sentencepiece.__version__,
-        "python": sys.version.split()[0],
+        **base.made_by(f"{COMMAND} {name}"),
         "checkpoint": f"nvidia/{name}",
         "published_config": str(config_path.relative_to(base.ROOT)),
-        "published_config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(),
+        "published_config_sha256": base.file_sha256(config_path),
         "published_config_complete": name == COMPLETE,
         "closest_complete_config": None
         if name == COMPLETE
@@ -996,8 +989,7 @@ def make_fixture(name: str, spec: Checkpoint, signals: dict[str, np.ndarray], wo
         "config_sources": dict(sorted(sources.items())),
         "shrunk": shrunk,
         "tokenizer_model_sha256": {
-            k: hashlib.sha256(p.read_bytes()).hexdigest()
-            for k, p in tokenizer_files(config["tokenizer"]).items()
+            k: base.file_sha256(p) for k, p in tokenizer_files(config["tokenizer"]).items()
         },
         "model_class": f"{type(restored).__module__}.{type(restored).__name__}",
         "prompt_format": restored.prompt_format,

@@ -39,14 +39,12 @@ Writes to tests/fixtures/models/ (all three files or none):
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import json
 import math
 import os
 import random
 import shutil
-import sys
 import tarfile
 import tempfile
 import textwrap
@@ -55,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 import make_model_fixtures as base  # tests/reference/, on sys.path when run as a script
-import nemo
 import numpy as np
 import sentencepiece
 import torch
@@ -1091,13 +1088,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         langs = train_tokenizers(Path(tmp) / "tokenizers")
         provenance = {
-            "generated_by": COMMAND,
-            "nemo_version": nemo.__version__,
-            "torch_version": torch.__version__,
-            "sentencepiece_version": sentencepiece.__version__,
-            "python": sys.version.split()[0],
+            **base.made_by(COMMAND),
             "tokenizer_model_sha256": {
-                lang: hashlib.sha256((Path(t["dir"]) / "tokenizer.model").read_bytes()).hexdigest()
+                lang: base.file_sha256(Path(t["dir"]) / "tokenizer.model")
                 for lang, t in langs.items()
             },
         }

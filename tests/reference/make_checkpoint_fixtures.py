@@ -35,7 +35,6 @@ files, or none).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -47,7 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nemo
 import numpy as np
 import sentencepiece
 import torch
@@ -350,21 +348,15 @@ def make_fixture(
     meta.update(
         checkpoint=f"nvidia/{name}",
         published_config=str(config_path.relative_to(base.ROOT)),
-        published_config_sha256=hashlib.sha256(config_path.read_bytes()).hexdigest(),
+        published_config_sha256=base.file_sha256(config_path),
         shrunk=shrunk,
         config_sources=sources,
         decoding_strategy=decoding.get("strategy"),
         max_symbols=(decoding.get("greedy") or {}).get("max_symbols"),
     )
     meta = {
-        "generated_by": f"{COMMAND} {name}",
-        "nemo_version": nemo.__version__,
-        "torch_version": torch.__version__,
-        "sentencepiece_version": sentencepiece.__version__,
-        "python": sys.version.split()[0],
-        "tokenizer_model_sha256": hashlib.sha256(
-            (Path(tokenizer["dir"]) / "tokenizer.model").read_bytes()
-        ).hexdigest(),
+        **base.made_by(f"{COMMAND} {name}"),
+        "tokenizer_model_sha256": base.file_sha256(Path(tokenizer["dir"]) / "tokenizer.model"),
         "weight_choices": chosen,
         **meta,
     }

@@ -954,6 +954,21 @@ def make_fixture(
     return meta
 
 
+def made_by(command: str) -> dict[str, str]:
+    """What made a fixture: the command and the versions of NeMo, torch, SentencePiece, Python."""
+    return {
+        "generated_by": command,
+        "nemo_version": nemo.__version__,
+        "torch_version": torch.__version__,
+        "sentencepiece_version": sentencepiece.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def publish(staging: Path, out: Path) -> None:
     """Copy every staged fixture file into `out`: called once every model passed its checks,
     so that a failed run leaves the committed fixtures as they were."""
@@ -970,14 +985,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = train_tokenizer(Path(tmp) / "tokenizer")
         provenance = {
-            "generated_by": COMMAND,
-            "nemo_version": nemo.__version__,
-            "torch_version": torch.__version__,
-            "sentencepiece_version": sentencepiece.__version__,
-            "python": sys.version.split()[0],
-            "tokenizer_model_sha256": hashlib.sha256(
-                (Path(tokenizer["dir"]) / "tokenizer.model").read_bytes()
-            ).hexdigest(),
+            **made_by(COMMAND),
+            "tokenizer_model_sha256": file_sha256(Path(tokenizer["dir"]) / "tokenizer.model"),
         }
         staging = Path(tmp) / "out"
         staging.mkdir()

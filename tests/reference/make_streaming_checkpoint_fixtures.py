@@ -57,7 +57,6 @@ files, or none):
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import random
 import sys
@@ -66,9 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nemo
 import numpy as np
-import sentencepiece
 import torch
 from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel, EncDecRNNTBPEModel
 from omegaconf import OmegaConf
@@ -238,17 +235,11 @@ def make_fixture(
 
     decoding = restored_config.get("decoding") or {}
     meta = {
-        "generated_by": f"{COMMAND} {name}",
-        "nemo_version": nemo.__version__,
-        "torch_version": torch.__version__,
-        "sentencepiece_version": sentencepiece.__version__,
-        "python": sys.version.split()[0],
-        "tokenizer_model_sha256": hashlib.sha256(
-            (Path(tokenizer["dir"]) / "tokenizer.model").read_bytes()
-        ).hexdigest(),
+        **base.made_by(f"{COMMAND} {name}"),
+        "tokenizer_model_sha256": base.file_sha256(Path(tokenizer["dir"]) / "tokenizer.model"),
         "checkpoint": f"nvidia/{name}",
         "published_config": str(config_path.relative_to(base.ROOT)),
-        "published_config_sha256": hashlib.sha256(config_path.read_bytes()).hexdigest(),
+        "published_config_sha256": base.file_sha256(config_path),
         "complete_config_published": checkpoint.complete,
         "config_sources": sources,
         "shrunk": shrunk,

@@ -36,7 +36,6 @@ Writes tests/fixtures/models/streaming_hybrid.{nemo,npz,json} (all three or none
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -44,9 +43,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import nemo
 import numpy as np
-import sentencepiece
 import torch
 from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel
 from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
@@ -280,14 +277,8 @@ def main() -> None:
         no_timestamps(restored)
         arrays, meta = references(restored, signals)
         meta = {
-            "generated_by": COMMAND,
-            "nemo_version": nemo.__version__,
-            "torch_version": torch.__version__,
-            "sentencepiece_version": sentencepiece.__version__,
-            "python": sys.version.split()[0],
-            "tokenizer_model_sha256": hashlib.sha256(
-                (Path(tokenizer["dir"]) / "tokenizer.model").read_bytes()
-            ).hexdigest(),
+            **base.made_by(COMMAND),
+            "tokenizer_model_sha256": base.file_sha256(Path(tokenizer["dir"]) / "tokenizer.model"),
             "model_class": f"{type(restored).__module__}.{type(restored).__name__}",
             "decoding_strategy": base.STRATEGY,
             "max_symbols": base.MAX_SYMBOLS,
