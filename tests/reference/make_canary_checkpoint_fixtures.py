@@ -68,7 +68,6 @@ import json
 import os
 import random
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ from omegaconf import OmegaConf, open_dict
 from sentencepiece import sentencepiece_model_pb2
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-OUT = base.ROOT / "tests" / "fixtures" / "checkpoints"
+OUT = ckpt.OUT
 COMMAND = "python tests/reference/make_canary_checkpoint_fixtures.py"
 SEED = base.SEED
 CLIPS = cf.CLIPS  # the five speech clips
@@ -1022,15 +1021,7 @@ def make_fixture(name: str, spec: Checkpoint, signals: dict[str, np.ndarray], wo
 
 
 def main() -> None:
-    names = ckpt.chosen_checkpoints(__doc__, CHECKPOINTS)
-    np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
-    signals = {clip: base.load_clip(clip) for clip in base.CLIPS}
-    with tempfile.TemporaryDirectory() as tmp:
-        staging = Path(tmp) / "out"
-        staging.mkdir()
-        for name in names:
-            make_fixture(name, CHECKPOINTS[name], signals, Path(tmp), staging)
-        base.publish(staging, OUT)
+    ckpt.build_all(__doc__, CHECKPOINTS, make_fixture, OUT)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import random
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,16 +381,24 @@ def chosen_checkpoints(doc: str, checkpoints: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def main() -> None:
-    names = chosen_checkpoints(__doc__, CHECKPOINTS)
+def build_all(
+    doc: str, checkpoints: Mapping[str, Any], make: Callable[..., None], out: Path
+) -> None:
+    """Build the checkpoints named on the command line with `make(name, spec, signals, work,
+    staging)`; publish their files into `out` only once every one passed its checks."""
+    names = chosen_checkpoints(doc, checkpoints)
     np.random.seed(SEED)  # noqa: NPY002 - in case a NeMo code path draws from the global RNG
     signals = {clip: base.load_clip(clip) for clip in base.CLIPS}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "out"
         staging.mkdir()
         for name in names:
-            make_fixture(name, CHECKPOINTS[name], signals, Path(tmp), staging)
-        base.publish(staging, OUT)
+            make(name, checkpoints[name], signals, Path(tmp), staging)
+        base.publish(staging, out)
+
+
+def main() -> None:
+    build_all(__doc__, CHECKPOINTS, make_fixture, OUT)
 
 
 if __name__ == "__main__":
