@@ -24,6 +24,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from canary_checks import check_transcript
 
 import nemo_mlx_canary as canary
 from mlx_audio_frontend import load_audio
@@ -34,7 +35,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CHECKPOINTS_DIR, AUDIO = FIXTURES / "checkpoints", FIXTURES / "audio"
 CHECKPOINTS = ["canary-180m-flash", "canary-1b-flash", "canary-1b-v2"]
 YES = ("yes", "1", "true", "True")
-EPS = 1e-9  # NeMo multiplies offset x stride x subsampling, we offset x (stride x subsampling)
 
 
 class Checkpoint:
@@ -239,43 +239,22 @@ def test_beam_nbest_equals_nemo_single_clip(ck, batched):
 # --- transcribe, with the checkpoint's own decoding defaults --------------------------------
 
 
-def _check(result, expected: dict, shift: float = 0.0, where: object = None) -> None:
-    """A transcript against NeMo's hypothesis: ids, text, and the words and segments NeMo
-    parsed from the frame tokens (times on the input as given: NeMo keeps the padding of a
-    short input in its times)."""
-
-    def at(seconds: float) -> float:
-        return min(result.duration, max(0.0, seconds - shift))
-
-    assert [t.id for t in result.tokens] == expected["ids"], where
-    assert result.text == expected["text"], where
-    words = expected["timestamp"]["word"]
-    assert [w.text for w in result.words] == [w["word"] for w in words], where
-    for mine, theirs in zip(result.words, words, strict=True):
-        assert abs(mine.start - at(theirs["start"])) < EPS, (where, mine, theirs)
-        assert abs(mine.end - at(theirs["end"])) < EPS, (where, mine, theirs)
-    if words:
-        segments = expected["timestamp"]["segment"]
-        assert [s.text for s in result.segments] == [s["segment"] for s in segments], where
-        for mine, theirs in zip(result.segments, segments, strict=True):
-            assert abs(mine.start - at(theirs["start"])) < EPS, (where, mine, theirs)
-            assert abs(mine.end - at(theirs["end"])) < EPS, (where, mine, theirs)
-
-
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_transcribe_default_decoding_equals_nemo(ck, batch_size):
     """No decoding arguments: the checkpoint's beam search of width 1, delta 50."""
     for prompt in ck.prompts:
         results = ck.model.transcribe(_paths(ck.clips), batch_size=batch_size, **ck.options(prompt))
         for clip, result in zip(ck.clips, results, strict=True):
-            _check(result, ck.meta["transcribe"][prompt][clip], where=(prompt, clip))
+            check_transcript(result, ck.meta["transcribe"][prompt][clip], where=(prompt, clip))
 
 
 def test_transcribe_greedy_equals_nemo(ck):
     for prompt in ck.prompts:
         results = ck.model.transcribe(_paths(ck.clips), decoding="greedy", **ck.options(prompt))
         for clip, result in zip(ck.clips, results, strict=True):
-            _check(result, ck.meta["transcribe_greedy"][prompt][clip], where=(prompt, clip))
+            check_transcript(
+                result, ck.meta["transcribe_greedy"][prompt][clip], where=(prompt, clip)
+            )
 
 
 def test_transcribe_other_clips_equals_nemo(ck):
@@ -283,7 +262,7 @@ def test_transcribe_other_clips_equals_nemo(ck):
     for clip, expected in ck.meta["transcribe_other_clips"].items():
         result = ck.model.transcribe(str(AUDIO / clip), **ck.options("en_asr_pnc"))
         missing = max(0, 16000 - expected["num_samples"])
-        _check(result, expected, shift=(missing // 2) / 16000, where=clip)
+        check_transcript(result, expected, shift=(missing // 2) / 16000, where=clip)
 
 
 def test_timestamps_equal_nemo_or_are_refused(ck):
@@ -298,7 +277,9 @@ def test_timestamps_equal_nemo_or_are_refused(ck):
     for prompt in ck.prompts:
         results = ck.model.transcribe(_paths(ck.clips), timestamps=True, **ck.options(prompt))
         for clip, result in zip(ck.clips, results, strict=True):
-            _check(result, ck.meta["transcribe_timestamps"][prompt][clip], where=(prompt, clip))
+            check_transcript(
+                result, ck.meta["transcribe_timestamps"][prompt][clip], where=(prompt, clip)
+            )
 
 
 def test_cli_json_equals_nemo(ck, tmp_path):

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from canary_checks import check_transcript
 
 import nemo_mlx_canary as canary
 
@@ -23,7 +24,6 @@ MODELS, AUDIO = FIXTURES / "models", FIXTURES / "audio"
 META = json.loads((MODELS / "canary_timestamps.json").read_text())
 CLIPS = list(META["transcribe"]["en_asr_pnc"])
 PROMPTS = list(META["transcribe"])
-EPS = 1e-9  # NeMo multiplies offset x stride x subsampling, we offset x (stride x subsampling)
 
 
 def _options(prompt: str) -> dict:
@@ -45,32 +45,6 @@ def converted(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model(converted) -> canary.Canary:
     return canary.load(str(converted), dtype="float32", verbose=False)
-
-
-def _check(result, expected: dict, shift: float = 0.0, where: object = None) -> None:
-    """One transcript against NeMo's hypothesis; `shift`: NeMo's padding in front, which
-    NeMo keeps in its times; ours also stop at the input's end (NeMo's frames of a short,
-    padded input can lie past it)."""
-
-    def at(seconds: float) -> float:
-        return min(result.duration, max(0.0, seconds - shift))
-
-    assert [t.id for t in result.tokens] == expected["ids"], where
-    assert result.text == expected["text"], where
-    words = expected["timestamp"]["word"]
-    assert [w.text for w in result.words] == [w["word"] for w in words], where
-    for mine, theirs in zip(result.words, words, strict=True):
-        assert abs(mine.start - at(theirs["start"])) < EPS, (where, mine, theirs)
-        assert abs(mine.end - at(theirs["end"])) < EPS, (where, mine, theirs)
-    segments = expected["timestamp"]["segment"]
-    if not words:  # no frame tokens: one segment per chunk, as without timestamps
-        assert [s.text for s in result.segments] == ([expected["text"]] if expected["text"] else [])
-        return
-    assert [s.text for s in result.segments] == [s["segment"] for s in segments], where
-    for mine, theirs in zip(result.segments, segments, strict=True):
-        assert abs(mine.start - at(theirs["start"])) < EPS, (where, mine, theirs)
-        assert abs(mine.end - at(theirs["end"])) < EPS, (where, mine, theirs)
-        assert " ".join(w.text for w in mine.words) == mine.text
 
 
 def test_the_fixture_covers_the_parser():
@@ -106,7 +80,7 @@ def test_transcribe_timestamps_equal_nemo(model, key, timestamps, batch_size, de
             decoding=decoding, beam_size=META["beam"]["beam_size"], **_options(prompt),
         )  # fmt: skip
         for clip, result in zip(CLIPS, results, strict=True):
-            _check(result, META[key][prompt][clip], where=(prompt, clip))
+            check_transcript(result, META[key][prompt][clip], where=(prompt, clip))
 
 
 def test_other_clips_equal_nemo_with_times_on_the_input(model):
@@ -115,7 +89,7 @@ def test_other_clips_equal_nemo_with_times_on_the_input(model):
     for clip, expected in META["transcribe_other_clips"].items():
         result = model.transcribe(str(AUDIO / clip), timestamps=True, **_options("en_asr_pnc"))
         missing = max(0, 16000 - expected["num_samples"])
-        _check(result, expected, shift=(missing // 2) / 16000, where=clip)
+        check_transcript(result, expected, shift=(missing // 2) / 16000, where=clip)
 
 
 def test_tokens_inside_a_pair_get_its_times(model):
