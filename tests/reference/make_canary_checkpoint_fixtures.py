@@ -755,23 +755,7 @@ def caps_of(model: EncDecMultiTaskModel, prompt_len: int, clips: dict[str, Any])
 def references(
     model: EncDecMultiTaskModel, signals: dict[str, np.ndarray], spec: Checkpoint
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    arrays: dict[str, np.ndarray] = {}
-    clips: dict[str, Any] = {}
-    states: dict[str, dict[str, Any]] = {}
-    for i, clip in enumerate(CLIPS):
-        stem = Path(clip).stem
-        st = states[clip] = cf.encoder_states(model, [signals[clip]])
-        t = int(st["encoded_len"][0])
-        if i == 0:
-            arrays[f"features/{stem}"] = st["features"][0].T.numpy()
-        arrays[f"encoded/{stem}"] = st["encoded"][0, :, :t].T.numpy()
-        arrays[f"encoder_states/{stem}"] = st["states"][0, :t].numpy()
-        clips[clip] = {
-            "num_samples": len(signals[clip]),
-            "feature_frames": st["features"].shape[-1],
-            "feature_length": int(st["feature_len"][0]),
-            "encoded_length": t,
-        }
+    arrays, clips, states = cf.clip_encodings(model, signals, CLIPS, feature_clips=1)
     published = saved_decoding(model)
     listed = [signals[c] for c in CLIPS]
     meta: dict[str, Any] = {"clips": clips, "saved_decoding": published}

@@ -874,17 +874,23 @@ def differences(single: dict[str, dict], batched: dict[str, dict]) -> dict[str, 
 
 
 @torch.no_grad()
-def references(
-    model: EncDecMultiTaskModel, signals: dict[str, np.ndarray]
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def clip_encodings(
+    model: EncDecMultiTaskModel,
+    signals: dict[str, np.ndarray],
+    names: list[str],
+    feature_clips: int,
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Each clip alone through the preprocessor, encoder and projection: the npz arrays
+    (features of the first `feature_clips` clips, encoder output, decoder-side states), the
+    clips' lengths for the JSON, and NeMo's states to decode from."""
     arrays: dict[str, np.ndarray] = {}
     clips: dict[str, Any] = {}
     states: dict[str, dict[str, Any]] = {}
-    for i, clip in enumerate(CLIPS):
+    for i, clip in enumerate(names):
         stem = Path(clip).stem
         st = states[clip] = encoder_states(model, [signals[clip]])
         t = int(st["encoded_len"][0])
-        if i < FEATURE_CLIPS:
+        if i < feature_clips:
             arrays[f"features/{stem}"] = st["features"][0].T.numpy()
         arrays[f"encoded/{stem}"] = st["encoded"][0, :, :t].T.numpy()
         arrays[f"encoder_states/{stem}"] = st["states"][0, :t].numpy()
@@ -894,6 +900,13 @@ def references(
             "feature_length": int(st["feature_len"][0]),
             "encoded_length": t,
         }
+    return arrays, clips, states
+
+
+def references(
+    model: EncDecMultiTaskModel, signals: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays, clips, states = clip_encodings(model, signals, CLIPS, FEATURE_CLIPS)
 
     prompts: dict[str, Any] = {}
     greedy: dict[str, dict[str, Any]] = {}
