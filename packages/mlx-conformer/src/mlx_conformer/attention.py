@@ -10,6 +10,7 @@ Local attention (`rel_pos_local_attn`) computes the same scores for keys within
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -136,9 +137,8 @@ class RelPositionAttention(nn.Module):
         if lengths is not None:
             valid = mx.arange(padded)[None, :] < lengths[:, None]
         group = max(1, self.score_budget // (batch * heads * max(time, 1) * block)) * block
-        outputs = []
-        for first in range(0, padded, group):
-            last = min(padded, first + group)
+
+        def rows(first: int, last: int) -> mx.array:
             bias = self._positional_rows(q_v[:, :, first:last], ascending, first, block, time)
             rows_keep = None if keep is None else keep[first:last]
             if valid is not None:
@@ -146,12 +146,9 @@ class RelPositionAttention(nn.Module):
                 rows_keep = pairs if rows_keep is None else pairs & rows_keep
             if rows_keep is not None:
                 bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
-            outputs.append(fastmath.attention(q_u[:, :, first:last], k, v, self.scale, bias))
-            if last < padded:
-                # Otherwise MLX may build every group's scores before the first softmax.
-                mx.eval(outputs[-1])
-        out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
-        return out[:, :, :time]
+            return fastmath.attention(q_u[:, :, first:last], k, v, self.scale, bias)
+
+        return _in_groups(padded, group, rows)[:, :, :time]
 
     @staticmethod
     def _positional_rows(
@@ -208,16 +205,11 @@ class RelPositionAttention(nn.Module):
         k = pad_time(k, left, padded - time + right)
         v = pad_time(v, left, padded - time + right)
         group = max(1, self.score_budget // (batch * heads * block * width))
-        outputs = []
-        for first in range(0, blocks, group):
-            last = min(blocks, first + group)
-            outputs.append(
-                self._local_blocks(q_u, q_v, k, v, positions, lengths, first, last, block, time)
-            )
-            if last < blocks:
-                mx.eval(outputs[-1])  # otherwise MLX may build every group before the first
-        out = outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
-        return out[:, :, :time]
+
+        def blocks_of(first: int, last: int) -> mx.array:
+            return self._local_blocks(q_u, q_v, k, v, positions, lengths, first, last, block, time)
+
+        return _in_groups(blocks, group, blocks_of)[:, :, :time]
 
     def _local_blocks(
         self,
@@ -278,6 +270,20 @@ class RelPositionAttention(nn.Module):
         bias = bias.reshape(batch * heads * blocks, 1, block, width)
         out = fastmath.attention(q_blocks, windows(k), windows(v), self.scale, bias)
         return out.reshape(batch, heads, blocks * block, d_head)
+
+
+def _in_groups(total: int, group: int, run: Callable[[int, int], mx.array]) -> mx.array:
+    """`run(first, last)` over [0, total) in groups of `group`, concatenated along time.
+
+    Each group is evaluated before the next is built: otherwise MLX may build every group's
+    scores before the first softmax, and the grouping would bound no memory."""
+    outputs = []
+    for first in range(0, total, group):
+        last = min(total, first + group)
+        outputs.append(run(first, last))
+        if last < total:
+            mx.eval(outputs[-1])
+    return outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
 
 
 def _context_band(time: int, left: int, right: int) -> mx.array | None:
