@@ -371,16 +371,21 @@ class Parakeet:
         trained with local attention or a limited context keep theirs (cache-aware ones
         are cut into `CACHE_AWARE_CHUNK_SECONDS` chunks beyond the budget instead).
         """
-        config = self.encoder.config
-        own = (config.self_attention_model, tuple(config.att_context))
-        if self.attention_budget is None or own != ("rel_pos", (-1, -1)):
-            return own
-        if config.att_context_style != "regular":
-            return own
-        if self.full_attention_bytes(batch, frames) <= self.attention_budget:
+        own = self._own_attention()
+        if (
+            self.attention_budget is None
+            or own != ("rel_pos", (-1, -1))
+            or self.encoder.config.att_context_style != "regular"
+            or self.full_attention_bytes(batch, frames) <= self.attention_budget
+        ):
             return own
         model, context = LONG_AUDIO_ATTENTION
         return model, tuple(context)
+
+    def _own_attention(self) -> tuple[str, tuple[int, int]]:
+        """The attention the encoder is set to: its checkpoint's, or `--local-attention`'s."""
+        config = self.encoder.config
+        return config.self_attention_model, tuple(config.att_context)
 
     def _quadratic_beyond_budget(self, frames: int) -> bool:
         """A cache-aware checkpoint run offline (its own attention, NeMo's (T, T)-masked
@@ -406,8 +411,7 @@ class Parakeet:
     @contextlib.contextmanager
     def _attention(self, batch: int, frames: int) -> Iterator[None]:
         """The encoder runs with `attention_for(batch, frames)` inside, its own after."""
-        config = self.encoder.config
-        own = (config.self_attention_model, tuple(config.att_context))
+        own = self._own_attention()
         chosen = self.attention_for(batch, frames)
         if chosen == own:
             yield
