@@ -274,10 +274,8 @@ def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
     rows = []
     for options in settings:
         if kind == "cache-aware":  # offline with the same attention context
-            model.encoder.change_attention_model("rel_pos", options["context"])
+            model.encoder.set_default_att_context_size(options["context"])
         offline_ids = [t.id for t in model.transcribe(samples).tokens]
-        if kind == "cache-aware":
-            model.encoder.change_attention_model("rel_pos", contexts[0])
         simulate(model, samples[: 3 * SAMPLE_RATE], ends[:3], **options)  # warm up
         runs = [simulate(model, samples, ends, **options) for _ in range(repeats)]
         best = min(runs, key=lambda r: r["rtf"])

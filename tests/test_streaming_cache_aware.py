@@ -27,7 +27,6 @@ from mlx_conformer.streaming import (
     CacheAwareStreamer,
     StreamCache,
     cache_aware_step,
-    dense_forward,
     streaming_config,
 )
 from mlx_ctc_decoder import CTCHead
@@ -234,11 +233,16 @@ def test_cache_length_counts_real_frames(model):
         assert int(cache.last_channel_len[0]) == nemo_steps[0]["cache_last_channel_len"], clip
 
 
-def test_dense_forward_equals_nemo_offline(model):
+def encode_offline(model, features: np.ndarray, context: list[int]) -> tuple[mx.array, mx.array]:
+    """The encoder's offline forward (NeMo's chunked mask, no caches) in one of its contexts."""
+    model.encoder.set_default_att_context_size(context)
+    return model.encoder(mx.array(features)[None])
+
+
+def test_offline_encoder_equals_nemo(model):
     for key, entry in contexts(model):
         for clip in entry["clips"]:
-            features = mx.array(model.features(clip))[None]
-            out, _ = dense_forward(model.encoder, features, None, entry["att_context_size"])
+            out, _ = encode_offline(model, model.features(clip), entry["att_context_size"])
             ref = model.reference(key, clip, "offline_encoder")
             assert _rel(np.array(out[0]), ref) <= 1e-4, (key, clip)
 
@@ -248,8 +252,7 @@ def test_offline_ids_equal_nemo(model):
     CTC alignment."""
     for key, entry in contexts(model):
         for clip, expected in entry["clips"].items():
-            features = mx.array(model.features(clip))[None]
-            out, lengths = dense_forward(model.encoder, features, None, entry["att_context_size"])
+            out, lengths = encode_offline(model, model.features(clip), entry["att_context_size"])
             offline = expected["offline"]
             assert int(lengths[0]) == offline["encoded_length"], (key, clip)
             (hyp,) = model.transducer.greedy(out, lengths)

@@ -4,7 +4,9 @@ Both fold NeMo's positional term (`matrix_bd`) into an additive bias of
 `mx.fast.scaled_dot_product_attention`, which computes the content term itself:
 softmax((q + u) k^T / sqrt(d) + (q + v) p^T / sqrt(d)) as NeMo's `RelPositionMultiHeadAttention`.
 Local attention (`rel_pos_local_attn`) computes the same scores for keys within
-[i - left, i + right] block by block, never building a T x T matrix.
+[i - left, i + right] block by block, never building a T x T matrix. Full attention also
+runs NeMo's chunked attention and cache-aware streaming: an explicit key mask, and keys
+that begin with a stream's cached frames (`cache=`, a `LayerCache`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from . import fastmath
+from .cache import LayerCache
 from .positional import SymmetricPositions
 
 
@@ -57,25 +60,52 @@ class RelPositionAttention(nn.Module):
         self._position_map = _longformer_position_map(*context) if local else None
 
     def __call__(
-        self, x: mx.array, pos_emb: mx.array | SymmetricPositions, lengths: mx.array | None
+        self,
+        x: mx.array,
+        pos_emb: mx.array | SymmetricPositions,
+        lengths: mx.array | None = None,
+        mask: mx.array | None = None,
+        cache: LayerCache | None = None,
     ) -> mx.array:
-        """x (B, T, D); lengths (B,) or None (no padding).
+        """x (B, T, D) -> (B, T, D).
 
-        pos_emb: for full attention the positions T-1 ... -(T-1) (`SymmetricPositions`); for
-        local attention the (left + right + 1, D) table of positions left ... -right.
+        pos_emb: for full attention the positions K-1 ... -(K-1) of the K keys
+        (`SymmetricPositions`); for local attention the (left + right + 1, D) table of
+        positions left ... -right. Keys are the T frames, after the C cached ones of a
+        stream's `cache` (K = C + T; query i sits at position C + i). `lengths` (B,) mask
+        padded frames under the layer's own (left, right) context; an explicit `mask`
+        (B or 1, T, K) of keys to keep replaces both (chunked attention, streaming): a query
+        that may see no key then outputs zeros before `linear_out`, as in NeMo.
         """
         batch, time, _ = x.shape
         q = self._heads(self.linear_q(x))
         k = self._heads(self.linear_k(x))
         v = self._heads(self.linear_v(x))
+        if cache is not None:
+            k, v = cache.update_and_fetch(k, v)
         q_u = q + self.pos_bias_u[None, :, None, :]
         q_v = q + self.pos_bias_v[None, :, None, :]
         if not self.local:
-            out = self._full(q_u, q_v, k, v, self._ascending_positions(pos_emb), lengths)
+            out = self._full(
+                q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask
+            )
         else:
             p = self._heads(self.linear_pos(pos_emb)[None])[0]  # (H, band, d_head)
             out = self._local(q_u, q_v, k, v, p, lengths)
+        if mask is not None:
+            out = out * mx.any(mask, axis=-1)[:, None, :, None]
         return self.linear_out(out.transpose(0, 2, 1, 3).reshape(batch, time, -1))
+
+    def _positions_of(
+        self, pos_emb: SymmetricPositions, time: int, cache: LayerCache | None
+    ) -> mx.array:
+        """(H, K + T - 1, d_head): projected positions -(T-1) ... K-1, those T queries and K
+        keys use (projected once per stream and chunk shape when streaming)."""
+        if cache is None:
+            return self._ascending_positions(pos_emb)
+        start = pos_emb.length - time  # the table holds -(K-1) ... K-1
+        key = (pos_emb.length, time, pos_emb.sin.dtype)
+        return cache.positions(key, lambda: self._ascending_positions(pos_emb)[:, start:])
 
     def _heads(self, x: mx.array) -> mx.array:
         batch, time, _ = x.shape
@@ -107,46 +137,54 @@ class RelPositionAttention(nn.Module):
         v: mx.array,
         ascending: mx.array,
         lengths: mx.array | None,
+        mask: mx.array | None,
         block: int = 64,
     ) -> mx.array:
         """Full attention; the positional scores are computed only where they are used.
 
-        NeMo multiplies every query with all 2T - 1 positions and shifts (`rel_shift`), so
-        that score(i, j) = (q_v[i] . p[i - j]); half of that product is thrown away. Here
-        each block of `block` queries meets only the T + block - 1 positions its rows need.
-        With the keys taken in reverse order (j' = T - 1 - j), those scores sit at column
-        row + j' of each block's product: a strided view, no copy. Attention does not
-        depend on the order of the keys; masks are built in the same reversed order.
+        NeMo multiplies every query with all 2K - 1 positions and shifts (`rel_shift`), so
+        that score(i, j) = (q_v[i] . p[i - j]) (positions relative to the last T keys);
+        half of that product is thrown away. Here each block of `block` queries meets only
+        the K + block - 1 positions its rows need. With the keys taken in reverse order
+        (j' = K - 1 - j), those scores sit at column row + j' of each block's product: a
+        strided view, no copy. Attention does not depend on the order of the keys; masks
+        are built in the same reversed order.
 
-        Queries go in groups of rows sized so that a (batch, heads, rows, T) score tensor
+        Queries go in groups of rows sized so that a (batch, heads, rows, K) score tensor
         holds about `score_budget` values: memory grows linearly with T, not quadratically.
         """
         batch, heads, time, _ = q_u.shape
+        keys = k.shape[2]
+        block = max(1, min(block, time))  # a stream's short chunk: one block, no padded rows
         blocks = -(-time // block)
         padded = blocks * block
-        # Positions -(T-1) ... T-1 (`ascending`), zero rows appended for the last block.
+        # Positions -(T-1) ... K-1 (`ascending`), zero rows appended for the last block.
         ascending = mx.pad(ascending, [(0, 0), (0, padded - time), (0, 0)])
         q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         # Copies: cuDNN (MLX CUDA SDPA) refuses negative strides.
         k, v = mx.contiguous(k[:, :, ::-1]), mx.contiguous(v[:, :, ::-1])
-        keep = _context_band(time, *self.context)
-        if keep is not None:
-            keep = mx.pad(keep[:, ::-1], [(0, padded - time), (0, 0)])
+        if mask is not None:  # (B or 1, T, K) -> (B or 1, 1, padded, K), keys reversed
+            keep = mx.pad(mask[..., ::-1], [(0, 0), (0, padded - time), (0, 0)])[:, None]
+        else:
+            keep = context_mask("regular", self.context, time)
+            if keep is not None:
+                keep = mx.pad(keep[:, ::-1], [(0, padded - time), (0, 0)])
         valid = None
-        if lengths is not None:
+        if lengths is not None and mask is None:
             valid = mx.arange(padded)[None, :] < lengths[:, None]
-        group = max(1, self.score_budget // (batch * heads * max(time, 1) * block)) * block
+        group = max(1, self.score_budget // (batch * heads * max(keys, 1) * block)) * block
 
-        def rows(first: int, last: int) -> mx.array:
-            bias = self._positional_rows(q_v[:, :, first:last], ascending, first, block, time)
-            rows_keep = None if keep is None else keep[first:last]
+        def rows(first: int, last: int, after: mx.array | None) -> mx.array:
+            queries, positional = _after([q_u[:, :, first:last], q_v[:, :, first:last]], after)
+            bias = self._positional_rows(positional, ascending, first, block, keys)
+            rows_keep = None if keep is None else keep[..., first:last, :]
             if valid is not None:
                 pairs = valid[:, None, first:last, None] & valid[:, None, None, :time][..., ::-1]
                 rows_keep = pairs if rows_keep is None else pairs & rows_keep
             if rows_keep is not None:
                 bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
-            return fastmath.attention(q_u[:, :, first:last], k, v, self.scale, bias)
+            return fastmath.attention(queries, k, v, self.scale, bias)
 
         return _in_groups(padded, group, rows)[:, :, :time]
 
@@ -154,7 +192,8 @@ class RelPositionAttention(nn.Module):
     def _positional_rows(
         q_v: mx.array, ascending: mx.array, first: int, block: int, time: int
     ) -> mx.array:
-        """(B, H, rows, T) positional scores of query rows [first, first + rows), keys reversed."""
+        """(B, H, rows, K) positional scores of query rows [first, first + rows), keys reversed
+        (`time` is K here)."""
         batch, heads, rows, d_head = q_v.shape
         blocks = rows // block
         width = time + block - 1
@@ -186,8 +225,8 @@ class RelPositionAttention(nn.Module):
         score of query i and key j, (q_v @ positions^T)[i, j - i + left] (`matrix_bd`, with
         `positions` the (H, band, d_head) projected positions left ... -right), is added to
         its content score. Blocks go in groups whose (batch, heads, blocks, C, keys) scores
-        hold about `score_budget` values, each group evaluated before the next, so that
-        memory stays bounded however long the input (the windowed keys, values and scores
+        hold about `score_budget` values, each group run once the previous one is done, so
+        that memory stays bounded however long the input (the windowed keys, values and scores
         of all blocks at once, and `matrix_bd`, take many times the input's size).
         """
         left, right = self.context
@@ -206,8 +245,11 @@ class RelPositionAttention(nn.Module):
         v = pad_time(v, left, padded - time + right)
         group = max(1, self.score_budget // (batch * heads * block * width))
 
-        def blocks_of(first: int, last: int) -> mx.array:
-            return self._local_blocks(q_u, q_v, k, v, positions, lengths, first, last, block, time)
+        def blocks_of(first: int, last: int, after: mx.array | None) -> mx.array:
+            group_q_u, group_q_v = _after([q_u, q_v], after)
+            return self._local_blocks(
+                group_q_u, group_q_v, k, v, positions, lengths, first, last, block, time
+            )
 
         return _in_groups(blocks, group, blocks_of)[:, :, :time]
 
@@ -272,30 +314,47 @@ class RelPositionAttention(nn.Module):
         return out.reshape(batch, heads, blocks * block, d_head)
 
 
-def _in_groups(total: int, group: int, run: Callable[[int, int], mx.array]) -> mx.array:
-    """`run(first, last)` over [0, total) in groups of `group`, concatenated along time.
+def _in_groups(
+    total: int, group: int, run: Callable[[int, int, mx.array | None], mx.array]
+) -> mx.array:
+    """`run(first, last, after)` over [0, total) in groups of `group`, concatenated along time.
 
-    Each group is evaluated before the next is built: otherwise MLX may build every group's
-    scores before the first softmax, and the grouping would bound no memory."""
-    outputs = []
+    Each group's inputs depend on the previous group's output (`after`, through
+    `mx.depends`): otherwise MLX may build every group's scores before the first softmax,
+    and the grouping would bound no memory. No `mx.eval` here, so the forward compiles."""
+    outputs: list[mx.array] = []
     for first in range(0, total, group):
-        last = min(total, first + group)
-        outputs.append(run(first, last))
-        if last < total:
-            mx.eval(outputs[-1])
+        outputs.append(run(first, min(total, first + group), outputs[-1] if outputs else None))
     return outputs[0] if len(outputs) == 1 else mx.concatenate(outputs, axis=2)
 
 
-def _context_band(time: int, left: int, right: int) -> mx.array | None:
-    """(T, T) mask of keys j with i - left <= j <= i + right (-1: unlimited), or None."""
+def _after(arrays: list[mx.array], after: mx.array | None) -> list[mx.array]:
+    """`arrays`, computed only once `after` is (the previous group's output): bounded memory."""
+    return arrays if after is None else mx.depends(arrays, [after])
+
+
+def context_mask(style: str, context: tuple[int, int], size: int) -> mx.array | None:
+    """(size, size) bool: which key each query may see in a (left, right) context (-1:
+    unlimited), as NeMo's `_create_masks` before padding; None when it sees every key.
+
+    `chunked_limited` splits time into chunks of right + 1 frames, each seeing itself and
+    left // (right + 1) chunks before it; `regular` keeps keys i - left <= j <= i + right.
+    """
+    left, right = context
+    i = mx.arange(size)[:, None]
+    j = mx.arange(size)[None, :]
+    if style == "chunked_limited" and right >= 0:
+        chunk = right + 1
+        left_chunks = left // chunk if left >= 0 else 10000
+        diff = i // chunk - j // chunk
+        return (diff <= left_chunks) & (diff >= 0)
     if left < 0 and right < 0:
         return None
-    offset = mx.arange(time)[None, :] - mx.arange(time)[:, None]  # j - i
-    keep = mx.ones((time, time), dtype=mx.bool_)
+    keep = mx.ones((size, size), dtype=mx.bool_)
     if left >= 0:
-        keep = keep & (offset >= -left)
+        keep = keep & (j - i >= -left)
     if right >= 0:
-        keep = keep & (offset <= right)
+        keep = keep & (j - i <= right)
     return keep
 
 

@@ -12,10 +12,11 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from .causal import CausalConvSubsampling
+from .attention import context_mask
+from .cache import StreamCache
 from .config import ConformerConfig
 from .layers import ConformerLayer
-from .positional import RelativePositions, local_positions
+from .positional import RelativePositions, SymmetricPositions, local_positions
 from .subsampling import ConvSubsampling
 
 
@@ -29,8 +30,7 @@ class Conformer(nn.Module):
     def __init__(self, config: ConformerConfig) -> None:
         super().__init__()
         self.config = config
-        subsampling = CausalConvSubsampling if config.causal_downsampling else ConvSubsampling
-        self.pre_encode = subsampling(config)
+        self.pre_encode = ConvSubsampling(config)
         self.layers = [ConformerLayer(config) for _ in range(config.n_layers)]
         if config.feat_out > 0:
             self.out_proj = nn.Linear(config.d_model, config.feat_out)
@@ -62,6 +62,20 @@ class Conformer(nn.Module):
         self._local_positions = local_positions(*context, self.config.d_model) if local else None
         for layer in self.layers:
             layer.self_attn.set_context(context, local)
+
+    def set_default_att_context_size(self, att_context_size: Sequence[int]) -> None:
+        """NeMo's: which of the [left, right] contexts a multi-lookahead checkpoint was
+        trained with runs offline (and first in `att_context_sizes`)."""
+        context = tuple(att_context_size)
+        sizes = self.config.att_context_sizes
+        if context not in sizes:
+            raise ValueError(
+                f"att_context_size {list(context)} is not one the model was trained with: "
+                f"{[list(c) for c in sizes]}"
+            )
+        others = tuple(c for c in sizes if c != context)
+        self.config = replace(self.config, att_context_sizes=(context, *others))
+        self.change_attention_model()
 
     PREFIX = "encoder."  # the encoder's tensors in a converted model's weights
 
@@ -100,30 +114,76 @@ class Conformer(nn.Module):
         return self.config.subsampling_factor
 
     def __call__(
-        self, features: mx.array, lengths: mx.array | None = None
+        self,
+        features: mx.array,
+        lengths: mx.array | None = None,
+        cache: StreamCache | None = None,
+        drop_pre_encoded: int = 0,
     ) -> tuple[mx.array, mx.array]:
-        """Encode a zero-padded batch; `lengths` are valid feature frames (default: all)."""
+        """Encode a zero-padded batch; `lengths` are valid feature frames (default: all).
+
+        Offline, or one chunk of cache-aware streams (`cache`, updated in place; see
+        `mlx_conformer.streaming`): the chunk's first `drop_pre_encoded` subsampled frames
+        (those of its pre-encode cache) are dropped, as NeMo's streaming step drops them.
+        """
         batch, frames, _ = features.shape
         if lengths is None:
             lengths = mx.full((batch,), frames, dtype=mx.int32)
-        if self.config.att_context_style != "regular" and self._local_positions is None:
-            from .streaming import dense_forward  # cache-aware models: NeMo's chunked mask
-
-            return dense_forward(self, features, lengths)
-        x, lengths = self.pre_encode(features, lengths)
+        x, lengths = self.pre_encode(features, lengths.astype(mx.int32))
+        if drop_pre_encoded > 0:
+            x = x[:, drop_pre_encoded:]
+            lengths = mx.maximum(lengths - drop_pre_encoded, 0)
         if self._xscale is not None:
             x = x * self._xscale
-        time = x.shape[1]
-        if self._local_positions is not None:
-            pos_emb = self._local_positions.astype(x.dtype)
-        else:
-            pos_emb = self._positions(time, x.dtype)
-        # No padding anywhere (one item as it came, or a batch of equal lengths): no masking.
-        padded = bool(mx.any(lengths < time))
-        pad_mask = (mx.arange(time)[None, :] >= lengths[:, None]) if padded else None
-        attention_lengths = lengths if padded else None
-        for layer in self.layers:
-            x = layer(x, pos_emb, attention_lengths, pad_mask)
+        pos_emb, attention_lengths, mask, pad_mask = self._attention_inputs(x, lengths, cache)
+        layer_caches = cache.layers if cache is not None else [None] * len(self.layers)
+        for layer, layer_cache in zip(self.layers, layer_caches, strict=True):
+            x = layer(x, pos_emb, attention_lengths, pad_mask, mask, layer_cache)
+        if cache is not None:
+            cache.advance(x.shape[1])
         if "out_proj" in self:
             x = self.out_proj(x)
         return x, lengths
+
+    def _attention_inputs(
+        self, x: mx.array, lengths: mx.array, cache: StreamCache | None
+    ) -> tuple[mx.array | SymmetricPositions, mx.array | None, mx.array | None, mx.array | None]:
+        """Positions, lengths, key mask and padding mask for the layers.
+
+        Full attention of the `regular` style and local attention (of any style, as NeMo
+        builds no chunked mask for it) mask by lengths (nothing when no item is padded).
+        NeMo's chunked style and streams get an explicit (B, T, C + T) mask of the keys
+        each query sees, over the stream's C cached frames and the T new.
+        """
+        time = x.shape[1]
+        chunked = self.config.att_context_style != "regular" and self._local_positions is None
+        if cache is not None or chunked:
+            return self._masked_inputs(x.dtype, time, lengths, cache)
+        padded = bool(mx.any(lengths < time))
+        pad_mask = (mx.arange(time)[None, :] >= lengths[:, None]) if padded else None
+        if self._local_positions is None:
+            pos_emb = self._positions(time, x.dtype)
+        else:
+            pos_emb = self._local_positions.astype(x.dtype)
+        return pos_emb, lengths if padded else None, None, pad_mask
+
+    def _masked_inputs(
+        self, dtype: mx.Dtype, time: int, lengths: mx.array, cache: StreamCache | None
+    ) -> tuple[SymmetricPositions, None, mx.array, mx.array]:
+        if self._local_positions is not None:
+            raise ValueError(
+                "cache-aware streaming runs the model's own attention, not local attention "
+                "(rel_pos_local_attn): call change_attention_model() to switch back"
+            )
+        if cache is not None:
+            style, context = cache.style, cache.att_context
+            valid = cache.valid_frames(lengths, time)
+        else:
+            style, context = self.config.att_context_style, self.config.att_context
+            valid = mx.arange(time)[None, :] < lengths[:, None]
+        cached = valid.shape[1] - time
+        mask = valid[:, cached:, None] & valid[:, None, :]
+        keep = context_mask(style, context, valid.shape[1])
+        if keep is not None:
+            mask = mask & keep[None, cached:]
+        return self._positions(valid.shape[1], dtype), None, mask, ~valid[:, cached:]

@@ -7,6 +7,7 @@ import mlx.nn as nn
 
 from . import fastmath
 from .attention import RelPositionAttention
+from .cache import LayerCache
 from .config import ConformerConfig
 from .positional import SymmetricPositions
 
@@ -46,50 +47,52 @@ class ConvolutionModule(nn.Module):
             self.batch_norm = nn.LayerNorm(d, eps=1e-5)
         self.pointwise_conv2 = nn.Conv1d(d, d, kernel_size=1, bias=config.use_bias)
 
-    def __call__(self, x: mx.array, pad_mask: mx.array | None) -> mx.array:
+    def __call__(
+        self, x: mx.array, pad_mask: mx.array | None, cache: LayerCache | None = None
+    ) -> mx.array:
+        """x (B, T, D); pad_mask (B, T) true on padded frames; a stream's `cache` supplies
+        the left context (and takes this chunk's) instead of zero padding."""
         x = _pointwise(self.pointwise_conv1, x)
+        if pad_mask is None:
+            pad_mask = mx.zeros((x.shape[0], x.shape[1]), dtype=mx.bool_)
+        x = _glu(x, pad_mask)
+        if cache is None:
+            x = mx.pad(x, [(0, 0), (self.left, self.right), (0, 0)])
+        else:
+            x = cache.convolution_inputs(x, self.right)
         dw = self.depthwise_conv
         weight = dw.weight[:, :, 0].T  # (taps, channels)
         bias = dw.bias if "bias" in dw else mx.zeros((weight.shape[1],), dtype=x.dtype)
-        if pad_mask is None:
-            pad_mask = mx.zeros((x.shape[0], x.shape[1]), dtype=mx.bool_)
         norm = self.batch_norm
         if self.norm_type == "batch_norm":  # in eval mode, an affine map per channel
             scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
-            shift = norm.bias - norm.running_mean * scale
-            x = _gated_depthwise(x, pad_mask, weight, bias, scale, shift, self.left, self.right)
+            x = _depthwise(x, weight, bias, scale, norm.bias - norm.running_mean * scale)
         else:
-            ones = mx.ones_like(bias)
-            x = _gated_depthwise(
-                x, pad_mask, weight, bias, ones, mx.zeros_like(bias), self.left, self.right
-            )
-            x = norm(x)
+            x = norm(_depthwise(x, weight, bias, mx.ones_like(bias), mx.zeros_like(bias)))
         return _pointwise(self.pointwise_conv2, fastmath.silu(x))
 
 
 @mx.compile
-def _gated_depthwise(
-    x: mx.array,
-    pad_mask: mx.array,
-    weight: mx.array,
-    bias: mx.array,
-    scale: mx.array,
-    shift: mx.array,
-    left: int,
-    right: int,
+def _glu(x: mx.array, pad_mask: mx.array) -> mx.array:
+    """GLU, then padded frames zeroed (as NeMo, so they never leak into valid frames)."""
+    a, gate = mx.split(x, 2, axis=-1)
+    return mx.where(pad_mask[..., None], 0.0, a * fastmath.sigmoid(gate))
+
+
+@mx.compile
+def _depthwise(
+    padded: mx.array, weight: mx.array, bias: mx.array, scale: mx.array, shift: mx.array
 ) -> mx.array:
-    """GLU, zeroing of padded frames, depthwise convolution, per-channel affine map.
+    """Depthwise convolution of already padded (B, T + taps - 1, C) inputs, then a
+    per-channel affine map.
 
     Elementwise operations only (the convolution is a sum of shifted copies), which
     `mx.compile` fuses into one pass; MLX's grouped convolution is slower on the CPU.
     """
-    a, gate = mx.split(x, 2, axis=-1)
-    x = mx.where(pad_mask[..., None], 0.0, a * fastmath.sigmoid(gate))
-    time = x.shape[1]
-    x = mx.pad(x, [(0, 0), (left, right), (0, 0)])
-    out = x[:, 0:time] * weight[0]
+    time = padded.shape[1] - weight.shape[0] + 1
+    out = padded[:, 0:time] * weight[0]
     for tap in range(1, weight.shape[0]):
-        out = out + x[:, tap : tap + time] * weight[tap]
+        out = out + padded[:, tap : tap + time] * weight[tap]
     return (out + bias) * scale + shift
 
 
@@ -125,9 +128,13 @@ class ConformerLayer(nn.Module):
         pos_emb: mx.array | SymmetricPositions,
         lengths: mx.array | None,
         pad_mask: mx.array | None,
+        mask: mx.array | None = None,
+        cache: LayerCache | None = None,
     ) -> mx.array:
+        """One layer, offline or one chunk of a stream (`cache`); the arguments are
+        `RelPositionAttention`'s and `ConvolutionModule`'s."""
         x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
-        x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths)
-        x = x + self.conv(self.norm_conv(x), pad_mask)
+        x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths, mask, cache)
+        x = x + self.conv(self.norm_conv(x), pad_mask, cache)
         x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
         return self.norm_out(x)

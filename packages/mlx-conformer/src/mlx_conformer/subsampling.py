@@ -1,4 +1,11 @@
-"""NeMo's `ConvSubsampling` (`dw_striding`, `striding`) with its masking of padded frames."""
+"""NeMo's `ConvSubsampling` (`dw_striding`, `striding`), plain or causal, with its masking
+of padded frames.
+
+Each stage is a stride-2 3x3 convolution over (time, frequency). Plain: one frame of
+padding on each side. Causal (`causal_downsampling: true`, the cache-aware checkpoints'
+`CausalConv2D`): two before and one after, on both axes, so that an output frame sees only
+its own and earlier input frames. Lengths follow NeMo's `calc_length` with those paddings.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,21 @@ import mlx.nn as nn
 
 from .config import ConformerConfig
 
-_KERNEL, _STRIDE, _PADDING = 3, 2, 1
+_KERNEL, _STRIDE = 3, 2
+
+
+def stage_padding(causal: bool) -> tuple[int, int]:
+    """(before, after) padding of each 3x3 convolution, on time and frequency alike."""
+    return (2, 1) if causal else (1, 1)
+
+
+def output_length(length, stages: int, causal: bool = False):
+    """Frames (or frequency bins) after `stages` stride-2 convolutions (NeMo's calc_length);
+    `length` an int or an array."""
+    before, after = stage_padding(causal)
+    for _ in range(stages):
+        length = (length + before + after - _KERNEL) // _STRIDE + 1
+    return length
 
 
 class ConvSubsampling(nn.Module):
@@ -27,57 +48,61 @@ class ConvSubsampling(nn.Module):
         stages = int(math.log2(config.subsampling_factor))
         layers: list[nn.Module] = []
         if config.subsampling == "dw_striding":
-            layers += [_conv2d(1, channels), nn.ReLU()]
+            layers += [nn.Conv2d(1, channels, _KERNEL, stride=_STRIDE), nn.ReLU()]
             for _ in range(stages - 1):
                 layers += [
-                    _conv2d(channels, channels, groups=channels),
+                    nn.Conv2d(channels, channels, _KERNEL, stride=_STRIDE, groups=channels),
                     nn.Conv2d(channels, channels, kernel_size=1),
                     nn.ReLU(),
                 ]
         else:  # striding
             in_channels = 1
             for _ in range(stages):
-                layers += [_conv2d(in_channels, channels), nn.ReLU()]
+                layers += [nn.Conv2d(in_channels, channels, _KERNEL, stride=_STRIDE), nn.ReLU()]
                 in_channels = channels
         self.conv = layers
         self.stages = stages
+        self.causal = config.causal_downsampling
         self.factor = config.subsampling_factor
         self.chunk_frames = 128
-        freq = config.feat_in
-        for _ in range(stages):
-            freq = (freq + 2 * _PADDING - _KERNEL) // _STRIDE + 1
+        freq = output_length(config.feat_in, stages, self.causal)
         self.out = nn.Linear(channels * freq, config.d_model)
 
     def __call__(self, features: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
         """(B, T, F) features -> (B, T', d_model), and the lengths after subsampling.
 
-        Long inputs run in chunks of `chunk_frames` output frames with `factor` input
-        frames of context on each side, which covers the stack's receptive field (+-(factor
-        - 1) frames), so the result equals one pass; the first convolution's output, 32x
-        the input's size, then never exists for the whole input at once.
+        Long inputs run in chunks of `chunk_frames` output frames. Output frame o reads the
+        input frames within factor - 1 of factor * o (plain), or [8o - 14, 8o] (causal, 8x
+        stack); a piece with one (plain: on each side) or two (causal: in
+        front) output frames' worth of input around its own covers that, and starts on a
+        multiple of the factor so that every stage stays aligned. The outputs that saw the
+        piece's own padding are dropped: the result equals one pass, and the first
+        convolution's output, 32x the input's size, never exists for the whole input at once.
         """
         lengths = lengths.astype(mx.int32)
         time = features.shape[1]
-        out_time = _output_length(time, self.stages)
+        out_time = output_length(time, self.stages, self.causal)
+        out_lengths = output_length(lengths, self.stages, self.causal)
         if out_time <= self.chunk_frames:
-            x = self._convolve(features, lengths, 0)
-            return self.out(x), _output_length(lengths, self.stages)
+            return self.out(self._convolve(features, lengths, 0)), out_lengths
+        before, after = (2, 0) if self.causal else (1, 1)  # output frames of context
         pieces = []
         for first in range(0, out_time, self.chunk_frames):
             last = min(out_time, first + self.chunk_frames)
-            start = max(0, (first - 1) * self.factor)
-            stop = min(time, (last + 1) * self.factor)
+            start = max(0, (first - before) * self.factor)
+            stop = min(time, (last + after) * self.factor)
             x = self._convolve(features[:, start:stop], lengths, start)
             skip = first - start // self.factor
             piece = self.out(x[:, skip : skip + last - first])
             mx.eval(piece)
             pieces.append(piece)
-        return mx.concatenate(pieces, axis=1), _output_length(lengths, self.stages)
+        return mx.concatenate(pieces, axis=1), out_lengths
 
     def _convolve(self, x: mx.array, lengths: mx.array, start: int) -> mx.array:
         """The convolutions over input frames [start, ...), masked by global frame index."""
         x = x[..., None]  # (B, T, F, 1): time and frequency are the conv's two axes
         valid = lengths - start  # lengths in this piece's own frame index
+        before, after = stage_padding(self.causal)
         for layer in self.conv:
             if isinstance(layer, nn.ReLU):
                 x = nn.relu(x)  # masking is idempotent here: relu(0) = 0
@@ -86,11 +111,12 @@ class ConvSubsampling(nn.Module):
             if layer.weight.shape[1] == 1:  # pointwise: a matmul over channels
                 x = x @ layer.weight.reshape(layer.weight.shape[0], -1).T + layer.bias
                 continue
+            x = mx.pad(x, [(0, 0), (before, after), (before, after), (0, 0)])
             if layer.groups > 1:  # depthwise: nine strided taps, fused by mx.compile
                 x = _depthwise_stride2(x, layer.weight, layer.bias)
             else:
                 x = layer(x)
-            lengths = _output_length(lengths, 1)
+            lengths = output_length(lengths, 1, self.causal)
             start //= _STRIDE
             valid = lengths - start
         x = _mask_time(x, valid)
@@ -99,37 +125,19 @@ class ConvSubsampling(nn.Module):
         return x.transpose(0, 1, 3, 2).reshape(batch, time, channels * freq)
 
 
-def _output_length(length, stages: int):
-    """Frames after `stages` stride-2, kernel-3, padding-1 convolutions (NeMo's calc_length)."""
-    for _ in range(stages):
-        length = (length + 2 * _PADDING - _KERNEL) // _STRIDE + 1
-    return length
-
-
-def _conv2d(in_channels: int, out_channels: int, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size=_KERNEL,
-        stride=_STRIDE,
-        padding=_PADDING,
-        groups=groups,
-    )
-
-
 @mx.compile
-def _depthwise_stride2(x: mx.array, weight: mx.array, bias: mx.array) -> mx.array:
-    """3x3 depthwise convolution, stride 2, padding 1, channels-last; weight (C, 3, 3, 1).
+def _depthwise_stride2(padded: mx.array, weight: mx.array, bias: mx.array) -> mx.array:
+    """3x3 depthwise convolution, stride 2, of an already padded (B, T, F, C) input;
+    weight (C, 3, 3, 1).
 
     MLX's grouped convolution is ~3x slower on the CPU than this sum of strided slices.
     """
-    _, time, freq, _ = x.shape
-    out_time, out_freq = (time - 1) // 2 + 1, (freq - 1) // 2 + 1
-    padded = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    _, time, freq, _ = padded.shape
+    out_time, out_freq = (time - _KERNEL) // 2 + 1, (freq - _KERNEL) // 2 + 1
     out = bias
     for i in range(_KERNEL):
         for j in range(_KERNEL):
-            tap = padded[:, i : i + 2 * out_time : 2, j : j + 2 * out_freq : 2, :]
+            tap = padded[:, i : i + 2 * out_time - 1 : 2, j : j + 2 * out_freq - 1 : 2, :]
             out = out + tap * weight[:, i, j, 0]
     return out
 
