@@ -25,7 +25,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from nemo_mlx_convert import ConversionError, convert_nemo, torch_checkpoint
+from nemo_mlx_convert import ConversionError, convert_nemo, torch_pickle
 from nemo_mlx_convert.nemo_archive import CONFIG_NAME, WEIGHTS_NAME, NemoArchive
 from nemo_mlx_convert.torch_checkpoint import load_state_dict
 
@@ -386,11 +386,11 @@ def test_stand_ins_cannot_be_altered_by_the_pickle(tmp_path):
 
 
 def test_allowed_globals_resolve_to_this_reader_s_own_stand_ins():
-    allowed = torch_checkpoint._ALLOWED_GLOBALS
+    allowed = torch_pickle._ALLOWED_GLOBALS
     assert {module for module, _ in allowed} == {"torch", "torch._utils", "collections"}
     for key, target in allowed.items():
         defined_in = target.__module__ if callable(target) else type(target).__module__
-        assert defined_in == torch_checkpoint.__name__, key
+        assert defined_in == torch_pickle.__name__, key
 
 
 # ---------------------------------------------------------------- every failure is one line

@@ -128,7 +128,7 @@ def beam_search(
     batch, k = len(prompts), beam_size
     limits = np.array(generation_limits(decoder, memory_lengths, prompts, max_delta))
     logits, cache = decoder.start(memory, memory_lengths, prompts)
-    log_probs = np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+    log_probs = _log_softmax(logits)
     first = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]  # (B, K)
     scores = np.take_along_axis(log_probs, first, axis=-1).reshape(-1, 1).astype(np.float32)
     width = [len(p) for p in prompts]
@@ -140,23 +140,10 @@ def beam_search(
     active = limits > 0
     step = 0
     while active.any():
-        pad_mask = np.repeat(pad_profile, k, axis=1)  # (BK, K)
-        last = mx.array([p[-1] for p in prefixes])
-        logits = decoder.step(last, cache)
-        log_probs = np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
-        top = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]
-        top_scores = np.take_along_axis(log_probs, top, axis=-1).astype(np.float32)
-        top = pad_id * pad_mask + top * (1 - pad_mask)
-        pad_mask = pad_mask.astype(np.float32)
-        pad_mask[:, 1:] *= _NEG_INF
-        candidates = scores + top_scores * (1 - pad_mask)
-        penalty = (((5 + prefix_len) / 6) ** length_penalty).astype(np.float32)
-        ranked = (candidates / penalty).reshape(batch, k * k)
-        order = np.argsort(-ranked, axis=-1, kind="stable")[:, :k]  # (B, K)
-        new_scores = np.take_along_axis(ranked, order, axis=-1).reshape(-1, 1) * penalty
-        parents = (np.arange(batch)[:, None] * k + order // k).reshape(-1)
-        chosen = top.reshape(batch, k * k)
-        chosen = np.take_along_axis(chosen, order, axis=-1).reshape(-1)
+        logits = decoder.step(mx.array([p[-1] for p in prefixes]), cache)
+        new_scores, parents, chosen = _best_continuations(
+            _log_softmax(logits), scores, prefix_len, pad_profile, k, pad_id, length_penalty
+        )
         keep = np.repeat(active, k)  # rows of items still searching
         parents = np.where(keep, parents, np.arange(batch * k))
         prefixes = [
@@ -176,8 +163,7 @@ def beam_search(
         step += 1
         all_ended = ended.reshape(batch, k).all(axis=1)
         active &= ~all_ended & (step < limits)
-    penalty = (((5 + prefix_len) / 6) ** length_penalty).astype(np.float32)
-    ranked = (scores / penalty).reshape(batch, k)
+    ranked = (scores / _length_penalty(prefix_len, length_penalty)).reshape(batch, k)
     results = []
     for b in range(batch):
         beams = []
@@ -187,6 +173,49 @@ def beam_search(
         best = int(np.argmax(ranked[b]))
         results.append(BeamResult(beams[best][0], beams[best][1], beams))
     return results
+
+
+def _log_softmax(logits: mx.array) -> np.ndarray:
+    """Log-probabilities on the host, where the beam bookkeeping happens."""
+    return np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+
+
+def _length_penalty(prefix_len: np.ndarray, alpha: float) -> np.ndarray:
+    """NeMo's length penalty ((5 + length) / 6) ** alpha, in float32 as NeMo computes it."""
+    return (((5 + prefix_len) / 6) ** alpha).astype(np.float32)
+
+
+def _best_continuations(
+    log_probs: np.ndarray,
+    scores: np.ndarray,
+    prefix_len: np.ndarray,
+    pad_profile: np.ndarray,
+    k: int,
+    pad_id: int,
+    length_penalty: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of NeMo's bookkeeping: each item's best K of its beams' K x K continuations.
+
+    Each beam offers its top K tokens; a finished beam (`pad_profile` 1) offers PAD once at
+    its own score, its other K - 1 slots pushed down by NEG_INF. Candidates are ranked by
+    score / penalty(parent length) and rescaled by the penalty of the slot they land in.
+    Returns the new scores (BK, 1), each new beam's parent row (BK,) and its token (BK,).
+    """
+    batch = scores.shape[0] // k
+    pad_mask = np.repeat(pad_profile, k, axis=1)  # (BK, K)
+    top = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]
+    top_scores = np.take_along_axis(log_probs, top, axis=-1).astype(np.float32)
+    top = pad_id * pad_mask + top * (1 - pad_mask)
+    pad_mask = pad_mask.astype(np.float32)
+    pad_mask[:, 1:] *= _NEG_INF
+    candidates = scores + top_scores * (1 - pad_mask)
+    penalty = _length_penalty(prefix_len, length_penalty)
+    ranked = (candidates / penalty).reshape(batch, k * k)
+    order = np.argsort(-ranked, axis=-1, kind="stable")[:, :k]  # (B, K)
+    new_scores = np.take_along_axis(ranked, order, axis=-1).reshape(-1, 1) * penalty
+    parents = (np.arange(batch)[:, None] * k + order // k).reshape(-1)
+    chosen = np.take_along_axis(top.reshape(batch, k * k), order, axis=-1).reshape(-1)
+    return new_scores, parents, chosen
 
 
 def _strip(ids: list[int], eos_id: int, pad_id: int) -> list[int]:

@@ -83,66 +83,22 @@ def convert_nemo(
     if output.exists() and not force:
         raise ConversionError(f"{output} already exists (use --force to replace it)")
     with NemoArchive(source) as archive:
-        nemo_config = _model_config(archive.config())
-        model_class = _model_class(nemo_config, source)
-        if not archive.has(WEIGHTS_NAME):
-            raise ConversionError(f"{source}: the archive has no {WEIGHTS_NAME}")
-        references = sorted(set(_artifact_references(nemo_config)))
-        missing = [r for r in references if not archive.has(r.removeprefix("nemo:"))]
-        if missing:
-            raise ConversionError(
-                f"{source}: the config refers to files the archive lacks: {', '.join(missing)}"
-            )
+        nemo_config, model_class, references = _checked_contents(archive, source)
         digest = sha256 or sha256_of(source, progress)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(
-            0o777 & ~umask
-        )  # mkdtemp makes it private; the result is an ordinary directory
+        staging = _staging_directory(output)
         try:
-            checkpoint = staging / WEIGHTS_NAME
-            total = archive.size(WEIGHTS_NAME)
-            done = 0
-
-            def extracted(count: int) -> None:
-                nonlocal done
-                done += count
-                if progress:
-                    progress("extract", done, total)
-
-            archive.extract(WEIGHTS_NAME, checkpoint, extracted)
+            checkpoint = _extract_weights(archive, staging, progress)
             tokenizer_files = _copy_artifacts(archive, references, staging)
-            state = _model_weights(load_state_dict(checkpoint))
-            mapped = map_state_dict(state, model_class)
-            dropped = mapped.dropped
-            planned = {name: _plan(array, dtype) for name, array in mapped.tensors.items()}
-            total_bytes = sum(p.nbytes for p in planned.values())
-            written = 0
-
-            def wrote(count: int) -> None:
-                nonlocal written
-                written += count
-                if progress:
-                    progress("write", written, total_bytes)
-
-            metadata = {"format": FORMAT, "source_sha256": digest}
-            write_safetensors(staging / WEIGHTS_FILE, planned, metadata, wrote)
-            del state, mapped
+            planned, dropped = _write_weights(
+                checkpoint, staging / WEIGHTS_FILE, model_class, dtype, digest, progress
+            )
             checkpoint.unlink()
             config = ModelDirectoryConfig(
                 format=FORMAT,
                 format_version=FORMAT_VERSION,
                 model_class=model_class,
                 nemo_config=nemo_config,
-                source=Source(
-                    file_name=source.name,
-                    sha256=digest,
-                    size=source.stat().st_size,
-                    hf_repo=hf_repo,
-                    hf_revision=hf_revision,
-                ),
+                source=_source_record(source, digest, hf_repo, hf_revision),
                 dtype=dtype,
                 tokenizer_files=tokenizer_files,
                 dropped_tensors=dropped,
@@ -157,10 +113,94 @@ def convert_nemo(
             shutil.rmtree(staging, ignore_errors=True)
             raise
     parameters = sum(int(np.prod(p.shape, dtype=np.int64)) for p in planned.values())
+    total_bytes = sum(p.nbytes for p in planned.values())
     return ConversionSummary(
         output, model_class, parameters, total_bytes, len(planned), len(config.dropped_tensors),
         time.perf_counter() - started,
     )  # fmt: skip
+
+
+def _checked_contents(archive: NemoArchive, source: Path) -> tuple[dict[str, Any], str, list[str]]:
+    """The model's config, its class and its `nemo:` references, once the archive is known
+    to hold the weights and every file the config refers to (checked before any writing)."""
+    nemo_config = _model_config(archive.config())
+    model_class = _model_class(nemo_config, source)
+    if not archive.has(WEIGHTS_NAME):
+        raise ConversionError(f"{source}: the archive has no {WEIGHTS_NAME}")
+    references = sorted(set(_artifact_references(nemo_config)))
+    missing = [r for r in references if not archive.has(r.removeprefix("nemo:"))]
+    if missing:
+        raise ConversionError(
+            f"{source}: the config refers to files the archive lacks: {', '.join(missing)}"
+        )
+    return nemo_config, model_class, references
+
+
+def _staging_directory(output: Path) -> Path:
+    """A new directory beside `output`, to be renamed into place only when complete.
+
+    mkdtemp makes it private; it gets the mode of an ordinary directory (0777 less the
+    umask), as the result is one.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
+
+
+def _extract_weights(archive: NemoArchive, staging: Path, progress: Progress | None) -> Path:
+    """The archive's torch checkpoint, extracted into `staging` (a tar member cannot be mapped)."""
+    checkpoint = staging / WEIGHTS_NAME
+    archive.extract(
+        WEIGHTS_NAME, checkpoint, _counter(progress, "extract", archive.size(WEIGHTS_NAME))
+    )
+    return checkpoint
+
+
+def _write_weights(
+    checkpoint: Path,
+    target: Path,
+    model_class: str,
+    dtype: Dtype,
+    digest: str,
+    progress: Progress | None,
+) -> tuple[dict[str, PlannedTensor], dict[str, str]]:
+    """The checkpoint's tensors, mapped to the MLX model's names, written to `target` in
+    `dtype`; returns what was written and what the mapping dropped (name -> reason)."""
+    mapped = map_state_dict(_model_weights(load_state_dict(checkpoint)), model_class)
+    planned = {name: _plan(array, dtype) for name, array in mapped.tensors.items()}
+    total_bytes = sum(p.nbytes for p in planned.values())
+    metadata = {"format": FORMAT, "source_sha256": digest}
+    write_safetensors(target, planned, metadata, _counter(progress, "write", total_bytes))
+    return planned, mapped.dropped
+
+
+def _counter(progress: Progress | None, stage: str, total: int) -> Callable[[int], None]:
+    """A callback that adds up the byte counts it is given and reports the running total."""
+    done = 0
+
+    def count(amount: int) -> None:
+        nonlocal done
+        done += amount
+        if progress:
+            progress(stage, done, total)
+
+    return count
+
+
+def _source_record(
+    source: Path, digest: str, hf_repo: str | None, hf_revision: str | None
+) -> Source:
+    """Where the model directory came from, for the record in its config."""
+    return Source(
+        file_name=source.name,
+        sha256=digest,
+        size=source.stat().st_size,
+        hf_repo=hf_repo,
+        hf_revision=hf_revision,
+    )
 
 
 def _model_config(config: dict[str, Any]) -> dict[str, Any]:
