@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from .convert import convert_nemo
 from .errors import ConversionError
-from .resolve import _download, _looks_like_repo_id
+from .resolve import download_nemo, looks_like_repo_id
 
 _LABELS = {"hash": "hashing", "extract": "extracting", "write": "writing"}
 
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     bars = _Bars(enabled=not args.quiet and sys.stderr.isatty())
     try:
         source, repo, revision, sha256 = Path(args.source).expanduser(), None, None, None
-        if not source.exists() and _looks_like_repo_id(args.source):
+        if not source.exists() and looks_like_repo_id(args.source):
             repo = args.source
-            source, sha256, revision = _download(repo, args.revision)
+            source, sha256, revision = download_nemo(repo, args.revision)
         summary = convert_nemo(
             source, args.output, dtype=args.dtype, force=args.force, hf_repo=repo, hf_revision=revision,
             sha256=sha256, progress=bars,

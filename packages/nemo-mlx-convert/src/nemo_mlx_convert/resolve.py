@@ -39,8 +39,8 @@ def resolve_model(
         if not path.is_file():
             raise ConversionError(f"{path}: no such file")
         return _cached(path, None, None, cache, dtype, progress, on_convert)
-    if _looks_like_repo_id(str(reference)):
-        nemo_file, sha256, resolved_revision = _download(str(reference), revision)
+    if looks_like_repo_id(str(reference)):
+        nemo_file, sha256, resolved_revision = download_nemo(str(reference), revision)
         return _cached(
             nemo_file, str(reference), resolved_revision, cache, dtype, progress, on_convert, sha256
         )
@@ -73,12 +73,12 @@ def _cached(
     return open_model_directory(target)
 
 
-def _looks_like_repo_id(text: str) -> bool:
+def looks_like_repo_id(text: str) -> bool:
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
 
 
-def _download(repo_id: str, revision: str | None) -> tuple[Path, str | None, str | None]:
+def download_nemo(repo_id: str, revision: str | None) -> tuple[Path, str | None, str | None]:
     """The repo's `.nemo` file through the Hugging Face cache.
 
     Online, the repo's file list names the `.nemo` (and its SHA-256, which keys our cache).
