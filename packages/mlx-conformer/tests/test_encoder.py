@@ -202,3 +202,24 @@ def test_symmetric_positions_project_as_the_interleaved_table():
     split = attention._ascending_positions(positions)
     assert split.shape == (heads, 2 * time - 1, d_model // heads)
     np.testing.assert_allclose(np.array(split), np.array(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_a_layer_compiles_with_its_attention_in_query_groups():
+    """Query groups are ordered by data dependencies, not `mx.eval`, so `mx.compile` can
+    trace a layer whose attention runs in several groups; the result does not change."""
+    model = _model()
+    layer = model.layers[0]
+    layer.self_attn.score_budget = 4 * 300 * 64  # 64 query rows at a time: 5 groups
+    x = mx.random.normal((1, 300, 64))
+    positions = model._positions(300)
+    expected = layer(x, positions, None, None)
+    compiled = mx.compile(lambda inputs: layer(inputs, positions, None, None))
+    assert _rel(compiled(x), expected) < 1e-6
+
+
+def test_default_context_must_be_one_the_model_was_trained_with():
+    model = _model(att_context_size=[[70, 13], [70, 1]], att_context_style="chunked_limited")
+    model.set_default_att_context_size([70, 1])
+    assert model.config.att_context_sizes == ((70, 1), (70, 13))
+    with pytest.raises(ValueError, match=r"\[70, 2\] is not one the model was trained with"):
+        model.set_default_att_context_size([70, 2])
