@@ -62,10 +62,10 @@ def generation_limits(
 ) -> list[int]:
     """How many tokens each row may generate after its prompt (NeMo's max_generation_length)."""
     limits = []
-    for frames, prompt in zip(np.array(memory_lengths).tolist(), prompts, strict=True):
+    for encoder_frames, prompt in zip(np.array(memory_lengths).tolist(), prompts, strict=True):
         longest = decoder.config.max_sequence_length
         if max_delta >= 0:
-            longest = min(longest, int(frames) + max_delta)
+            longest = min(longest, int(encoder_frames) + max_delta)
         limits.append(max(0, longest - len(prompt)))
     return limits
 
