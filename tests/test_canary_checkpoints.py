@@ -262,7 +262,7 @@ def test_transcribe_other_clips_equals_nemo(ck):
     for clip, expected in ck.meta["transcribe_other_clips"].items():
         result = ck.model.transcribe(str(AUDIO / clip), **ck.options("en_asr_pnc"))
         missing = max(0, 16000 - expected["num_samples"])
-        check_transcript(result, expected, shift=(missing // 2) / 16000, where=clip)
+        check_transcript(result, expected, lead=(missing // 2) / 16000, where=clip)
 
 
 def test_timestamps_equal_nemo_or_are_refused(ck):
