@@ -8,13 +8,13 @@ from __future__ import annotations
 EPS = 1e-9  # NeMo multiplies offset x stride x subsampling, we offset x (stride x subsampling)
 
 
-def check_transcript(result, expected: dict, shift: float = 0.0, where: object = None) -> None:
-    """Ids, text, and the words and segments NeMo parsed from the frame tokens. `shift`:
+def check_transcript(result, expected: dict, lead: float = 0.0, where: object = None) -> None:
+    """Ids, text, and the words and segments NeMo parsed from the frame tokens. `lead`:
     NeMo's padding in front of a short input, which NeMo keeps in its times; ours are on the
     input as given and stop at its end (NeMo's frames of a padded input can lie past it)."""
 
     def at(seconds: float) -> float:
-        return min(result.duration, max(0.0, seconds - shift))
+        return min(result.duration, max(0.0, seconds - lead))
 
     assert [t.id for t in result.tokens] == expected["ids"], where
     assert result.text == expected["text"], where

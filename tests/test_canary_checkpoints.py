@@ -89,7 +89,7 @@ def test_settings_are_the_published_ones(ck):
     assert model.max_deltas["beam"] == saved["beam"]["max_generation_delta"] == 50
     assert model.max_deltas["greedy"] == meta["greedy_settings"]["max_generation_delta"]
     config = model.decoder.config
-    assert config.vocab_size == meta["tokenizer"]["decoder_vocab_size"]
+    assert config.num_classes == meta["tokenizer"]["decoder_vocab_size"]
     assert config.max_sequence_length == meta["greedy_settings"]["max_sequence_length"]
     assert config.hidden_size == meta["geometry"]["decoder_hidden"]
     assert config.num_layers == meta["geometry"]["decoder_layers"]
@@ -262,7 +262,7 @@ def test_transcribe_other_clips_equals_nemo(ck):
     for clip, expected in ck.meta["transcribe_other_clips"].items():
         result = ck.model.transcribe(str(AUDIO / clip), **ck.options("en_asr_pnc"))
         missing = max(0, 16000 - expected["num_samples"])
-        check_transcript(result, expected, shift=(missing // 2) / 16000, where=clip)
+        check_transcript(result, expected, lead=(missing // 2) / 16000, where=clip)
 
 
 def test_timestamps_equal_nemo_or_are_refused(ck):

@@ -105,7 +105,7 @@ def test_model_reads_the_checkpoint_settings(model):
     assert model.default_decoding == META["decoding"]["strategy"]
     assert model.languages == sorted(META["tokenizer"]["language_tokens"])
     config = model.decoder.config
-    assert config.vocab_size == META["tokenizer"]["decoder_vocab_size"]
+    assert config.num_classes == META["tokenizer"]["decoder_vocab_size"]
     assert config.max_sequence_length == META["decoding"]["greedy"]["max_sequence_length"]
     assert config.memory_size == META["geometry"]["encoder_d_model"]
     assert config.hidden_size == META["geometry"]["decoder_hidden"]

@@ -89,7 +89,7 @@ def test_other_clips_equal_nemo_with_times_on_the_input(model):
     for clip, expected in META["transcribe_other_clips"].items():
         result = model.transcribe(str(AUDIO / clip), timestamps=True, **_options("en_asr_pnc"))
         missing = max(0, 16000 - expected["num_samples"])
-        check_transcript(result, expected, shift=(missing // 2) / 16000, where=clip)
+        check_transcript(result, expected, lead=(missing // 2) / 16000, where=clip)
 
 
 def test_tokens_inside_a_pair_get_its_times(model):

@@ -48,8 +48,8 @@ def _nemo_seconds(clip: str, seconds: float, duration: float) -> float:
     within the input (a last span can reach past the audio's end: a TDT duration, an RNNT
     frame), to the millisecond. Encoder frames are 80 ms apart, so equal milliseconds are
     equal frames: the times are NeMo's exactly, frame for frame."""
-    shift = (16000 - 1000) // 2 / 16000 if clip == SHORT else 0.0
-    return round(min(duration, max(0.0, seconds - shift)), 3)
+    lead = (16000 - 1000) // 2 / 16000 if clip == SHORT else 0.0
+    return round(min(duration, max(0.0, seconds - lead)), 3)
 
 
 def _assert_times_equal(clip: str, ours: list[dict], theirs: list[dict], duration: float) -> None:

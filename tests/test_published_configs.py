@@ -48,7 +48,7 @@ def test_every_section_of_a_published_config_is_read(name):
         ctc = CTCConfig.from_nemo(cfg["aux_ctc"]["decoder"])
         assert ctc.vocab_size == len(cfg["aux_ctc"]["decoder"]["vocabulary"])
     if "transf_decoder" in cfg:
-        decoder = DecoderConfig.from_nemo(cfg, vocab_size=cfg["head"]["num_classes"])
+        decoder = DecoderConfig.from_nemo(cfg, num_classes=cfg["head"]["num_classes"])
         assert decoder.num_layers == cfg["transf_decoder"]["config_dict"]["num_layers"]
         assert decoder.final_layer_norm == cfg["transf_decoder"]["pre_ln_final_layer_norm"]
 
@@ -72,9 +72,9 @@ def _with(cfg: dict, path: str, key: str) -> dict:
         (TransducerConfig.from_nemo, "joint"),
         (TransducerConfig.from_nemo, "joint.jointnet"),
         (lambda c: CTCConfig.from_nemo(c["aux_ctc"]["decoder"]), "aux_ctc.decoder"),
-        (lambda c: DecoderConfig.from_nemo(c, vocab_size=8), "transf_decoder"),
-        (lambda c: DecoderConfig.from_nemo(c, vocab_size=8), "transf_decoder.config_dict"),
-        (lambda c: DecoderConfig.from_nemo(c, vocab_size=8), "head"),
+        (lambda c: DecoderConfig.from_nemo(c, num_classes=8), "transf_decoder"),
+        (lambda c: DecoderConfig.from_nemo(c, num_classes=8), "transf_decoder.config_dict"),
+        (lambda c: DecoderConfig.from_nemo(c, num_classes=8), "head"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )

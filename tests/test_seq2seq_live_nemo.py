@@ -53,7 +53,7 @@ def _ours(decoder, head, proj, pre_ln: bool) -> TransformerDecoder:
         "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel",
     )
     config = DecoderConfig(
-        vocab_size=VOCAB, hidden_size=HIDDEN, inner_size=64, num_layers=2, num_heads=4,
+        num_classes=VOCAB, hidden_size=HIDDEN, inner_size=64, num_layers=2, num_heads=4,
         max_sequence_length=40, pre_ln=pre_ln, final_layer_norm=pre_ln, memory_size=MEMORY,
     )  # fmt: skip
     prefix = "transf_decoder."

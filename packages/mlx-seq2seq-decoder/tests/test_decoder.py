@@ -24,7 +24,7 @@ EOS, PAD = 2, 0
 def decoder(request) -> TransformerDecoder:
     mx.random.seed(0)
     config = DecoderConfig(
-        vocab_size=40, hidden_size=32, inner_size=64, num_layers=2, num_heads=4,
+        num_classes=40, hidden_size=32, inner_size=64, num_layers=2, num_heads=4,
         max_sequence_length=64, pre_ln=request.param, final_layer_norm=request.param, memory_size=24,
     )  # fmt: skip
     model = TransformerDecoder(config)

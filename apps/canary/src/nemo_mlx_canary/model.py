@@ -78,7 +78,8 @@ class Canary:
             "greedy" if decoding.get("strategy") in ("greedy", "greedy_batch") else "beam"
         )
         self.default_beam_size = int(beam.get("beam_size", 1))
-        # NeMo reads `length_penalty` (its config dataclass calls the field `len_pen`, unread).
+        # NeMo reads `length_penalty` (its config dataclass calls the field `len_pen`, unread):
+        # GNMT's alpha, see mlx_seq2seq_decoder.beam_search (not the transducer's score_norm).
         self.length_penalty = float(beam.get("length_penalty", 0.0))
         # Each strategy has its own length limit (NeMo: `<strategy>.max_generation_delta`).
         self.max_deltas: dict[str, int] = {
@@ -197,9 +198,10 @@ class Canary:
         for piece in batch:
             feats, length = self.frontend(piece.samples)
             features.append(feats[0, : int(length[0])])
-        frames = [f.shape[0] for f in features]
-        padded = mx.stack([mx.pad(f, [(0, max(frames) - f.shape[0]), (0, 0)]) for f in features])
-        states, lengths = self.encoder(padded, mx.array(frames))
+        feature_frames = [f.shape[0] for f in features]
+        longest = max(feature_frames)
+        padded = mx.stack([mx.pad(f, [(0, longest - f.shape[0]), (0, 0)]) for f in features])
+        states, lengths = self.encoder(padded, mx.array(feature_frames))
         mx.eval(states, lengths)
         prompts = [prompt] * len(batch)
         t = self.tokenizer

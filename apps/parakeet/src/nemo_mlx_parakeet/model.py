@@ -57,17 +57,17 @@ BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input th
 
 @dataclass(frozen=True)
 class _Piece:
-    """One input, or a chunk of one: starting `offset` encoder frames into it, after `shift`
+    """One input, or a chunk of one: starting `offset` encoder frames into it, after `lead`
     seconds of padding in front (NeMo's padding of short inputs). A whole input keeps its
     samples (its features are computed with the rest of its batch, in one front-end call);
     a chunk keeps the feature frames cut from its input's features."""
 
     item: int
     offset: int
-    shift: float
-    frames: int  # valid feature frames
+    lead: float
+    feature_frames: int  # valid feature frames
     signal: np.ndarray | None = None
-    features: mx.array | None = None  # (frames, n_mels)
+    features: mx.array | None = None  # (feature_frames, n_mels)
 
 
 @dataclass(frozen=True)
@@ -263,8 +263,8 @@ class Parakeet:
         `BATCH_SECONDS` input's: memory stays bounded for long inputs, short ones fill a batch."""
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
         batch: list[_Piece] = []
-        for piece in sorted(pieces, key=lambda p: p.frames):
-            longest = max(piece.frames, *(p.frames for p in batch)) if batch else piece.frames
+        for piece in sorted(pieces, key=lambda p: p.feature_frames):
+            longest = max([piece.feature_frames, *(p.feature_frames for p in batch)])
             full = len(batch) >= max(1, batch_size) or longest**2 * (len(batch) + 1) > limit**2
             if batch and full:
                 yield batch
@@ -291,13 +291,13 @@ class Parakeet:
         the whole input's statistics, as a single pass would be; chunk bounds fall on
         encoder frames.
         """
-        shift, padded = _pad_to_minimum(signal, self.sample_rate)
+        lead, padded = _pad_to_minimum(signal, self.sample_rate)
         seconds = len(signal) / self.sample_rate
         frames = self.frontend.frame_count(len(padded))
         if chunk is None and self._quadratic_beyond_budget(frames):
             chunk = CACHE_AWARE_CHUNK_SECONDS
         if chunk is None or seconds <= chunk:
-            return [_Piece(index, 0, shift, frames, signal=padded)]
+            return [_Piece(index, 0, lead, frames, signal=padded)]
         features, length = self.frontend(padded)
         features = features[0, : int(length[0])]
         if overlap >= chunk / 2:
@@ -312,7 +312,7 @@ class Parakeet:
         pieces = []
         for start in range(0, total, step):
             part = features[start : start + size]
-            pieces.append(_Piece(index, start // factor, shift, part.shape[0], features=part))
+            pieces.append(_Piece(index, start // factor, lead, part.shape[0], features=part))
             if start + size >= total:
                 break
         return pieces
@@ -322,21 +322,21 @@ class Parakeet:
     ) -> Transcript:
         if len(parts) == 1:
             piece, hypothesis = parts[0]
-            return self._transcript(hypothesis, duration, piece.shift, _label(item))
+            return self._transcript(hypothesis, duration, piece.lead, _label(item))
         factor = self.encoder.subsampling_factor
         merged = _shifted(parts[0][1], parts[0][0].offset)
         for (previous, _), (piece, hypothesis) in itertools.pairwise(parts):
-            overlap = (piece.offset, previous.offset + previous.frames // factor)
+            overlap = (piece.offset, previous.offset + previous.feature_frames // factor)
             merged = merge_hypotheses(merged, _shifted(hypothesis, piece.offset), overlap)
-        return self._transcript(merged, duration, parts[0][0].shift, _label(item))
+        return self._transcript(merged, duration, parts[0][0].lead, _label(item))
 
     def _decode(
         self, pieces: list[_Piece], decoding: str, beam_size: int, length_penalty: float = 1.0
     ) -> list[Hypothesis]:
         """Decode a batch of pieces; frames are relative to each piece's start."""
         features = self._features(pieces)
-        feature_len = mx.array([p.frames for p in pieces])
-        with self._attention(len(pieces), max(p.frames for p in pieces)):
+        feature_len = mx.array([p.feature_frames for p in pieces])
+        with self._attention(len(pieces), max(p.feature_frames for p in pieces)):
             encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         if self.head == "ctc":
             log_probs = self.ctc(encoded)
@@ -450,7 +450,7 @@ class Parakeet:
         """(B, frames, n_mels) for a batch: the whole inputs' through one front-end call over
         their zero-padded samples with their lengths (NeMo's batched preprocessor), chunks'
         from their cut features, each padded to the longest piece (`_padded_frames`)."""
-        longest = self._padded_frames(max(p.frames for p in pieces))
+        longest = self._padded_frames(max(p.feature_frames for p in pieces))
         whole = [p for p in pieces if p.signal is not None]
         if whole:
             width = max(longest * self.frontend.config.hop_length, *(len(p.signal) for p in whole))
@@ -461,14 +461,14 @@ class Parakeet:
             if len(whole) == len(pieces):
                 return _frames_to(batch, longest)
             rows = iter(range(len(whole)))
-            parts = [batch[next(rows), : p.frames] if p.signal is not None else p.features
+            parts = [batch[next(rows), : p.feature_frames] if p.signal is not None else p.features
                      for p in pieces]  # fmt: skip
         else:
             parts = [p.features for p in pieces]
         return mx.stack([_frames_to(part[None], longest)[0] for part in parts])
 
     def _transcript(
-        self, hypothesis: Hypothesis, duration: float, shift: float, label: str | None
+        self, hypothesis: Hypothesis, duration: float, lead: float, label: str | None
     ) -> Transcript:
         tokens = token_spans(hypothesis.ids, hypothesis.frames, hypothesis.durations, self.head, self.tokenizer,
                              hypothesis.confidences)  # fmt: skip
@@ -478,7 +478,7 @@ class Parakeet:
         # NeMo does not move times back by the padding it adds to inputs under 1 s; we do,
         # so that times refer to the input as given, and a last token whose duration reaches
         # past the end of the audio ends with it. Otherwise they are NeMo's exactly.
-        to_time = lambda frames: seconds_at(frames, seconds, duration, lead=shift)  # noqa: E731
+        to_time = lambda frames: seconds_at(frames, seconds, duration, lead=lead)  # noqa: E731
         timed_words = [Word(w.text, to_time(w.start), to_time(w.end), w.confidence) for w in words]
         return Transcript(
             text=self.tokenizer.text(hypothesis.ids),
@@ -509,8 +509,8 @@ def _frames_to(features: mx.array, frames: int) -> mx.array:
     return mx.pad(features, [(0, 0), (0, frames - features.shape[1]), (0, 0)])
 
 
-def _shifted(hypothesis: Hypothesis, frames: int) -> Hypothesis:
-    return Hypothesis(hypothesis.ids, [f + frames for f in hypothesis.frames], hypothesis.durations,
+def _shifted(hypothesis: Hypothesis, offset: int) -> Hypothesis:
+    return Hypothesis(hypothesis.ids, [f + offset for f in hypothesis.frames], hypothesis.durations,
                       hypothesis.confidences)  # fmt: skip
 
 

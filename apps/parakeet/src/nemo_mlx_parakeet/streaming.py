@@ -65,7 +65,7 @@ class _Head:
             self.stream = GreedyCTCStream(model.ctc.config.blank_id)
         else:
             self.stream = GreedyStream(model.transducer)
-        self.frames = 0
+        self.encoder_frames = 0
 
     def feed(self, encoded: mx.array) -> None:
         if encoded.shape[0] == 0:
@@ -74,7 +74,7 @@ class _Head:
             self.stream.feed(self._ctc(encoded[None])[0])
         else:
             self.stream.feed(encoded)
-        self.frames += encoded.shape[0]
+        self.encoder_frames += encoded.shape[0]
 
     def peek(self, encoded: mx.array) -> list:
         """Tokens the frames would add, without committing them (a deep enough copy)."""
@@ -161,11 +161,11 @@ class TranscriptionStream:
             raise ParakeetError("the stream is finalized")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._samples += samples.size
-        frames = self.features.add(samples)
+        features = self.features.add(samples)
         if self.cache_aware:
-            self.head.feed(self._streamer.add(frames))
+            self.head.feed(self._streamer.add(features))
         else:
-            self._append(frames)
+            self._append(features)
             self._run(final=False)
         return self._update()
 
@@ -173,14 +173,14 @@ class TranscriptionStream:
         """Flush everything; the stream's final transcript (times from its start)."""
         if self._finished:
             raise ParakeetError("the stream is finalized")
-        frames = self.features.finish()
+        features = self.features.finish()
         if self.cache_aware:
-            self.head.feed(self._streamer.add(frames))
+            self.head.feed(self._streamer.add(features))
             self.head.feed(self._streamer.finish())
         else:
             valid = feature_frames(self._samples, self.model.frontend.config.hop_length,
                                    self.model.frontend.config.n_fft, self.model.frontend.config.exact_pad)  # fmt: skip
-            self._append(frames)
+            self._append(features)
             self._raw_count = min(self._raw_count, valid)  # the masked last STFT frame is not audio
             self._run(final=True)
         self._tentative = []
@@ -199,19 +199,19 @@ class TranscriptionStream:
     @property
     def final_frames(self) -> int:
         """Encoder frames decoded for good (their tokens will not change)."""
-        return self.head.frames
+        return self.head.encoder_frames
 
     @property
     def seen_frames(self) -> int:
         """Encoder frames decoded at least tentatively."""
-        return max(self.head.frames, getattr(self, "_seen", 0))
+        return max(self.head.encoder_frames, getattr(self, "_seen", 0))
 
     # ------------------------------------------------------------------ internals
 
-    def _append(self, frames: mx.array) -> None:
-        if frames.shape[0]:
-            self._raw.append(np.array(frames))
-            self._raw_count += frames.shape[0]
+    def _append(self, features: mx.array) -> None:
+        if features.shape[0]:
+            self._raw.append(np.array(features))
+            self._raw_count += features.shape[0]
 
     def _window(self, first: int, last: int) -> np.ndarray:
         """Feature frames [first, last) (global indices)."""
@@ -278,13 +278,13 @@ class TranscriptionStream:
 
         if not tokens:
             return []
-        lead = [before] if before is not None else []
-        ids, frames, durations, confidences = self.head.hypothesis_parts(lead + list(tokens))
+        context = [before] if before is not None else []
+        ids, frames, durations, confidences = self.head.hypothesis_parts(context + list(tokens))
         transcript = self.model._transcript(
             Hypothesis(ids, frames, durations, confidences), self._samples / self.model.sample_rate,
             0.0, None,
         )  # fmt: skip
-        return transcript.tokens[len(lead) :]
+        return transcript.tokens[len(context) :]
 
     def _update(self) -> StreamUpdate:
         decoded = self.head.stream.tokens

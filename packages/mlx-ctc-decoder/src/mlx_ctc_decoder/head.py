@@ -17,7 +17,10 @@ _KEYS = {"_target_", "feat_in", "num_classes", "vocabulary", "add_blank", "tempe
 
 @dataclass(frozen=True)
 class CTCConfig:
-    """`feat_in` encoder features in, `vocab_size` tokens plus blank (the last class) out."""
+    """`feat_in` encoder features in, `vocab_size` tokens plus blank (the last class) out.
+
+    `vocab_size` is the tokenizer's vocabulary, without blank (NeMo's `ConvASRDecoder`
+    `num_classes`, which also leaves blank out); `blank_id == vocab_size`."""
 
     feat_in: int
     vocab_size: int

@@ -36,9 +36,14 @@ class DecoderConfig:
     `memory_size` is the width of the encoder states the cross-attention reads; when it
     differs from `hidden_size` a linear `memory_proj` maps them (NeMo's
     `encoder_decoder_proj`).
+
+    `num_classes` is the number of output classes, the rows of the token embedding and the
+    outputs of the head (NeMo's `head.num_classes`): the tokenizer's `vocab_size` rounded up
+    to a multiple of 8, as NeMo's `EncDecMultiTaskModel` builds the decoder, so it may count
+    padding rows no token uses.
     """
 
-    vocab_size: int
+    num_classes: int
     hidden_size: int = 1024
     inner_size: int = 4096
     num_layers: int = 4
@@ -69,12 +74,12 @@ class DecoderConfig:
         cls,
         cfg: Mapping[str, Any],
         memory_size: int | None = None,
-        vocab_size: int | None = None,
+        num_classes: int | None = None,
     ) -> DecoderConfig:
         """From a NeMo model config (the whole `cfg`, with `transf_decoder` and `head`).
 
         NeMo rounds the vocabulary up to a multiple of 8 when it builds the model; pass
-        `vocab_size` (the embedding's rows) when the config does not record it. A key that is
+        `num_classes` (the embedding's rows) when the config does not record it. A key that is
         neither read nor known to leave inference unchanged is refused with its name.
         """
         outer = cfg["transf_decoder"]
@@ -88,12 +93,12 @@ class DecoderConfig:
         # in the one mapping there is.
         final_norm = outer.get("pre_ln_final_layer_norm", True)
         head = cfg.get("head", {}) or {}
-        vocab = vocab_size or decoder.get("vocab_size") or head.get("num_classes")
-        if not vocab:
+        classes = num_classes or decoder.get("vocab_size") or head.get("num_classes")
+        if not classes:
             raise ValueError("the decoder config names no vocab_size and the head no num_classes")
         hidden = int(decoder["hidden_size"])
         return cls(
-            vocab_size=int(vocab),
+            num_classes=int(classes),
             hidden_size=hidden,
             inner_size=int(decoder["inner_size"]),
             num_layers=int(decoder["num_layers"]),

@@ -65,7 +65,7 @@ class Head(nn.Module):
         super().__init__()
         d = config.hidden_size
         self.layers = [nn.Linear(d, d) for _ in range(config.head_layers - 1)]
-        self.layers.append(nn.Linear(d, config.vocab_size))
+        self.layers.append(nn.Linear(d, config.num_classes))
         self._act = activation(config.head_activation)
 
     def __call__(self, x: mx.array) -> mx.array:
@@ -80,7 +80,7 @@ class TransformerDecoder(nn.Module):
     `start` runs the prompts (one list of ids per row, any lengths: shorter ones are
     left-padded and masked) and returns the logits for the first generated token;
     `step` feeds one token per row and returns the next logits. Both return raw logits
-    (B, vocab) in float32; searches apply log-softmax where NeMo does.
+    (B, num_classes) in float32; searches apply log-softmax where NeMo does.
     """
 
     def __init__(self, config: DecoderConfig) -> None:
@@ -89,7 +89,7 @@ class TransformerDecoder(nn.Module):
         if config.memory_size is not None:
             self.memory_proj = nn.Linear(config.memory_size, config.hidden_size)
         self.embedding = Embedding(
-            config.vocab_size,
+            config.num_classes,
             config.hidden_size,
             config.max_sequence_length,
             config.learn_positional_encodings,
@@ -111,9 +111,9 @@ class TransformerDecoder(nn.Module):
         come from the tensors (NeMo rounds the vocabulary up when it builds the model)."""
         prefix = cls.PREFIX
         own = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
-        vocab = own["embedding.token_embedding.weight"].shape[0]
+        classes = own["embedding.token_embedding.weight"].shape[0]
         memory = own["memory_proj.weight"].shape[1] if "memory_proj.weight" in own else None
-        config = DecoderConfig.from_nemo(nemo_config, memory_size=memory, vocab_size=vocab)
+        config = DecoderConfig.from_nemo(nemo_config, memory_size=memory, num_classes=classes)
         return cls.from_weights(config, own)
 
     @classmethod

@@ -65,9 +65,9 @@ class Embedding(nn.Module):
     converted model loads the checkpoint's own table over it.
     """
 
-    def __init__(self, vocab_size: int, hidden_size: int, max_length: int, learned: bool) -> None:
+    def __init__(self, num_classes: int, hidden_size: int, max_length: int, learned: bool) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(vocab_size, hidden_size)
+        self.token_embedding = nn.Embedding(num_classes, hidden_size)
         self.position_embedding = nn.Embedding(max_length, hidden_size)
         if not learned:
             self.position_embedding.weight = sinusoid_table(max_length, hidden_size)

@@ -4,6 +4,19 @@ Both stop a row at EOS and bound its length as NeMo does: a sequence (prompt inc
 is at most min(max_sequence_length, encoder frames + `max_delta`) long. NeMo takes the
 encoder frames of the padded batch; here each row uses its own, so a batched row gives
 what NeMo gives for that item alone.
+
+`max_delta` is NeMo's `max_generation_delta` (its generators' `max_delta_length`). Its
+default here, -1 (no limit but `max_sequence_length`), is the default of NeMo's decoding
+config (`AEDGreedyInferConfig`, `AEDBeamInferConfig`, and `MultiTaskDecoding` reading
+`<strategy>.max_generation_delta`), as the Canary app reads it; NeMo's generator classes'
+own constructor default (50) is never reached from a model's config.
+
+`length_penalty` is NeMo's GNMT alpha (`beam.length_penalty`, default 0.0: no penalty):
+beams are ranked by score / ((5 + length) / 6) ** alpha, NeMo's
+`BeamSearchSequenceGenerator.compute_len_penalty`
+(nemo/collections/asr/modules/transformer/transformer_generators.py). It is not the
+transducer beam's `length_penalty` (mlx-transducer: score / length ** p, NeMo's RNNT/TDT
+`score_norm`, default 1.0); the two models' NeMo searches use those different formulas.
 """
 
 from __future__ import annotations
@@ -49,10 +62,10 @@ def generation_limits(
 ) -> list[int]:
     """How many tokens each row may generate after its prompt (NeMo's max_generation_length)."""
     limits = []
-    for frames, prompt in zip(np.array(memory_lengths).tolist(), prompts, strict=True):
+    for encoder_frames, prompt in zip(np.array(memory_lengths).tolist(), prompts, strict=True):
         longest = decoder.config.max_sequence_length
         if max_delta >= 0:
-            longest = min(longest, int(frames) + max_delta)
+            longest = min(longest, int(encoder_frames) + max_delta)
         limits.append(max(0, longest - len(prompt)))
     return limits
 
@@ -64,7 +77,7 @@ def greedy_search(
     prompts: Sequence[Sequence[int]],
     *,
     eos_id: int,
-    max_delta: int = 50,
+    max_delta: int = -1,
 ) -> list[GreedyResult]:
     """Most likely token at each step (argmax of the logits), until EOS or the limit."""
     limits = np.array(generation_limits(decoder, memory_lengths, prompts, max_delta))
@@ -117,9 +130,12 @@ def beam_search(
     pad_id: int,
     beam_size: int = 4,
     length_penalty: float = 0.0,
-    max_delta: int = 50,
+    max_delta: int = -1,
 ) -> list[BeamResult]:
     """NeMo's beam search, step for step, including its bookkeeping.
+
+    `length_penalty` is GNMT's alpha: beams rank by score / ((5 + length) / 6) ** alpha
+    (NeMo's `compute_len_penalty`); 0.0, NeMo's default, ranks by score alone.
 
     A finished beam (last token EOS or PAD) keeps one continuation (PAD) at its score;
     candidates are ranked by score / penalty(parent length) and rescaled with the

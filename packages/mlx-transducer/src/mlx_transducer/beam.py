@@ -11,7 +11,12 @@ merged TDT duplicates are log-added in float32. Near-ties then order as NeMo ord
 Scores: `score` is NeMo's hypothesis score; `normalized` divides it by the sequence length
 (NeMo's start symbol included) raised to `length_penalty`, and ranks the n-best. NeMo's
 `score_norm=True` is `length_penalty=1.0` (the default), `score_norm=False` is 0.0; values in
-between or above favour shorter or longer hypotheses less or more.
+between or above favour shorter or longer hypotheses less or more. NeMo sorts its n-best by
+`score / len(y_sequence)` when `score_norm` (`BeamRNNTInfer.sort_nbest`,
+`BeamTDTInfer.sort_nbest` in nemo/collections/asr/parts/submodules/{rnnt,tdt}_beam_decoding.py,
+`score_norm=True` by default). This is not the seq2seq (Canary) beam's `length_penalty`,
+GNMT's ((5 + length) / 6) ** alpha with default 0.0 (mlx-seq2seq-decoder), which follows
+NeMo's `BeamSearchSequenceGenerator`; each default is the NeMo default of its search.
 """
 
 from __future__ import annotations
@@ -102,6 +107,8 @@ def _topk(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finish(hyps: list[_Hyp], length_penalty: float) -> list[BeamHypothesis]:
+    """The n-best, ranked by score / len(sequence) ** length_penalty (NeMo's `sort_nbest`
+    with `score_norm` for 1.0, without for 0.0)."""
     results = []
     for hyp in hyps:
         tokens = [

@@ -38,7 +38,8 @@ def _refuse_unknown(section: str, cfg: Mapping[str, Any], known: set[str]) -> No
 class TransducerConfig:
     """What the prediction net, joint and greedy decoder need, in NeMo's terms.
 
-    `vocab_size` excludes blank; blank is the last class (`blank_id == vocab_size`).
+    `vocab_size` is the tokenizer's vocabulary, without blank (NeMo's `decoder.vocab_size`,
+    `joint.num_classes`); blank is the last class (`blank_id == vocab_size`).
     `durations` is empty for RNNT and lists the TDT durations (e.g. (0, 1, 2, 3, 4)).
     """
 
