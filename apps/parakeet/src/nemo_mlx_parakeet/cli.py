@@ -36,9 +36,10 @@ from speech_transcript.options import (
     positive_int,
 )
 
+from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
+from .batching import OVERLAP_SECONDS
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
-from .model import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION, OVERLAP_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
