@@ -32,11 +32,8 @@ def load(
     `quantize` (8 or 4) quantises the encoder's and decoder's linear layers (MLX affine,
     groups of 64) after loading: less memory, a small change in the output.
     """
-    gpu = mx.default_device() != mx.cpu
-    dtype, notify = load_settings("canary", dtype, quantize, gpu=gpu, verbose=verbose,
-                                  error=CanaryError)  # fmt: skip
-    if verbose:
-        mlx_cpu_runtime.hint("canary")
+    dtype, notify = load_settings("canary", dtype, quantize, gpu=mx.default_device() != mx.cpu,
+                                  verbose=verbose, error=CanaryError, hint=mlx_cpu_runtime.hint)  # fmt: skip
     try:
         model_dir = resolve_model(model, cache_dir=cache_dir, on_convert=notify)
     except ConversionError as err:

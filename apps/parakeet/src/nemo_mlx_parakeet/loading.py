@@ -37,11 +37,8 @@ def load(
     `quantize` (8 or 4) quantises the encoder's and decoder's linear layers (MLX affine,
     groups of 64) after loading: less memory, a small change in the output.
     """
-    gpu = mx.default_device() != mx.cpu
-    dtype, notify = load_settings("parakeet", dtype, quantize, gpu=gpu, verbose=verbose,
-                                  error=ParakeetError)  # fmt: skip
-    if verbose:
-        mlx_cpu_runtime.hint("parakeet")
+    dtype, notify = load_settings("parakeet", dtype, quantize, gpu=mx.default_device() != mx.cpu,
+                                  verbose=verbose, error=ParakeetError, hint=mlx_cpu_runtime.hint)  # fmt: skip
     source = demo.MODEL if str(model) == DEMO_MODEL else model
     try:
         model_dir = resolve_model(source, cache_dir=cache_dir, on_convert=notify)

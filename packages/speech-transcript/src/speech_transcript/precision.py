@@ -36,14 +36,19 @@ def load_settings(
     gpu: bool,
     verbose: bool,
     error: type[Exception],
+    hint: Callable[[str], object] | None = None,
 ) -> tuple[str, Callable[[str], None] | None]:
     """What an app's `load` starts from: the dtype name (`resolve_precision`; a bad value is
     raised as the app's `error`) and, when `verbose`, the printer of conversion notices,
-    `<prog>: <message>` on stderr (None when quiet)."""
+    `<prog>: <message>` on stderr (None when quiet). When `verbose`, `hint(prog)` is called
+    first (the apps pass mlx-cpu-runtime's hint, which this pure-Python package cannot
+    import), so that it comes before any notice."""
     try:
         name = resolve_precision(dtype, quantize, gpu=gpu)
     except ValueError as err:
         raise error(str(err)) from None
     if not verbose:
         return name, None
+    if hint is not None:
+        hint(prog)
     return name, lambda message: print(f"{prog}: {message}", file=sys.stderr)
