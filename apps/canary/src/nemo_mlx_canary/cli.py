@@ -11,21 +11,8 @@ from mlx_cpu_runtime import kernels_compiled
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
-from speech_transcript.cli import (
-    Output,
-    Timing,
-    add_audio_argument,
-    add_dtype_argument,
-    add_model_arguments,
-    add_output_arguments,
-    add_verbosity_arguments,
-    check_audio_arguments,
-    command_parser,
-    input_name,
-    print_error,
-    read_input,
-    run_command,
-)
+from speech_transcript import cli as common
+from speech_transcript.cli import Output, Timing
 from speech_transcript.options import float_between, positive_int
 
 from .errors import CanaryError
@@ -35,12 +22,12 @@ from .prompt import PromptOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser(
+    parser = common.command_parser(
         "canary",
         "Transcribe or translate speech with NVIDIA Canary models on MLX, with NeMo's "
         "exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
-    add_audio_argument(parser)
+    common.add_audio_argument(parser)
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
     task = parser.add_argument_group("task")
@@ -53,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--timestamps", action="store_true",
                       help="word and segment times, from the frame tokens the model writes "
                       "(canary-1b-flash, canary-180m-flash)")  # fmt: skip
-    add_output_arguments(parser)
+    common.add_output_arguments(parser)
     decoding = parser.add_argument_group("decoding")
     decoding.add_argument("--decoding", choices=["greedy", "beam"],
                           help="default: the checkpoint's (NeMo: beam search of width 1)")  # fmt: skip
@@ -66,21 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument("--chunk-duration", type=float_between(1, CHUNK_SECONDS), default=CHUNK_SECONDS,
                           help=f"longer inputs are cut into chunks of S seconds, 1 to {CHUNK_SECONDS:g} "
                                f"(default {CHUNK_SECONDS:g})")  # fmt: skip
-    add_dtype_argument(decoding)
-    add_model_arguments(parser)
-    add_verbosity_arguments(parser)
+    common.add_dtype_argument(decoding)
+    common.add_model_arguments(parser)
+    common.add_verbosity_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(
+    return common.run_command(
         "canary", _run, build_parser().parse_intermixed_args(argv), (CanaryError, AudioError)
     )
 
 
 def _run(args: argparse.Namespace) -> int:
-    check_audio_arguments(args.audio)
-    output = Output.from_args(args, [input_name(a) for a in args.audio])
+    common.check_audio_arguments(args.audio)
+    output = Output.from_args(args, [common.input_name(a) for a in args.audio])
     timing = Timing("canary", args.verbose)
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
                  quantize=args.quantize)  # fmt: skip
@@ -105,13 +92,13 @@ def _run_files(
     bar = tqdm(args.audio, unit="file", disable=not show, file=sys.stderr)
     for index, name in enumerate(bar):
         try:
-            result = model.transcribe(read_input(name), **options)
+            result = model.transcribe(common.read_input(name), **options)
         except AudioError as err:
             bar.clear()
-            print_error("canary", str(err))
+            common.print_error("canary", str(err))
             failures += 1
             continue
-        result.source = input_name(name)
+        result.source = common.input_name(name)
         if timing.enabled:
             bar.clear()
         timing.finished(result)

@@ -16,15 +16,14 @@ from mlx_conformer import Conformer, quantize_linears
 from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
+from speech_transcript import checkpoints as nemo
 
 from . import timestamps as frame_times
 from .errors import CanaryError
 from .prompt import PromptOptions, Task, build_prompt, timestamps_unsupported
 from .tokenizer import CanaryTokenizer
 
-MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
 CHUNK_SECONDS = 40.0  # Canary is trained on utterances up to 40 s; longer input is cut
-MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
 
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 Decoding = Literal["greedy", "beam"]
@@ -35,7 +34,7 @@ class _Piece:
     item: int
     start: float  # seconds into the input
     samples: np.ndarray
-    lead: float = 0.0  # seconds of zeros put in front (NeMo's padding to MIN_SECONDS)
+    lead: float = 0.0  # seconds of zeros put in front (NeMo's padding to 1 s)
 
 
 class Canary:
@@ -45,14 +44,8 @@ class Canary:
         self, model_dir: ModelDirectory, name: str, dtype: mx.Dtype, quantize: int | None = None
     ) -> None:
         cfg = model_dir.nemo_config
-        if model_dir.model_class != MULTITASK_CLASS:
-            if model_dir.model_class.rsplit(".", 1)[-1].startswith(
-                ("EncDecRNNT", "EncDecCTC", "EncDecHybrid")
-            ):
-                raise CanaryError(f"{name} is a Parakeet model: use the `parakeet` command")
-            raise CanaryError(
-                f"{name}: model class {model_dir.model_class!r} is not a Canary model"
-            )
+        if problem := nemo.model_class_problem(name, model_dir.model_class, "canary"):
+            raise CanaryError(problem)
         if (cfg.get("transf_encoder") or {}).get("num_layers", 0):
             raise CanaryError(f"{name}: models with a Transformer encoder stage are not supported")
         self.name = name
@@ -86,11 +79,10 @@ class Canary:
             "greedy": int((decoding.get("greedy") or {}).get("max_generation_delta", -1)),
             "beam": int(beam.get("max_generation_delta", -1)),
         }
-        self.sample_rate = int(cfg["preprocessor"].get("sample_rate", 16000))
+        self.sample_rate = nemo.sample_rate(cfg["preprocessor"])
         # Frame tokens count encoder frames: window stride times subsampling (NeMo's rule).
-        self.frame_seconds = float(cfg["preprocessor"].get("window_stride", 0.01)) * int(
-            cfg["encoder"].get("subsampling_factor", 8)
-        )
+        factor = int(cfg["encoder"].get("subsampling_factor", 8))
+        self.frame_seconds = nemo.frame_seconds(cfg["preprocessor"], factor)
 
     @property
     def languages(self) -> list[str]:
@@ -170,24 +162,20 @@ class Canary:
         return results[0] if single else results
 
     def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
-        if isinstance(item, (np.ndarray, mx.array)):
-            return np.array(
-                load_audio(item, self.sample_rate, source_sr=sample_rate or self.sample_rate)
-            )
-        return np.array(load_audio(item, self.sample_rate))
+        """`item` as mono samples at the model's rate (an array taken at `sample_rate`)."""
+        source_sr = nemo.array_rate(item, sample_rate)
+        return np.array(load_audio(item, self.sample_rate, source_sr=source_sr))
 
     def _split(self, item: int, signal: np.ndarray, chunk: float) -> list[_Piece]:
-        """Consecutive chunks; one under MIN_SECONDS gets NeMo's zeros, half in front."""
+        """Consecutive chunks; one under 1 s gets NeMo's zeros, half in front (`padding_for`)."""
         size = int(chunk * self.sample_rate)
         count = max(1, math.ceil(len(signal) / size))
         pieces = []
         for k in range(count):
             samples = signal[k * size : (k + 1) * size]
-            missing = int(MIN_SECONDS * self.sample_rate) - len(samples)
-            lead = 0
-            if missing > 0:
-                lead = missing // 2
-                samples = np.pad(samples, (lead, missing - lead))
+            lead, trail = nemo.padding_for(len(samples), self.sample_rate)
+            if lead or trail:
+                samples = np.pad(samples, (lead, trail))
             pieces.append(_Piece(item, k * chunk, samples, lead / self.sample_rate))
         return pieces
 

@@ -12,22 +12,8 @@ from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
 from speech_transcript import SegmentLimits, Transcript
-from speech_transcript.cli import (
-    Output,
-    Timing,
-    UsageError,
-    add_audio_argument,
-    add_dtype_argument,
-    add_model_arguments,
-    add_output_arguments,
-    add_verbosity_arguments,
-    check_audio_arguments,
-    command_parser,
-    input_name,
-    print_error,
-    read_input,
-    run_command,
-)
+from speech_transcript import cli as common
+from speech_transcript.cli import Output, Timing, UsageError
 from speech_transcript.options import (
     FrameContext,
     non_negative_float,
@@ -36,21 +22,31 @@ from speech_transcript.options import (
     positive_int,
 )
 
+from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
+from .batching import OVERLAP_SECONDS
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
-from .model import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION, OVERLAP_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = command_parser(
+    parser = common.command_parser(
         "parakeet",
         "Transcribe speech with NVIDIA Parakeet models (TDT, RNNT, CTC, hybrid) on MLX, "
         "with NeMo's exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
-    add_audio_argument(parser, nargs="*")
+    common.add_audio_argument(parser, nargs="*")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Hugging Face repo id, .nemo file, model directory, or `demo` (bundled, offline) (default: {DEFAULT_MODEL})")  # fmt: skip
-    output = add_output_arguments(parser)
+    _add_output_options(common.add_output_arguments(parser))
+    _add_decoding_options(parser.add_argument_group("decoding"))
+    _add_streaming_options(parser.add_argument_group("streaming"))
+    common.add_model_arguments(parser)
+    common.add_verbosity_arguments(parser)
+    return parser
+
+
+def _add_output_options(output: argparse._ArgumentGroup) -> None:
+    """Parakeet's own output options, after the shared ones: timed lines and subtitle cues."""
     output.add_argument("--timestamps", action="store_true", help="txt: one timed line per segment")
     output.add_argument(
         "--highlight-words", action="store_true", help="srt/vtt: one cue per word, underlined"
@@ -68,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         help="srt/vtt/tsv: start a new segment after S seconds of silence",
     )
-    decoding = parser.add_argument_group("decoding")
+
+
+def _add_decoding_options(decoding: argparse._ArgumentGroup) -> None:
+    """The decoder, batches and precision, then how long inputs run (`_add_long_audio_options`)."""
     decoding.add_argument(
         "--decoding", choices=["greedy", "beam"], default="greedy", help="default: greedy"
     )
@@ -86,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     decoding.add_argument(
         "--batch-size", type=positive_int, default=8, help="inputs decoded together (default 8)"
     )
-    add_dtype_argument(decoding)
+    common.add_dtype_argument(decoding)
+    _add_long_audio_options(decoding)
+
+
+def _add_long_audio_options(decoding: argparse._ArgumentGroup) -> None:
+    """Long inputs: the attention budget, chunks and their overlap, local attention."""
     decoding.add_argument("--attention-budget", type=positive_float, metavar="GIB",
                           default=FULL_ATTENTION_BUDGET / 2**30,
                           help="inputs run whole, with full attention while NeMo's attention "
@@ -105,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar=("LEFT", "RIGHT"),
                           help="use local attention with this context in encoder frames (e.g. 256 "
                                "256; one side may be 0) for every input")  # fmt: skip
-    live = parser.add_argument_group("streaming")
+
+
+def _add_streaming_options(live: argparse._ArgumentGroup) -> None:
+    """--streaming and --mic, and the chunk and context a stream runs with."""
     live.add_argument("--streaming", action="store_true",
                       help="transcribe while the audio is fed: a live line on a terminal, "
                            "timed lines otherwise")  # fmt: skip
@@ -118,13 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--context", type=non_negative_int, nargs=2, metavar=("LEFT", "RIGHT"),
                       help="encoder frames of context around each chunk; for cache-aware models "
                            "one of their att_context_size entries (its lookahead)")  # fmt: skip
-    add_model_arguments(parser)
-    add_verbosity_arguments(parser)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(
+    return common.run_command(
         "parakeet", _run, build_parser().parse_intermixed_args(argv), (ParakeetError,)
     )
 
@@ -146,7 +150,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.chunk_duration is not None and _overlap(args) >= args.chunk_duration / 2:
         raise UsageError(f"--overlap-duration ({_overlap(args):g} s) must be under half of "
                          f"--chunk-duration ({args.chunk_duration:g} s)")  # fmt: skip
-    check_audio_arguments(args.audio)
+    common.check_audio_arguments(args.audio)
 
 
 def _overlap(args: argparse.Namespace) -> float:
@@ -160,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
     _check(args)
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
-    names = [input_name(a) for a in args.audio] or ["mic"]
+    names = [common.input_name(a) for a in args.audio] or ["mic"]
     output = Output.from_args(args, names, timestamps=args.timestamps, limits=limits,
                               highlight_words=args.highlight_words)  # fmt: skip
     timing = Timing("parakeet", args.verbose)
@@ -185,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) -> int:
-    sources = [read_input(name) for name in args.audio]
+    sources = [common.read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
     failures = 0
@@ -198,11 +202,11 @@ def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) 
     for index, result in results:
         if isinstance(result, AudioError):
             bar.clear()
-            print_error("parakeet", str(result))
+            common.print_error("parakeet", str(result))
             failures += 1
             finished[index] = None
         else:
-            result.source = input_name(args.audio[index])
+            result.source = common.input_name(args.audio[index])
             finished[index] = result
             if timing.enabled:
                 bar.clear()
@@ -240,19 +244,19 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
         return 0
     failures = 0
     for index, name in enumerate(args.audio):
-        source = read_input(name)
+        source = common.read_input(name)
         try:
             samples = model.load_audio(source)
         except AudioError as err:
-            print_error("parakeet", str(err))
+            common.print_error("parakeet", str(err))
             failures += 1
             continue
         if len(args.audio) > 1:  # which input the lines that follow belong to
-            sys.stdout.write(f"# {input_name(name)}\n")
+            sys.stdout.write(f"# {common.input_name(name)}\n")
         result = run_stream(
             model, pieces(samples, model.sample_rate, args.realtime), display, **options
         )
-        result.source = input_name(name)
+        result.source = common.input_name(name)
         if args.output_dir is not None:
             output.write(result, index)
     return 1 if failures else 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import mlx_cpu_runtime
@@ -10,7 +9,7 @@ import mlx_cpu_runtime
 import mlx.core as mx
 
 from nemo_mlx_convert import ConversionError, resolve_model
-from speech_transcript.precision import resolve_precision
+from speech_transcript.precision import load_settings
 
 from . import demo
 from .errors import ParakeetError
@@ -38,13 +37,8 @@ def load(
     `quantize` (8 or 4) quantises the encoder's and decoder's linear layers (MLX affine,
     groups of 64) after loading: less memory, a small change in the output.
     """
-    try:
-        dtype = resolve_precision(dtype, quantize, gpu=mx.default_device() != mx.cpu)
-    except ValueError as err:
-        raise ParakeetError(str(err)) from None
-    notify = (lambda message: print(f"parakeet: {message}", file=sys.stderr)) if verbose else None
-    if verbose:
-        mlx_cpu_runtime.hint("parakeet")
+    dtype, notify = load_settings("parakeet", dtype, quantize, gpu=mx.default_device() != mx.cpu,
+                                  verbose=verbose, error=ParakeetError, hint=mlx_cpu_runtime.hint)  # fmt: skip
     source = demo.MODEL if str(model) == DEMO_MODEL else model
     try:
         model_dir = resolve_model(source, cache_dir=cache_dir, on_convert=notify)

@@ -10,19 +10,29 @@ or disagreement), the join is at the middle of the overlap in time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .model import Hypothesis
+from .decoding import Hypothesis
+
+
+def merge_chunks(chunks: Sequence[tuple[int, int, Hypothesis]], factor: int) -> Hypothesis:
+    """One input's hypothesis from its chunks' in order, each given as (offset in encoder
+    frames, length in feature frames, hypothesis with frames relative to the chunk); a
+    chunk overlaps the next from the next's offset to its own end (`factor`: feature
+    frames per encoder frame)."""
+    offset, _, hypothesis = chunks[0]
+    merged = hypothesis.shifted(offset)
+    for (before, frames, _), (offset, _, hypothesis) in itertools.pairwise(chunks):
+        overlap = (offset, before + frames // factor)
+        merged = merge_hypotheses(merged, hypothesis.shifted(offset), overlap)
+    return merged
 
 
 def merge_hypotheses(
     first: Hypothesis, second: Hypothesis, overlap: tuple[int, int], tolerance: int = 2
 ) -> Hypothesis:
     """Join two hypotheses (absolute frames) whose audio overlaps in frames [start, end)."""
-    from .model import Hypothesis  # local: model imports this module
-
     start, end = overlap
     a = [i for i, f in enumerate(first.frames) if f >= start]
     b = [i for i, f in enumerate(second.frames) if f < end]

@@ -19,23 +19,54 @@ Two ways, chosen by the checkpoint:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import mlx.core as mx
 import numpy as np
 
-from mlx_audio_frontend import conv_stack_length, feature_frames, subsampling_stages
+from mlx_audio_frontend import LogMel, conv_stack_length, feature_frames, subsampling_stages
 from mlx_audio_frontend.streaming import StreamingLogMel, normalize_frames
+from mlx_conformer import Conformer
 from mlx_conformer.streaming import CacheAwareStreamer, streaming_config
+from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder.streaming import GreedyCTCStream
+from mlx_transducer import Transducer
 from mlx_transducer.streaming import GreedyStream
 from speech_transcript import TimedToken, Transcript
 
+from .decoding import Head, Hypothesis, from_tokens
 from .errors import ParakeetError
+from .tokenizer import Tokenizer
 
 DEFAULT_CHUNK_SECONDS = 1.0
 DEFAULT_LEFT_SECONDS = 10.0
 DEFAULT_RIGHT_SECONDS = 1.0
+
+
+class StreamingModel(Protocol):
+    """What a stream reads of its model (`Parakeet` has it): the modules, the head, the
+    model's rates, and its transcript assembly (`transcripts.Assembly`)."""
+
+    head: Head
+    frontend: LogMel
+    encoder: Conformer
+    transducer: Transducer | None
+    ctc: CTCHead | None
+    tokenizer: Tokenizer
+    dtype: mx.Dtype
+    sample_rate: int
+    frame_seconds: float
+
+    @property
+    def cache_aware(self) -> bool: ...
+
+    @property
+    def context_choices(self) -> list[list[int]]: ...
+
+    @property
+    def assemble(self) -> Callable[[Hypothesis, float], Transcript]: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +89,7 @@ class StreamUpdate:
 class _Head:
     """The model's decoding head as a stream: transducer or CTC greedy."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: StreamingModel) -> None:
         self.kind = model.head
         if self.kind == "ctc":
             self._ctc = model.ctc
@@ -87,21 +118,11 @@ class _Head:
             return tentative.tokens[before:]
         return tentative.feed(encoded)
 
-    def hypothesis_parts(self, tokens: list) -> tuple[list[int], list[int], list | None, list]:
-        import math
-
-        if self.kind == "ctc":
-            return ([t.id for t in tokens], [t.start_frame for t in tokens], None,
-                    [math.exp(t.logprob) for t in tokens])  # fmt: skip
-        durations = [t.duration for t in tokens] if self.kind == "tdt" else None
-        return ([t.id for t in tokens], [t.frame for t in tokens], durations,
-                [math.exp(t.logprob) for t in tokens])  # fmt: skip
-
 
 class TranscriptionStream:
     """A context manager over one stream; build it with `Parakeet.transcribe_stream`."""
 
-    def __init__(self, model, context=None, chunk: float | None = None) -> None:
+    def __init__(self, model: StreamingModel, context=None, chunk: float | None = None) -> None:
         self.model = model
         self.cache_aware = model.cache_aware
         self.features = StreamingLogMel(model.frontend.config)
@@ -190,11 +211,8 @@ class TranscriptionStream:
 
     def transcript(self) -> Transcript:
         """The final tokens so far as a transcript with words and segments."""
-        from .model import Hypothesis
-
-        ids, frames, durations, confidences = self.head.hypothesis_parts(self.head.stream.tokens)
-        hypothesis = Hypothesis(ids, frames, durations, confidences)
-        return self.model._transcript(hypothesis, self._samples / self.model.sample_rate, 0.0, None)
+        hypothesis = from_tokens(self.head.stream.tokens, self.head.kind)
+        return self.model.assemble(hypothesis, self._samples / self.model.sample_rate)
 
     @property
     def final_frames(self) -> int:
@@ -274,16 +292,11 @@ class TranscriptionStream:
         Token times depend on the token before (NeMo moves punctuation onto it), so that
         one is timed along and dropped: each update costs its new tokens, not the stream.
         """
-        from .model import Hypothesis
-
         if not tokens:
             return []
         context = [before] if before is not None else []
-        ids, frames, durations, confidences = self.head.hypothesis_parts(context + list(tokens))
-        transcript = self.model._transcript(
-            Hypothesis(ids, frames, durations, confidences), self._samples / self.model.sample_rate,
-            0.0, None,
-        )  # fmt: skip
+        hypothesis = from_tokens(context + list(tokens), self.head.kind)
+        transcript = self.model.assemble(hypothesis, self._samples / self.model.sample_rate)
         return transcript.tokens[len(context) :]
 
     def _update(self) -> StreamUpdate:

@@ -5,6 +5,9 @@ Names, not MLX dtypes: this package stays pure Python; an app turns the name int
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 DTYPES = ("float32", "bfloat16", "float16")
 QUANTIZE_BITS = (8, 4)
 
@@ -23,3 +26,29 @@ def resolve_precision(dtype: str | None, quantize: int | None, *, gpu: bool) -> 
     if quantize is not None and quantize not in QUANTIZE_BITS:
         raise ValueError(f"quantize must be 8 or 4 bits, got {quantize}")
     return dtype
+
+
+def load_settings(
+    prog: str,
+    dtype: str | None,
+    quantize: int | None,
+    *,
+    gpu: bool,
+    verbose: bool,
+    error: type[Exception],
+    hint: Callable[[str], object] | None = None,
+) -> tuple[str, Callable[[str], None] | None]:
+    """What an app's `load` starts from: the dtype name (`resolve_precision`; a bad value is
+    raised as the app's `error`) and, when `verbose`, the printer of conversion notices,
+    `<prog>: <message>` on stderr (None when quiet). When `verbose`, `hint(prog)` is called
+    first (the apps pass mlx-cpu-runtime's hint, which this pure-Python package cannot
+    import), so that it comes before any notice."""
+    try:
+        name = resolve_precision(dtype, quantize, gpu=gpu)
+    except ValueError as err:
+        raise error(str(err)) from None
+    if not verbose:
+        return name, None
+    if hint is not None:
+        hint(prog)
+    return name, lambda message: print(f"{prog}: {message}", file=sys.stderr)

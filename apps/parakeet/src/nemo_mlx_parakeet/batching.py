@@ -1,0 +1,145 @@
+"""Inputs into pieces and pieces into batches: the whole input or overlapping chunks of its
+features (`split`), batches of similar length under a memory bound (`batches`), and a
+batch's features padded to one of a few lengths (`batch_features`, `padded_frames`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_audio_frontend import LogMel
+from speech_transcript.checkpoints import padding_for
+
+from .errors import ParakeetError
+
+OVERLAP_SECONDS = 15.0  # overlap of consecutive chunks
+FRAME_BUCKET = 128  # feature frames: padded batch lengths on a GPU are multiples of this
+BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input this long
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One input, or a chunk of one: starting `offset` encoder frames into it, after `lead`
+    seconds of padding in front (NeMo's padding of short inputs). A whole input keeps its
+    samples (its features are computed with the rest of its batch, in one front-end call);
+    a chunk keeps the feature frames cut from its input's features."""
+
+    item: int
+    offset: int
+    lead: float
+    feature_frames: int  # valid feature frames
+    signal: np.ndarray | None = None
+    features: mx.array | None = None  # (feature_frames, n_mels)
+
+
+def pad_to_minimum(signal: np.ndarray, sample_rate: int) -> tuple[float, np.ndarray]:
+    """NeMo's transcribe pads inputs shorter than 1 s with zeros, half before, half after;
+    the seconds put in front and the padded samples."""
+    before, after = padding_for(len(signal), sample_rate)
+    if not before and not after:
+        return 0.0, signal
+    return before / sample_rate, np.pad(signal, (before, after))
+
+
+def split(
+    frontend: LogMel,
+    factor: int,
+    index: int,
+    signal: np.ndarray,
+    chunk: float | None,
+    overlap: float,
+    chunk_if_long: Callable[[int], float | None],
+) -> list[Piece]:
+    """The pieces of input `index`: all its feature frames, or overlapping chunks of them
+    (`chunk` seconds; `chunk_if_long(frames)` seconds when no chunk is asked for and the
+    policy wants one, else None).
+
+    Features are computed over the whole input first, so chunks are normalised with
+    the whole input's statistics, as a single pass would be; chunk bounds fall on
+    encoder frames (`factor` feature frames each).
+    """
+    rate = frontend.config.sample_rate
+    lead, padded = pad_to_minimum(signal, rate)
+    frames = frontend.frame_count(len(padded))
+    if chunk is None:
+        chunk = chunk_if_long(frames)
+    if chunk is None or len(signal) / rate <= chunk:
+        return [Piece(index, 0, lead, frames, signal=padded)]
+    features, length = frontend(padded)
+    features = features[0, : int(length[0])]
+    if overlap >= chunk / 2:
+        raise ParakeetError(f"overlap ({overlap:g} s) must be under half the chunk ({chunk:g} s)")
+    per_second = rate / frontend.config.hop_length
+    size = max(factor, round(chunk * per_second / factor) * factor)
+    step = max(factor, round((chunk - overlap) * per_second / factor) * factor)
+    total = features.shape[0]
+    pieces = []
+    for start in range(0, total, step):
+        part = features[start : start + size]
+        pieces.append(Piece(index, start // factor, lead, part.shape[0], features=part))
+        if start + size >= total:
+            break
+    return pieces
+
+
+def batches(pieces: list[Piece], batch_size: int, limit: float) -> Iterator[list[Piece]]:
+    """Pieces of similar length, at most `batch_size` of them, and so few long ones that
+    the batch's attention scores (batch x longest**2) take no more memory than one input
+    of `limit` feature frames: memory stays bounded for long inputs, short ones fill a batch."""
+    batch: list[Piece] = []
+    for piece in sorted(pieces, key=lambda p: p.feature_frames):
+        longest = max([piece.feature_frames, *(p.feature_frames for p in batch)])
+        full = len(batch) >= max(1, batch_size) or longest**2 * (len(batch) + 1) > limit**2
+        if batch and full:
+            yield batch
+            batch = []
+        batch.append(piece)
+    if batch:
+        yield batch
+
+
+def padded_frames(frames: int, bucket: bool | None) -> int:
+    """The frame count a batch is padded to. On a GPU (`bucket` None: whether the default
+    device is one), a few sizes only: MLX's CUDA backend builds a cuDNN plan (attention,
+    convolutions) and a cuFFT plan for each new shape, ~0.1 s each, and keeps them in
+    bounded caches. Multiples of 128 frames up to 2048, then of 256 up to 4096, and so on
+    (at most 1/8 more frames from there on); the padding is masked, as in any batch. On
+    the CPU no padding (it costs arithmetic)."""
+    if bucket is None:
+        bucket = mx.default_device() == mx.gpu
+    if not bucket or frames <= 0:
+        return frames
+    step = FRAME_BUCKET << max(0, math.ceil(math.log2(frames / (16 * FRAME_BUCKET))))
+    return -(-frames // step) * step
+
+
+def batch_features(frontend: LogMel, pieces: list[Piece], longest: int) -> mx.array:
+    """(B, longest, n_mels) for a batch: the whole inputs' through one front-end call over
+    their zero-padded samples with their lengths (NeMo's batched preprocessor), chunks'
+    from their cut features, each padded to `longest` frames."""
+    whole = [p for p in pieces if p.signal is not None]
+    if whole:
+        width = max(longest * frontend.config.hop_length, *(len(p.signal) for p in whole))
+        samples = np.zeros((len(whole), width), dtype=np.float32)
+        for row, piece in enumerate(whole):
+            samples[row, : len(piece.signal)] = piece.signal
+        batch, _ = frontend(samples, [len(p.signal) for p in whole])
+        if len(whole) == len(pieces):
+            return _frames_to(batch, longest)
+        rows = iter(range(len(whole)))
+        parts = [batch[next(rows), : p.feature_frames] if p.signal is not None else p.features
+                 for p in pieces]  # fmt: skip
+    else:
+        parts = [p.features for p in pieces]
+    return mx.stack([_frames_to(part[None], longest)[0] for part in parts])
+
+
+def _frames_to(features: mx.array, frames: int) -> mx.array:
+    """(B, T, F) cut or zero-padded to `frames` frames."""
+    if features.shape[1] >= frames:
+        return features[:, :frames]
+    return mx.pad(features, [(0, 0), (0, frames - features.shape[1]), (0, 0)])

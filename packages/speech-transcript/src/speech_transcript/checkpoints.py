@@ -1,0 +1,63 @@
+"""What both apps read alike from a NeMo checkpoint and its inputs, written once so that the
+two cannot drift: the model class names (which app runs which checkpoint), the seconds an
+encoder frame lasts, NeMo's padding of inputs under a second, and which inputs are sample
+arrays. Pure Python: the apps do the array work with the numbers given here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
+CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
+HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
+MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
+PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS)
+CANARY_CLASSES = (MULTITASK_CLASS,)
+MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
+
+App = Literal["parakeet", "canary"]
+
+
+def model_class_problem(name: str, model_class: str, app: App) -> str | None:
+    """None if `app` runs checkpoints of `model_class`, else the one-line reason, naming
+    the other app's command when the checkpoint is one of its models."""
+    if model_class in (PARAKEET_CLASSES if app == "parakeet" else CANARY_CLASSES):
+        return None
+    short = model_class.rsplit(".", 1)[-1]
+    if app == "parakeet" and "MultiTask" in model_class:
+        return f"{name} is a Canary model ({short}): use the `canary` command"
+    if app == "canary" and short.startswith(("EncDecRNNT", "EncDecCTC", "EncDecHybrid")):
+        return f"{name} is a Parakeet model: use the `parakeet` command"
+    return f"{name}: model class {model_class!r} is not a {app.capitalize()} model"
+
+
+def sample_rate(preprocessor: Mapping[str, Any]) -> int:
+    """The rate the model takes audio at (NeMo's default 16 kHz)."""
+    return int(preprocessor.get("sample_rate", 16000))
+
+
+def frame_seconds(preprocessor: Mapping[str, Any], subsampling_factor: int) -> float:
+    """Seconds per encoder frame: the feature hop (`window_stride` in seconds, else
+    `n_window_stride` in samples, else NeMo's 10 ms) times the subsampling factor. Frame
+    indices and TDT durations count these frames; this is NeMo's rule for their times."""
+    stride = preprocessor.get("window_stride")
+    if not stride and "n_window_stride" in preprocessor:
+        stride = preprocessor["n_window_stride"] / preprocessor.get("sample_rate", 16000)
+    return float(stride if stride is not None else 0.01) * subsampling_factor
+
+
+def padding_for(samples: int, rate: int) -> tuple[int, int]:
+    """Zeros NeMo's transcribe puts (before, after) an input of `samples` samples at `rate`:
+    up to `MIN_SECONDS` in all, half in front; (0, 0) for an input that long or longer."""
+    missing = int(MIN_SECONDS * rate) - samples
+    if missing <= 0:
+        return 0, 0
+    return missing // 2, missing - missing // 2
+
+
+def array_rate(item: object, rate: int | None) -> int | None:
+    """The `source_sr` to load `item` with: `rate` for an array of samples (numpy or MLX,
+    told by their `shape` and `dtype`), None for a path, bytes or a file, which carry their
+    own rate."""
+    return rate if hasattr(item, "shape") and hasattr(item, "dtype") else None

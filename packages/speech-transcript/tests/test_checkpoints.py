@@ -1,0 +1,76 @@
+"""The checkpoint facts both apps share: class names, frame seconds, padding, array inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from speech_transcript.checkpoints import (
+    CTC_CLASS,
+    HYBRID_CLASS,
+    MULTITASK_CLASS,
+    TRANSDUCER_CLASS,
+    array_rate,
+    frame_seconds,
+    model_class_problem,
+    padding_for,
+    sample_rate,
+)
+from speech_transcript.precision import load_settings
+
+
+def test_each_app_takes_its_classes_and_names_the_other_command():
+    for model_class in (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS):
+        assert model_class_problem("m", model_class, "parakeet") is None
+        assert model_class_problem("m", model_class, "canary") == (
+            "m is a Parakeet model: use the `parakeet` command"
+        )
+    assert model_class_problem("m", MULTITASK_CLASS, "canary") is None
+    assert model_class_problem("m", MULTITASK_CLASS, "parakeet") == (
+        "m is a Canary model (EncDecMultiTaskModel): use the `canary` command"
+    )
+    assert model_class_problem("m", "x.Other", "canary") == (
+        "m: model class 'x.Other' is not a Canary model"
+    )
+    assert model_class_problem("m", "x.Other", "parakeet") == (
+        "m: model class 'x.Other' is not a Parakeet model"
+    )
+
+
+def test_frame_seconds_from_the_stride_in_seconds_or_samples():
+    assert frame_seconds({"window_stride": 0.01}, 8) == pytest.approx(0.08)
+    assert frame_seconds({"n_window_stride": 160, "sample_rate": 16000}, 4) == pytest.approx(0.04)
+    assert frame_seconds({}, 8) == pytest.approx(0.08)  # NeMo's default 10 ms
+    assert sample_rate({}) == 16000
+    assert sample_rate({"sample_rate": 8000}) == 8000
+
+
+def test_padding_to_one_second_half_in_front():
+    assert padding_for(16000, 16000) == (0, 0)
+    assert padding_for(20000, 16000) == (0, 0)
+    assert padding_for(15999, 16000) == (0, 1)
+    assert padding_for(6000, 16000) == (5000, 5000)
+    assert padding_for(6001, 16000) == (4999, 5000)
+
+
+def test_only_arrays_take_a_source_rate():
+    class Samples:  # anything with a shape and a dtype, as numpy and MLX arrays
+        shape, dtype = (3,), "float32"
+
+    assert array_rate(Samples(), 8000) == 8000
+    assert array_rate(Samples(), None) is None
+    assert array_rate("a.wav", 8000) is None
+    assert array_rate(b"RIFF", 8000) is None
+
+
+def test_load_settings(capsys):
+    hints: list[str] = []
+    name, notify = load_settings("app", None, None, gpu=False, verbose=True, error=RuntimeError,
+                                 hint=hints.append)  # fmt: skip
+    assert (name, hints) == ("float32", ["app"])
+    notify("converting")
+    assert capsys.readouterr().err == "app: converting\n"
+    assert load_settings("app", "float16", 8, gpu=True, verbose=False, error=RuntimeError,
+                         hint=hints.append) == ("float16", None)  # fmt: skip
+    assert hints == ["app"]
+    with pytest.raises(RuntimeError, match="quantize must be 8 or 4 bits"):
+        load_settings("app", None, 3, gpu=True, verbose=False, error=RuntimeError)
