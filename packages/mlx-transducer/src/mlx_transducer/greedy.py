@@ -27,7 +27,7 @@ random joints) for a whole batch at once, with few host synchronisations:
   predicts (frames left times steps per frame so far, at least `MIN_ROUND`). Steps queued
   after an utterance finished leave it as it was, so a generous count only costs time.
 - Confidences are computed once after the loop, in one joint evaluation over the emitted
-  tokens' frames and predictor outputs, which each step records (`_collect`).
+  tokens' frames and predictor outputs, which each step records (`collect_hypotheses`).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class GreedyDecoder:
         enc_proj = self.joint.project_encoder(encoder_output)
         state = self.initial_state(batch, enc_proj.dtype)
         _, records = self.run(enc_proj, lengths.astype(mx.int32), state)
-        return _collect(records, enc_proj, self.joint, self.blank_id, self.tdt)
+        return collect_hypotheses(records, enc_proj, self.joint, self.blank_id, self.tdt)
 
     def run(self, enc_proj: mx.array, lengths: mx.array, state: dict) -> tuple[dict, list[tuple]]:
         """Steps until every utterance's frame is past its length; the final state and one
@@ -286,7 +286,7 @@ def _emit(
     }
 
 
-def _collect(
+def collect_hypotheses(
     records: list[tuple], enc_proj: mx.array, joint: JointNetwork, blank_id: int, tdt: bool
 ) -> list[Hypothesis]:
     """Tokens from the step records, with their log-probabilities (one joint evaluation

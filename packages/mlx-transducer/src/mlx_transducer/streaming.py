@@ -13,7 +13,7 @@ import copy
 
 import mlx.core as mx
 
-from .greedy import _collect
+from .greedy import collect_hypotheses
 from .hypothesis import Token
 from .model import Transducer
 
@@ -48,7 +48,7 @@ class GreedyStream:
         offset = self.frames_seen
         new = []
         if records:
-            (hyp,) = _collect(
+            (hyp,) = collect_hypotheses(
                 records, enc_proj, self._joint, self._decoder.blank_id, self._decoder.tdt
             )
             new = [Token(t.id, t.frame + offset, t.duration, t.logprob) for t in hyp.tokens]
