@@ -58,7 +58,9 @@ def _ours(decoder, head, proj, pre_ln: bool) -> TransformerDecoder:
     )  # fmt: skip
     prefix = "transf_decoder."
     weights = {k[len(prefix) :]: mx.array(v) for k, v in mapped.tensors.items()}
-    return TransformerDecoder.from_weights(config, weights)
+    decoder = TransformerDecoder(config)
+    decoder.load_weights(list(weights.items()), strict=True)
+    return decoder
 
 
 def _memory(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -144,9 +144,6 @@ class CanaryTokenizer:
     def piece(self, token_id: int) -> str:
         return self._pieces[token_id]
 
-    def is_special(self, token_id: int) -> bool:
-        return bool(_SPECIAL_PIECE.fullmatch(self._pieces[token_id])) or token_id == self.pad_id
-
     def decode(self, ids: Sequence[int]) -> str:
         """NeMo's `ids_to_text`: the aggregate's pieces joined, `▁` as spaces; a unified
         model's SentencePiece `decode`."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import mlx.core as mx
@@ -114,16 +113,9 @@ class TransformerDecoder(nn.Module):
         classes = own["embedding.token_embedding.weight"].shape[0]
         memory = own["memory_proj.weight"].shape[1] if "memory_proj.weight" in own else None
         config = DecoderConfig.from_nemo(nemo_config, memory_size=memory, num_classes=classes)
-        return cls.from_weights(config, own)
-
-    @classmethod
-    def from_weights(cls, config: DecoderConfig, weights: str | Path | dict) -> TransformerDecoder:
-        """Build and load parameters (a safetensors path or a name -> array dict)."""
-        model = cls(config)
-        if not isinstance(weights, dict):
-            weights = mx.load(str(weights))
-        model.load_weights(list(weights.items()), strict=True)
-        return model
+        decoder = cls(config)
+        decoder.load_weights(list(own.items()), strict=True)
+        return decoder
 
     def start(
         self, memory: mx.array, memory_lengths: mx.array, prompts: Sequence[Sequence[int]]
