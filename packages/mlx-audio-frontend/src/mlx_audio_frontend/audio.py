@@ -254,7 +254,7 @@ def _decode_with_ffmpeg(
                    "-f", "f32le", "-acodec", "pcm_f32le", "-"]  # fmt: skip
         result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0 or result.stderr.strip():
-        detail = _first_line(result.stderr) or f"ffmpeg exited with status {result.returncode}"
+        detail = _first_line(result.stderr, path) or f"ffmpeg exited with status {result.returncode}"
         raise AudioDecodeError(f"{label}: corrupt or truncated audio (ffmpeg: {detail})")
     samples = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
     usable = samples.size - samples.size % channels
@@ -272,13 +272,15 @@ def _probe(path: Path, label: str, reason: str) -> tuple[int, int]:
         except json.JSONDecodeError:
             streams = []
     if not streams:
-        detail = _first_line(result.stderr) or "no audio stream"
+        detail = _first_line(result.stderr, path) or "no audio stream"
         raise AudioDecodeError(
             f"{label}: not a readable audio file (libsndfile: {reason}; ffmpeg: {detail})"
         )
     return int(streams[0]["sample_rate"]), int(streams[0]["channels"])
 
 
-def _first_line(raw: bytes) -> str:
+def _first_line(raw: bytes, path: Path) -> str:
+    """ffmpeg's first message, without the file name it starts with: the label names the
+    input, and a temporary file's name is nobody's business (the server's clients')."""
     lines = [line.strip() for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    return lines[0].replace(f"{path}: ", "") if lines else ""

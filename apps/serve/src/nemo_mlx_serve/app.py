@@ -1,0 +1,167 @@
+"""The ASGI application: OpenAI's audio and model routes, health, the page, and the checks
+every request passes (API key, limits). No model logic: requests go to a model's `Batcher`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .batching import Batcher, BatchLimits
+from .compute import Compute
+from .errors import APIError
+from .models import Options, Recognizer
+from .responses import event_stream, respond
+from .uploads import UploadLimits, decode_audio, read_upload
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    api_key: str | None = None
+    upload: UploadLimits = field(default_factory=UploadLimits)
+    batch: BatchLimits = field(default_factory=BatchLimits)
+    request_timeout: float = 900.0  # seconds from upload to answer
+    decoders: int = 2  # uploads decoded at once (bounds memory under many clients)
+
+
+class Service:
+    """The served models, each with its batcher."""
+
+    def __init__(
+        self, recognizers: Sequence[Recognizer], settings: ServerSettings, compute: Compute
+    ) -> None:
+        self.settings = settings
+        self.compute = compute
+        self.models = {r.name: r for r in recognizers}
+        self.batchers = {
+            r.name: Batcher(r.name, r.run, settings.batch, r.sample_rate, compute)
+            for r in recognizers
+        }
+
+    def get(self, name: str) -> Recognizer:
+        if name not in self.models:
+            served = ", ".join(sorted(self.models))
+            raise APIError(404, f"model {name!r} is not served here; served: {served}",
+                           param="model", code="model_not_found")  # fmt: skip
+        return self.models[name]
+
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
+        self.compute.close()
+
+
+def create_app(
+    recognizers: Sequence[Recognizer], compute: Compute, settings: ServerSettings | None = None
+) -> Starlette:
+    """The app serving `recognizers`, which were loaded on `compute`'s thread."""
+    settings = settings or ServerSettings()
+    service = Service(recognizers, settings, compute)
+    decoders = asyncio.Semaphore(settings.decoders)
+
+    def authorise(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip().encode() if scheme.lower() == "bearer" else b""
+        if not hmac.compare_digest(given, settings.api_key.encode()):
+            raise APIError(401, "a valid API key is required: send `Authorization: Bearer KEY`",
+                           code="invalid_api_key")  # fmt: skip
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": sorted(service.models)})
+
+    async def list_models(request: Request) -> Response:
+        authorise(request)
+        data = [
+            {"id": r.name, "object": "model", "created": r.created, "owned_by": "nvidia",
+             "kind": r.kind, "source": r.ref, "translation": r.can_translate,
+             "timestamps": r.has_timestamps, "languages": r.languages}
+            for r in service.models.values()
+        ]  # fmt: skip
+        return JSONResponse({"object": "list", "data": data})
+
+    async def get_model(request: Request) -> Response:
+        authorise(request)
+        r = service.get(request.path_params["name"])
+        return JSONResponse(
+            {"id": r.name, "object": "model", "created": r.created, "owned_by": "nvidia"}
+        )
+
+    async def audio(request: Request, task: str) -> Response:
+        authorise(request)
+        upload = await read_upload(request, settings.upload)
+        form = upload.form
+        recognizer = service.get(form.model)
+        needs_times = (
+            form.response_format in ("srt", "vtt") or "word" in form.timestamp_granularities
+        )
+        options = recognizer.check(
+            Options(task, form.language, form.target_language, timestamps=True)  # type: ignore[arg-type]
+        )
+        if needs_times and not options.timestamps:
+            raise APIError(400, f"model {recognizer.name!r} gives no timestamps: ask for json, text or "
+                           "verbose_json without word granularity", param="response_format")  # fmt: skip
+        signal = await decode_audio(upload, recognizer.sample_rate, settings.upload, decoders)
+        try:
+            transcript = await asyncio.wait_for(
+                service.batchers[recognizer.name].transcribe(signal, options),
+                timeout=settings.request_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise APIError(
+                504, f"the transcription did not finish within {settings.request_timeout:g} s"
+            ) from None
+        language = form.language or transcript.language or options.language or "unknown"
+        if form.stream and form.response_format in ("json", "text"):
+            return event_stream(transcript)
+        return respond(transcript, form.response_format, task=task, language=language,
+                       granularities=form.timestamp_granularities)  # fmt: skip
+
+    async def transcriptions(request: Request) -> Response:
+        return await audio(request, "transcribe")
+
+    async def translations(request: Request) -> Response:
+        return await audio(request, "translate")
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return exc.response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {
+            404: f"no route {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }
+        return APIError(exc.status_code, message.get(exc.status_code, str(exc.detail))).response()
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # a fault of ours, logged with its traceback by the server; the client gets one line
+        return APIError(500, f"internal error: {type(exc).__name__}").response()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        await asyncio.to_thread(service.close)  # finish the rounds queued
+
+    routes = [
+        Route("/health", health),
+        Route("/v1/models", list_models),
+        Route("/v1/models/{name:path}", get_model),
+        Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
+        Route("/v1/audio/translations", translations, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={APIError: api_error, HTTPException: http_error,
+                                        Exception: unexpected})  # fmt: skip
+    app.state.service = service
+    return app

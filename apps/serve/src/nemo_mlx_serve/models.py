@@ -1,0 +1,163 @@
+"""The served models: `--model [NAME=]REF` specs, loaded once, each behind one `Recognizer`
+that says what the model can do and runs a batch of same-option requests on it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+import nemo_mlx_canary as canary
+import nemo_mlx_parakeet as parakeet
+from nemo_mlx_convert import ConversionError, resolve_model
+from speech_transcript import Transcript
+from speech_transcript.checkpoints import CANARY_CLASSES, PARAKEET_CLASSES
+
+from .errors import APIError
+
+Kind = Literal["parakeet", "canary"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+
+
+class ModelLoadError(Exception):
+    """A `--model` that cannot be served; `str(err)` is one line for stderr."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One `--model` argument: `REF` (served as REF) or `NAME=REF`."""
+
+    name: str
+    ref: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        name, sep, ref = text.partition("=")
+        if not sep:
+            name, ref = text, text
+        if not ref:
+            raise ModelLoadError(f"--model {text!r}: no model reference after '='")
+        if not _NAME.match(name):
+            raise ModelLoadError(
+                f"--model {text!r}: a served name is 1-128 letters, digits and . _ : / -"
+            )
+        return cls(name, ref)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a request asks of the model. Requests with equal options share a batch."""
+
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = None  # the spoken language (Canary's source language)
+    target_language: str | None = None  # Canary: the language to write
+    timestamps: bool = True
+
+
+@dataclass
+class Recognizer:
+    """A loaded model under its served name."""
+
+    name: str
+    ref: str
+    kind: Kind
+    model: parakeet.Parakeet | canary.Canary
+    created: int = 0
+    languages: list[str] = field(default_factory=list)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    @property
+    def has_timestamps(self) -> bool:
+        return self.kind == "parakeet" or self.model.has_timestamps
+
+    @property
+    def can_translate(self) -> bool:
+        return self.kind == "canary"
+
+    def check(self, options: Options) -> Options:
+        """The options this model will run (400 for what it cannot do)."""
+        if self.kind == "parakeet":
+            if options.task == "translate":
+                raise APIError(
+                    400, f"model {self.name!r} transcribes only; translation needs a Canary model",
+                    param="model",
+                )  # fmt: skip
+            if options.target_language not in (None, options.language):
+                raise APIError(
+                    400, f"model {self.name!r} cannot translate into {options.target_language!r}",
+                    param="target_language",
+                )  # fmt: skip
+            # Parakeet writes the language it hears; `language` is not an input to it.
+            return Options(timestamps=True)
+        source = options.language or "en"
+        target = "en" if options.task == "translate" else (options.target_language or source)
+        for param, code in (("language", source), ("target_language", target)):
+            if code not in self.languages:
+                raise APIError(
+                    400,
+                    f"model {self.name!r} does not take language {code!r}; "
+                    f"it takes {', '.join(self.languages)}",
+                    param=param,
+                )
+        timestamps = options.timestamps and self.has_timestamps
+        return Options(options.task, source, target, timestamps)
+
+    def run(
+        self, signals: Sequence[np.ndarray], options: Options, batch_size: int
+    ) -> list[Transcript]:
+        """Transcripts of `signals` (mono, at `sample_rate`), decoded together."""
+        if self.kind == "parakeet":
+            results: list[Transcript] = [None] * len(signals)  # type: ignore[list-item]
+            for index, result in self.model.transcribe_many(list(signals), batch_size=batch_size):
+                if isinstance(result, Exception):
+                    raise result
+                results[index] = result
+            return results
+        target = options.target_language
+        return list(
+            self.model.transcribe(
+                list(signals), source_lang=options.language or "en", target_lang=target,
+                timestamps=options.timestamps, batch_size=batch_size,
+            )
+        )  # fmt: skip
+
+
+def load_recognizer(
+    spec: ModelSpec, cache_dir: str | Path | None = None, dtype: str | None = None
+) -> Recognizer:
+    """Load one model, picking the app by the checkpoint's NeMo class. Call it on the thread
+    that will run the model (`compute.Compute`): MLX's arrays belong to their thread."""
+    import time
+
+    kind = _kind(spec.ref, cache_dir)
+    try:
+        if kind == "parakeet":
+            model = parakeet.load(spec.ref, cache_dir=cache_dir, dtype=dtype, verbose=False)
+            languages: list[str] = []
+        else:
+            model = canary.load(spec.ref, cache_dir=cache_dir, dtype=dtype, verbose=False)
+            languages = list(model.languages)
+    except (parakeet.ParakeetError, canary.CanaryError, ConversionError) as err:
+        raise ModelLoadError(f"--model {spec.ref}: {err}") from None
+    return Recognizer(spec.name, spec.ref, kind, model, int(time.time()), languages)
+
+
+def _kind(ref: str, cache_dir: str | Path | None) -> Kind:
+    if ref == "demo":
+        return "parakeet"
+    try:
+        model_dir = resolve_model(ref, cache_dir=cache_dir)
+    except ConversionError as err:
+        raise ModelLoadError(f"--model {ref}: {err}") from None
+    if model_dir.model_class in PARAKEET_CLASSES:
+        return "parakeet"
+    if model_dir.model_class in CANARY_CLASSES:
+        return "canary"
+    raise ModelLoadError(f"--model {ref}: model class {model_dir.model_class!r} is not served")

@@ -1,0 +1,152 @@
+"""An upload from the wire to samples: the body read within the byte limit and the time
+limit, the multipart form checked field by field, the audio decoded and checked against the
+seconds limit. Every failure is an `APIError` with one message; nothing is left on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from mlx_audio_frontend import AudioError, load_audio
+
+from .errors import APIError
+from .responses import Granularity, ResponseFormat
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int = 200 * 1024 * 1024
+    max_seconds: float = 4 * 3600.0
+    read_timeout: float = 120.0  # seconds to receive the whole body
+
+
+class TranscriptionForm(BaseModel):
+    """The form fields of OpenAI's transcription and translation requests (the file apart).
+    `prompt` is read and not used: these models take no text prompt. `temperature` is
+    checked and not used: decoding is greedy (or the model's beam), never sampled."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    language: str | None = Field(None, min_length=1, max_length=16)
+    target_language: str | None = Field(None, min_length=1, max_length=16)
+    prompt: str | None = None
+    response_format: ResponseFormat = "json"
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
+    timestamp_granularities: list[Granularity] = Field(default_factory=list)
+    stream: bool = False
+
+
+@dataclass
+class Upload:
+    form: TranscriptionForm
+    filename: str
+    data: bytes
+
+
+async def read_upload(request: Request, limits: UploadLimits) -> Upload:
+    """The checked form and the file's bytes of a multipart request."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise APIError(400, "send the audio as multipart/form-data with a `file` field")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limits.max_bytes:
+        raise _too_large(int(length), limits)
+    body = await _read_body(request, limits)
+    request._body = body  # starlette's form parser reads a cached body; the stream is spent
+    try:
+        async with request.form(max_files=1, max_fields=32, max_part_size=64 * 1024) as form:
+            fields: dict[str, object] = {}
+            for key, value in form.multi_items():
+                if key == "file":
+                    continue
+                if isinstance(value, UploadFile):
+                    raise APIError(400, f"field {key!r} must be text, not a file", param=key)
+                if key in ("timestamp_granularities[]", "timestamp_granularities"):
+                    fields.setdefault("timestamp_granularities", []).append(value)  # type: ignore[union-attr]
+                else:
+                    fields[key] = value
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise APIError(
+                    400, "the request has no `file`: send the audio as a file field", param="file"
+                )
+            data = await upload.read()
+            filename = upload.filename or "upload"
+    except APIError:
+        raise
+    except Exception as err:  # the multipart parser's errors: a malformed body
+        raise APIError(400, f"malformed multipart body: {_first_line(err)}") from None
+    try:
+        form_fields = TranscriptionForm.model_validate(fields)
+    except ValidationError as err:
+        first = err.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise APIError(400, f"{param}: {first['msg']}", param=param) from None
+    if not data:
+        raise APIError(400, f"{_safe(filename)}: the file is empty", param="file")
+    return Upload(form_fields, filename, data)
+
+
+async def _read_body(request: Request, limits: UploadLimits) -> bytes:
+    deadline = time.monotonic() + limits.read_timeout
+    chunks, size = [], 0
+    stream = request.stream().__aiter__()
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(left, 0.001))
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise APIError(
+                408, f"the upload did not arrive within {limits.read_timeout:g} s"
+            ) from None
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise _too_large(size, limits)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limits: UploadLimits) -> APIError:
+    return APIError(
+        413,
+        f"the upload is over the limit of {limits.max_bytes / 2**20:g} MiB "
+        f"({'at least ' if size <= limits.max_bytes else ''}{size / 2**20:.1f} MiB)",
+        code="upload_too_large",
+    )
+
+
+async def decode_audio(
+    upload: Upload, rate: int, limits: UploadLimits, gate: asyncio.Semaphore
+) -> np.ndarray:
+    """Mono samples at `rate`: any format the CLI reads, at any sample rate."""
+    async with gate:
+        try:
+            samples = await asyncio.to_thread(lambda: np.array(load_audio(upload.data, rate)))
+        except AudioError as err:
+            raise APIError(400, f"{_safe(upload.filename)}: {err}", param="file") from None
+    seconds = len(samples) / rate
+    if seconds > limits.max_seconds:
+        raise APIError(
+            413, f"{_safe(upload.filename)} is {seconds:.0f} s of audio; the limit is {limits.max_seconds:g} s",
+            param="file", code="audio_too_long",
+        )  # fmt: skip
+    return samples
+
+
+def _safe(name: str) -> str:
+    """A client's file name, fit to quote in a message (never used as a path)."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in name)[:100]
+    return cleaned or "upload"
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
