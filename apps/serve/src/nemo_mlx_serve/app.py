@@ -77,7 +77,11 @@ def create_app(
                            code="invalid_api_key")  # fmt: skip
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "models": sorted(service.models)})
+        batches = {
+            name: {"waiting": b.waiting, "rounds": b.rounds, "largest_round": b.largest_round}
+            for name, b in service.batchers.items()
+        }
+        return JSONResponse({"status": "ok", "models": sorted(service.models), "batches": batches})
 
     async def list_models(request: Request) -> Response:
         authorise(request)
@@ -101,15 +105,22 @@ def create_app(
         upload = await read_upload(request, settings.upload)
         form = upload.form
         recognizer = service.get(form.model)
+        # Canary's prompt asks for timestamps only where the format shows them, as the CLI's
+        # --timestamps: the prompt changes what the model writes.
+        wants_times = form.response_format in ("srt", "vtt", "verbose_json")
+        options = recognizer.check(
+            Options(task, form.language, form.target_language, timestamps=wants_times)  # type: ignore[arg-type]
+        )
         needs_times = (
             form.response_format in ("srt", "vtt") or "word" in form.timestamp_granularities
         )
-        options = recognizer.check(
-            Options(task, form.language, form.target_language, timestamps=True)  # type: ignore[arg-type]
-        )
         if needs_times and not options.timestamps:
-            raise APIError(400, f"model {recognizer.name!r} gives no timestamps: ask for json, text or "
-                           "verbose_json without word granularity", param="response_format")  # fmt: skip
+            raise APIError(
+                400,
+                f"model {recognizer.name!r} gives no timestamps: ask for json, text or "
+                "verbose_json without word granularity",
+                param="response_format",
+            )
         signal = await decode_audio(upload, recognizer.sample_rate, settings.upload, decoders)
         try:
             transcript = await asyncio.wait_for(

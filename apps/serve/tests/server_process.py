@@ -1,0 +1,75 @@
+"""The real server as a subprocess on a free port of 127.0.0.1, for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running_server(
+    *args: str,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 120.0,
+) -> Iterator[Server]:
+    """`nemo-mlx-serve ARGS --port P`, answered /health, stopped (SIGTERM) afterwards."""
+    port = free_port()
+    log = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"nemo-mlx-serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nemo_mlx_serve.cli", *args, "--port", str(port)],
+            stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}", port, process, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited with {process.returncode}:\n{server.output()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start:\n{server.output()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.unlink(missing_ok=True)
