@@ -1,4 +1,5 @@
-"""The real server as a subprocess on a free port of 127.0.0.1, for the tests."""
+"""The real server as a subprocess on a free port of 127.0.0.1, and the CLI's output to
+compare it with, for the tests."""
 
 from __future__ import annotations
 
@@ -73,3 +74,15 @@ def running_server(
                 process.kill()
                 process.wait()
         log.unlink(missing_ok=True)
+
+
+def cli_outputs(command: str, model: str, audio: Path, out: Path, cache: Path, *extra: str) -> dict:
+    """What `parakeet` / `canary` writes for `audio`: {format: text}."""
+    out.mkdir(parents=True, exist_ok=True)
+    script = Path(sys.executable).parent / command
+    subprocess.run(
+        [str(script), str(audio), "--model", model, "--output-format", "all",
+         "--output-dir", str(out), "--cache-dir", str(cache), "--quiet", *extra],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return {p.suffix[1:]: p.read_text() for p in out.iterdir()}

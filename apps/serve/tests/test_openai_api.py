@@ -5,15 +5,13 @@ and not; several models in one server; requests decoded together."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import OpenAI
-from server_process import ROOT, running_server
+from server_process import ROOT, cli_outputs, running_server
 
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
 CHECKPOINTS = ROOT / "tests" / "fixtures" / "checkpoints"
@@ -44,18 +42,6 @@ def server(cache):
 @pytest.fixture(scope="module")
 def client(server) -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
-
-
-def cli_outputs(command: str, model: str, audio: Path, out: Path, cache: Path, *extra: str) -> dict:
-    """What `parakeet` / `canary` writes for `audio`: {format: text}."""
-    out.mkdir(parents=True, exist_ok=True)
-    script = Path(sys.executable).parent / command
-    subprocess.run(
-        [str(script), str(audio), "--model", model, "--output-format", "all",
-         "--output-dir", str(out), "--cache-dir", str(cache), "--quiet", *extra],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return {p.suffix[1:]: p.read_text() for p in out.iterdir()}
 
 
 def transcribe(client: OpenAI, model: str, audio: Path, **options):
