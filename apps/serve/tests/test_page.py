@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,8 @@ ARTIFACTS = Path(os.environ.get("PYTEST_ARTIFACTS") or ROOT / "test-artifacts")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true")
 # the real binary first: Debian's /usr/bin/chromium is a shell wrapper around it
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
+# a microphone that plays a tone, allowed without asking
+FAKE_MIC = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 def unavailable(reason: str) -> None:
@@ -112,7 +115,7 @@ def browser():
     )
     with sync_playwright() as p:
         try:
-            browser = p.chromium.launch(executable_path=chromium, headless=True)
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=FAKE_MIC)
         except Error as err:
             unavailable(f"no Chromium could be started ({chromium or 'Playwright`s own'}): {err}")
         yield browser
@@ -259,3 +262,30 @@ def test_api_key_typed_in_the_page_is_sent(browser, tmp_path: Path) -> None:
         page.close()
     finally:
         keyed.stop()
+
+
+def test_a_recording_is_sent_as_a_file(browser, server: Server) -> None:
+    context = browser.new_context(permissions=["microphone"])
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#model option[value='demo']", state="attached")
+        record = page.locator("#record")
+        record.click()
+        page.wait_for_function("() => document.getElementById('status').textContent !== ''")
+        assert page.inner_text("#error") == ""
+        assert record.get_attribute("aria-pressed") == "true"
+        page.wait_for_timeout(1500)  # the fake microphone's tone
+        with page.expect_response(lambda r: r.url.endswith("/v1/audio/transcriptions")) as sent:
+            record.click()
+        assert record.get_attribute("aria-pressed") == "false"
+        assert sent.value.status == 200, sent.value.text()
+        verbose = sent.value.json()
+        assert 1.0 < verbose["duration"] < 10.0
+        page.wait_for_selector("#result", state="visible")
+        # the status names the file sent (Playwright cannot read a multipart body of a Blob)
+        assert re.match(r"recording\.(webm|ogg|m4a): ", page.inner_text("#status"))
+        assert page.eval_on_selector("#audio", "a => a.src").startswith("blob:")
+        assert page.inner_text("#error") == ""
+    finally:
+        context.close()
