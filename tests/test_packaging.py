@@ -248,6 +248,14 @@ def test_build_makes_a_wheel_and_an_sdist_per_member(dist):
             assert tf.extractfile(f"{name}-{version}/LICENSE").read() == license
 
 
+def test_serve_wheel_ships_its_page(dist):
+    """`GET /` reads page/index.html from the package: the wheel must carry it."""
+    member = ROOT / "apps/serve"
+    page = (member / "src/nemo_mlx_serve/page/index.html").read_bytes()
+    with zipfile.ZipFile(_wheel(dist, member)) as zf:
+        assert zf.read("nemo_mlx_serve/page/index.html") == page
+
+
 def test_twine_check_is_clean(dist):
     files = sorted(p for p in dist.iterdir() if p.name.endswith((".whl", ".tar.gz")))
     assert len(files) == 2 * len(MEMBERS)

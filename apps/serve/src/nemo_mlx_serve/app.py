@@ -19,6 +19,7 @@ from .batching import Batcher, BatchLimits
 from .compute import Compute
 from .errors import APIError
 from .models import Options, Recognizer
+from .page import routes as page_routes
 from .responses import event_stream, respond
 from .uploads import UploadLimits, decode_audio, read_upload
 
@@ -165,6 +166,7 @@ def create_app(
         await asyncio.to_thread(service.close)  # finish the rounds queued
 
     routes = [
+        *page_routes,
         Route("/health", health),
         Route("/v1/models", list_models),
         Route("/v1/models/{name:path}", get_model),
