@@ -76,6 +76,25 @@ def speech(minutes: float) -> Path:
     return path
 
 
+CLIPS = 64  # the clips workload: how many
+
+
+def clip_paths() -> list[Path]:
+    """64 clips of 2-20 s (uniform, seeded) cut from the 10 min of speech (cached)."""
+    folder = CACHE / "clips"
+    paths = [folder / f"clip-{k:02d}.wav" for k in range(CLIPS)]
+    if all(p.exists() for p in paths):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    source = read_wav(speech(10))
+    rng = random.Random(0)
+    for path in paths:
+        length = int(rng.uniform(2.0, 20.0) * SAMPLE_RATE)
+        start = rng.randrange(0, len(source) - length)
+        write_wav(path, source[start : start + length])
+    return paths
+
+
 class PeakRSS:
     """Peak resident memory of this process while inside the block, sampled every 2 ms."""
 

@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import sys
 import time
@@ -55,6 +54,7 @@ from _common import (
     SAMPLE_RATE,
     PeakRSS,
     build_tdt,
+    clip_paths,
     failure,
     read_wav,
     receive,
@@ -62,11 +62,9 @@ from _common import (
     send,
     speech,
     start_worker,
-    write_wav,
 )
 
 MODEL = CACHE / "tdt-0.6b-speechlike.nemo"
-CLIPS = 64
 LONG_SECONDS = 300  # inputs over this are run in chunks (ours: 240 s pieces; parakeet-mlx: 120 s)
 WORKLOADS = {  # name: (audio, batch size)
     "60s": ("1min", 1),
@@ -78,22 +76,6 @@ WORKLOADS = {  # name: (audio, batch size)
 
 
 # --------------------------------------------------------------------------- audio
-
-
-def clip_paths() -> list[Path]:
-    """64 clips of 2-20 s (uniform, seeded) cut from the 10 min of speech (cached)."""
-    folder = CACHE / "clips"
-    paths = [folder / f"clip-{k:02d}.wav" for k in range(CLIPS)]
-    if all(p.exists() for p in paths):
-        return paths
-    folder.mkdir(parents=True, exist_ok=True)
-    source = read_wav(speech(10))
-    rng = random.Random(0)
-    for path in paths:
-        length = int(rng.uniform(2.0, 20.0) * SAMPLE_RATE)
-        start = rng.randrange(0, len(source) - length)
-        write_wav(path, source[start : start + length])
-    return paths
 
 
 def audio_set(name: str) -> list[np.ndarray]:

@@ -254,7 +254,9 @@ def _decode_with_ffmpeg(
                    "-f", "f32le", "-acodec", "pcm_f32le", "-"]  # fmt: skip
         result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0 or result.stderr.strip():
-        detail = _first_line(result.stderr, path) or f"ffmpeg exited with status {result.returncode}"
+        detail = (
+            _first_line(result.stderr, path) or f"ffmpeg exited with status {result.returncode}"
+        )
         raise AudioDecodeError(f"{label}: corrupt or truncated audio (ffmpeg: {detail})")
     samples = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
     usable = samples.size - samples.size % channels
