@@ -13,12 +13,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .batching import Batcher, BatchLimits
 from .compute import Compute
 from .errors import APIError
 from .models import Options, Recognizer
+from .realtime import realtime_endpoint
 from .responses import event_stream, respond
 from .uploads import UploadLimits, decode_audio, read_upload
 
@@ -30,6 +31,7 @@ class ServerSettings:
     batch: BatchLimits = field(default_factory=BatchLimits)
     request_timeout: float = 900.0  # seconds from upload to answer
     decoders: int = 2  # uploads decoded at once (bounds memory under many clients)
+    idle_timeout: float = 30.0  # seconds a realtime connection may send nothing
 
 
 class Service:
@@ -159,6 +161,7 @@ def create_app(
         Route("/v1/models/{name:path}", get_model),
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/v1/audio/translations", translations, methods=["POST"]),
+        WebSocketRoute("/v1/realtime", realtime_endpoint),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={APIError: api_error, HTTPException: http_error,

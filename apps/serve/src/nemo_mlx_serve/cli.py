@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--request-timeout", type=float_between(1, 86400), default=900.0,
                         help="seconds from upload to answer before a 504 (default 900)")  # fmt: skip
     limits.add_argument("--idle-timeout", type=float_between(1, 3600), default=30.0,
-                        help="seconds an idle connection is kept open (default 30)")  # fmt: skip
+                        help="seconds an idle connection is kept open, HTTP or realtime (default 30)")  # fmt: skip
     batching = parser.add_argument_group("batching")
     batching.add_argument(
         "--max-batch", type=int, default=16, help="requests decoded together at most (default 16)"
@@ -89,13 +89,14 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, batch_size=args.batch_size
         ),
         request_timeout=args.request_timeout,
+        idle_timeout=args.idle_timeout,
     )
     app = create_app(recognizers, compute, settings)
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         print(f"{PROG}: warning: listening on {args.host} without --api-key", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, timeout_keep_alive=int(args.idle_timeout),
                 timeout_graceful_shutdown=int(args.request_timeout), log_level="info",
-                access_log=False)  # fmt: skip
+                access_log=False, ws="websockets-sansio")  # fmt: skip
     return 0
 
 
