@@ -31,7 +31,9 @@ class ServerSettings:
     batch: BatchLimits = field(default_factory=BatchLimits)
     request_timeout: float = 900.0  # seconds from upload to answer
     decoders: int = 2  # uploads decoded at once (bounds memory under many clients)
-    idle_timeout: float = 30.0  # seconds a realtime connection may send nothing
+    idle_timeout: float = 30.0  # seconds a realtime or Wyoming connection may send nothing
+    wyoming_host: str = "127.0.0.1"
+    wyoming_port: int | None = None  # serve Wyoming there too (None: not at all)
 
 
 class Service:
@@ -152,8 +154,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        yield
-        await asyncio.to_thread(service.close)  # finish the rounds queued
+        wyoming = None
+        if settings.wyoming_port is not None:
+            from .wyoming_server import start_wyoming
+
+            wyoming = await start_wyoming(service, settings.wyoming_host, settings.wyoming_port)
+        try:
+            yield
+        finally:
+            if wyoming is not None:
+                await wyoming.stop()
+            await asyncio.to_thread(service.close)  # finish the rounds queued
 
     routes = [
         Route("/health", health),
