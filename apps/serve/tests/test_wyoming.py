@@ -6,6 +6,9 @@ decoding; errors come as `error` events and a vanished client leaves the server 
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +190,16 @@ def test_a_client_that_vanishes_mid_stream_costs_nothing(server, example, stream
     text = asyncio.run(transcribe(port, "multi", data, *fmt))
     assert text == stream_reference(str(MULTI), received(data, *fmt))
     assert process.poll() is None
+
+
+def test_a_busy_wyoming_port_fails_in_one_line_before_loading(free_port):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        command = [sys.executable, "-m", "nemo_mlx_serve.cli", "--model", "demo",
+                   "--port", str(free_port()), "--wyoming-port", str(port)]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"nemo-mlx-serve: error: --wyoming-port {port}: cannot listen on 127.0.0.1: "
+        "Address already in use"
+    ]

@@ -62,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_bindable(host: str, port: int, option: str) -> None:
+    """Fail in one line before the models load, not in a traceback from the app's startup."""
+    import os
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise ModelLoadError(f"{option} {port}: cannot listen on {host}: {reason}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -71,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
         raise ModelLoadError("--max-batch and --batch-size must be at least 1")
     if not 0 < args.port < 65536:
         raise ModelLoadError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.wyoming_port is not None and not 0 < args.wyoming_port < 65536:
-        raise ModelLoadError(f"--wyoming-port must be between 1 and 65535, got {args.wyoming_port}")
+    if args.wyoming_port is not None:
+        if not 0 < args.wyoming_port < 65536 or args.wyoming_port == args.port:
+            raise ModelLoadError(f"--wyoming-port must be between 1 and 65535 and not --port, "
+                                 f"got {args.wyoming_port}")  # fmt: skip
+        check_bindable(args.host, args.wyoming_port, "--wyoming-port")
     specs = [ModelSpec.parse(text) for text in args.model]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

@@ -65,7 +65,10 @@ class LiveTranscription:
 
     async def discard(self) -> None:
         """Drop the stream on the compute thread, where its arrays were made."""
-        await self._compute.run(self._drop)
+        try:
+            await self._compute.run(self._drop)
+        except RuntimeError:  # the server is stopping: the thread, and the stream, are gone
+            self._stream = None
 
     def _delta(self, final: str) -> str:
         if not final.startswith(self.sent):  # detokenisation changed earlier text: say nothing

@@ -101,7 +101,8 @@ class WyomingHandler(AsyncEventHandler):
                     await self.fail(WyomingError("idle_timeout", f"no event for {idle:g} s"))
                     break
                 except (ValueError, asyncio.IncompleteReadError) as err:
-                    await self.fail(WyomingError("invalid_event", str(err).splitlines()[0]))
+                    message = (str(err).splitlines() or [type(err).__name__])[0]
+                    await self.fail(WyomingError("invalid_event", f"malformed event: {message}"))
                     break
                 if event is None or not await self.handle_event(event):
                     break
