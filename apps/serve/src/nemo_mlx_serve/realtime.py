@@ -18,13 +18,17 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .errors import APIError
+from .models import Recognizer
 from .pcm import pcm_to_float
 from .streams import LiveTranscription
+
+if TYPE_CHECKING:
+    from .app import Service
 
 REALTIME_RATE = 24000  # OpenAI's realtime audio: PCM16 at 24 kHz, mono
 MAX_EVENT_BYTES = 4 * 2**20  # larger text frames get an error (beyond uvicorn's 16 MiB: closed)
@@ -56,7 +60,7 @@ def authorised(websocket: WebSocket, api_key: str | None) -> bool:
 class RealtimeSession:
     """One connection: its settings, the utterance being received, and the event loop."""
 
-    def __init__(self, websocket: WebSocket, service) -> None:
+    def __init__(self, websocket: WebSocket, service: Service) -> None:
         self.ws = websocket
         self.service = service
         self.id = _id("sess")
@@ -113,7 +117,8 @@ class RealtimeSession:
         event_id = None
         try:
             event = self.parse(frame)
-            event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+            given = event.get("event_id")
+            event_id = given[:128] if isinstance(given, str) else None
             handler = self.HANDLERS.get(event["type"])
             if handler is None:
                 known = ", ".join(self.HANDLERS)
@@ -185,7 +190,9 @@ class RealtimeSession:
         self.model, self.language, self.prompt = model, language, prompt
         await self.send("transcription_session.updated", session=self.session())
 
-    def streaming_model(self, name: str, param: str | None = None):
+    def streaming_model(self, name: str, param: str | None = None) -> Recognizer:
+        if len(name) > 128:  # no served name is longer; the message quotes the name
+            raise EventError("model_not_found", "no served model has a name that long", param)
         try:
             recognizer = self.service.get(name)
         except APIError as err:

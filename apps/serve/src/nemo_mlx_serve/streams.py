@@ -12,8 +12,10 @@ from typing import Protocol
 
 import numpy as np
 
+from nemo_mlx_parakeet.streaming import TranscriptionStream
 from speech_transcript import Transcript
 
+from .batching import Batcher
 from .compute import Compute
 from .models import Options, Recognizer
 from .pcm import StreamResampler
@@ -42,7 +44,7 @@ class LiveTranscription:
         self.recognizer = recognizer
         self.resampler = StreamResampler(input_rate, recognizer.sample_rate)
         self._compute = compute
-        self._stream = None  # made on the compute thread by the first step
+        self._stream: TranscriptionStream | None = None  # made on the compute thread
         self.sent = ""  # the final text given out so far (the deltas joined)
 
     async def add(self, samples: np.ndarray) -> str:
@@ -77,7 +79,7 @@ class LiveTranscription:
         return delta
 
     # on the compute thread
-    def _open(self):
+    def _open(self) -> TranscriptionStream:
         if self._stream is None:
             self._stream = self.recognizer.model.transcribe_stream()
         return self._stream
@@ -100,7 +102,9 @@ class LiveTranscription:
 class BufferedTranscription:
     """Samples kept until `finish`, then decoded whole by the model's batcher (no deltas)."""
 
-    def __init__(self, recognizer: Recognizer, batcher, input_rate: int, options: Options) -> None:
+    def __init__(
+        self, recognizer: Recognizer, batcher: Batcher, input_rate: int, options: Options
+    ) -> None:
         self.recognizer = recognizer
         self.resampler = StreamResampler(input_rate, recognizer.sample_rate)
         self._batcher = batcher

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -24,6 +25,9 @@ from .errors import APIError
 from .models import Options, Recognizer
 from .pcm import PCMError, pcm_to_float
 from .streams import BufferedTranscription, LiveTranscription, Transcription
+
+if TYPE_CHECKING:
+    from .app import Service
 
 MAX_HEADER_BYTES = 64 * 1024  # one event's JSON line
 MAX_PART_BYTES = 4 * 2**20  # its data or payload (an audio chunk); larger: disconnected
@@ -39,7 +43,7 @@ class WyomingError(Exception):
         self.code, self.text = code, text
 
 
-def describe(service) -> Info:
+def describe(service: Service) -> Info:
     """The served models as one ASR program (languages where the model says)."""
     from . import __version__
 
@@ -155,6 +159,8 @@ class WyomingHandler(AsyncEventHandler):
 
     def recognizer(self, name: str | None) -> Recognizer:
         name = name or self.model or next(iter(self.service.models))
+        if len(name) > 128:  # no served name is longer; the message quotes the name
+            raise WyomingError("model_not_found", "no served model has a name that long")
         try:
             return self.service.get(name)
         except APIError as err:
@@ -217,7 +223,7 @@ class WyomingHandler(AsyncEventHandler):
             await utterance.discard()
 
 
-async def start_wyoming(service, host: str, port: int) -> AsyncTcpServer:
+async def start_wyoming(service: Service, host: str, port: int) -> AsyncTcpServer:
     """Serve Wyoming on `host:port` on the running loop; `await server.stop()` to end."""
     server = AsyncTcpServer(host, port)
     await server.start(lambda reader, writer: WyomingHandler(reader, writer, service))
