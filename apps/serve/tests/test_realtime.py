@@ -248,18 +248,28 @@ def test_a_client_that_vanishes_mid_stream_costs_nothing(server, pcm, stream_ref
     assert process.poll() is None
 
 
-def test_an_idle_session_is_closed(start_server, cache_dir):
-    args = ["--model", "demo", "--cache-dir", str(cache_dir), "--idle-timeout", "1"]
+def test_buffer_limit_then_idle_close(start_server, cache_dir, pcm, stream_reference):
+    """An utterance holds at most --max-audio-seconds; a silent session is closed."""
+    args = ["--model", "demo", "--cache-dir", str(cache_dir), "--max-audio-seconds", "1",
+            "--idle-timeout", "2"]  # fmt: skip
+    part = pcm[: 2 * int(0.6 * RATE)]
 
-    async def run(url: str) -> tuple[dict, int | None]:
+    async def run(url: str) -> tuple[str, str, dict, int | None]:
         async with websockets.connect(url) as ws:
             await receive(ws, "transcription_session.created")
-            event = await receive(ws, "error")
+            await append(ws, part)
+            await append(ws, part, piece=len(part))  # one event: 1.2 s in all, refused
+            full = (await receive(ws, "error"))["error"]["code"]
+            text, _, others = await commit(ws)  # the first 0.6 s
+            assert [e["type"] for e in others] == ["conversation.item.created"]
+            idle = await asyncio.wait_for(receive(ws, "error"), timeout=30)
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), timeout=10)
-            return event, ws.close_code
+            return full, text, idle, ws.close_code
 
     with start_server(*args) as (base, _):
-        event, code = asyncio.run(run(base.replace("http://", "ws://") + "/v1/realtime"))
-    assert event["error"]["code"] == "idle_timeout"
+        full, text, idle, code = asyncio.run(run(base.replace("http://", "ws://") + "/v1/realtime"))
+    assert full == "input_audio_buffer_full"
+    assert text == reference(stream_reference, "demo", part)
+    assert idle["error"]["code"] == "idle_timeout"
     assert code == 1000
