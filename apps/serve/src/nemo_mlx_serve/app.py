@@ -155,11 +155,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette):
         wyoming = None
-        if settings.wyoming_port is not None:
-            from .wyoming_server import start_wyoming
-
-            wyoming = await start_wyoming(service, settings.wyoming_host, settings.wyoming_port)
         try:
+            if settings.wyoming_port is not None:
+                from .wyoming_server import start_wyoming
+
+                host, port = settings.wyoming_host, settings.wyoming_port
+                wyoming = await start_wyoming(service, host, port)
             yield
         finally:
             if wyoming is not None:

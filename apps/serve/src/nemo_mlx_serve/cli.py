@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(recognizers, compute, settings)
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         print(f"{PROG}: warning: listening on {args.host} without --api-key", file=sys.stderr)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and args.wyoming_port is not None:
+        print(f"{PROG}: warning: Wyoming has no API key: anyone who reaches {args.host}:"
+              f"{args.wyoming_port} can use it", file=sys.stderr)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, timeout_keep_alive=int(args.idle_timeout),
                 timeout_graceful_shutdown=int(args.request_timeout), log_level="info",
                 access_log=False, ws="websockets-sansio")  # fmt: skip
