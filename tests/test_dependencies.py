@@ -27,8 +27,11 @@ from workspace import MEMBERS
 tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 
 # Declared dependencies that are needed although no module imports them, with why.
-# None so far: add `"member-name": {"distribution"}` with a comment saying what needs it.
-NEEDED_WITHOUT_IMPORT: dict[str, set[str]] = {}
+NEEDED_WITHOUT_IMPORT: dict[str, set[str]] = {
+    # uvicorn serves the realtime route's WebSockets with it (`ws="websockets-sansio"`);
+    # starlette parses multipart uploads (`request.form()`) with python-multipart
+    "nemo-mlx-serve": {"websockets", "python-multipart"},
+}
 
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
 

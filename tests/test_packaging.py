@@ -311,7 +311,12 @@ SCRIPTS = [(member, script) for member in MEMBERS for script in PROJECTS[member]
 
 
 def test_the_commands_are_the_expected_ones():
-    assert sorted(s for _, s in SCRIPTS) == ["canary", "nemo-mlx-convert", "nemo-mlx-serve", "parakeet"]
+    assert sorted(s for _, s in SCRIPTS) == [
+        "canary",
+        "nemo-mlx-convert",
+        "nemo-mlx-serve",
+        "parakeet",
+    ]
 
 
 @pytest.mark.parametrize(("member", "script"), SCRIPTS, ids=[s for _, s in SCRIPTS])

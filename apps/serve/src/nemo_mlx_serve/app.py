@@ -13,13 +13,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from .batching import Batcher, BatchLimits
 from .compute import Compute
 from .errors import APIError
 from .models import Options, Recognizer
 from .page import routes as page_routes
+from .realtime import realtime_endpoint
 from .responses import event_stream, respond
 from .uploads import UploadLimits, decode_audio, read_upload
 
@@ -31,6 +32,9 @@ class ServerSettings:
     batch: BatchLimits = field(default_factory=BatchLimits)
     request_timeout: float = 900.0  # seconds from upload to answer
     decoders: int = 2  # uploads decoded at once (bounds memory under many clients)
+    idle_timeout: float = 30.0  # seconds a realtime or Wyoming connection may send nothing
+    wyoming_host: str = "127.0.0.1"
+    wyoming_port: int | None = None  # serve Wyoming there too (None: not at all)
 
 
 class Service:
@@ -162,8 +166,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        yield
-        await asyncio.to_thread(service.close)  # finish the rounds queued
+        wyoming = None
+        try:
+            if settings.wyoming_port is not None:
+                from .wyoming_server import start_wyoming
+
+                host, port = settings.wyoming_host, settings.wyoming_port
+                wyoming = await start_wyoming(service, host, port)
+            yield
+        finally:
+            if wyoming is not None:
+                await wyoming.stop()
+            await asyncio.to_thread(service.close)  # finish the rounds queued
 
     routes = [
         *page_routes,
@@ -172,6 +186,7 @@ def create_app(
         Route("/v1/models/{name:path}", get_model),
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
         Route("/v1/audio/translations", translations, methods=["POST"]),
+        WebSocketRoute("/v1/realtime", realtime_endpoint),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={APIError: api_error, HTTPException: http_error,

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
     net.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    net.add_argument("--wyoming-port", type=int, metavar="PORT",
+                     help="also serve Home Assistant's Wyoming protocol on this TCP port, on the same "
+                          "--host (default: off)")  # fmt: skip
     net.add_argument("--api-key", help="require `Authorization: Bearer KEY` on /v1 routes "
                                        "(default: the NEMO_MLX_API_KEY environment variable, else none)")  # fmt: skip
     limits = parser.add_argument_group("limits")
@@ -47,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--request-timeout", type=float_between(1, 86400), default=900.0,
                         help="seconds from upload to answer before a 504 (default 900)")  # fmt: skip
     limits.add_argument("--idle-timeout", type=float_between(1, 3600), default=30.0,
-                        help="seconds an idle connection is kept open (default 30)")  # fmt: skip
+                        help="seconds an idle connection is kept open, HTTP, realtime or Wyoming (default 30)")  # fmt: skip
     batching = parser.add_argument_group("batching")
     batching.add_argument(
         "--max-batch", type=int, default=16, help="requests decoded together at most (default 16)"
@@ -59,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_bindable(host: str, port: int, option: str) -> None:
+    """Fail in one line before the models load, not in a traceback from the app's startup."""
+    import os
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise ModelLoadError(f"{option} {port}: cannot listen on {host}: {reason}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -68,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         raise ModelLoadError("--max-batch and --batch-size must be at least 1")
     if not 0 < args.port < 65536:
         raise ModelLoadError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.wyoming_port is not None:
+        if not 0 < args.wyoming_port < 65536 or args.wyoming_port == args.port:
+            raise ModelLoadError(f"--wyoming-port must be between 1 and 65535 and not --port, "
+                                 f"got {args.wyoming_port}")  # fmt: skip
+        check_bindable(args.host, args.wyoming_port, "--wyoming-port")
     specs = [ModelSpec.parse(text) for text in args.model]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -89,13 +110,19 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, batch_size=args.batch_size
         ),
         request_timeout=args.request_timeout,
+        idle_timeout=args.idle_timeout,
+        wyoming_host=args.host,
+        wyoming_port=args.wyoming_port,
     )
     app = create_app(recognizers, compute, settings)
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         print(f"{PROG}: warning: listening on {args.host} without --api-key", file=sys.stderr)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and args.wyoming_port is not None:
+        print(f"{PROG}: warning: Wyoming has no API key: anyone who reaches {args.host}:"
+              f"{args.wyoming_port} can use it", file=sys.stderr)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, timeout_keep_alive=int(args.idle_timeout),
                 timeout_graceful_shutdown=int(args.request_timeout), log_level="info",
-                access_log=False)  # fmt: skip
+                access_log=False, ws="websockets-sansio")  # fmt: skip
     return 0
 
 
