@@ -2,66 +2,24 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
+from server_process import free_port, running_server
 
 StartServer = Callable[..., AbstractContextManager[tuple[str, subprocess.Popen]]]
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now (the OS's pick)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def start_server(*args: str, timeout: float = 180.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`nemo-mlx-serve ARGS --port FREE` until /health answers; yields (base URL, process).
-    The server's output goes to a file whose tail is in the error if it does not start."""
-    port = free_port()
-    log = Path(tempfile.mkstemp(prefix="nemo-mlx-serve-", suffix=".log")[1])
-    command = [sys.executable, "-m", "nemo_mlx_serve.cli", *args, "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the server exited ({process.returncode}):\n{log.read_text()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server did not start in {timeout:g} s:\n{log.read_text()[-3000:]}"
-                )
-            time.sleep(0.2)
-        process.log_path = log  # type: ignore[attr-defined]  (for tests that read the log)
-        yield base, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.unlink(missing_ok=True)
+    """`nemo-mlx-serve ARGS --port FREE` until /health answers (`running_server`); yields
+    (base URL, process), the process with its log's path as `log_path`."""
+    with running_server(*args, timeout=timeout) as server:
+        server.process.log_path = server.log  # type: ignore[attr-defined]
+        yield server.url, server.process
 
 
 @pytest.fixture(name="start_server", scope="session")

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "apps/parakeet/src/nemo_mlx_parakeet/demo/example.wav"
@@ -38,12 +38,6 @@ def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true, but {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
