@@ -46,7 +46,8 @@ CLASSIFIERS = {
     "Topic :: Scientific/Engineering :: Artificial Intelligence",
 }
 # Names a README may `pip install` that are not members: the tool the root README starts with.
-NOT_MEMBERS_OK = {"uv"}
+# not members: uv (the installer), and the clients the server's examples use
+NOT_MEMBERS_OK = {"uv", "openai", "websockets", "wyoming"}
 
 
 def _project(member: Path) -> dict:

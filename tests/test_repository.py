@@ -40,6 +40,7 @@ def test_all_members_exist():
         "speech-transcript",
         "parakeet",
         "canary",
+        "serve",
     }
 
 
