@@ -195,12 +195,16 @@ def tdt_config(tokenizer_dir: str, layers: int = 24) -> dict:
     return config
 
 
-def build_tdt(path: Path, *, speechlike: bool = False, layers: int = 24) -> None:
+def build_tdt(
+    path: Path, *, speechlike: bool = False, speech_rate: bool = False, layers: int = 24
+) -> None:
     """A random-weight TDT model of parakeet-tdt-0.6b geometry, built and saved by NeMo.
 
     `speechlike` scales the joint's output layer and biases blank (as benchmarks/decode.py
-    does), so that greedy decoding emits a token every few frames, as on real speech, rather
-    than random weights' degenerate all-blank or all-token output.
+    does), so that greedy decoding avoids random weights' all-blank output. On the espeak-ng
+    clips that still emits `max_symbols` tokens on most frames (duration 0): 2150 tokens for
+    17 s. `speech_rate` also biases the duration head away from 0, which gives ~6 tokens per
+    second (106 for the same 17 s), as real speech has.
     """
     import torch
     from nemo.collections.asr.models import EncDecRNNTBPEModel
@@ -226,5 +230,7 @@ def build_tdt(path: Path, *, speechlike: bool = False, layers: int = 24) -> None
                 model.joint.joint_net[-1].weight.mul_(8.0)
                 blank = model.joint.num_classes_with_blank - 1 - model.joint.num_extra_outputs
                 model.joint.joint_net[-1].bias[blank] += 6.0
+                if speech_rate:  # the first duration output is duration 0
+                    model.joint.joint_net[-1].bias[-model.joint.num_extra_outputs] -= 8.0
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save_to(str(path))

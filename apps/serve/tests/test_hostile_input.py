@@ -164,6 +164,28 @@ def test_a_client_gone_mid_upload_costs_nothing(server, client):
     assert expected == "please call anna at quarter past seven in the morning"
 
 
+def test_a_client_gone_while_queued_is_not_decoded(tmp_path):
+    """A client that closes the connection while its request waits for its round: the
+    request leaves the queue (no round runs for it), and the server goes on."""
+    with running_server("--model", "demo", "--max-wait-ms", "2000") as server:
+        boundary = b"b0undary"
+        body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="model"\r\n\r\ndemo\r\n'
+                b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+                b"Content-Type: audio/wav\r\n\r\n" + GOOD + b"\r\n--" + boundary + b"--\r\n")  # fmt: skip
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: multipart/form-data; boundary=" + boundary + b"\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+            time.sleep(0.8)  # read, decoded and queued: its round waits 2 s for company
+        time.sleep(2.5)
+        batches = httpx.get(f"{server.url}/health").json()["batches"]["demo"]
+        assert batches == {"waiting": 0, "rounds": 0, "largest_round": 0}
+        response = httpx.post(f"{server.url}/v1/audio/transcriptions", data={"model": "demo"},
+                              files={"file": ("a.wav", GOOD)}, timeout=60)  # fmt: skip
+        assert response.json()["text"] == "please call anna at quarter past seven in the morning"
+        assert httpx.get(f"{server.url}/health").json()["batches"]["demo"]["rounds"] == 1
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

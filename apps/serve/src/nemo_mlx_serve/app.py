@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,6 +24,8 @@ from .page import routes as page_routes
 from .realtime import realtime_endpoint
 from .responses import event_stream, respond
 from .uploads import UploadLimits, decode_audio, read_upload
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,31 @@ class Service:
         for batcher in self.batchers.values():
             batcher.close()
         self.compute.close()
+
+
+async def while_connected(request: Request, work: Awaitable[T]) -> T:
+    """`work`'s result, cancelled when the client goes away (a request still waiting for
+    its round then leaves the queue) or past the request timeout (a 504)."""
+    settings: ServerSettings = request.app.state.service.settings
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait(
+            {task, watch}, timeout=settings.request_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        watch.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    if watch in done:
+        raise APIError(400, "the client closed the connection")  # nobody reads this answer
+    raise APIError(504, f"the transcription did not finish within {settings.request_timeout:g} s")
+
+
+async def _disconnected(request: Request) -> None:
+    while not await request.is_disconnected():
+        await asyncio.sleep(0.25)
 
 
 def create_app(
@@ -127,15 +155,8 @@ def create_app(
                 param="response_format",
             )
         signal = await decode_audio(upload, recognizer.sample_rate, settings.upload, decoders)
-        try:
-            transcript = await asyncio.wait_for(
-                service.batchers[recognizer.name].transcribe(signal, options),
-                timeout=settings.request_timeout,
-            )
-        except asyncio.TimeoutError:
-            raise APIError(
-                504, f"the transcription did not finish within {settings.request_timeout:g} s"
-            ) from None
+        batcher = service.batchers[recognizer.name]
+        transcript = await while_connected(request, batcher.transcribe(signal, options))
         language = form.language or transcript.language or options.language or "unknown"
         if form.stream and form.response_format in ("json", "text"):
             return event_stream(transcript)
