@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wyoming.asr import Transcribe, Transcript
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -77,13 +77,29 @@ async def read(client):
     return event
 
 
+async def read_transcript(client) -> tuple[str, list[str]]:
+    """Wyoming's streamed answer: `transcript-start`, `transcript-chunk`s, `transcript`,
+    `transcript-stop`, in that order; (the transcript's text, the chunks' texts)."""
+    assert TranscriptStart.is_type((await read(client)).type)
+    chunks = []
+    while TranscriptChunk.is_type((event := await read(client)).type):
+        chunks.append(TranscriptChunk.from_event(event).text)
+    assert Transcript.is_type(event.type), event
+    assert TranscriptStop.is_type((await read(client)).type)
+    return Transcript.from_event(event).text, chunks
+
+
 async def transcribe(port: int, model: str | None, data: bytes, *fmt: int, language=None) -> str:
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Transcribe(name=model, language=language).event())
         await send_audio(client, data, *fmt)
-        event = await read(client)
-        assert Transcript.is_type(event.type), event
-        return Transcript.from_event(event).text
+        text, chunks = await read_transcript(client)
+        if model != "canary":  # Parakeet streams: the chunks are the text as it became final
+            assert len(chunks) > 1
+            assert "".join(chunks) == text
+        else:  # Canary has its text only at audio-stop
+            assert chunks == []
+        return text
 
 
 def test_describe_lists_the_models(server):
@@ -100,6 +116,7 @@ def test_describe_lists_the_models(server):
     assert list(models) == ["demo", "multi", "canary"]
     assert "en" in models["canary"].languages
     assert models["demo"].languages == []  # Parakeet checkpoints do not say
+    assert program.supports_transcript_streaming
 
 
 @pytest.mark.parametrize(
@@ -156,7 +173,7 @@ def test_errors_are_events_and_the_connection_goes_on(server, example, stream_re
             codes.append(Error.from_event(await read(client)).code)
             await client.write_event(Transcribe(name="demo").event())
             await send_audio(client, data, *fmt)
-            return codes, Transcript.from_event(await read(client)).text
+            return codes, (await read_transcript(client))[0]
 
     codes, text = asyncio.run(run())
     assert codes == [

@@ -14,7 +14,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from wyoming.asr import Transcribe, Transcript
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
@@ -57,6 +57,7 @@ def describe(service: Service) -> Info:
     program = AsrProgram(
         name="nemo-mlx-serve", installed=True, version=__version__, models=models,
         description="NVIDIA Parakeet and Canary models on MLX",
+        supports_transcript_streaming=True,
         attribution=Attribution(name="nemo-mlx", url="https://github.com/nemo-mlx/nemo-mlx"),
     )  # fmt: skip
     return Info(asr=[program])
@@ -93,6 +94,7 @@ class WyomingHandler(AsyncEventHandler):
         self.language: str | None = None
         self.utterance: Transcription | None = None
         self.format: tuple[int, int, int] | None = None  # (rate, width, channels)
+        self.streaming = False  # `transcript-start` sent for the utterance being received
 
     async def run(self) -> None:
         """Events until the client leaves, sends a malformed event or is idle too long."""
@@ -200,7 +202,17 @@ class WyomingHandler(AsyncEventHandler):
         limit = self.service.settings.upload.max_seconds
         if self.utterance.resampler.seconds + len(samples) / chunk.rate > limit:
             raise WyomingError("audio_too_long", f"an utterance is at most {limit:g} s of audio")
-        await self.utterance.add(samples)
+        await self.send_chunk(await self.utterance.add(samples))
+
+    async def send_chunk(self, text: str) -> None:
+        """Wyoming's transcript streaming: `transcript-start` once an utterance's audio
+        arrives, then each piece of text as it becomes final (Parakeet; Canary has its text
+        only at the end)."""
+        if not self.streaming:
+            self.streaming = True
+            await self.write_event(TranscriptStart(language=self.transcript_language()).event())
+        if text:
+            await self.write_event(TranscriptChunk(text=text).event())
 
     async def stop_audio(self) -> None:
         utterance, self.utterance = self.utterance, None
@@ -211,13 +223,18 @@ class WyomingHandler(AsyncEventHandler):
         except BaseException:
             await utterance.discard()
             raise
+        await self.send_chunk(utterance.finish_delta(text))
+        # then the whole text, as clients without streaming read it, and the end of the stream
         await self.write_event(Transcript(text=text, language=self.transcript_language()).event())
+        await self.write_event(TranscriptStop().event())
+        self.streaming = False
 
     def transcript_language(self) -> str | None:
         recognizer = self.recognizer(None)
         return self.language if recognizer.kind == "canary" else None
 
     async def drop(self) -> None:
+        self.streaming = False
         utterance, self.utterance = self.utterance, None
         if utterance is not None:
             await utterance.discard()
