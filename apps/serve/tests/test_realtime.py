@@ -229,6 +229,22 @@ def test_wrong_or_missing_key_is_refused_before_the_handshake(server):
     assert asyncio.run(status(None)) == 401
 
 
+def test_sessions_beyond_max_streams_are_refused_until_one_closes(start_server):
+    async def run(url: str) -> tuple[int, str]:
+        async with connect(url, None) as first:
+            await receive(first, "transcription_session.created")
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with connect(url, None):
+                    pass
+        async with connect(url, None) as again:  # the first one closed: room again
+            created = await receive(again, "transcription_session.created")
+        return refused.value.response.status_code, created["type"]
+
+    with start_server("--model", "demo", "--max-streams", "1") as (base, _):
+        url = base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+        assert asyncio.run(run(url)) == (429, "transcription_session.created")
+
+
 def test_a_client_that_vanishes_mid_stream_costs_nothing(server, pcm, stream_reference):
     url, process = server
 

@@ -220,3 +220,22 @@ def test_a_busy_wyoming_port_fails_in_one_line_before_loading(free_port):
         f"nemo-mlx-serve: error: --wyoming-port {port}: cannot listen on 127.0.0.1: "
         "Address already in use"
     ]
+
+
+def test_connections_beyond_max_streams_get_an_error_until_one_closes(start_server, free_port):
+    port = free_port()
+
+    async def run() -> tuple[str | None, Info]:
+        async with AsyncTcpClient("127.0.0.1", port) as first:
+            await first.write_event(Describe().event())
+            await read(first)  # the first connection is served
+            async with AsyncTcpClient("127.0.0.1", port) as second:
+                refused = Error.from_event(await read(second)).code
+        async with AsyncTcpClient("127.0.0.1", port) as again:  # room again
+            await again.write_event(Describe().event())
+            return refused, Info.from_event(await read(again))
+
+    with start_server("--model", "demo", "--wyoming-port", str(port), "--max-streams", "1"):
+        refused, info = asyncio.run(run())
+    assert refused == "too_many_sessions"
+    assert [m.name for m in info.asr[0].models] == ["demo"]

@@ -38,6 +38,7 @@ class ServerSettings:
     idle_timeout: float = 30.0  # seconds a realtime or Wyoming connection may send nothing
     wyoming_host: str = "127.0.0.1"
     wyoming_port: int | None = None  # serve Wyoming there too (None: not at all)
+    max_streams: int = 64  # realtime and Wyoming sessions at once (each holds a stream's state)
 
 
 class Service:
@@ -53,6 +54,21 @@ class Service:
             r.name: Batcher(r.name, r.run, settings.batch, r.sample_rate, compute)
             for r in recognizers
         }
+
+        self.streams = 0  # realtime and Wyoming sessions open now
+
+    def open_stream(self) -> APIError | None:
+        """Count a new streaming session in, or the 429 that refuses it when
+        `max_streams` are open (each holds its model stream's caches)."""
+        limit = self.settings.max_streams
+        if self.streams >= limit:
+            return APIError(429, f"the server takes at most {limit} streaming sessions at "
+                            "once; try again later", code="too_many_sessions")  # fmt: skip
+        self.streams += 1
+        return None
+
+    def close_stream(self) -> None:
+        self.streams -= 1
 
     def get(self, name: str) -> Recognizer:
         if name not in self.models:

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds from upload to answer before a 504 (default 900)")  # fmt: skip
     limits.add_argument("--idle-timeout", type=float_between(1, 3600), default=30.0,
                         help="seconds an idle connection is kept open, HTTP, realtime or Wyoming (default 30)")  # fmt: skip
+    limits.add_argument("--max-streams", type=int, default=64,
+                        help="realtime and Wyoming sessions at once; more are refused (429 or a "
+                             "Wyoming error) until one closes (default 64)")  # fmt: skip
     batching = parser.add_argument_group("batching")
     batching.add_argument(
         "--max-batch", type=int, default=16, help="requests decoded together at most (default 16)"
@@ -80,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    if args.max_batch < 1 or args.batch_size < 1:
-        raise ModelLoadError("--max-batch and --batch-size must be at least 1")
+    if args.max_batch < 1 or args.batch_size < 1 or args.max_streams < 1:
+        raise ModelLoadError("--max-batch, --batch-size and --max-streams must be at least 1")
     if not 0 < args.port < 65536:
         raise ModelLoadError(f"--port must be between 1 and 65535, got {args.port}")
     if args.wyoming_port is not None:
@@ -113,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         wyoming_host=args.host,
         wyoming_port=args.wyoming_port,
+        max_streams=args.max_streams,
     )
     app = create_app(recognizers, compute, settings)
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:

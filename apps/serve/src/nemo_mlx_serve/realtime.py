@@ -299,7 +299,13 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
                           "intent=transcription", param="intent")  # fmt: skip
         await deny(websocket, denial)
         return
-    await RealtimeSession(websocket, service).run()
+    if (full := service.open_stream()) is not None:
+        await deny(websocket, full)
+        return
+    try:
+        await RealtimeSession(websocket, service).run()
+    finally:
+        service.close_stream()
 
 
 async def deny(websocket: WebSocket, error: APIError) -> None:

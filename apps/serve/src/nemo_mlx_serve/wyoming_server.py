@@ -99,6 +99,10 @@ class WyomingHandler(AsyncEventHandler):
     async def run(self) -> None:
         """Events until the client leaves, sends a malformed event or is idle too long."""
         idle = self.service.settings.idle_timeout
+        if (full := self.service.open_stream()) is not None:
+            await self.fail(WyomingError(full.code or "too_many_sessions", full.message))
+            self.writer.close()
+            return
         try:
             while True:
                 try:
@@ -115,6 +119,7 @@ class WyomingHandler(AsyncEventHandler):
         except (ConnectionError, OSError):
             pass
         finally:
+            self.service.close_stream()
             await self.disconnect()
             self.writer.close()
 
