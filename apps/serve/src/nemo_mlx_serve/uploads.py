@@ -58,9 +58,10 @@ async def read_upload(request: Request, limits: UploadLimits) -> Upload:
     if length is not None and length.isdigit() and int(length) > limits.max_bytes:
         raise _too_large(int(length), limits)
     body = await _read_body(request, limits)
-    request._body = body  # starlette's form parser reads a cached body; the stream is spent
     try:
-        async with request.form(max_files=1, max_fields=32, max_part_size=64 * 1024) as form:
+        async with _replayed(request, body).form(
+            max_files=1, max_fields=32, max_part_size=64 * 1024
+        ) as form:
             fields: dict[str, object] = {}
             for key, value in form.multi_items():
                 if key == "file":
@@ -112,6 +113,21 @@ async def _read_body(request: Request, limits: UploadLimits) -> bytes:
             raise _too_large(size, limits)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _replayed(request: Request, body: bytes) -> Request:
+    """The request again, its body (already read within the limits) given whole, so that
+    starlette's form parser can read it."""
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 def _too_large(size: int, limits: UploadLimits) -> APIError:
