@@ -28,12 +28,14 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
     assert model_class_problem("m", MULTITASK_CLASS, "parakeet") == (
         "m is a Canary model (EncDecMultiTaskModel): use the `canary` command"
     )
-    assert model_class_problem("m", "x.Other", "canary") == (
-        "m: model class 'x.Other' is not a Canary model"
+    supported = (
+        "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel; "
+        "`canary` runs EncDecMultiTaskModel"
     )
-    assert model_class_problem("m", "x.Other", "parakeet") == (
-        "m: model class 'x.Other' is not a Parakeet model"
-    )
+    for app in ("canary", "parakeet"):
+        assert model_class_problem("m", "x.Other", app) == (
+            f"m: model class 'x.Other' is not supported; {supported}"
+        )
 
 
 def test_frame_seconds_from_the_stride_in_seconds_or_samples():

@@ -15,7 +15,7 @@ import nemo_mlx_canary as canary
 import nemo_mlx_parakeet as parakeet
 from nemo_mlx_convert import ConversionError, resolve_model
 from speech_transcript import Transcript
-from speech_transcript.checkpoints import CANARY_CLASSES, PARAKEET_CLASSES
+from speech_transcript.checkpoints import CANARY_CLASSES, PARAKEET_CLASSES, supported_classes
 
 from .errors import APIError
 
@@ -160,4 +160,7 @@ def _kind(ref: str, cache_dir: str | Path | None) -> Kind:
         return "parakeet"
     if model_dir.model_class in CANARY_CLASSES:
         return "canary"
-    raise ModelLoadError(f"--model {ref}: model class {model_dir.model_class!r} is not served")
+    raise ModelLoadError(
+        f"--model {ref}: model class {model_dir.model_class!r} is not supported; "
+        f"{supported_classes()}"
+    )

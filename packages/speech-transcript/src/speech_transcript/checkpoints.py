@@ -29,7 +29,14 @@ def model_class_problem(name: str, model_class: str, app: App) -> str | None:
         return f"{name} is a Canary model ({short}): use the `canary` command"
     if app == "canary" and short.startswith(("EncDecRNNT", "EncDecCTC", "EncDecHybrid")):
         return f"{name} is a Parakeet model: use the `parakeet` command"
-    return f"{name}: model class {model_class!r} is not a {app.capitalize()} model"
+    return f"{name}: model class {model_class!r} is not supported; {supported_classes()}"
+
+
+def supported_classes() -> str:
+    """Which NeMo classes run where, in one clause for error messages."""
+    parakeet = ", ".join(c.rsplit(".", 1)[-1] for c in PARAKEET_CLASSES)
+    canary = ", ".join(c.rsplit(".", 1)[-1] for c in CANARY_CLASSES)
+    return f"`parakeet` runs {parakeet}; `canary` runs {canary}"
 
 
 def sample_rate(preprocessor: Mapping[str, Any]) -> int:
