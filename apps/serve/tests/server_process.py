@@ -42,13 +42,15 @@ def running_server(
     log_dir: Path | None = None,
     timeout: float = 120.0,
 ) -> Iterator[Server]:
-    """`nemo-mlx-serve ARGS --port P`, answered /health, stopped (SIGTERM) afterwards."""
+    """`nemo-mlx-serve ARGS --port P`, answered /health, stopped (SIGTERM) afterwards. The
+    environment's NEMO_MLX_API_KEY is left out: a test gives its key as an argument."""
+    inherited = {k: v for k, v in os.environ.items() if k != "NEMO_MLX_API_KEY"}
     port = free_port()
     log = (log_dir or Path(os.environ.get("TMPDIR", "/tmp"))) / f"nemo-mlx-serve-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "nemo_mlx_serve.cli", *args, "--port", str(port)],
-            stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stdout=sink, stderr=subprocess.STDOUT, env={**inherited, **(env or {})},
         )  # fmt: skip
     server = Server(f"http://127.0.0.1:{port}", port, process, log)
     try:

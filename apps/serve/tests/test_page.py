@@ -13,15 +13,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from server_process import free_port
+from server_process import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "apps/parakeet/src/nemo_mlx_parakeet/demo/example.wav"
@@ -40,61 +37,19 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-class Server:
-    """`nemo-mlx-serve --model demo` in a subprocess, on a free port, until `stop`."""
-
-    def __init__(self, log: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        src = str(ROOT / "apps/serve/src")  # this checkout's sources ahead of any install
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-        env.pop("NEMO_MLX_API_KEY", None)
-        command = [sys.executable, "-m", "nemo_mlx_serve.cli", "--model", "demo",
-                   "--port", str(self.port), *extra]  # fmt: skip
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.wait()
-
-    def wait(self, timeout: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"the server did not answer /health within {timeout:g} s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def transcribe(self, path: Path, response_format: str, **headers: str) -> httpx.Response:
-        """The server's own answer for `path`, as the page asks for it."""
-        data = {"model": "demo", "response_format": response_format,
-                "timestamp_granularities[]": ["word", "segment"]}  # fmt: skip
-        with path.open("rb") as f:
-            return httpx.post(self.url + "/v1/audio/transcriptions", data=data,
-                              files={"file": (path.name, f)}, headers=headers, timeout=120)  # fmt: skip
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def transcribe(server: Server, path: Path, response_format: str, **headers: str) -> httpx.Response:
+    """The server's own answer for `path`, as the page asks for it."""
+    data = {"model": "demo", "response_format": response_format,
+            "timestamp_granularities[]": ["word", "segment"]}  # fmt: skip
+    with path.open("rb") as f:
+        return httpx.post(server.url + "/v1/audio/transcriptions", data=data,
+                          files={"file": (path.name, f)}, headers=headers, timeout=120)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(tmp_path_factory.mktemp("server") / "server.log")
-    yield s
-    s.stop()
+def server() -> Iterator[Server]:
+    with running_server("--model", "demo") as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +114,7 @@ def test_page_headers_forbid_external_loads(server: Server) -> None:
 
 
 def test_upload_shows_the_servers_words_and_plays_from_a_word(page, server: Server) -> None:
-    expected = server.transcribe(EXAMPLE, "verbose_json")
+    expected = transcribe(server, EXAMPLE, "verbose_json")
     assert expected.status_code == 200, expected.text
     verbose = expected.json()
     assert len(verbose["words"]) >= 3
@@ -209,7 +164,7 @@ def test_upload_shows_the_servers_words_and_plays_from_a_word(page, server: Serv
             page.click(button)
         assert download.value.suggested_filename == f"example.{response_format}"
         got = Path(download.value.path()).read_text(encoding="utf-8")
-        assert got == server.transcribe(EXAMPLE, response_format).text
+        assert got == transcribe(server, EXAMPLE, response_format).text
     with page.expect_download() as download:
         page.click("#json")
     assert json.loads(Path(download.value.path()).read_text(encoding="utf-8")) == verbose
@@ -222,7 +177,7 @@ def test_upload_shows_the_servers_words_and_plays_from_a_word(page, server: Serv
 def test_a_servers_error_is_shown_as_one_line(page, server: Server, tmp_path: Path) -> None:
     fake = tmp_path / "not-audio.wav"
     fake.write_text("this is a text file, not audio\n")
-    answer = server.transcribe(fake, "verbose_json")
+    answer = transcribe(server, fake, "verbose_json")
     assert answer.status_code == 400
     message = answer.json()["error"]["message"]
 
@@ -238,8 +193,7 @@ def test_a_servers_error_is_shown_as_one_line(page, server: Server, tmp_path: Pa
 
 
 def test_api_key_typed_in_the_page_is_sent(browser, tmp_path: Path) -> None:
-    keyed = Server(tmp_path / "server.log", "--api-key", "page-test-key")
-    try:
+    with running_server("--model", "demo", "--api-key", "page-test-key") as keyed:
         page = browser.new_page()
         page.goto(keyed.url + "/")  # the page itself needs no key
         page.wait_for_function("() => document.getElementById('error').textContent !== ''")
@@ -254,8 +208,6 @@ def test_api_key_typed_in_the_page_is_sent(browser, tmp_path: Path) -> None:
         page.set_input_files("#file", str(EXAMPLE))
         page.wait_for_selector("#words .word")
         page.close()
-    finally:
-        keyed.stop()
 
 
 def test_a_recording_is_sent_as_a_file(browser, server: Server) -> None:
