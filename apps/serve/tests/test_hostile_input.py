@@ -7,6 +7,8 @@ import io
 import json
 import signal
 import socket
+import subprocess
+import sys
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -247,3 +249,16 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path):
         assert "Traceback" not in server.output()
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{server.url}/health", timeout=2)
+
+
+def test_a_busy_port_fails_in_one_line_before_loading():
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "nemo_mlx_serve.cli", "--model", "demo", "--port", str(port)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"nemo-mlx-serve: error: --port {port}: cannot listen on 127.0.0.1: Address already in use"
+    ]

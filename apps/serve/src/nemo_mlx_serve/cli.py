@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelLoadError("--max-batch, --batch-size and --max-streams must be at least 1")
     if not 0 < args.port < 65536:
         raise ModelLoadError(f"--port must be between 1 and 65535, got {args.port}")
+    check_bindable(args.host, args.port, "--port")
     if args.wyoming_port is not None:
         if not 0 < args.wyoming_port < 65536 or args.wyoming_port == args.port:
             raise ModelLoadError(f"--wyoming-port must be between 1 and 65535 and not --port, "
