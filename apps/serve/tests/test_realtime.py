@@ -10,6 +10,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -230,19 +231,20 @@ def test_wrong_or_missing_key_is_refused_before_the_handshake(server):
 
 
 def test_sessions_beyond_max_streams_are_refused_until_one_closes(start_server):
-    async def run(url: str) -> tuple[int, str]:
+    async def run(base: str) -> tuple[int, int, str]:
+        url = base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
         async with connect(url, None) as first:
             await receive(first, "transcription_session.created")
+            open_streams = httpx.get(f"{base}/health").json()["streams"]
             with pytest.raises(websockets.InvalidStatus) as refused:
                 async with connect(url, None):
                     pass
         async with connect(url, None) as again:  # the first one closed: room again
             created = await receive(again, "transcription_session.created")
-        return refused.value.response.status_code, created["type"]
+        return open_streams, refused.value.response.status_code, created["type"]
 
     with start_server("--model", "demo", "--max-streams", "1") as (base, _):
-        url = base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
-        assert asyncio.run(run(url)) == (429, "transcription_session.created")
+        assert asyncio.run(run(base)) == (1, 429, "transcription_session.created")
 
 
 def test_a_client_that_vanishes_mid_stream_costs_nothing(server, pcm, stream_reference):

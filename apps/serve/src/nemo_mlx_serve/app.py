@@ -130,7 +130,8 @@ def create_app(
             name: {"waiting": b.waiting, "rounds": b.rounds, "largest_round": b.largest_round}
             for name, b in service.batchers.items()
         }
-        return JSONResponse({"status": "ok", "models": sorted(service.models), "batches": batches})
+        return JSONResponse({"status": "ok", "models": sorted(service.models),
+                             "batches": batches, "streams": service.streams})  # fmt: skip
 
     async def list_models(request: Request) -> Response:
         authorise(request)
