@@ -4,7 +4,6 @@ every request passes (API key, limits). No model logic: requests go to a model's
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,18 +11,19 @@ from typing import TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from .batching import Batcher, BatchLimits
 from .compute import Compute
 from .errors import APIError
+from .keys import authorised
 from .models import Options, Recognizer
 from .page import routes as page_routes
 from .realtime import realtime_endpoint
 from .responses import event_stream, respond
-from .uploads import UploadLimits, decode_audio, read_upload
+from .uploads import TranscriptionForm, UploadLimits, decode_audio, read_upload
 
 T = TypeVar("T")
 
@@ -56,6 +56,7 @@ class Service:
         }
 
         self.streams = 0  # realtime and Wyoming sessions open now
+        self.decoders = asyncio.Semaphore(settings.decoders)  # uploads decoded at once
 
     def open_stream(self) -> APIError | None:
         """Count a new streaming session in, or the 429 that refuses it when
@@ -86,7 +87,7 @@ class Service:
 async def while_connected(request: Request, work: Awaitable[T]) -> T:
     """`work`'s result, cancelled when the client goes away (a request still waiting for
     its round then leaves the queue) or past the request timeout (a 504)."""
-    settings: ServerSettings = request.app.state.service.settings
+    settings = service_of(request).settings
     task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(_disconnected(request))
     try:
@@ -108,126 +109,144 @@ async def _disconnected(request: Request) -> None:
         await asyncio.sleep(0.25)
 
 
+def service_of(connection: HTTPConnection) -> Service:
+    return connection.app.state.service
+
+
+def authorise(request: Request) -> None:
+    if not authorised(request, service_of(request).settings.api_key):
+        raise APIError(401, "a valid API key is required: send `Authorization: Bearer KEY`",
+                       code="invalid_api_key")  # fmt: skip
+
+
+async def health(request: Request) -> Response:
+    service = service_of(request)
+    batches = {
+        name: {"waiting": b.waiting, "rounds": b.rounds, "largest_round": b.largest_round}
+        for name, b in service.batchers.items()
+    }
+    return JSONResponse({"status": "ok", "models": sorted(service.models),
+                         "batches": batches, "streams": service.streams})  # fmt: skip
+
+
+async def list_models(request: Request) -> Response:
+    authorise(request)
+    data = [
+        {"id": r.name, "object": "model", "created": r.created, "owned_by": "nvidia",
+         "kind": r.kind, "source": r.ref, "translation": r.can_translate,
+         "timestamps": r.has_timestamps, "languages": r.languages}
+        for r in service_of(request).models.values()
+    ]  # fmt: skip
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    authorise(request)
+    r = service_of(request).get(request.path_params["name"])
+    return JSONResponse(
+        {"id": r.name, "object": "model", "created": r.created, "owned_by": "nvidia"}
+    )
+
+
+def audio_options(recognizer: Recognizer, form: TranscriptionForm, task: str) -> Options:
+    """What the model is asked for; 400 for a format that needs times the model lacks.
+    Canary's prompt asks for timestamps only where the format shows them, as the CLI's
+    --timestamps: the prompt changes what the model writes."""
+    wants_times = form.response_format in ("srt", "vtt", "verbose_json")
+    options = recognizer.check(
+        Options(task, form.language, form.target_language, timestamps=wants_times)  # type: ignore[arg-type]
+    )
+    needs_times = form.response_format in ("srt", "vtt") or "word" in form.timestamp_granularities
+    if needs_times and not options.timestamps:
+        raise APIError(
+            400,
+            f"model {recognizer.name!r} gives no timestamps: ask for json, text or "
+            "verbose_json without word granularity",
+            param="response_format",
+        )
+    return options
+
+
+async def audio(request: Request, task: str) -> Response:
+    authorise(request)
+    service = service_of(request)
+    upload = await read_upload(request, service.settings.upload)
+    form = upload.form
+    recognizer = service.get(form.model)
+    options = audio_options(recognizer, form, task)
+    signal = await decode_audio(upload, recognizer.sample_rate, service.settings.upload,
+                                service.decoders)  # fmt: skip
+    batcher = service.batchers[recognizer.name]
+    transcript = await while_connected(request, batcher.transcribe(signal, options))
+    language = form.language or transcript.language or options.language or "unknown"
+    if form.stream and form.response_format in ("json", "text"):
+        return event_stream(transcript)
+    return respond(transcript, form.response_format, task=task, language=language,
+                   granularities=form.timestamp_granularities)  # fmt: skip
+
+
+async def transcriptions(request: Request) -> Response:
+    return await audio(request, "transcribe")
+
+
+async def translations(request: Request) -> Response:
+    return await audio(request, "translate")
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return exc.response()
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {
+        404: f"no route {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }
+    return APIError(exc.status_code, message.get(exc.status_code, str(exc.detail))).response()
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    # a fault of ours, logged with its traceback by the server; the client gets one line
+    return APIError(500, f"internal error: {type(exc).__name__}").response()
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette):
+    """Wyoming alongside, when asked for; at the end, the rounds queued are finished."""
+    service = app.state.service
+    settings = service.settings
+    wyoming = None
+    try:
+        if settings.wyoming_port is not None:
+            from .wyoming_server import start_wyoming
+
+            host, port = settings.wyoming_host, settings.wyoming_port
+            wyoming = await start_wyoming(service, host, port)
+        yield
+    finally:
+        if wyoming is not None:
+            await wyoming.stop()
+        await asyncio.to_thread(service.close)
+
+
+ROUTES = [
+    *page_routes,
+    Route("/health", health),
+    Route("/v1/models", list_models),
+    Route("/v1/models/{name:path}", get_model),
+    Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
+    Route("/v1/audio/translations", translations, methods=["POST"]),
+    WebSocketRoute("/v1/realtime", realtime_endpoint),
+]
+ERROR_HANDLERS = {APIError: api_error, HTTPException: http_error, Exception: unexpected}
+
+
 def create_app(
     recognizers: Sequence[Recognizer], compute: Compute, settings: ServerSettings | None = None
 ) -> Starlette:
     """The app serving `recognizers`, which were loaded on `compute`'s thread."""
-    settings = settings or ServerSettings()
-    service = Service(recognizers, settings, compute)
-    decoders = asyncio.Semaphore(settings.decoders)
-
-    def authorise(request: Request) -> None:
-        if settings.api_key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip().encode() if scheme.lower() == "bearer" else b""
-        if not hmac.compare_digest(given, settings.api_key.encode()):
-            raise APIError(401, "a valid API key is required: send `Authorization: Bearer KEY`",
-                           code="invalid_api_key")  # fmt: skip
-
-    async def health(request: Request) -> Response:
-        batches = {
-            name: {"waiting": b.waiting, "rounds": b.rounds, "largest_round": b.largest_round}
-            for name, b in service.batchers.items()
-        }
-        return JSONResponse({"status": "ok", "models": sorted(service.models),
-                             "batches": batches, "streams": service.streams})  # fmt: skip
-
-    async def list_models(request: Request) -> Response:
-        authorise(request)
-        data = [
-            {"id": r.name, "object": "model", "created": r.created, "owned_by": "nvidia",
-             "kind": r.kind, "source": r.ref, "translation": r.can_translate,
-             "timestamps": r.has_timestamps, "languages": r.languages}
-            for r in service.models.values()
-        ]  # fmt: skip
-        return JSONResponse({"object": "list", "data": data})
-
-    async def get_model(request: Request) -> Response:
-        authorise(request)
-        r = service.get(request.path_params["name"])
-        return JSONResponse(
-            {"id": r.name, "object": "model", "created": r.created, "owned_by": "nvidia"}
-        )
-
-    async def audio(request: Request, task: str) -> Response:
-        authorise(request)
-        upload = await read_upload(request, settings.upload)
-        form = upload.form
-        recognizer = service.get(form.model)
-        # Canary's prompt asks for timestamps only where the format shows them, as the CLI's
-        # --timestamps: the prompt changes what the model writes.
-        wants_times = form.response_format in ("srt", "vtt", "verbose_json")
-        options = recognizer.check(
-            Options(task, form.language, form.target_language, timestamps=wants_times)  # type: ignore[arg-type]
-        )
-        needs_times = (
-            form.response_format in ("srt", "vtt") or "word" in form.timestamp_granularities
-        )
-        if needs_times and not options.timestamps:
-            raise APIError(
-                400,
-                f"model {recognizer.name!r} gives no timestamps: ask for json, text or "
-                "verbose_json without word granularity",
-                param="response_format",
-            )
-        signal = await decode_audio(upload, recognizer.sample_rate, settings.upload, decoders)
-        batcher = service.batchers[recognizer.name]
-        transcript = await while_connected(request, batcher.transcribe(signal, options))
-        language = form.language or transcript.language or options.language or "unknown"
-        if form.stream and form.response_format in ("json", "text"):
-            return event_stream(transcript)
-        return respond(transcript, form.response_format, task=task, language=language,
-                       granularities=form.timestamp_granularities)  # fmt: skip
-
-    async def transcriptions(request: Request) -> Response:
-        return await audio(request, "transcribe")
-
-    async def translations(request: Request) -> Response:
-        return await audio(request, "translate")
-
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, APIError)
-        return exc.response()
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        message = {
-            404: f"no route {request.url.path}",
-            405: f"{request.method} is not allowed on {request.url.path}",
-        }
-        return APIError(exc.status_code, message.get(exc.status_code, str(exc.detail))).response()
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # a fault of ours, logged with its traceback by the server; the client gets one line
-        return APIError(500, f"internal error: {type(exc).__name__}").response()
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette):
-        wyoming = None
-        try:
-            if settings.wyoming_port is not None:
-                from .wyoming_server import start_wyoming
-
-                host, port = settings.wyoming_host, settings.wyoming_port
-                wyoming = await start_wyoming(service, host, port)
-            yield
-        finally:
-            if wyoming is not None:
-                await wyoming.stop()
-            await asyncio.to_thread(service.close)  # finish the rounds queued
-
-    routes = [
-        *page_routes,
-        Route("/health", health),
-        Route("/v1/models", list_models),
-        Route("/v1/models/{name:path}", get_model),
-        Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
-        Route("/v1/audio/translations", translations, methods=["POST"]),
-        WebSocketRoute("/v1/realtime", realtime_endpoint),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={APIError: api_error, HTTPException: http_error,
-                                        Exception: unexpected})  # fmt: skip
-    app.state.service = service
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=ERROR_HANDLERS)
+    app.state.service = Service(recognizers, settings or ServerSettings(), compute)
     return app

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import json
 import logging
 import uuid
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .errors import APIError
+from .keys import authorised
 from .models import Recognizer
 from .pcm import pcm_to_float
 from .streams import LiveTranscription
@@ -46,15 +46,6 @@ class EventError(Exception):
 
 def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:24]}"
-
-
-def authorised(websocket: WebSocket, api_key: str | None) -> bool:
-    """The HTTP routes' rule: `Authorization: Bearer KEY` when the server has a key."""
-    if api_key is None:
-        return True
-    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    given = token.strip().encode() if scheme.lower() == "bearer" else b""
-    return hmac.compare_digest(given, api_key.encode())
 
 
 class RealtimeSession:
