@@ -96,23 +96,27 @@ def clip_paths() -> list[Path]:
 
 
 class PeakRSS:
-    """Peak resident memory of this process while inside the block, sampled every 2 ms."""
+    """Peak resident memory of this process (or of process `pid`) while inside the block,
+    sampled every `interval` seconds (2 ms)."""
+
+    def __init__(self, pid: int | str = "self", interval: float = 0.002) -> None:
+        self.pid, self.interval = pid, interval
 
     def __enter__(self) -> PeakRSS:
         self._stop = threading.Event()
-        self.base = self.peak = rss()
+        self.base = self.peak = rss(self.pid)
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, rss())
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss(self.pid))
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss())
+        self.peak = max(self.peak, rss(self.pid))
 
     @property
     def extra(self) -> int:
@@ -120,9 +124,9 @@ class PeakRSS:
         return self.peak - self.base
 
 
-def rss() -> int:
-    """Resident set size of this process in bytes (Linux)."""
-    with open("/proc/self/statm") as statm:
+def rss(pid: int | str = "self") -> int:
+    """Resident set size of this process (or of process `pid`) in bytes (Linux)."""
+    with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 

@@ -36,6 +36,8 @@ from queue import Empty, Queue
 
 from _common import (
     CACHE,
+    CLIPS,
+    PeakRSS,
     build_tdt,
     clip_paths,
     failure,
@@ -62,7 +64,7 @@ class Row:
 
     @property
     def rps(self) -> float:
-        return len(self.latencies) / self.seconds if self.latencies else 64 / self.seconds
+        return (len(self.latencies) or CLIPS) / self.seconds
 
 
 def server_args(model: str) -> tuple[list[str], str, Path]:
@@ -73,34 +75,6 @@ def server_args(model: str) -> tuple[list[str], str, Path]:
         print(f"building {BIG_NEMO} with NeMo (once) ...", file=sys.stderr)
         build_tdt(BIG_NEMO, speechlike=True, speech_rate=True)
     return ["--model", f"bench={BIG_NEMO}", "--cache-dir", str(CACHE / "models")], "bench", BIG_NEMO
-
-
-def proc_rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class Sampler:
-    """Peak RSS of another process, sampled every 20 ms while inside the block."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak = pid, 0
-
-    def __enter__(self) -> Sampler:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            self.peak = max(self.peak, proc_rss(self.pid))
-            if self._stop.wait(0.02):
-                return
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 class Server:
@@ -177,7 +151,7 @@ def run_server(label: str, args: list[str], name: str, clips: list[Path], levels
             server.transcribe(clip, name)
         rows, texts = [], {}
         for clients in levels:
-            with Sampler(server.process.pid) as memory:
+            with PeakRSS(server.process.pid, interval=0.02) as memory:
                 seconds, latencies, texts = load(server, name, clips, clients)
             agree = agreement(texts, reference) if reference is not None else "-"
             rows.append(Row(label, clients, seconds, latencies, memory.peak, agree))
@@ -235,7 +209,6 @@ def run_nemo(nemo_file: Path, clips: list[Path], reference: dict) -> Row:
 def nemo_worker(nemo_file: str, clips: list[str]) -> None:
     channel = result_channel()
     import torch
-    from _common import PeakRSS
     from nemo.collections.asr.models import ASRModel
 
     torch.set_num_threads(os.cpu_count() or 1)
