@@ -114,12 +114,7 @@ class Recognizer:
     ) -> list[Transcript]:
         """Transcripts of `signals` (mono, at `sample_rate`), decoded together."""
         if self.kind == "parakeet":
-            results: list[Transcript] = [None] * len(signals)  # type: ignore[list-item]
-            for index, result in self.model.transcribe_many(list(signals), batch_size=batch_size):
-                if isinstance(result, Exception):
-                    raise result
-                results[index] = result
-            return results
+            return self.model.transcribe(list(signals), batch_size=batch_size)
         target = options.target_language
         return list(
             self.model.transcribe(
