@@ -126,8 +126,15 @@ class Ours(Worker):
         self.mx = mx
         mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
         kwargs = {"quantize": quantize} if quantize else {}
+        # The baseline converts the .nemo with its own converter: an earlier revision may not
+        # read the model directories of this one.
+        source, cache = (
+            (args.model, CACHE / "models-baseline")
+            if args.worker == "baseline"
+            else (args.model_dir, CACHE / "models")
+        )
         self.model = parakeet.load(
-            args.model_dir, dtype=args.dtype, verbose=False, cache_dir=CACHE / "models", **kwargs
+            source, dtype=args.dtype, verbose=False, cache_dir=cache, **kwargs
         )
 
     def run(self, audio: list[np.ndarray], batch: int) -> list[list[int]]:
@@ -255,12 +262,23 @@ def port_directory(model_dir: Path) -> Path:
     return port
 
 
+def baseline_path(tree: Path | None) -> str:
+    """PYTHONPATH putting the packages of `tree` (a checkout of an earlier revision, e.g. a
+    `git worktree`) before the installed ones, so its worker runs that revision's code."""
+    if tree is None:
+        raise SystemExit("system 'baseline' needs --baseline TREE")
+    roots = sorted((tree / "packages").glob("*/src")) + sorted((tree / "apps").glob("*/src"))
+    if not roots:
+        raise SystemExit(f"--baseline {tree}: no packages/*/src or apps/*/src there")
+    return os.pathsep.join(str(r.resolve()) for r in roots)
+
+
 def make_worker(args: argparse.Namespace) -> Worker:
     if args.worker == "nemo":
         return NeMo(args)
     if args.worker == "port":
         return Port(args)
-    if args.worker in ("ours", "ours-refblas"):  # the latter: MLX's bundled reference BLAS
+    if args.worker in ("ours", "ours-refblas", "baseline"):  # refblas: MLX's bundled BLAS
         return Ours(args, None)
     if args.worker.startswith("ours-q"):
         return Ours(args, int(args.worker.removeprefix("ours-q")))
@@ -322,6 +340,8 @@ def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> li
         command = ["--worker", system, "--workload", workload, "--device", args.device,
                    "--dtype", args.dtype, "--model", str(args.model), "--model-dir", str(model_dir)]  # fmt: skip
         env = os.environ | ({"MLX_CPU_BLAS": "off"} if system == "ours-refblas" else {})
+        if system == "baseline":
+            env = env | {"PYTHONPATH": baseline_path(args.baseline)}
         procs[system] = start_worker(__file__, *command, env=env)
     rows = {s: Row(s, workload, seconds, [], 0, 0, []) for s in systems}
     for system, proc in procs.items():
@@ -446,6 +466,10 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
                   f"{row.device / 2**30:10.2f} {ids:>20s}")  # fmt: skip
         port = next((r for r in group if r.system == "port"), None)
         ours = next((r for r in group if r.system == "ours"), None)
+        base = next((r for r in group if r.system == "baseline"), None)
+        if base and ours:
+            print(f"{'':10s} ours vs baseline: {ours.wall / base.wall:.2f}x its time, "
+                  f"{ours.rss / base.rss:.2f}x its RSS; token ids {agreement(ours.ids, base.ids)}")  # fmt: skip
         if port and ours:
             print(f"{'':10s} ours vs parakeet-mlx: {port.wall / ours.wall:.2f}x faster; "
                   f"token ids {agreement(ours.ids, port.ids)}")  # fmt: skip
@@ -466,7 +490,11 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--systems", nargs="+", default=["ours", "nemo", "port"],
-                        help="ours, ours-q8, ours-q4, ours-refblas (MLX_CPU_BLAS=off), nemo, port")  # fmt: skip
+                        help="ours, ours-q8, ours-q4, ours-refblas (MLX_CPU_BLAS=off), nemo, port, "
+                             "baseline (ours at the revision checked out in --baseline)")  # fmt: skip
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout of an earlier revision (git worktree add DIR REV) to time as "
+                             "system 'baseline': a regression check in one run")  # fmt: skip
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", type=Path, default=MODEL)
