@@ -24,11 +24,15 @@ from nemo_mlx_convert import convert_nemo, open_model_directory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 AUDIO = FIXTURES / "audio"
-# make_model_fixtures.py: one structural variant each; make_checkpoint_fixtures.py: NVIDIA's
-# released checkpoints, configured as published with only sizes shrunk
+# make_model_fixtures.py: one structural variant each; make_checkpoint_fixtures.py (and
+# make_char_checkpoint_fixtures.py): NVIDIA's released checkpoints, configured as published
+# with only sizes shrunk
 NAMES = ["tdt", "rnnt", "ctc", "hybrid_tdt_ctc"]
 CHECKPOINTS = ["parakeet-tdt-0.6b-v2", "parakeet-tdt-0.6b-v3", "parakeet-rnnt-1.1b",
-               "parakeet-ctc-1.1b", "parakeet-tdt_ctc-110m"]  # fmt: skip
+               "parakeet-ctc-1.1b", "parakeet-tdt_ctc-110m",
+               # character-vocabulary classes, the original Conformer (make_char_checkpoint_fixtures.py)
+               "stt_zh_conformer_transducer_large", "conformer_ctc_char",
+               "conformer_hybrid_transducer_ctc_char"]  # fmt: skip
 PATHS = [FIXTURES / "models" / n for n in NAMES] + [
     FIXTURES / "checkpoints" / n for n in CHECKPOINTS
 ]

@@ -14,7 +14,10 @@ MODELS = ["models/tdt", "models/rnnt", "models/ctc", "models/hybrid_tdt_ctc",
           # NVIDIA's released checkpoints, configured as published (make_checkpoint_fixtures.py)
           "checkpoints/parakeet-tdt-0.6b-v2", "checkpoints/parakeet-tdt-0.6b-v3",
           "checkpoints/parakeet-rnnt-1.1b", "checkpoints/parakeet-ctc-1.1b",
-          "checkpoints/parakeet-tdt_ctc-110m"]  # fmt: skip
+          "checkpoints/parakeet-tdt_ctc-110m",
+          # NeMo's character-vocabulary classes (make_char_checkpoint_fixtures.py)
+          "checkpoints/stt_zh_conformer_transducer_large", "checkpoints/conformer_ctc_char",
+          "checkpoints/conformer_hybrid_transducer_ctc_char"]  # fmt: skip
 CLIPS = list(json.loads((FIXTURES / "audio" / "clips.json").read_text())["clips"])
 SHORT = "shorter_than_frame_16k.wav"  # under 1 s: NeMo pads it (see below)
 

@@ -53,6 +53,56 @@ def test_every_section_of_a_published_config_is_read(name):
         assert decoder.final_layer_norm == cfg["transf_decoder"]["pre_ln_final_layer_norm"]
 
 
+# NeMo's recipes of the character-vocabulary Conformer classes (training configs: `model:` with
+# OmegaConf interpolations), the configs of tests/fixtures/checkpoints' char fixtures
+RECIPES = ["stt_zh_conformer_transducer_large", "conformer_ctc_char",
+           "conformer_hybrid_transducer_ctc_char"]  # fmt: skip
+
+
+def _recipe(name: str) -> dict:
+    """A recipe's `model` section, its `${model.a.b}` interpolations resolved."""
+    model = _config(name)["model"]
+
+    def resolve(node):
+        if isinstance(node, dict):
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        if isinstance(node, str) and node.startswith("${model.") and node.endswith("}"):
+            value = model
+            for part in node[len("${model.") : -1].split("."):
+                value = value[part]
+            return resolve(value)
+        return node
+
+    return resolve(model)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_the_original_conformer_of_a_char_recipe_is_read_at_full_size(name):
+    """Not the FastConformer: striding x4 subsampling with d_model channels, kernel 31,
+    xscaling, at the recipe's real size; the CTC head's vocabulary is the labels."""
+    cfg = _recipe(name)
+    encoder = ConformerConfig.from_nemo(cfg["encoder"])
+    assert (encoder.subsampling, encoder.subsampling_factor, encoder.conv_kernel_size) == (
+        "striding",
+        4,
+        31,
+    )
+    assert encoder.xscaling
+    assert encoder.subsampling_conv_channels == encoder.d_model
+    assert (encoder.d_model, encoder.n_layers) == (
+        cfg["encoder"]["d_model"],
+        cfg["encoder"]["n_layers"],
+    )
+    assert LogMelConfig.from_nemo(cfg["preprocessor"]).n_mels == encoder.feat_in
+    ctc = cfg["decoder"] if "joint" not in cfg else (cfg.get("aux_ctc") or {}).get("decoder")
+    if ctc is not None:
+        assert CTCConfig.from_nemo({**ctc, "feat_in": encoder.d_model}).vocab_size == len(
+            cfg["labels"]
+        )
+
+
 def _with(cfg: dict, path: str, key: str) -> dict:
     """`cfg` with `key: 1` added to the section at dotted `path`."""
     section = cfg

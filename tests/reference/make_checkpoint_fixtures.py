@@ -54,6 +54,7 @@ from nemo.collections.asr.models import (
     ASRModel,
     EncDecCTCModelBPE,
     EncDecHybridRNNTCTCBPEModel,
+    EncDecHybridRNNTCTCModel,
     EncDecRNNTBPEModel,
 )
 from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
@@ -289,12 +290,19 @@ def _set(section: dict[str, Any], key: str, value: Any, path: str, shrunk: dict)
         section[key] = value
 
 
-def shrink(published: dict[str, Any], tokenizer: dict[str, Any], hybrid: bool) -> tuple[dict, dict]:
-    """The published config with only `SIZES` changed; returns (config, {path: [old, new]})."""
+def shrink(
+    published: dict[str, Any], tokenizer: dict[str, Any] | None, hybrid: bool
+) -> tuple[dict, dict]:
+    """The published config with only `SIZES` changed; returns (config, {path: [old, new]}).
+
+    `tokenizer` is the `tokenizer` section (None for a character model, whose vocabulary is
+    its `labels`: the caller sets them)."""
     config = {k: v for k, v in published.items() if k in SECTIONS}
     config = json.loads(json.dumps(config))  # a deep copy
     shrunk: dict[str, list[Any]] = {}
-    config["tokenizer"], config["optim"] = tokenizer, None
+    if tokenizer is not None:
+        config["tokenizer"] = tokenizer
+    config["optim"] = None
     d, pred, joint = SIZES["d_model"], SIZES["pred_hidden"], SIZES["joint_hidden"]
     enc = config["encoder"]
     for key in ("n_layers", "d_model", "n_heads"):
@@ -331,14 +339,39 @@ def shrink(published: dict[str, Any], tokenizer: dict[str, Any], hybrid: bool) -
 def make_fixture(
     name: str, spec: Checkpoint, signals: dict[str, np.ndarray], work: Path, staging: Path
 ) -> None:
-    config_path = CONFIGS / f"{name}.yaml"
     published, sources = full_config(name, spec)
     tokenizer = train_tokenizer(work / name / "tokenizer", published, spec)
-    config, shrunk = shrink(published, tokenizer, spec.cls is EncDecHybridRNNTCTCBPEModel)
+    config, shrunk = shrink(published, tokenizer, issubclass(spec.cls, EncDecHybridRNNTCTCModel))
+    texts = [line for line in corpus(spec.text, random.Random(SEED))[:48]]
+    tokenizer_sha = base.file_sha256(Path(tokenizer["dir"]) / "tokenizer.model")
+    save_and_record(name, spec, config, texts, signals, staging, COMMAND,
+                    {"tokenizer_model_sha256": tokenizer_sha},
+                    {"shrunk": shrunk, "config_sources": sources})  # fmt: skip
+
+
+def save_and_record(
+    name: str,
+    spec: Checkpoint,
+    config: dict[str, Any],
+    texts: list[str],
+    signals: dict[str, np.ndarray],
+    staging: Path,
+    command: str,
+    provenance: dict[str, Any],
+    about: dict[str, Any],
+    checkpoint: str | None = None,
+) -> None:
+    """Build `spec.cls` from the shrunk `config`, make its decisions depend on the audio,
+    save it, and write NeMo's references of the restored model to `staging`.
+
+    `texts` drive the prediction net while tuning (transducers); `provenance` goes after the
+    command and versions, `about` (what was shrunk, where values came from) after the
+    config's name; `checkpoint` is the model id recorded (default `nvidia/<name>`).
+    """
+    config_path = CONFIGS / f"{name}.yaml"
     torch.manual_seed(SEED)
     model = spec.cls(cfg=OmegaConf.create(config)).eval()
     speech = [signals[c] for c in base.SPEECH_CLIPS]
-    texts = [line for line in corpus(spec.text, random.Random(SEED))[:48]]
     chosen = base.make_decisions_depend_on_audio(model, speech, texts, spec.blank_share)
     path = staging / f"{name}.nemo"
     model.save_to(str(path))
@@ -346,22 +379,21 @@ def make_fixture(
     decoding = restored.cfg.get("decoding") or {}
     arrays, meta = base.references(restored, signals)
     meta.update(
-        checkpoint=f"nvidia/{name}",
+        checkpoint=checkpoint or f"nvidia/{name}",
         published_config=str(config_path.relative_to(base.ROOT)),
         published_config_sha256=base.file_sha256(config_path),
-        shrunk=shrunk,
-        config_sources=sources,
+        **about,
         decoding_strategy=decoding.get("strategy"),
         max_symbols=(decoding.get("greedy") or {}).get("max_symbols"),
     )
     meta = {
-        **base.made_by(f"{COMMAND} {name}"),
-        "tokenizer_model_sha256": base.file_sha256(Path(tokenizer["dir"]) / "tokenizer.model"),
+        **base.made_by(f"{command} {name}"),
+        **provenance,
         "weight_choices": chosen,
         **meta,
     }
     print(f"{name}: {path.stat().st_size / 1e6:.2f} MB .nemo, {meta['geometry']}")
-    print(f"  shrunk: {json.dumps(shrunk)}")
+    print(f"  shrunk: {json.dumps(meta.get('shrunk'), ensure_ascii=False)}")
     print(f"  stats: {json.dumps(meta['stats'])}")
     base.check_varied(meta["stats"])
     np.savez_compressed(staging / f"{name}.npz", **arrays)

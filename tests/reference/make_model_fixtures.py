@@ -57,9 +57,12 @@ import sentencepiece
 import torch
 from nemo.collections.asr.models import (
     ASRModel,
+    EncDecCTCModel,
     EncDecCTCModelBPE,
     EncDecHybridRNNTCTCBPEModel,
+    EncDecHybridRNNTCTCModel,
     EncDecRNNTBPEModel,
+    EncDecRNNTModel,
 )
 from nemo.collections.asr.parts.preprocessing.segment import AudioSegment
 from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
@@ -360,17 +363,49 @@ def encode(model: ASRModel, signals: list[np.ndarray]) -> Encoded:
     return Encoded(features, feature_len, encoded, encoded_len)
 
 
+# The checks below take NeMo's base classes, so that they hold for the BPE classes (their
+# subclasses) and for the character-vocabulary ones (make_char_checkpoint_fixtures.py) alike.
+
+
 def has_transducer(model: ASRModel) -> bool:
-    return isinstance(model, (EncDecRNNTBPEModel, EncDecHybridRNNTCTCBPEModel))
+    return isinstance(model, EncDecRNNTModel)  # hybrids included
+
+
+def is_hybrid(model: ASRModel) -> bool:
+    return isinstance(model, EncDecHybridRNNTCTCModel)
 
 
 def ctc_head(model: ASRModel) -> tuple[torch.nn.Module, Any] | None:
     """The CTC decoder module and its decoding object, where the model has a CTC head."""
-    if isinstance(model, EncDecCTCModelBPE):
+    if isinstance(model, EncDecCTCModel):
         return model.decoder, model.decoding
-    if isinstance(model, EncDecHybridRNNTCTCBPEModel):
+    if is_hybrid(model):
         return model.ctc_decoder, model.ctc_decoding
     return None
+
+
+def labels(model: ASRModel) -> list[str] | None:
+    """A character model's vocabulary (NeMo's `labels`), None for a tokenizer model."""
+    if hasattr(model, "tokenizer"):
+        return None
+    head = model.joint if has_transducer(model) else model.decoder
+    return list(head.vocabulary)
+
+
+def vocab_size(model: ASRModel) -> int:
+    """Labels without blank; blank's id."""
+    chars = labels(model)
+    return model.tokenizer.vocab_size if chars is None else len(chars)
+
+
+def text_to_ids(model: ASRModel, text: str) -> list[int]:
+    """`text` in the model's ids: its tokenizer, or one label per character (characters
+    outside the labels left out, as NeMo's char parser leaves them out)."""
+    chars = labels(model)
+    if chars is None:
+        return model.tokenizer.text_to_ids(text)
+    index = {label: i for i, label in enumerate(chars)}
+    return [index[c] for c in text if c in index]
 
 
 def with_timestamps(cfg: DictConfig) -> DictConfig:
@@ -385,7 +420,7 @@ def enable_timestamps(model: ASRModel) -> None:
 
     No decision changes: NeMo only records more per token (TDT: also the durations).
     """
-    if isinstance(model, EncDecHybridRNNTCTCBPEModel):
+    if is_hybrid(model):
         ctc_cfg = with_timestamps(model.cfg.aux_ctc.decoding)
         model.change_decoding_strategy(ctc_cfg, decoder_type="ctc", verbose=False)
         rnnt_cfg = with_timestamps(model.cfg.decoding)
@@ -556,7 +591,7 @@ def prediction_outputs(model: ASRModel, texts: list[str]) -> torch.Tensor:
     """
     outputs = []
     for text in texts:
-        ids = torch.tensor([model.tokenizer.text_to_ids(text)])
+        ids = torch.tensor([text_to_ids(model, text)])
         out, *_ = model.decoder.predict(ids, None, add_sos=True, batch_size=1)
         outputs.append(out[0])
     return torch.cat(outputs)
@@ -861,7 +896,7 @@ def beam_nbest(model: ASRModel, signals: dict[str, np.ndarray]) -> dict[str, lis
         cfg.strategy = BEAM["strategy"]
         cfg.beam = {k: v for k, v in BEAM.items() if k != "strategy"}
         cfg.compute_timestamps = False  # TDT beam hypotheses lack the durations timestamps need
-    switch = {"decoder_type": "rnnt"} if isinstance(model, EncDecHybridRNNTCTCBPEModel) else {}
+    switch = {"decoder_type": "rnnt"} if is_hybrid(model) else {}
     model.change_decoding_strategy(cfg, verbose=False, **switch)
     out = {}
     for clip in list(signals)[:BEAM_CLIPS]:
@@ -887,7 +922,7 @@ def geometry(model: ASRModel, config: dict[str, Any]) -> dict[str, Any]:
             "subsampling_conv_channels", "self_attention_model", "att_context_size")  # fmt: skip
     geo = {
         "parameters": sum(p.numel() for p in model.parameters()),
-        "vocab_size": model.tokenizer.vocab_size,
+        "vocab_size": vocab_size(model),
         **{k: config["encoder"][k] for k in keys},
     }
     if has_transducer(model):
@@ -913,7 +948,7 @@ def references(model: ASRModel, signals: dict[str, np.ndarray]) -> tuple[dict, d
         "decoding_strategy": STRATEGY,
         "max_symbols": MAX_SYMBOLS,
         "geometry": geometry(model, config),
-        "stats": decision_stats(clips, arrays, blank=model.tokenizer.vocab_size),
+        "stats": decision_stats(clips, arrays, blank=vocab_size(model)),
         "config": config,
         "clips": clips,
         "batched": batch_references(model, signals, arrays, clips),
@@ -927,7 +962,7 @@ def references(model: ASRModel, signals: dict[str, np.ndarray]) -> tuple[dict, d
     meta["transcribe_batched_differences"] = transcribe_differences(
         meta["transcribe"], meta["transcribe_batched"]
     )
-    if isinstance(model, EncDecHybridRNNTCTCBPEModel):
+    if is_hybrid(model):
         model.change_decoding_strategy(decoder_type="ctc", verbose=False)
         meta["transcribe_ctc"] = transcripts(model, signals, batch_size=1)
     return arrays, meta

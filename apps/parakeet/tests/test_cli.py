@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import itertools
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,29 @@ def test_a_wordpiece_tokenizer_is_refused_in_one_line(cache, tmp_path):
     assert result.stderr.decode() == (
         f"parakeet: error: {converted}: WordPiece (wpe) tokenizers are not supported yet; "
         "SentencePiece (bpe) checkpoints are\n"
+    )
+
+
+def test_a_checkpoint_without_a_conformer_encoder_is_refused_in_one_line(cache, tmp_path):
+    """NeMo's character CTC class is also QuartzNet's, Jasper's and Citrinet's (a ConvASREncoder):
+    the class and the encoder are named, and what runs (the config is read before the weights)."""
+    config = {"target": "nemo.collections.asr.models.ctc_models.EncDecCTCModel",
+              "labels": [" ", "a", "b"],
+              "encoder": {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 64},
+              "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+                          "feat_in": 1024, "num_classes": 3, "vocabulary": [" ", "a", "b"]}}  # fmt: skip
+    nemo = tmp_path / "quartznet-like.nemo"
+    with tarfile.open(nemo, "w") as archive:
+        data = json.dumps(config).encode()  # JSON is YAML
+        member = tarfile.TarInfo("./model_config.yaml")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    result = run(str(AUDIO / "odd_length_16k.wav"), "--model", str(nemo), cache=cache)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"parakeet: error: {nemo}: EncDecCTCModel with a ConvASREncoder encoder (QuartzNet, "
+        "Jasper, Citrinet) is not supported; supported: Conformer and FastConformer encoders "
+        "(ConformerEncoder)\n"
     )
 
 

@@ -182,6 +182,12 @@ def _unknown_tensor(name, data):
     return buffer.getvalue()
 
 
+def _conv_asr(config: dict) -> None:
+    """A char CTC class whose encoder is not a Conformer (QuartzNet, Citrinet)."""
+    config["target"] = "nemo.collections.asr.models.ctc_models.EncDecCTCModel"
+    config["encoder"] = {"_target_": "nemo.collections.asr.modules.ConvASREncoder", "feat_in": 80}
+
+
 def _written(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -193,6 +199,7 @@ CASES = {
     "no weights": (lambda src, dst: _rewrite(src, dst, lambda n, d: None if n == "model_weights.ckpt" else d), "model_weights.ckpt"),
     "no tokenizer": (lambda src, dst: _rewrite(src, dst, lambda n, d: None if n.endswith("tokenizer.model") else d), "lacks"),
     "unknown class": (lambda src, dst: _rewrite(src, dst, _config_edit(lambda c: c.update(target="nemo.collections.asr.models.SLUIntentSlotBPEModel"))), "not supported; supported"),
+    "QuartzNet-like": (lambda src, dst: _rewrite(src, dst, _config_edit(_conv_asr)), "EncDecCTCModel with a ConvASREncoder encoder (QuartzNet, Jasper, Citrinet) is not supported; supported: Conformer and FastConformer encoders (ConformerEncoder)"),
     "malicious pickle": (lambda src, dst: _rewrite(src, dst, _malicious_weights), "not allowed"),
     "unexpected tensor": (lambda src, dst: _rewrite(src, dst, _unknown_tensor), "unsupported model variant"),
     "missing file": (lambda src, dst: dst, "no such file"),

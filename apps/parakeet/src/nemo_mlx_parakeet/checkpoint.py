@@ -12,7 +12,7 @@ from mlx_conformer import Conformer, quantize_linears
 from mlx_ctc_decoder import CTCHead
 from mlx_transducer import Transducer
 from nemo_mlx_convert import ModelDirectory
-from speech_transcript.checkpoints import CTC_CLASS, model_class_problem
+from speech_transcript.checkpoints import CTC_CLASSES, model_class_problem
 
 from .errors import ParakeetError
 from .tokenizer import Tokenizer
@@ -40,7 +40,7 @@ def load_parts(
     weights = mx.load(str(model_dir.weights))
     frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
     encoder = Conformer.from_nemo(cfg, weights)
-    transducer = None if model_class == CTC_CLASS else Transducer.from_nemo(cfg, weights)
+    transducer = None if model_class in CTC_CLASSES else Transducer.from_nemo(cfg, weights)
     # a hybrid's head is `ctc_decoder.*`, a CTC model's `decoder.*`: the class decides
     ctc = CTCHead.from_nemo(cfg, weights, model_class)
     if dtype != mx.float32:

@@ -1,4 +1,5 @@
-"""Turning model token ids into text the way NeMo's SentencePiece tokenizer does."""
+"""Turning model token ids into text the way NeMo's decoding does: through the SentencePiece
+tokenizer (BPE classes), or by joining the labels of a character vocabulary (`CharTokenizer`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import sentencepiece as spm
 
 from nemo_mlx_convert import ModelDirectory
+from speech_transcript.checkpoints import CHAR_CLASSES
 
 from .errors import ParakeetError
 
@@ -48,6 +50,8 @@ class Tokenizer:
     @classmethod
     def from_model_directory(cls, model_dir: ModelDirectory) -> Tokenizer:
         cfg: Mapping[str, Any] = model_dir.nemo_config
+        if model_dir.model_class in CHAR_CLASSES:
+            return CharTokenizer.from_config(cfg, model_dir.path)
         tokenizer_cfg = cfg.get("tokenizer") or {}
         kind = tokenizer_cfg.get("type", "bpe")
         if kind == "wpe":
@@ -69,9 +73,7 @@ class Tokenizer:
                 [processor.id_to_piece(i) for i in range(processor.get_piece_size())], processor
             )
         # The existing MLX ports ship no tokenizer file; NeMo's config lists the pieces.
-        vocabulary = (cfg.get("joint") or {}).get("vocabulary") or (cfg.get("decoder") or {}).get(
-            "vocabulary"
-        )
+        vocabulary = _vocabulary(cfg)
         if not vocabulary:
             raise ParakeetError(
                 f"{model_dir.path}: no tokenizer model and no vocabulary in the config"
@@ -114,3 +116,28 @@ class Tokenizer:
         if self._space_before_punctuation is not None:
             text = self._space_before_punctuation.sub(r"\2", text)
         return text
+
+
+class CharTokenizer(Tokenizer):
+    """A character vocabulary (NeMo's `labels`), decoded as `CTCDecoding` / `RNNTDecoding` do:
+    a token's text is its label, text is the labels joined as they are (no word-start marker,
+    nothing stripped: a leading space stays), and a word starts at the space label, which
+    `timestamps.word_spans` gets from pieces equal to their texts."""
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], where: object) -> CharTokenizer:
+        labels = _vocabulary(cfg) or cfg.get("labels")
+        if not labels:
+            raise ParakeetError(f"{where}: a character model with no `labels` in its config")
+        return cls([str(label) for label in labels])
+
+    def decode_pieces(self, pieces: Sequence[str]) -> str:
+        return "".join(pieces)
+
+
+def _vocabulary(cfg: Mapping[str, Any]) -> list[str] | None:
+    """The vocabulary NeMo's decoding reads: the joint's (transducers, hybrids), else the CTC
+    decoder's."""
+    return (cfg.get("joint") or {}).get("vocabulary") or (cfg.get("decoder") or {}).get(
+        "vocabulary"
+    )

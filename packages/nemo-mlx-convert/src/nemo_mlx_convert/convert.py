@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ConversionError
-from .mapping import MODEL_CLASSES, map_state_dict, supported_classes
+from .mapping import MODEL_CLASSES, encoder_problem, map_state_dict, supported_classes
 from .model_dir import (
     CONFIG_FILE,
     FORMAT,
@@ -243,6 +243,8 @@ def _model_class(config: Mapping[str, Any], source: Path) -> str:
         raise ConversionError(
             f"model class {target!r} is not supported; supported: {', '.join(supported_classes())}"
         )
+    if problem := encoder_problem(config, target):
+        raise ConversionError(f"{source}: {problem}")
     return target
 
 

@@ -79,11 +79,21 @@ _SEQ2SEQ = (
 _SEQ2SEQ_RULES = tuple((re.compile(p), r) for p, r in _SEQ2SEQ)
 _HEAD_LAYER = re.compile(r"log_softmax\.mlp\.layer(\d+)\.(weight|bias)")
 
-# NeMo target class -> the families of tensors such a model holds.
+# NeMo target class -> the families of tensors such a model holds. The character-vocabulary
+# classes (`EncDecRNNTModel`, `EncDecCTCModel`, `EncDecHybridRNNTCTCModel`) hold the same
+# modules under the same names as their BPE subclasses; only the vocabulary differs.
+_ASR = "nemo.collections.asr.models"
 MODEL_CLASSES: dict[str, tuple[str, ...]] = {
-    "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel": (*_ENCODER, *_TRANSDUCER),
-    "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE": (*_ENCODER, _CTC_HEAD),
-    "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel": (
+    f"{_ASR}.rnnt_bpe_models.EncDecRNNTBPEModel": (*_ENCODER, *_TRANSDUCER),
+    f"{_ASR}.ctc_bpe_models.EncDecCTCModelBPE": (*_ENCODER, _CTC_HEAD),
+    f"{_ASR}.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel": (
+        *_ENCODER,
+        *_TRANSDUCER,
+        _HYBRID_CTC_HEAD,
+    ),
+    f"{_ASR}.rnnt_models.EncDecRNNTModel": (*_ENCODER, *_TRANSDUCER),
+    f"{_ASR}.ctc_models.EncDecCTCModel": (*_ENCODER, _CTC_HEAD),
+    f"{_ASR}.hybrid_rnnt_ctc_models.EncDecHybridRNNTCTCModel": (
         *_ENCODER,
         *_TRANSDUCER,
         _HYBRID_CTC_HEAD,
@@ -112,8 +122,36 @@ class MappedWeights:
     dropped: dict[str, str] = field(default_factory=dict)
 
 
+# Encoders NeMo's ASR classes can hold that no model package implements, and the checkpoints
+# users know them from (for the one-line refusal).
+_OTHER_ENCODERS = {
+    "ConvASREncoder": "QuartzNet, Jasper, Citrinet",
+    "SqueezeformerEncoder": "Squeezeformer",
+    "ParallelConvASREncoder": "ContextNet-style",
+    "RNNEncoder": "LSTM",
+}
+
+
 def supported_classes() -> list[str]:
     return sorted(MODEL_CLASSES)
+
+
+def encoder_problem(config: Mapping, model_class: str) -> str | None:
+    """None if the model's encoder is a `ConformerEncoder` (Conformer and FastConformer, the
+    one mlx-conformer implements), else why not, in one line naming class and encoder.
+
+    The class alone does not tell: `EncDecCTCModel` is QuartzNet's and Citrinet's class as
+    well as a character Conformer-CTC's.
+    """
+    encoder = config.get("encoder") or {}
+    target = str(encoder.get("_target_") or encoder.get("target") or "").rsplit(".", 1)[-1]
+    if target in ("", "ConformerEncoder"):
+        return None
+    known = f" ({_OTHER_ENCODERS[target]})" if target in _OTHER_ENCODERS else ""
+    return (
+        f"{model_class.rsplit('.', 1)[-1]} with a {target} encoder{known} is not supported; "
+        "supported: Conformer and FastConformer encoders (ConformerEncoder)"
+    )
 
 
 def map_state_dict(state: Mapping[str, np.ndarray], model_class: str) -> MappedWeights:

@@ -11,8 +11,16 @@ from typing import Any, Literal
 TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
 CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
 HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
+# The same three families with a character vocabulary (`labels`) instead of a tokenizer:
+# NeMo's older classes (e.g. stt_zh_conformer_transducer_large), decoded by `CTCDecoding` /
+# `RNNTDecoding` rather than their BPE counterparts.
+CHAR_TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_models.EncDecRNNTModel"
+CHAR_CTC_CLASS = "nemo.collections.asr.models.ctc_models.EncDecCTCModel"
+CHAR_HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_models.EncDecHybridRNNTCTCModel"
 MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
-PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS)
+CHAR_CLASSES = (CHAR_TRANSDUCER_CLASS, CHAR_CTC_CLASS, CHAR_HYBRID_CLASS)
+CTC_CLASSES = (CTC_CLASS, CHAR_CTC_CLASS)  # a CTC head only, no transducer
+PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, *CHAR_CLASSES)
 CANARY_CLASSES = (MULTITASK_CLASS,)
 MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
 
