@@ -6,6 +6,7 @@ import pytest
 
 from speech_transcript.checkpoints import (
     CTC_CLASS,
+    EOU_TRANSDUCER_CLASS,
     HYBRID_CLASS,
     MULTITASK_CLASS,
     TRANSDUCER_CLASS,
@@ -19,7 +20,7 @@ from speech_transcript.precision import load_settings
 
 
 def test_each_app_takes_its_classes_and_names_the_other_command():
-    for model_class in (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS):
+    for model_class in (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, EOU_TRANSDUCER_CLASS):
         assert model_class_problem("m", model_class, "parakeet") is None
         assert model_class_problem("m", model_class, "canary") == (
             "m is a Parakeet model: use the `parakeet` command"
@@ -29,7 +30,8 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
         "m is a Canary model (EncDecMultiTaskModel): use the `canary` command"
     )
     supported = (
-        "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel; "
+        "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel, "
+        "EncDecRNNTBPEEOUModel; "
         "`canary` runs EncDecMultiTaskModel"
     )
     for app in ("canary", "parakeet"):

@@ -82,6 +82,8 @@ _HEAD_LAYER = re.compile(r"log_softmax\.mlp\.layer(\d+)\.(weight|bias)")
 # NeMo target class -> the families of tensors such a model holds.
 MODEL_CLASSES: dict[str, tuple[str, ...]] = {
     "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel": (*_ENCODER, *_TRANSDUCER),
+    # NeMo's end-of-utterance RNNT model: an RNNT model whose vocabulary holds <EOU> / <EOB>
+    "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel": (*_ENCODER, *_TRANSDUCER),
     "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE": (*_ENCODER, _CTC_HEAD),
     "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel": (
         *_ENCODER,

@@ -12,7 +12,9 @@ TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEMod
 CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
 HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
 MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
-PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS)
+# NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
+EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
+PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, EOU_TRANSDUCER_CLASS)
 CANARY_CLASSES = (MULTITASK_CLASS,)
 MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
 
