@@ -66,11 +66,13 @@ def model(tmp_path_factory) -> parakeet.Parakeet:
     return parakeet.load(f"{FIXTURE}.nemo", cache_dir=cache, dtype="float32", verbose=False)
 
 
-def test_fixture_emits_markers_on_some_clips_and_frames_only():
-    """The references are worth something: `<EOU>` on some streams and not others."""
-    counts = META["marker_stats"]["<EOU>"]
-    assert any(counts.values())
-    assert not all(counts.values())
+def test_fixture_emits_markers_on_some_frames_only():
+    """The references are worth something: `<EOU>` and `<EOB>` are emitted, on some frames
+    of the long clip and not on others, and `<EOB>` on some clips only."""
+    assert all(META["marker_stats"]["<EOU>"].values())
+    assert not all(META["marker_stats"]["<EOB>"].values())
+    long = META["contexts"]["70_1"]["clips"]["long"]["eou"]
+    assert 0 < len(long["eou_frames"]) < long["frames"] / 10
     assert META["model_class"].endswith("asr_eou_models.EncDecRNNTBPEEOUModel")
 
 

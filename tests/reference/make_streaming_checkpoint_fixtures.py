@@ -36,9 +36,9 @@ as published: NeMo dithers only in training), the tokenizer type and the decodin
   `EncDecRNNTBPEEOUModel` (the recipe's class); the real `.nemo` restores as
   `EncDecRNNTBPEModel`, so the same config and weights are also run as that class
   (`plain_class`: its offline ids, and NeMo's `transcribe` output, which the EOU class cannot
-  give for arrays). The joint's `<EOU>` and `<EOB>` outputs are raised so that each beats the
-  other labels on a set share of (frame, state) samples (`MARKER_SHARES`): the markers are
-  emitted on some clips and frames and not on others (asserted). Recorded besides the keys
+  give for arrays). The joint's `<EOU>` and `<EOB>` outputs are raised so that each beats
+  every other output on a set share of (frame, state) samples (`MARKER_SHARES`): the markers
+  are emitted on some frames and not on others (asserted). Recorded besides the keys
   below: `markers` (their ids), and per lookahead and clip `eou` (NeMo's
   `_get_eou_predictions_from_hypotheses` on the offline hypothesis: the frames it marks with
   `<EOU>` and `<EOB>`). It has one lookahead and no `regular` variant.
@@ -143,8 +143,8 @@ EOU_STATED: dict[str, tuple[Any, str]] = {
     "encoder.feat_in": (128, f"{_EOU_HEADER}: preprocessor.features (the recipe interpolates it)"),
 }
 MARKERS = ("<EOU>", "<EOB>")  # NeMo's EOU_STRING, EOB_STRING (data/audio_to_eou_label_lhotse.py)
-# share of (frame, prediction state) samples on which each marker beats every other label
-MARKER_SHARES = {"<EOU>": 0.05, "<EOB>": 0.02}
+# share of (frame, prediction state) samples on which each marker beats every other output
+MARKER_SHARES = {"<EOU>": 0.08, "<EOB>": 0.03}
 
 
 @dataclass(frozen=True)
@@ -209,12 +209,10 @@ def append_markers(tokenizer: dict[str, Any], markers: tuple[str, ...]) -> None:
 
 
 @torch.no_grad()
-def favour_markers(
-    model: ASRModel, speech: list[np.ndarray], texts: list[str], blank_share: float
-) -> dict[str, Any]:
-    """Raise each marker's joint output so that it beats every other label on its share
-    (`MARKER_SHARES`) of the (frame, state) samples, then set the blank again as
-    `make_decisions_depend_on_audio` does; returns the numbers chosen."""
+def favour_markers(model: ASRModel, speech: list[np.ndarray], texts: list[str]) -> dict[str, Any]:
+    """Raise each marker's joint bias so that it beats every other output, the blank
+    included (as `make_decisions_depend_on_audio` set it), on its share (`MARKER_SHARES`)
+    of the (frame, state) samples; returns the biases chosen."""
     frames = base.encoder_frames(model, speech)
     states = base.prediction_outputs(model, texts)
     hidden = base.output_inputs(model, model.joint, frames, states)
@@ -222,12 +220,11 @@ def favour_markers(
     chosen: dict[str, Any] = {}
     for marker, share in MARKER_SHARES.items():
         label = model.tokenizer.token_to_id(marker)
-        logits = base.logits_of(layer, hidden, slice(0, blank))
+        logits = base.logits_of(layer, hidden, slice(0, blank + 1))
         others = torch.cat([logits[:, :label], logits[:, label + 1 :]], dim=1)
         margin = logits[:, label] - others.max(-1).values
         layer.bias[label] -= base.threshold_between_samples(margin, 1 - share)
         chosen[f"{marker}_bias"] = float(layer.bias[label])
-    chosen["joint_blank_weight"] = base.set_joint_blank(layer, hidden, blank, blank_share)
     return chosen
 
 
@@ -293,14 +290,11 @@ def marker_stats(contexts: dict[str, Any], markers: dict[str, int]) -> dict[str,
 
 
 def check_markers(stats: dict[str, Any], eou: dict[str, Any]) -> None:
-    """`<EOU>` is emitted on some clips and not on others, and on some frames of a clip but
-    not every one: the decision depends on the audio."""
-    counts = stats["<EOU>"]
-    assert any(counts.values()), counts
-    assert not all(counts.values()), counts
+    """`<EOU>` is emitted, on some frames of the long clip and not on others (on fewer than a
+    tenth of them): the decision depends on the audio."""
+    assert any(stats["<EOU>"].values()), stats
     for clips in eou.values():
-        for clip in clips.values():
-            assert len(clip["eou_frames"]) < clip["frames"], clip
+        assert 0 < len(clips["long"]["eou_frames"]) < clips["long"]["frames"] / 10, clips["long"]
 
 
 def load_clips() -> dict[str, np.ndarray]:
@@ -380,7 +374,7 @@ def make_fixture(
         model, list(speech.values()), texts, spec.blank_share
     )
     if checkpoint.markers:
-        chosen.update(favour_markers(model, list(speech.values()), texts, spec.blank_share))
+        chosen.update(favour_markers(model, list(speech.values()), texts))
     path = staging / f"{name}.nemo"
     model.save_to(str(path))
     restored = ASRModel.restore_from(str(path), map_location="cpu").eval()
