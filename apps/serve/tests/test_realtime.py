@@ -151,6 +151,7 @@ def test_end_of_utterance_events_are_the_in_process_streams(server, streamed):
             return await commit(ws)
 
     text, _deltas, others = asyncio.run(run())
+    assert all(e["type"] != "error" for e in others), others
     assert text == transcript.text
     events = [e for e in others if e["type"] == END]
     assert [(e["kind"], e["audio_end_ms"], e["frame"], e["transcript"]) for e in events] == expected

@@ -96,7 +96,7 @@ class RealtimeSession:
             return message["text"]
         return message.get("bytes") or b""
 
-    async def send(self, kind: str, **fields: Any) -> None:
+    async def send(self, kind: str, /, **fields: Any) -> None:
         await self.ws.send_text(json.dumps({"event_id": _id("event"), "type": kind, **fields}))
 
     async def error(self, err: EventError, event_id: str | None = None) -> None:
