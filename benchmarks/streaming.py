@@ -12,7 +12,11 @@ scaled so that greedy decoding emits a token every few frames as on speech):
   dw_striding, chunked_limited attention [[70, 13], [70, 6], [70, 1], [70, 0]], causal
   convolutions, `normalize: NA`): NeMo's exact cache-aware step, one row per lookahead;
 - `offline`: parakeet-tdt-0.6b's geometry (24 layers, d_model 1024) with limited-context
-  streaming: one row per (chunk, left, right) setting.
+  streaming: one row per (chunk, left, right) setting;
+- `eou`: an EncDecRNNTBPEEOUModel of the geometry of NVIDIA's parakeet_realtime_eou_120m-v1
+  (the recipe of tests/reference/configs/parakeet_realtime_eou_120m-v1.yaml at full size: 17
+  layers, d_model 512, 128 mels, [70, 1], 1024 pieces + `<EOU>` + `<EOB>`), its `<EOU>`
+  output raised so that it is emitted about once per 2 s; its own table (below).
 
 Audio: espeak-ng speech synthesised word by word, so that each word's end time is known (the
 last sample above 1% of the word's peak), with pauses of 0.1-0.4 s between words.
@@ -28,6 +32,15 @@ processing time / audio time; below 1 keeps up with real time. `vs offline`: the
 distance between the streamed token ids and those of offline decoding of the whole file
 with the same model (for the cache-aware model, offline with the same attention context).
 `--encoder-steps` times `mlx_conformer`'s cache-aware step alone, per lookahead.
+
+The `eou` model gets the word speech with 1 s of silence after every 8th word (utterances),
+and a table of its own: `utterance end -> event` is the time from an utterance's last word
+end to the end of the processing after which the encoder frame holding that end (the frame
+a trained model marks at the earliest) is final, i.e. the soonest an `EndOfUtterance` event
+can reach the caller (random weights do not mark utterance ends: what the trained model adds
+on top is its own decision delay, 160 ms median per NVIDIA's card); `marker frame -> event`
+is, for every `<EOU>` the random model does emit, the time from the end of the audio of the
+frame it marks to the event's delivery (the update that carries it).
 """
 
 from __future__ import annotations
@@ -51,7 +64,9 @@ TIMES = CACHE / "streaming-words.json"
 MODELS = {
     "cache-aware": CACHE / "fastconformer-hybrid-large-streaming.nemo",
     "offline": CACHE / "tdt-0.6b-speechlike.nemo",
+    "eou": CACHE / "parakeet-realtime-eou-120m.nemo",
 }
+UTTERANCE_WORDS, UTTERANCE_GAP = 8, 1.0  # the eou model's speech: utterances of 8 words
 # (chunk seconds, left frames, right frames) for the offline model
 OFFLINE_SETTINGS = [(0.48, 50, 6), (0.96, 50, 12), (1.92, 50, 12), (0.96, 125, 13)]
 PIECE = 0.1
@@ -90,114 +105,159 @@ def word_speech(count: int = 80) -> tuple[np.ndarray, list[float]]:
     return samples.astype(np.float32) / 32768, ends
 
 
-def build_cache_aware(path: Path) -> None:
-    """A random-weight hybrid RNNT-CTC streaming FastConformer, built and saved by NeMo."""
+def _tokenizer(directory: str) -> None:
+    """A 1024-piece BPE model of random words in `directory`."""
     import string
 
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+
+    rng = random.Random(0)
+    words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
+             for _ in range(5000)]  # fmt: skip
+    text = Path(directory) / "text.txt"
+    text.write_text("\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20000)))
+    create_spt_model(str(text), vocab_size=1024, sample_size=-1, do_lower_case=True,
+                     output_dir=directory, tokenizer_type="bpe")  # fmt: skip
+
+
+def _streaming_config(tokenizer: str, features: int, contexts: list, hybrid: bool) -> dict:
+    """A 17 x 512 cache-aware FastConformer RNNT (and CTC head if `hybrid`) config."""
+    joint = {"joint_hidden": 640, "activation": "relu", "dropout": 0.2,
+             "encoder_hidden": 512, "pred_hidden": 640}  # fmt: skip
+    cfg = {
+        "sample_rate": SAMPLE_RATE,
+        "tokenizer": {"dir": tokenizer, "type": "bpe"},
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "features": features,
+            "window_size": 0.025,
+            "window_stride": 0.01,
+            "n_fft": 512,
+            "normalize": "NA",
+            "dither": 0.0,
+            "pad_to": 0,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+            "feat_in": features,
+            "n_layers": 17,
+            "d_model": 512,
+            "n_heads": 8,
+            "subsampling": "dw_striding",
+            "subsampling_factor": 8,
+            "subsampling_conv_channels": 256,
+            "causal_downsampling": True,
+            "ff_expansion_factor": 4,
+            "self_attention_model": "rel_pos",
+            "att_context_size": contexts,
+            "att_context_style": "chunked_limited",
+            "xscaling": True,
+            "untie_biases": True,
+            "conv_kernel_size": 9,
+            "conv_norm_type": "layer_norm",
+            "conv_context_size": "causal",
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+            "blank_as_pad": True,
+            "prednet": {"pred_hidden": 640, "pred_rnn_layers": 1, "dropout": 0.2},
+        },
+        "joint": {"_target_": "nemo.collections.asr.modules.RNNTJoint", "jointnet": joint},
+        "model_defaults": {"enc_hidden": 512, "pred_hidden": 640, "joint_hidden": 640},
+        "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}},
+        "loss": {"loss_name": "default"},
+        "optim": None,
+    }
+    if hybrid:
+        cfg["aux_ctc"] = {
+            "ctc_loss_weight": 0.3,
+            "decoder": {
+                "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
+                "feat_in": 512,
+                "num_classes": -1,
+                "vocabulary": [],
+            },
+            "decoding": {"strategy": "greedy_batch"},
+        }
+    return cfg
+
+
+def build_cache_aware(path: Path) -> None:
+    """A random-weight hybrid RNNT-CTC streaming FastConformer, built and saved by NeMo."""
     import torch
     from nemo.collections.asr.models import EncDecHybridRNNTCTCBPEModel
-    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
     from omegaconf import OmegaConf
 
     torch.manual_seed(0)
-    rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
-        words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9)))
-                 for _ in range(5000)]  # fmt: skip
-        text = Path(tmp) / "text.txt"
-        text.write_text(
-            "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20000))
-        )
-        create_spt_model(str(text), vocab_size=1024, sample_size=-1, do_lower_case=True, output_dir=tmp,
-                         tokenizer_type="bpe")  # fmt: skip
-        joint = {"joint_hidden": 640, "activation": "relu", "dropout": 0.2,
-                 "encoder_hidden": 512, "pred_hidden": 640}  # fmt: skip
-        cfg = {
-            "sample_rate": SAMPLE_RATE,
-            "tokenizer": {"dir": tmp, "type": "bpe"},
-            "preprocessor": {
-                "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
-                "features": 80,
-                "window_size": 0.025,
-                "window_stride": 0.01,
-                "n_fft": 512,
-                "normalize": "NA",
-                "dither": 0.0,
-                "pad_to": 0,
-            },
-            "encoder": {
-                "_target_": "nemo.collections.asr.modules.ConformerEncoder",
-                "feat_in": 80,
-                "n_layers": 17,
-                "d_model": 512,
-                "n_heads": 8,
-                "subsampling": "dw_striding",
-                "subsampling_factor": 8,
-                "subsampling_conv_channels": 256,
-                "causal_downsampling": True,
-                "ff_expansion_factor": 4,
-                "self_attention_model": "rel_pos",
-                "att_context_size": [[70, 13], [70, 6], [70, 1], [70, 0]],
-                "att_context_style": "chunked_limited",
-                "xscaling": True,
-                "untie_biases": True,
-                "conv_kernel_size": 9,
-                "conv_norm_type": "layer_norm",
-                "conv_context_size": "causal",
-            },
-            "decoder": {
-                "_target_": "nemo.collections.asr.modules.RNNTDecoder",
-                "blank_as_pad": True,
-                "prednet": {"pred_hidden": 640, "pred_rnn_layers": 1, "dropout": 0.2},
-            },
-            "joint": {"_target_": "nemo.collections.asr.modules.RNNTJoint", "jointnet": joint},
-            "model_defaults": {"enc_hidden": 512, "pred_hidden": 640, "joint_hidden": 640},
-            "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 10}},
-            "aux_ctc": {
-                "ctc_loss_weight": 0.3,
-                "decoder": {
-                    "_target_": "nemo.collections.asr.modules.ConvASRDecoder",
-                    "feat_in": 512,
-                    "num_classes": -1,
-                    "vocabulary": [],
-                },
-                "decoding": {"strategy": "greedy_batch"},
-            },
-            "loss": {"loss_name": "default"},
-            "optim": None,
-        }
+        _tokenizer(tmp)
+        cfg = _streaming_config(tmp, 80, [[70, 13], [70, 6], [70, 1], [70, 0]], hybrid=True)
         model = EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg)).eval()
         speechlike(model)
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save_to(str(path))
 
 
-def speechlike(model, tokens_per_frame: float = 0.35) -> None:
+def build_eou(path: Path, eou_per_frame: float = 0.04) -> None:
+    """A random-weight end-of-utterance model of parakeet_realtime_eou_120m-v1's geometry,
+    built and saved by NeMo; `<EOU>`'s bias raised until greedy decoding emits about
+    `eou_per_frame` of them per encoder frame."""
+    import torch
+    from nemo.collections.asr.models.asr_eou_models import EncDecRNNTBPEEOUModel
+    from omegaconf import OmegaConf
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
+    from make_streaming_checkpoint_fixtures import MARKERS, append_markers
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        _tokenizer(tmp)
+        append_markers({"dir": tmp}, MARKERS)
+        cfg = _streaming_config(tmp, 128, [70, 1], hybrid=False)
+        model = EncDecRNNTBPEEOUModel(cfg=OmegaConf.create(cfg)).eval()
+        speechlike(model)
+        speechlike(model, eou_per_frame, label=model.eou_token)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save_to(str(path))
+
+
+def speechlike(model, tokens_per_frame: float = 0.35, label: int | None = None) -> None:
     """Scale the joint as build_tdt's `speechlike` does, then raise the blank's bias until
-    greedy decoding of the word speech emits about one token per three frames (speech)."""
+    greedy decoding of the word speech emits about one token per three frames (speech).
+    With `label`: leave the joint and the blank, and raise that label's bias until it is
+    emitted `tokens_per_frame` times per frame instead."""
     import torch
 
     samples, _ = word_speech()
     signal = torch.from_numpy(samples[: 8 * SAMPLE_RATE])[None]
     layer = model.joint.joint_net[-1]
     blank = model.joint.num_classes_with_blank - 1
+    raised = blank if label is None else label
     with torch.no_grad():
-        layer.weight.mul_(8.0)
+        if label is None:
+            layer.weight.mul_(8.0)
         features, length = model.preprocessor(
             input_signal=signal, length=torch.tensor([signal.shape[1]])
         )
         encoded, encoded_len = model.encoder(audio_signal=features, length=length)
-        base, low, high = float(layer.bias[blank]), 0.0, 16.0
-        for _ in range(12):  # bisect the blank's extra bias: fewer tokens as it grows
-            middle = (low + high) / 2
-            layer.bias[blank] = base + middle
+
+        def rate(extra: float) -> float:
+            layer.bias[raised] = base + extra
             (hyp,) = model.decoding.rnnt_decoder_predictions_tensor(encoded, encoded_len)
-            rate = len(hyp.y_sequence) / int(encoded_len[0])
-            low, high = (middle, high) if rate > tokens_per_frame else (low, middle)
-        layer.bias[blank] = base + high
-        (hyp,) = model.decoding.rnnt_decoder_predictions_tensor(encoded, encoded_len)
-        rate = len(hyp.y_sequence) / int(encoded_len[0])
-    print(f"blank bias +{high:.2f}: {rate:.2f} tokens per frame", file=sys.stderr)
+            ids = [int(i) for i in hyp.y_sequence]
+            emitted = len(ids) if label is None else ids.count(label)
+            return emitted / int(encoded_len[0])
+
+        base, low, high = float(layer.bias[raised]), 0.0, 16.0
+        for _ in range(
+            12
+        ):  # bisect the extra bias: the blank's lowers the rate, a label's raises it
+            middle = (low + high) / 2
+            above = rate(middle) > tokens_per_frame
+            low, high = (middle, high) if above == (label is None) else (low, middle)
+        final = rate(high if label is None else low)
+    print(f"bias of {raised} +{high if label is None else low:.2f}: {final:.3f} per frame",
+          file=sys.stderr)  # fmt: skip
 
 
 def ensure_model(kind: str) -> Path:
@@ -217,23 +277,48 @@ def edit_distance(a: list, b: list) -> int:
     return row[-1]
 
 
-def simulate(model, samples, ends, **options) -> dict:
-    """One stream on the simulated real-time clock; latencies per word and the RTF."""
+def utterance_speech(samples, ends) -> tuple[np.ndarray, list[float], list[float]]:
+    """The word speech with `UTTERANCE_GAP` s of silence after every `UTTERANCE_WORDS`th
+    word: (samples, word end times, utterance end times)."""
+    gap = np.zeros(round(UTTERANCE_GAP * SAMPLE_RATE), dtype=samples.dtype)
+    parts, new_ends, utterances, cut, shift = [], [], [], 0, 0.0
+    for index, end in enumerate(ends):
+        new_ends.append(end + shift)
+        if (index + 1) % UTTERANCE_WORDS == 0:
+            at = round(end * SAMPLE_RATE) + 1
+            parts += [samples[cut:at], gap]
+            cut, shift = at, shift + UTTERANCE_GAP
+            utterances.append(new_ends[-1])
+    parts.append(samples[cut:])
+    return np.concatenate(parts), new_ends, utterances
+
+
+def simulate(model, samples, ends, utterances=(), **options) -> dict:
+    """One stream on the simulated real-time clock; latencies per word and the RTF; for an
+    end-of-utterance model also per utterance end and per marker (see the docstring)."""
     piece = round(PIECE * SAMPLE_RATE)
     frame = model.frame_seconds
     clock = busy = 0.0
     first: dict[int, float] = {}
     final: dict[int, float] = {}
     words = [(i, int(e / frame)) for i, e in enumerate(ends)]
+    utterance_frames = [(u, int(u / frame)) for u in utterances]
+    ended: dict[float, float] = {}
+    markers: list[float] = []
     with model.transcribe_stream(**options) as stream:
         for start in range(0, len(samples), piece):
             arrival = min(start + piece, len(samples)) / SAMPLE_RATE
             clock = max(clock, arrival)
             began = time.perf_counter()
-            stream.add_audio(samples[start : start + piece])
+            update = stream.add_audio(samples[start : start + piece])
             spent = time.perf_counter() - began
             busy += spent
             clock += spent
+            markers += [clock - (e.frame + 1) * frame for e in update.end_of_utterances
+                        if e.kind == "utterance"]  # fmt: skip
+            for end, end_frame in utterance_frames:
+                if end not in ended and stream.final_frames > end_frame:
+                    ended[end] = clock - end
             for index, end_frame in words:
                 if index not in first and stream.seen_frames > end_frame:
                     first[index] = clock - ends[index]
@@ -247,9 +332,15 @@ def simulate(model, samples, ends, **options) -> dict:
     for index, _ in words:  # words decoded only by finalize (the end of the audio)
         first.setdefault(index, clock - ends[index])
         final.setdefault(index, clock - ends[index])
+    for end, _ in utterance_frames:
+        ended.setdefault(end, clock - end)
+    markers += [clock - (e.frame + 1) * frame for e in stream.last_update.end_of_utterances
+                if e.kind == "utterance"]  # fmt: skip
     return {
         "first": list(first.values()),
         "final": list(final.values()),
+        "utterance_ends": list(ended.values()),
+        "markers": markers,
         "rtf": busy / (len(samples) / SAMPLE_RATE),
         "ids": [t.id for t in result.tokens],
     }
@@ -266,18 +357,21 @@ def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
     import nemo_mlx_parakeet as parakeet
 
     model = parakeet.load(ensure_model(kind), cache_dir=CACHE / "models", verbose=False)
-    if kind == "cache-aware":
+    if model.cache_aware:
         contexts = model.encoder.config.att_context_sizes
         settings = [{"context": list(c)} for c in contexts]
     else:
         settings = [{"chunk": c, "context": (lf, rt)} for c, lf, rt in OFFLINE_SETTINGS]
+    utterances: list[float] = []
+    if kind == "eou":
+        samples, ends, utterances = utterance_speech(samples, ends)
     rows = []
     for options in settings:
-        if kind == "cache-aware":  # offline with the same attention context
+        if model.cache_aware:  # offline with the same attention context
             model.encoder.set_default_att_context_size(options["context"])
         offline_ids = [t.id for t in model.transcribe(samples).tokens]
         simulate(model, samples[: 3 * SAMPLE_RATE], ends[:3], **options)  # warm up
-        runs = [simulate(model, samples, ends, **options) for _ in range(repeats)]
+        runs = [simulate(model, samples, ends, utterances, **options) for _ in range(repeats)]
         best = min(runs, key=lambda r: r["rtf"])
         edits = edit_distance(best["ids"], offline_ids)
         rows.append({"model": kind, "options": options, **best, "edits": edits,
@@ -319,7 +413,7 @@ def encoder_steps(samples) -> None:
 
 def describe(row: dict) -> str:
     options = row["options"]
-    if row["model"] == "cache-aware":
+    if row["model"] in ("cache-aware", "eou"):
         left, right = options["context"]
         return f"lookahead {right} (chunk {(right + 1) * row['frame']:.2f} s)"
     left, right = options["context"]
@@ -432,6 +526,8 @@ def main() -> None:
     if args.build:
         if args.build == "cache-aware":
             build_cache_aware(MODELS["cache-aware"])
+        elif args.build == "eou":
+            build_eou(MODELS["eou"])
         else:
             build_tdt(MODELS["offline"], speechlike=True)
         return
@@ -444,12 +540,27 @@ def main() -> None:
         "| model | setting | first token latency (median / p95) | final (median / p95) | RTF | vs offline (edits / offline tokens) |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
+    eou_rows = []
     for kind in args.models:
         for row in run_model(kind, samples, ends, args.repeats):
             f50, f95 = quantiles(row["first"])
             g50, g95 = quantiles(row["final"])
             print(f"| {row['model']} | {describe(row)} | {f50:.2f} / {f95:.2f} s | {g50:.2f} / {g95:.2f} s "
                   f"| {row['rtf']:.2f} | {row['edits']} / {row['offline_tokens']} |", flush=True)  # fmt: skip
+            if kind == "eou":
+                eou_rows.append(row)
+    if eou_rows:
+        print(
+            f"\neou: utterances of {UTTERANCE_WORDS} words, {UTTERANCE_GAP:g} s of silence after each"
+        )
+        print("| setting | utterance end -> event (median / p95) | marker frame -> event (median / p95) "
+              "| markers | RTF |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- |")
+    for row in eou_rows:
+        u50, u95 = quantiles(row["utterance_ends"])
+        m50, m95 = quantiles(row["markers"]) if row["markers"] else (float("nan"),) * 2
+        print(f"| {describe(row)} | {u50:.2f} / {u95:.2f} s | {m50:.2f} / {m95:.2f} s "
+              f"| {len(row['markers'])} | {row['rtf']:.2f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

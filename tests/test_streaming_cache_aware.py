@@ -8,7 +8,9 @@ References come from NeMo's own cache-aware streaming simulation
   stt_en_fastconformer_hybrid_large_streaming_multi and nemotron-speech-streaming-en-0.6b
   configurations, sizes shrunk, every flag kept, left context 70 and lookaheads 13/6/1/0,
   in their published `chunked_limited` style and in the `regular` style (where NeMo streams
-  a clip: it fails on clips whose last chunks are shorter than the regular lookahead).
+  a clip: it fails on clips whose last chunks are shorter than the regular lookahead);
+  and parakeet_realtime_eou_120m-v1's (NeMo's end-of-utterance RNNT, left context 70 and
+  its one lookahead, 1; `tests/test_end_of_utterance.py` holds its markers to NeMo's).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ CHECKPOINTS = ROOT / "fixtures" / "checkpoints"
 AUDIO = ROOT / "fixtures" / "audio"
 MULTI = "stt_en_fastconformer_hybrid_large_streaming_multi"
 NEMOTRON = "nemotron-speech-streaming-en-0.6b"
+EOU = "parakeet_realtime_eou_120m-v1"
 # variant id -> (fixture path without suffix, attention style or None for the published one)
 VARIANTS = {
     "streaming_hybrid": (MODEL, None),
@@ -48,6 +51,7 @@ VARIANTS = {
     f"{MULTI}/regular": (CHECKPOINTS / MULTI, "regular"),
     NEMOTRON: (CHECKPOINTS / NEMOTRON, None),
     f"{NEMOTRON}/regular": (CHECKPOINTS / NEMOTRON, "regular"),
+    EOU: (CHECKPOINTS / EOU, None),
 }
 
 
@@ -158,6 +162,16 @@ def test_checkpoint_fixtures_keep_the_real_contexts(converted, name):
     assert (cfg.use_bias, cfg.xscaling) == ((True, True) if name == MULTI else (False, False))
 
 
+def test_eou_fixture_keeps_the_real_context(converted):
+    """parakeet_realtime_eou_120m-v1: left context 70, lookahead 1 (160 ms chunks), 128 mels."""
+    model = Streaming(CHECKPOINTS / EOU, converted(CHECKPOINTS / EOU))
+    cfg = model.encoder.config
+    assert cfg.att_context_sizes == ((70, 1),)
+    assert (cfg.att_context_style, cfg.causal_downsampling) == ("chunked_limited", True)
+    assert cfg.conv_context_size == (8, 0)
+    assert model.frontend_config.n_mels == cfg.feat_in == 128
+
+
 def test_streaming_config_equals_nemo(model):
     for _, entry in contexts(model):
         ours = streaming_config(model.encoder, entry["att_context_size"])
@@ -206,7 +220,7 @@ def test_streams_nemo_cannot_run_are_refused(model):
 
 def test_features_in_small_pieces_give_the_same_steps(model):
     """Feature frames fed one at a time: the same chunks run, the same outputs come out."""
-    key, entry = contexts(model)[1]
+    key, entry = contexts(model)[min(1, len(model.contexts) - 1)]  # the second, if any
     clip = model.longest(entry)
     streaming = streaming_config(model.encoder, entry["att_context_size"])
     features = model.features(clip)

@@ -4,10 +4,10 @@ outputs for them, lookahead by lookahead.
 Needs the `reference` dependency group (nemo_toolkit[asr]==3.0.0 and torch). From the
 repository root:
 
-    python tests/reference/make_streaming_checkpoint_fixtures.py          # both checkpoints
+    python tests/reference/make_streaming_checkpoint_fixtures.py          # every checkpoint
     python tests/reference/make_streaming_checkpoint_fixtures.py nemotron-speech-streaming-en-0.6b
 
-Two checkpoints, each from the config committed under `tests/reference/configs/` (its source
+Three checkpoints, each from the config committed under `tests/reference/configs/` (its source
 in the file's header), with only sizes shrunk (`make_checkpoint_fixtures.shrink`: layers,
 d_model, heads, subsampling channels, LSTM and joint width, vocabulary) and every flag kept:
 `use_bias`, `xscaling`, `untie_biases`, dw_striding x8 with `causal_downsampling`, layer-norm
@@ -27,6 +27,21 @@ as published: NeMo dithers only in training), the tokenizer type and the decodin
   RNNT only, no biases, no xscaling, 2 LSTM layers, 128 mels, cased tokenizer with
   punctuation. Values the header marks as not verified (heads, xscaling, untie_biases,
   decoding strategy) are the recipe's.
+- `parakeet_realtime_eou_120m-v1`: its complete published config was NOT available either:
+  the config file is NeMo's end-of-utterance training recipe of the model (17 x 512 cache-aware
+  FastConformer-Transducer, `examples/asr/conf/asr_eou/`), with `EOU_STATED` laid over it (128
+  mels, `att_context_size: [70, 1]`, each with its source). The tokenizer ends with the
+  `<EOU>` and `<EOB>` pieces, appended as user-defined pieces after the BPE ones, as the real
+  one has them (ids 1024 and 1025 of 1026; here 126 and 127 of 128). Built as NeMo's
+  `EncDecRNNTBPEEOUModel` (the recipe's class); the real `.nemo` restores as
+  `EncDecRNNTBPEModel`, so the same config and weights are also run as that class
+  (`plain_class`: its offline ids, and NeMo's `transcribe` output, which the EOU class cannot
+  give for arrays). The joint's `<EOU>` and `<EOB>` outputs are raised so that each beats
+  every other output on a set share of (frame, state) samples (`MARKER_SHARES`): the markers
+  are emitted on some frames and not on others (asserted). Recorded besides the keys
+  below: `markers` (their ids), and per lookahead and clip `eou` (NeMo's
+  `_get_eou_predictions_from_hypotheses` on the offline hypothesis: the frames it marks with
+  `<EOU>` and `<EOB>`). It has one lookahead and no `regular` variant.
 
 Weights are NeMo's random initialisation with the offsets and scales of
 `make_model_fixtures.make_decisions_depend_on_audio`, so that greedy decisions vary with the
@@ -68,7 +83,9 @@ from typing import Any
 import numpy as np
 import torch
 from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel, EncDecRNNTBPEModel
+from nemo.collections.asr.models.asr_eou_models import EncDecRNNTBPEEOUModel
 from omegaconf import OmegaConf
+from sentencepiece import sentencepiece_model_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_checkpoint_fixtures as ckpt
@@ -113,10 +130,29 @@ _CLASS_SOURCE = (
 )
 
 
+EOU = "parakeet_realtime_eou_120m-v1"
+_EOU_HEADER = f"tests/reference/configs/{EOU}.yaml, header"
+# What the real parakeet_realtime_eou_120m-v1 has differently from the recipe its config file
+# holds (the header's DIFFERENCES), with the sources the header gives.
+EOU_STATED: dict[str, tuple[Any, str]] = {
+    "encoder.att_context_size": ([70, 1], f"{_EOU_HEADER} [card]: attention context = [70,1]"),
+    "preprocessor.features": (
+        128,
+        f"{_EOU_HEADER} [coreml] numMelBins 128, [onnx] 128-bin mel, [rs] N_MELS 128",
+    ),
+    "encoder.feat_in": (128, f"{_EOU_HEADER}: preprocessor.features (the recipe interpolates it)"),
+}
+MARKERS = ("<EOU>", "<EOB>")  # NeMo's EOU_STRING, EOB_STRING (data/audio_to_eou_label_lhotse.py)
+# share of (frame, prediction state) samples on which each marker beats every other output
+MARKER_SHARES = {"<EOU>": 0.08, "<EOB>": 0.03}
+
+
 @dataclass(frozen=True)
 class StreamingCheckpoint:
     spec: ckpt.Checkpoint
     complete: bool  # the complete published model_config.yaml is in tests/reference/configs
+    regular: bool = True  # also record the `regular` attention style
+    markers: tuple[str, ...] = ()  # pieces appended to the tokenizer (end-of-utterance models)
 
 
 CHECKPOINTS: dict[str, StreamingCheckpoint] = {
@@ -134,7 +170,131 @@ CHECKPOINTS: dict[str, StreamingCheckpoint] = {
         ),
         complete=False,
     ),
+    EOU: StreamingCheckpoint(
+        ckpt.Checkpoint(
+            EncDecRNNTBPEEOUModel,
+            "lower",
+            128 - len(MARKERS),
+            0.8,
+            base=EOU,
+            stated=EOU_STATED,
+        ),
+        complete=False,
+        regular=False,
+        markers=MARKERS,
+    ),
 }
+_EOU_CLASS_SOURCE = (
+    f"{_EOU_HEADER} [finetune]: NeMo's EOU recipe trains EncDecRNNTBPEEOUModel (built here); "
+    "the released .nemo restores as EncDecRNNTBPEModel (run as `plain_class`)"
+)
+
+
+def append_markers(tokenizer: dict[str, Any], markers: tuple[str, ...]) -> None:
+    """Append `markers` to the SentencePiece model as user-defined pieces after all others
+    (NeMo's scripts/tokenizers/add_special_tokens_to_sentencepiece.py does the same), and to
+    its `tokenizer.vocab` and `vocab.txt` as `create_spt_model` writes them."""
+    directory = Path(tokenizer["dir"])
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((directory / "tokenizer.model").read_bytes())
+    for marker in markers:
+        piece = proto.pieces.add()
+        piece.piece, piece.score = marker, 0.0
+        piece.type = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+    (directory / "tokenizer.model").write_bytes(proto.SerializeToString())
+    with (directory / "tokenizer.vocab").open("a", encoding="utf8") as f:
+        f.writelines(f"{marker}\t0\n" for marker in markers)
+    with (directory / "vocab.txt").open("a", encoding="utf8") as f:
+        f.writelines(f"##{marker}\n" for marker in markers)
+
+
+@torch.no_grad()
+def favour_markers(model: ASRModel, speech: list[np.ndarray], texts: list[str]) -> dict[str, Any]:
+    """Raise each marker's joint bias so that it beats every other output, the blank
+    included (as `make_decisions_depend_on_audio` set it), on its share (`MARKER_SHARES`)
+    of the (frame, state) samples; returns the biases chosen."""
+    frames = base.encoder_frames(model, speech)
+    states = base.prediction_outputs(model, texts)
+    hidden = base.output_inputs(model, model.joint, frames, states)
+    layer, blank = base.output_layer(model.joint), base.blank_index(model.joint)
+    chosen: dict[str, Any] = {}
+    for marker, share in MARKER_SHARES.items():
+        label = model.tokenizer.token_to_id(marker)
+        logits = base.logits_of(layer, hidden, slice(0, blank + 1))
+        others = torch.cat([logits[:, :label], logits[:, label + 1 :]], dim=1)
+        margin = logits[:, label] - others.max(-1).values
+        layer.bias[label] -= base.threshold_between_samples(margin, 1 - share)
+        chosen[f"{marker}_bias"] = float(layer.bias[label])
+    return chosen
+
+
+@torch.no_grad()
+def eou_references(
+    model: ASRModel, signals: dict[str, np.ndarray], contexts: list[list[int]]
+) -> dict[str, dict[str, Any]]:
+    """Per lookahead and clip, NeMo's EOU predictions on the offline hypothesis
+    (`ASREOUModelMixin._get_eou_predictions_from_hypotheses`: per encoder frame, whether
+    the greedy decoder emitted `<EOU>` / `<EOB>` on it): the frames marked, and how many."""
+    out: dict[str, dict[str, Any]] = {}
+    for context in contexts:
+        model.encoder.set_default_att_context_size(context)
+        per_clip = {}
+        for clip, x in signals.items():
+            features, length = streaming.buffer_features(model, x)
+            encoded, encoded_len = model.encoder(audio_signal=features, length=length)
+            hyps = model.decoding.rnnt_decoder_predictions_tensor(
+                encoded, encoded_len, return_hypotheses=True
+            )
+            (prediction,) = model._get_eou_predictions_from_hypotheses(hyps, None)
+            per_clip[clip] = {
+                "frames": len(prediction.eou_preds),
+                "eou_frames": [i for i, p in enumerate(prediction.eou_preds) if p],
+                "eob_frames": [i for i, p in enumerate(prediction.eob_preds) if p],
+                "ids": base.to_jsonable(hyps[0].y_sequence),
+            }
+        out[f"{context[0]}_{context[1]}"] = per_clip
+    model.encoder.set_default_att_context_size(contexts[0])
+    return out
+
+
+@torch.no_grad()
+def plain_class(
+    config: dict[str, Any], restored: ASRModel, signals: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """The same config and weights as `EncDecRNNTBPEModel` (the class the released .nemo
+    has): its offline ids per clip, and NeMo's `transcribe(timestamps=True)` of the clips
+    of 1 s or more (shorter ones are padded by `transcribe`, which the others are not)."""
+    plain = EncDecRNNTBPEModel(cfg=OmegaConf.create(config)).eval()
+    plain.load_state_dict(restored.state_dict())
+    streaming.no_timestamps(plain)
+    offline = {clip: streaming.offline(plain, x)[2]["rnnt"]["ids"] for clip, x in signals.items()}
+    base.enable_timestamps(plain)
+    long_enough = {c: x for c, x in signals.items() if len(x) >= 16000}
+    return {
+        "model_class": "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel",
+        "offline_ids": offline,
+        "transcribe": base.transcripts(plain, long_enough, batch_size=1),
+    }
+
+
+def marker_stats(contexts: dict[str, Any], markers: dict[str, int]) -> dict[str, Any]:
+    """Where the markers fall in NeMo's streaming output: per marker, per clip, how many."""
+    return {
+        marker: {
+            f"{key}/{clip}": c["rnnt"]["ids"].count(label)
+            for key, entry in contexts.items()
+            for clip, c in entry["clips"].items()
+        }
+        for marker, label in markers.items()
+    }
+
+
+def check_markers(stats: dict[str, Any], eou: dict[str, Any]) -> None:
+    """`<EOU>` is emitted, on some frames of the long clip and not on others (on fewer than a
+    tenth of them): the decision depends on the audio."""
+    assert any(stats["<EOU>"].values()), stats
+    for clips in eou.values():
+        assert 0 < len(clips["long"]["eou_frames"]) < clips["long"]["frames"] / 10, clips["long"]
 
 
 def load_clips() -> dict[str, np.ndarray]:
@@ -200,8 +360,9 @@ def make_fixture(
     config_path = ckpt.CONFIGS / f"{name}.yaml"
     published, sources = ckpt.full_config(name, spec)
     if not checkpoint.complete:
-        sources["model_class"] = _CLASS_SOURCE
+        sources["model_class"] = _EOU_CLASS_SOURCE if checkpoint.markers else _CLASS_SOURCE
     tokenizer = ckpt.train_tokenizer(work / name / "tokenizer", published, spec)
+    append_markers(tokenizer, checkpoint.markers)
     config, shrunk = ckpt.shrink(published, tokenizer, spec.cls is EncDecHybridRNNTCTCBPEModel)
     assert config["encoder"]["att_context_style"] == "chunked_limited", name
     contexts = contexts_of(config)
@@ -212,6 +373,8 @@ def make_fixture(
     chosen = base.make_decisions_depend_on_audio(
         model, list(speech.values()), texts, spec.blank_share
     )
+    if checkpoint.markers:
+        chosen.update(favour_markers(model, list(speech.values()), texts))
     path = staging / f"{name}.nemo"
     model.save_to(str(path))
     restored = ASRModel.restore_from(str(path), map_location="cpu").eval()
@@ -225,13 +388,33 @@ def make_fixture(
     signals = load_clips()
     streaming.no_timestamps(restored)  # NeMo's partial-hypothesis merge fails with timestamps
     arrays, published_style = streaming.references(restored, signals, contexts)
-    # the same checkpoint and weights with att_context_style: regular
-    regular = spec.cls(cfg=OmegaConf.create(with_style(config, "regular"))).eval()
-    regular.load_state_dict(restored.state_dict())
-    streaming.no_timestamps(regular)
-    regular_arrays, regular_style = regular_references(regular, signals, contexts)
-    arrays.update({k if k.endswith("/features") else f"regular/{k}": v
-                   for k, v in regular_arrays.items()})  # fmt: skip
+    extra: dict[str, Any] = {}
+    if checkpoint.regular:  # the same checkpoint and weights with att_context_style: regular
+        regular = spec.cls(cfg=OmegaConf.create(with_style(config, "regular"))).eval()
+        regular.load_state_dict(restored.state_dict())
+        streaming.no_timestamps(regular)
+        regular_arrays, regular_style = regular_references(regular, signals, contexts)
+        arrays.update({k if k.endswith("/features") else f"regular/{k}": v
+                       for k, v in regular_arrays.items()})  # fmt: skip
+        extra["regular"] = {"att_context_style": "regular", **regular_style}
+    if checkpoint.markers:
+        markers = {m: restored.tokenizer.token_to_id(m) for m in checkpoint.markers}
+        assert markers == {"<EOU>": restored.eou_token, "<EOB>": restored.eob_token}, markers
+        eou = eou_references(restored, signals, contexts)
+        for key, per_clip in eou.items():
+            for clip, entry in per_clip.items():
+                assert (
+                    entry["ids"]
+                    == published_style["contexts"][key]["clips"][clip]["offline"]["rnnt"]["ids"]
+                )
+                published_style["contexts"][key]["clips"][clip]["eou"] = entry
+        extra["markers"] = markers
+        extra["marker_stats"] = marker_stats(published_style["contexts"], markers)
+        check_markers(extra["marker_stats"], eou)
+        extra["plain_class"] = plain_class(config, restored, signals)
+        for clip, ids in extra["plain_class"]["offline_ids"].items():
+            key = next(iter(published_style["contexts"]))
+            assert ids == published_style["contexts"][key]["clips"][clip]["offline"]["rnnt"]["ids"]
 
     decoding = restored_config.get("decoding") or {}
     meta = {
@@ -254,7 +437,7 @@ def make_fixture(
             for clip in CLIPS
         },
         **published_style,
-        "regular": {"att_context_style": "regular", **regular_style},
+        **extra,
     }
     np.savez_compressed(staging / f"{name}.npz", **arrays)
     (staging / f"{name}.json").write_text(json.dumps(base.to_jsonable(meta), indent=1) + "\n")
@@ -268,7 +451,12 @@ def report(name: str, meta: dict[str, Any], staging: Path) -> None:
     print(f"  shrunk: {json.dumps(meta['shrunk'])}")
     print(f"  config_sources: {sorted(meta['config_sources'])}")
     print(f"  stats: {json.dumps(meta['stats'])}")
-    for style, entry in (("chunked_limited", meta), ("regular", meta["regular"])):
+    styles = [("chunked_limited", meta)] + (
+        [("regular", meta["regular"])] if "regular" in meta else []
+    )
+    if "marker_stats" in meta:
+        print(f"  markers: {json.dumps(meta['marker_stats'])}")
+    for style, entry in styles:
         print(f"  {style}: streaming equals offline: {entry['streaming_equals_offline']}")
         for key, context in entry["contexts"].items():
             print(f"    {key}: {context['streaming_cfg']}")

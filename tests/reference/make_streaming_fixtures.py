@@ -167,12 +167,17 @@ def stream(model: ASRModel, signal: np.ndarray, head: str) -> dict[str, Any]:
     return out
 
 
+def buffer_features(model: ASRModel, signal: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The streaming buffer's whole-utterance features (1, F, T) and their length."""
+    buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
+    buffer.append_audio(signal, stream_id=-1)
+    return buffer.get_all_audios()
+
+
 @torch.no_grad()
 def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """The example's `compare_vs_offline` pass: the whole buffer, no caches, every head."""
-    buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
-    buffer.append_audio(signal, stream_id=-1)
-    features, length = buffer.get_all_audios()
+    features, length = buffer_features(model, signal)
     encoded, encoded_len = model.encoder(audio_signal=features, length=length)
     t_enc = int(encoded_len[0])
     set_head(model, "rnnt")

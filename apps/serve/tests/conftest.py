@@ -40,17 +40,18 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stream_reference(cache_dir: Path) -> Callable[[str, object], str]:
-    """`stream_reference(ref, samples)`: the text of `Parakeet.transcribe_stream()` (default
-    context and chunk, as the server streams) fed `samples` (mono float at the model's rate)
-    in 0.1 s pieces, in this process: what a streaming route must give for the same audio."""
+def streamed(cache_dir: Path) -> Callable[[str, object], tuple]:
+    """`streamed(ref, samples)`: `Parakeet.transcribe_stream()` (default context and chunk,
+    as the server streams) fed `samples` (mono float at the model's rate) in 0.1 s pieces,
+    in this process: (its transcript, the finalized stream), what a streaming route must
+    give for the same audio."""
     import numpy as np
 
     import nemo_mlx_parakeet as parakeet
 
     models: dict[str, parakeet.Parakeet] = {}
 
-    def reference(ref: str, samples) -> str:
+    def run(ref: str, samples):
         if ref not in models:
             models[ref] = parakeet.load(ref, cache_dir=cache_dir, verbose=False)
         model = models[ref]
@@ -59,6 +60,12 @@ def stream_reference(cache_dir: Path) -> Callable[[str, object], str]:
         with model.transcribe_stream() as stream:
             for start in range(0, len(samples), step):
                 stream.add_audio(samples[start : start + step])
-            return stream.finalize().text
+            return stream.finalize(), stream
 
-    return reference
+    return run
+
+
+@pytest.fixture(scope="session")
+def stream_reference(streamed) -> Callable[[str, object], str]:
+    """`stream_reference(ref, samples)`: the text of `streamed(ref, samples)`."""
+    return lambda ref, samples: streamed(ref, samples)[0].text

@@ -22,6 +22,10 @@ EXAMPLE = REPO / "apps" / "parakeet" / "src" / "nemo_mlx_parakeet" / "demo" / "e
 CHECKPOINTS = REPO / "tests" / "fixtures" / "checkpoints"
 MULTI = CHECKPOINTS / "stt_en_fastconformer_hybrid_large_streaming_multi.nemo"  # cache-aware
 CANARY = REPO / "tests" / "fixtures" / "models" / "canary.nemo"  # does not stream
+EOU = CHECKPOINTS / "parakeet_realtime_eou_120m-v1.nemo"  # end-of-utterance markers
+EOU_CLIP = [("speech_16k_mono.wav", 0, None), ("silence_padded_16k.wav", 0, None),
+            ("odd_length_16k.wav", 0, None)]  # the EOU fixture's `long` clip  # fmt: skip
+END = "conversation.item.input_audio_transcription.end_of_utterance"
 
 KEY = "test-key"
 RATE = 24000
@@ -32,7 +36,7 @@ DELTA = "conversation.item.input_audio_transcription.delta"
 @pytest.fixture(scope="module")
 def server(start_server, cache_dir):
     args = ["--model", "demo", "--model", f"multi={MULTI}", "--model", f"canary={CANARY}",
-            "--cache-dir", str(cache_dir), "--api-key", KEY]  # fmt: skip
+            "--model", f"eou={EOU}", "--cache-dir", str(cache_dir), "--api-key", KEY]  # fmt: skip
     with start_server(*args) as (base, process):
         yield base.replace("http://", "ws://") + "/v1/realtime?intent=transcription", process
 
@@ -40,14 +44,23 @@ def server(start_server, cache_dir):
 @pytest.fixture(scope="module")
 def pcm() -> bytes:
     """The example at OpenAI's realtime rate, as PCM16 little-endian mono."""
-    samples = resample(np.array(load_audio(EXAMPLE, 16000)), 16000, RATE)
+    return as_pcm(np.array(load_audio(EXAMPLE, 16000)))
+
+
+def as_pcm(samples: np.ndarray) -> bytes:
+    """16 kHz samples at OpenAI's realtime rate, as PCM16 little-endian mono."""
+    samples = resample(samples, 16000, RATE)
     return (np.clip(samples, -1, 1 - 2**-15) * 32768).astype("<i2").tobytes()
+
+
+def received(pcm: bytes) -> np.ndarray:
+    """The audio the server's model receives for `pcm`, at its 16 kHz."""
+    return resample(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, RATE, 16000)
 
 
 def reference(stream_reference, ref: str, pcm: bytes) -> str:
     """What the model's own stream gives for the audio the server receives."""
-    samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768
-    return stream_reference(ref, resample(samples, RATE, 16000))
+    return stream_reference(ref, received(pcm))
 
 
 def connect(url: str, key: str | None = KEY):
@@ -119,6 +132,31 @@ def test_transcript_equals_the_in_process_stream(server, pcm, stream_reference, 
     text, deltas = asyncio.run(transcribe(url, model, pcm, piece=PIECE + 37))  # odd pieces
     assert text == expected
     assert "".join(deltas) == text
+
+
+def test_end_of_utterance_events_are_the_in_process_streams(server, streamed):
+    """An end-of-utterance checkpoint: one `...end_of_utterance` event per marker the
+    model's own stream reports for the same audio (kind, frame, time, text), with the item."""
+    url, _ = server
+    audio = REPO / "tests" / "fixtures" / "audio"
+    pcm = as_pcm(np.concatenate([np.array(load_audio(audio / f))[a:b] for f, a, b in EOU_CLIP]))
+    transcript, stream = streamed(str(EOU), received(pcm))
+    expected = [(m.kind, round(m.time * 1000), m.frame, m.text) for m in stream.end_of_utterances]
+    assert expected, "the clip must hold a marker"
+
+    async def run():
+        async with connect(url) as ws:
+            await open_session(ws, "eou")
+            await append(ws, pcm)
+            return await commit(ws)
+
+    text, _deltas, others = asyncio.run(run())
+    assert all(e["type"] != "error" for e in others), others
+    assert text == transcript.text
+    events = [e for e in others if e["type"] == END]
+    assert [(e["kind"], e["audio_end_ms"], e["frame"], e["transcript"]) for e in events] == expected
+    assert {e["content_index"] for e in events} == {0}
+    assert len({e["item_id"] for e in events}) == 1
 
 
 def test_concurrent_sessions_share_the_models(server, pcm, stream_reference):

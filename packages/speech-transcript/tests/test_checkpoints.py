@@ -7,6 +7,7 @@ import pytest
 from speech_transcript.checkpoints import (
     CHAR_CLASSES,
     CTC_CLASS,
+    EOU_TRANSDUCER_CLASS,
     HYBRID_CLASS,
     MULTITASK_CLASS,
     TRANSDUCER_CLASS,
@@ -20,7 +21,13 @@ from speech_transcript.precision import load_settings
 
 
 def test_each_app_takes_its_classes_and_names_the_other_command():
-    for model_class in (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, *CHAR_CLASSES):
+    for model_class in (
+        TRANSDUCER_CLASS,
+        CTC_CLASS,
+        HYBRID_CLASS,
+        EOU_TRANSDUCER_CLASS,
+        *CHAR_CLASSES,
+    ):
         assert model_class_problem("m", model_class, "parakeet") is None
         assert model_class_problem("m", model_class, "canary") == (
             "m is a Parakeet model: use the `parakeet` command"
@@ -31,7 +38,7 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
     )
     supported = (
         "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel, "
-        "EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
+        "EncDecRNNTBPEEOUModel, EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
         "`canary` runs EncDecMultiTaskModel"
     )
     for app in ("canary", "parakeet"):

@@ -12,6 +12,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 from mlx_audio_frontend import AudioError
 from speech_transcript import Segment, TimedToken, Transcript, Word
 
+from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .model import Parakeet
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MODEL",
     "AudioError",
+    "EndOfUtterance",
     "Parakeet",
     "ParakeetError",
     "Segment",

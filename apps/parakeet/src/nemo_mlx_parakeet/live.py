@@ -3,6 +3,9 @@
 On a terminal the line is rewritten in place: the final text, then the tentative tail
 dimmed. Elsewhere (a pipe, a file) each update that adds final text prints one plain line,
 `<seconds of audio>\t<final text so far>`; the last line is the whole transcript.
+End-of-utterance checkpoints add a line per marker as it becomes final,
+`<seconds of audio>\tEOU\t<time of the marker>\t<the utterance's text>` (`EOB` for the end
+of a backchannel); on a terminal the live line is kept and such a line printed after it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .streaming import StreamUpdate
 
@@ -41,13 +45,25 @@ class Display:
             self.out.write(f"{update.audio_seconds:.2f}\t{update.final_text}\n")
             self.out.flush()
         self._last_final = update.final_text
+        for event in update.end_of_utterances:
+            self.out.write(("\n" if self.live else "") + eou_line(event, update.audio_seconds))
+            self.out.flush()
 
-    def close(self, final_text: str, seconds: float) -> None:
+    def close(self, final_text: str, seconds: float, events=()) -> None:
+        """The transcript's line, then the markers that the flush at the end made final."""
         if self.live:
             self.out.write("\r\x1b[K" + final_text + "\n")
         elif final_text != self._last_final:
             self.out.write(f"{seconds:.2f}\t{final_text}\n")
+        for event in events:
+            self.out.write(eou_line(event, seconds))
         self.out.flush()
+
+
+def eou_line(event: EndOfUtterance, audio_seconds: float) -> str:
+    """The `--streaming` line of an end-of-utterance marker."""
+    kind = "EOU" if event.kind == "utterance" else "EOB"
+    return f"{audio_seconds:.2f}\t{kind}\t{event.time:.2f}\t{event.text}\n"
 
 
 def pieces(samples: np.ndarray, sample_rate: int, realtime: bool) -> Iterable[np.ndarray]:
@@ -82,7 +98,8 @@ def run_stream(
             if not interruptible:
                 raise
         transcript = stream.finalize()
-    display.close(transcript.text, stream.last_update.audio_seconds)
+    last = stream.last_update
+    display.close(transcript.text, last.audio_seconds, last.end_of_utterances)
     return transcript
 
 

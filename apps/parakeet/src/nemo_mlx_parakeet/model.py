@@ -30,6 +30,7 @@ from .attention import (
 from .batching import BATCH_SECONDS, OVERLAP_SECONDS, Piece
 from .checkpoint import load_parts
 from .decoding import Head, Hypothesis, decode
+from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .merging import merge_chunks
 from .streaming import TranscriptionStream
@@ -105,15 +106,22 @@ class Parakeet:
 
     # ----------------------------------------------------------------- transcription
 
-    def transcribe_stream(self, context=None, chunk: float | None = None) -> TranscriptionStream:
+    def transcribe_stream(
+        self,
+        context=None,
+        chunk: float | None = None,
+        on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
+    ) -> TranscriptionStream:
         """A stream to feed with `add_audio(samples)`; use it as a context manager.
 
         Cache-aware streaming models: `context` is one of the checkpoint's
         `att_context_size` entries [left, right] (default: its first); NeMo's exact
         cache-aware step. Other models: `chunk` seconds per step (default 1.0) and
         `context = (left, right)` encoder frames around each chunk (default 10 s / 1 s).
+        End-of-utterance checkpoints call `on_end_of_utterance` with each `<EOU>` / `<EOB>`
+        as it becomes final (also in each update's `end_of_utterances`).
         """
-        return TranscriptionStream(self, context=context, chunk=chunk)
+        return TranscriptionStream(self, context, chunk, on_end_of_utterance)
 
     def transcribe(
         self, audio: AudioInput | Sequence[AudioInput], **options

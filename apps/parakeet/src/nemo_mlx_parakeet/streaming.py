@@ -15,6 +15,10 @@ Two ways, chosen by the checkpoint:
   at the next chunk. Features with utterance-wide normalisation (`per_feature`,
   `all_features`) are normalised over each window, which no stream can avoid; see the
   README for the measured difference to offline decoding.
+
+End-of-utterance checkpoints (a vocabulary with `<EOU>` / `<EOB>`, parakeet_realtime_eou_120m-v1)
+also report each marker as it becomes final: an `EndOfUtterance` in the update's
+`end_of_utterances` and to the `on_end_of_utterance` callback, with NeMo's frame.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from mlx_transducer.streaming import GreedyStream
 from speech_transcript import TimedToken, Transcript
 
 from .decoding import Head, Hypothesis, from_tokens
+from .eou import EndOfUtterance, Markers
 from .errors import ParakeetError
 from .tokenizer import Tokenizer
 
@@ -84,6 +89,8 @@ class StreamUpdate:
     tentative: list[TimedToken] = field(default_factory=list)
     new_tokens: list[TimedToken] = field(default_factory=list)
     audio_seconds: float = 0.0
+    # markers that became final with this update (end-of-utterance checkpoints only)
+    end_of_utterances: list[EndOfUtterance] = field(default_factory=list)
 
 
 class _Head:
@@ -122,8 +129,18 @@ class _Head:
 class TranscriptionStream:
     """A context manager over one stream; build it with `Parakeet.transcribe_stream`."""
 
-    def __init__(self, model: StreamingModel, context=None, chunk: float | None = None) -> None:
+    def __init__(
+        self,
+        model: StreamingModel,
+        context=None,
+        chunk: float | None = None,
+        on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
+    ) -> None:
         self.model = model
+        self.markers = Markers(model.tokenizer)
+        self.on_end_of_utterance = on_end_of_utterance
+        self.end_of_utterances: list[EndOfUtterance] = []  # every marker so far
+        self._utterance_start = 0  # index of the first final token after the last marker
         self.cache_aware = model.cache_aware
         self.features = StreamingLogMel(model.frontend.config)
         self.head = _Head(model)
@@ -299,12 +316,29 @@ class TranscriptionStream:
         transcript = self.model.assemble(hypothesis, self._samples / self.model.sample_rate)
         return transcript.tokens[len(context) :]
 
+    def _markers(self, decoded: list, since: int) -> list[EndOfUtterance]:
+        """End-of-utterance markers among the final tokens from `since` on, told to the
+        callback; their frames count from the stream's start, as NeMo's."""
+        if not any(t.id in self.markers.kinds for t in decoded[since:]):
+            return []
+        hypothesis = from_tokens(decoded, self.head.kind)
+        events, self._utterance_start = self.markers.events(
+            hypothesis.ids, hypothesis.frames, self.model.frame_seconds,
+            self._utterance_start, since,
+        )  # fmt: skip
+        self.end_of_utterances.extend(events)
+        if self.on_end_of_utterance is not None:
+            for event in events:
+                self.on_end_of_utterance(event)
+        return events
+
     def _update(self) -> StreamUpdate:
         decoded = self.head.stream.tokens
         fresh = decoded[self._reported :]
         before = decoded[self._reported - 1] if self._reported else None
         new = self._timed(fresh, before)
         self._final_timed.extend(new)
+        events = self._markers(decoded, self._reported)
         self._reported = len(decoded)
         last = decoded[-1] if decoded else None
         tentative = self._timed(self._tentative, last)
@@ -320,4 +354,5 @@ class TranscriptionStream:
             tentative=tentative,
             new_tokens=new,
             audio_seconds=self._samples / self.model.sample_rate,
+            end_of_utterances=events,
         )

@@ -4,7 +4,9 @@ transcribes uses (no voice activity detection: the client commits each utterance
 Client events: `transcription_session.update`, `input_audio_buffer.append` (base64 PCM16,
 24 kHz mono), `input_audio_buffer.commit`, `input_audio_buffer.clear`. Audio goes into the
 model's stream as it arrives, so text that becomes final is sent at once as `...delta`
-events and the transcript is ready soon after the commit. A bad event gets an `error`
+events and the transcript is ready soon after the commit. End-of-utterance checkpoints
+(parakeet_realtime_eou_120m-v1) also send `...end_of_utterance` where the model marks one
+(`<EOU>`, or `<EOB>` for a backchannel), at once, with its time in the item's audio. A bad event gets an `error`
 event and the session goes on; events are handled one at a time, so a client that sends
 faster than the model decodes is slowed by the socket, not buffered without bound."""
 
@@ -94,7 +96,7 @@ class RealtimeSession:
             return message["text"]
         return message.get("bytes") or b""
 
-    async def send(self, kind: str, **fields: Any) -> None:
+    async def send(self, kind: str, /, **fields: Any) -> None:
         await self.ws.send_text(json.dumps({"event_id": _id("event"), "type": kind, **fields}))
 
     async def error(self, err: EventError, event_id: str | None = None) -> None:
@@ -218,11 +220,20 @@ class RealtimeSession:
             self.item_id = _id("item")
         delta = await self.item.add(pcm_to_float(data, 2, 1))
         await self.delta(delta)
+        await self.end_of_utterances(self.item, self.item_id)
 
     async def delta(self, text: str) -> None:
         if text:
             await self.send("conversation.item.input_audio_transcription.delta",
                             item_id=self.item_id, content_index=0, delta=text)  # fmt: skip
+
+    async def end_of_utterances(self, item: LiveTranscription, item_id: str | None) -> None:
+        """One event per end-of-utterance marker the model made final (NeMo's frame)."""
+        for marker in item.take_end_of_utterances():
+            await self.send("conversation.item.input_audio_transcription.end_of_utterance",
+                            item_id=item_id, content_index=0, kind=marker.kind,
+                            audio_end_ms=round(marker.time * 1000), frame=marker.frame,
+                            transcript=marker.text)  # fmt: skip
 
     async def commit(self, event: dict) -> None:
         item, item_id = self.item, self.item_id
@@ -243,6 +254,7 @@ class RealtimeSession:
         if rest := item.finish_delta(text):
             await self.send("conversation.item.input_audio_transcription.delta",
                             item_id=item_id, content_index=0, delta=rest)  # fmt: skip
+        await self.end_of_utterances(item, item_id)
         await self.send("conversation.item.input_audio_transcription.completed",
                         item_id=item_id, content_index=0, transcript=text)  # fmt: skip
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from nemo_mlx_parakeet import EndOfUtterance
 from nemo_mlx_parakeet.streaming import TranscriptionStream
 from speech_transcript import Transcript
 
@@ -46,6 +47,7 @@ class LiveTranscription:
         self._compute = compute
         self._stream: TranscriptionStream | None = None  # made on the compute thread
         self.sent = ""  # the final text given out so far (the deltas joined)
+        self._markers: list[EndOfUtterance] = []  # end-of-utterance markers not yet taken
 
     async def add(self, samples: np.ndarray) -> str:
         """The text that became final with this piece ("" if none)."""
@@ -64,6 +66,12 @@ class LiveTranscription:
     def finish_delta(self, text: str) -> str:
         """The end of `text` not yet given out as deltas."""
         return self._delta(text)
+
+    def take_end_of_utterances(self) -> list[EndOfUtterance]:
+        """The end-of-utterance markers (end-of-utterance checkpoints) that became final
+        since the last call, times from the start of this utterance's audio."""
+        taken, self._markers = self._markers, []
+        return taken
 
     async def discard(self) -> None:
         """Drop the stream on the compute thread, where its arrays were made."""
@@ -85,13 +93,16 @@ class LiveTranscription:
         return self._stream
 
     def _step(self, samples: np.ndarray) -> str:
-        return self._open().add_audio(samples).final_text
+        update = self._open().add_audio(samples)
+        self._markers.extend(update.end_of_utterances)
+        return update.final_text
 
     def _finish(self, tail: np.ndarray) -> str:
         stream = self._open()
         if tail.size:
-            stream.add_audio(tail)
+            self._markers.extend(stream.add_audio(tail).end_of_utterances)
         transcript: Transcript = stream.finalize()
+        self._markers.extend(stream.last_update.end_of_utterances)
         self._stream = None
         return transcript.text
 

@@ -18,9 +18,17 @@ CHAR_TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_models.EncDecRNNTModel
 CHAR_CTC_CLASS = "nemo.collections.asr.models.ctc_models.EncDecCTCModel"
 CHAR_HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_models.EncDecHybridRNNTCTCModel"
 MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
+# NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
+EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
 CHAR_CLASSES = (CHAR_TRANSDUCER_CLASS, CHAR_CTC_CLASS, CHAR_HYBRID_CLASS)
 CTC_CLASSES = (CTC_CLASS, CHAR_CTC_CLASS)  # a CTC head only, no transducer
-PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, *CHAR_CLASSES)
+PARAKEET_CLASSES = (
+    TRANSDUCER_CLASS,
+    CTC_CLASS,
+    HYBRID_CLASS,
+    EOU_TRANSDUCER_CLASS,
+    *CHAR_CLASSES,
+)
 CANARY_CLASSES = (MULTITASK_CLASS,)
 MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
 
