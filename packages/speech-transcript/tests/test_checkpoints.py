@@ -8,6 +8,8 @@ from speech_transcript.checkpoints import (
     CTC_CLASS,
     HYBRID_CLASS,
     MULTITASK_CLASS,
+    PROMPT_HYBRID_CLASS,
+    PROMPT_TRANSDUCER_CLASS,
     TRANSDUCER_CLASS,
     array_rate,
     frame_seconds,
@@ -19,7 +21,9 @@ from speech_transcript.precision import load_settings
 
 
 def test_each_app_takes_its_classes_and_names_the_other_command():
-    for model_class in (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS):
+    parakeet = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, PROMPT_TRANSDUCER_CLASS,
+                PROMPT_HYBRID_CLASS)  # fmt: skip
+    for model_class in parakeet:
         assert model_class_problem("m", model_class, "parakeet") is None
         assert model_class_problem("m", model_class, "canary") == (
             "m is a Parakeet model: use the `parakeet` command"
@@ -29,7 +33,8 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
         "m is a Canary model (EncDecMultiTaskModel): use the `canary` command"
     )
     supported = (
-        "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel; "
+        "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel, "
+        "EncDecRNNTBPEModelWithPrompt, EncDecHybridRNNTCTCBPEModelWithPrompt; "
         "`canary` runs EncDecMultiTaskModel"
     )
     for app in ("canary", "parakeet"):

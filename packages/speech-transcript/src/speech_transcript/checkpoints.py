@@ -5,14 +5,23 @@ arrays. Pure Python: the apps do the array work with the numbers given here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
 CTC_CLASS = "nemo.collections.asr.models.ctc_bpe_models.EncDecCTCModelBPE"
 HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models.EncDecHybridRNNTCTCBPEModel"
 MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
-PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS)
+# Language-prompt models (Nemotron 3.5 ASR): a transducer or hybrid with a prompt projection.
+PROMPT_TRANSDUCER_CLASS = (
+    "nemo.collections.asr.models.rnnt_bpe_models_prompt.EncDecRNNTBPEModelWithPrompt"
+)
+PROMPT_HYBRID_CLASS = (
+    "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt."
+    "EncDecHybridRNNTCTCBPEModelWithPrompt"
+)
+PARAKEET_CLASSES = (TRANSDUCER_CLASS, CTC_CLASS, HYBRID_CLASS, PROMPT_TRANSDUCER_CLASS,
+                    PROMPT_HYBRID_CLASS)  # fmt: skip
 CANARY_CLASSES = (MULTITASK_CLASS,)
 MIN_SECONDS = 1.0  # NeMo's transcribe pads shorter audio to this, half on each side
 
@@ -37,6 +46,16 @@ def supported_classes() -> str:
     parakeet = ", ".join(c.rsplit(".", 1)[-1] for c in PARAKEET_CLASSES)
     canary = ", ".join(c.rsplit(".", 1)[-1] for c in CANARY_CLASSES)
     return f"`parakeet` runs {parakeet}; `canary` runs {canary}"
+
+
+def language_problem(language: str, languages: Sequence[str]) -> str | None:
+    """None if a model that takes `languages` takes `language`, else the one-line reason,
+    listing the model's own languages (Canary's prompt languages, a prompt model's locales)."""
+    if language in languages:
+        return None
+    return (
+        f"language {language!r} is not supported by this model; supported: {', '.join(languages)}"
+    )
 
 
 def sample_rate(preprocessor: Mapping[str, Any]) -> int:
