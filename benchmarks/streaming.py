@@ -465,6 +465,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--build", choices=list(MODELS), help=argparse.SUPPRESS)
     parser.add_argument("--language", help="the prompt model's target language (default: auto)")
+    parser.add_argument("--seconds", type=float,
+                        help="only the first S seconds of the speech (the words ending in them)")  # fmt: skip
     parser.add_argument("--accuracy", action="store_true",
                         help="streamed vs offline text of the fixture models on the test clips")  # fmt: skip
     parser.add_argument("--encoder-steps", action="store_true",
@@ -486,6 +488,9 @@ def main() -> None:
     if Path("/tmp/cpu-busy.lock").exists():
         print("note: /tmp/cpu-busy.lock exists: timings are disturbed", file=sys.stderr)
     samples, ends = word_speech()
+    if args.seconds:  # a shorter run, for a busy machine
+        samples = samples[: round(args.seconds * SAMPLE_RATE)]
+        ends = [end for end in ends if end <= args.seconds]
     print(f"{platform.machine()}, {len(samples) / SAMPLE_RATE:.1f} s of speech, {len(ends)} words, "
           f"pieces of {PIECE:g} s, best of {args.repeats}")  # fmt: skip
     print(
