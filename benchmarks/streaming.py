@@ -2,8 +2,9 @@
 
 Needs MLX, this workspace and (once, to build the models) the `reference` group:
 
-    python benchmarks/streaming.py                # both models, every setting
+    python benchmarks/streaming.py                # every model, every setting
     python benchmarks/streaming.py --models cache-aware --repeats 1
+    python benchmarks/streaming.py --models prompt --language de-DE
 
 Models (random weights, built once with NeMo into the git-ignored `.benchmarks-cache/`, joint
 scaled so that greedy decoding emits a token every few frames as on speech):
@@ -11,6 +12,12 @@ scaled so that greedy decoding emits a token every few frames as on speech):
   stt_en_fastconformer_hybrid_large_streaming_multi (17 layers, d_model 512, causal 8x
   dw_striding, chunked_limited attention [[70, 13], [70, 6], [70, 1], [70, 0]], causal
   convolutions, `normalize: NA`): NeMo's exact cache-aware step, one row per lookahead;
+- `prompt`: an EncDecRNNTBPEModelWithPrompt of the geometry of NVIDIA's
+  nemotron-3.5-asr-streaming-0.6b (24 layers, d_model 1024, 128 mels, no biases, causal 8x
+  dw_striding, chunked_limited [[56, 3], [56, 0], [56, 6], [56, 13]], 2 LSTM layers, the
+  language projection and prompt dictionary of its config; a vocabulary of 1024 instead of
+  13087): NeMo's exact cache-aware step conditioned on `--language` (default `auto`), one row
+  per lookahead;
 - `offline`: parakeet-tdt-0.6b's geometry (24 layers, d_model 1024) with limited-context
   streaming: one row per (chunk, left, right) setting;
 - `eou`: an EncDecRNNTBPEEOUModel of the geometry of NVIDIA's parakeet_realtime_eou_120m-v1
@@ -63,10 +70,19 @@ SPEECH = CACHE / "streaming-words.wav"
 TIMES = CACHE / "streaming-words.json"
 MODELS = {
     "cache-aware": CACHE / "fastconformer-hybrid-large-streaming.nemo",
+    "prompt": CACHE / "nemotron-3.5-asr-streaming-geometry.nemo",
     "offline": CACHE / "tdt-0.6b-speechlike.nemo",
     "eou": CACHE / "parakeet-realtime-eou-120m.nemo",
 }
 UTTERANCE_WORDS, UTTERANCE_GAP = 8, 1.0  # the eou model's speech: utterances of 8 words
+CACHE_AWARE = ("cache-aware", "prompt", "eou")  # streamed in their trained lookaheads
+PROMPT_CONFIG = (
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "reference"
+    / "configs"
+    / ("nemotron-3.5-asr-streaming-0.6b.yaml")
+)
 # (chunk seconds, left frames, right frames) for the offline model
 OFFLINE_SETTINGS = [(0.48, 50, 6), (0.96, 50, 12), (1.92, 50, 12), (0.96, 125, 13)]
 PIECE = 0.1
@@ -103,6 +119,26 @@ def word_speech(count: int = 80) -> tuple[np.ndarray, list[float]]:
     write_wav(SPEECH, samples)
     TIMES.write_text(json.dumps(ends))
     return samples.astype(np.float32) / 32768, ends
+
+
+def prompt_geometry(cfg: dict) -> dict:
+    """`build_cache_aware`'s config turned into nemotron-3.5-asr-streaming-0.6b's geometry: an
+    RNNT with the language projection, its encoder flags and its prompt dictionary."""
+    import yaml
+
+    published = yaml.safe_load(PROMPT_CONFIG.read_text())["model"]["model_defaults"]
+    cfg = {k: v for k, v in cfg.items() if k != "aux_ctc"}
+    cfg["preprocessor"] = {**cfg["preprocessor"], "features": 128}
+    cfg["encoder"] = {**cfg["encoder"], "feat_in": 128, "n_layers": 24, "d_model": 1024,
+                      "att_context_size": [[56, 3], [56, 0], [56, 6], [56, 13]],
+                      "xscaling": False, "use_bias": False}  # fmt: skip
+    cfg["decoder"]["prednet"]["pred_rnn_layers"] = 2
+    cfg["joint"]["jointnet"]["encoder_hidden"] = 1024
+    cfg["model_defaults"] = {"enc_hidden": 1024, "pred_hidden": 640, "joint_hidden": 640,
+                             "initialize_prompt_feature": True, "num_prompts": 128,
+                             "prompt_dictionary": {**published["prompt_dictionary"],
+                                                   "nn-NO": 104, "nn": 104}}  # fmt: skip
+    return cfg
 
 
 def _tokenizer(directory: str) -> None:
@@ -182,17 +218,25 @@ def _streaming_config(tokenizer: str, features: int, contexts: list, hybrid: boo
     return cfg
 
 
-def build_cache_aware(path: Path) -> None:
-    """A random-weight hybrid RNNT-CTC streaming FastConformer, built and saved by NeMo."""
+def build_cache_aware(path: Path, kind: str = "cache-aware") -> None:
+    """A random-weight streaming FastConformer built and saved by NeMo: the hybrid RNNT-CTC
+    (`cache-aware`) or the language-prompt RNNT (`prompt`, `prompt_geometry`)."""
     import torch
-    from nemo.collections.asr.models import EncDecHybridRNNTCTCBPEModel
+    from nemo.collections.asr.models import (
+        EncDecHybridRNNTCTCBPEModel,
+        EncDecRNNTBPEModelWithPrompt,
+    )
     from omegaconf import OmegaConf
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         _tokenizer(tmp)
         cfg = _streaming_config(tmp, 80, [[70, 13], [70, 6], [70, 1], [70, 0]], hybrid=True)
-        model = EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg)).eval()
+        if kind == "prompt":
+            model = EncDecRNNTBPEModelWithPrompt(cfg=OmegaConf.create(prompt_geometry(cfg)))
+            model.eval().set_inference_prompt("auto")  # calibrated as it runs by default
+        else:
+            model = EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg)).eval()
         speechlike(model)
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save_to(str(path))
@@ -240,6 +284,7 @@ def speechlike(model, tokens_per_frame: float = 0.35, label: int | None = None) 
             input_signal=signal, length=torch.tensor([signal.shape[1]])
         )
         encoded, encoded_len = model.encoder(audio_signal=features, length=length)
+        encoded = model._apply_prompt_to_encoded(encoded)  # a prompt model's language
 
         def rate(extra: float) -> float:
             layer.bias[raised] = base + extra
@@ -353,13 +398,14 @@ def quantiles(values: list[float]) -> tuple[float, float]:
     ]
 
 
-def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
+def run_model(kind: str, samples, ends, repeats: int, language: str | None = None) -> list[dict]:
     import nemo_mlx_parakeet as parakeet
 
     model = parakeet.load(ensure_model(kind), cache_dir=CACHE / "models", verbose=False)
+    prompt = {"language": language} if kind == "prompt" else {}
     if model.cache_aware:
         contexts = model.encoder.config.att_context_sizes
-        settings = [{"context": list(c)} for c in contexts]
+        settings = [{"context": list(c), **prompt} for c in contexts]
     else:
         settings = [{"chunk": c, "context": (lf, rt)} for c, lf, rt in OFFLINE_SETTINGS]
     utterances: list[float] = []
@@ -369,7 +415,7 @@ def run_model(kind: str, samples, ends, repeats: int) -> list[dict]:
     for options in settings:
         if model.cache_aware:  # offline with the same attention context
             model.encoder.set_default_att_context_size(options["context"])
-        offline_ids = [t.id for t in model.transcribe(samples).tokens]
+        offline_ids = [t.id for t in model.transcribe(samples, **prompt).tokens]
         simulate(model, samples[: 3 * SAMPLE_RATE], ends[:3], **options)  # warm up
         runs = [simulate(model, samples, ends, utterances, **options) for _ in range(repeats)]
         best = min(runs, key=lambda r: r["rtf"])
@@ -413,9 +459,10 @@ def encoder_steps(samples) -> None:
 
 def describe(row: dict) -> str:
     options = row["options"]
-    if row["model"] in ("cache-aware", "eou"):
+    if row["model"] in CACHE_AWARE:
         left, right = options["context"]
-        return f"lookahead {right} (chunk {(right + 1) * row['frame']:.2f} s)"
+        language = f", {options['language'] or 'auto'}" if "language" in options else ""
+        return f"lookahead {right} (chunk {(right + 1) * row['frame']:.2f} s){language}"
     left, right = options["context"]
     return f"chunk {options['chunk']:.2f} s, context {left * row['frame']:.1f} s / {right * row['frame']:.2f} s"
 
@@ -511,6 +558,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--build", choices=list(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--language", help="the prompt model's target language (default: auto)")
+    parser.add_argument("--seconds", type=float,
+                        help="only the first S seconds of the speech (the words ending in them)")  # fmt: skip
     parser.add_argument("--accuracy", action="store_true",
                         help="streamed vs offline text of the fixture models on the test clips")  # fmt: skip
     parser.add_argument("--encoder-steps", action="store_true",
@@ -524,16 +574,19 @@ def main() -> None:
         encoder_steps(word_speech()[0])
         return
     if args.build:
-        if args.build == "cache-aware":
-            build_cache_aware(MODELS["cache-aware"])
-        elif args.build == "eou":
+        if args.build == "eou":
             build_eou(MODELS["eou"])
+        elif args.build in CACHE_AWARE:
+            build_cache_aware(MODELS[args.build], args.build)
         else:
             build_tdt(MODELS["offline"], speechlike=True)
         return
     if Path("/tmp/cpu-busy.lock").exists():
         print("note: /tmp/cpu-busy.lock exists: timings are disturbed", file=sys.stderr)
     samples, ends = word_speech()
+    if args.seconds:  # a shorter run, for a busy machine
+        samples = samples[: round(args.seconds * SAMPLE_RATE)]
+        ends = [end for end in ends if end <= args.seconds]
     print(f"{platform.machine()}, {len(samples) / SAMPLE_RATE:.1f} s of speech, {len(ends)} words, "
           f"pieces of {PIECE:g} s, best of {args.repeats}")  # fmt: skip
     print(
@@ -542,7 +595,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     eou_rows = []
     for kind in args.models:
-        for row in run_model(kind, samples, ends, args.repeats):
+        for row in run_model(kind, samples, ends, args.repeats, args.language):
             f50, f95 = quantiles(row["first"])
             g50, g95 = quantiles(row["final"])
             print(f"| {row['model']} | {describe(row)} | {f50:.2f} / {f95:.2f} s | {g50:.2f} / {g95:.2f} s "

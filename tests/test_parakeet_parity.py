@@ -1,4 +1,8 @@
-"""`parakeet --output-format json` against NeMo's `transcribe` on every fixture model and clip."""
+"""`parakeet --output-format json` against NeMo's `transcribe` on every fixture model and clip.
+
+A language-prompt model (nemotron-3.5-asr-streaming-0.6b) runs once per recorded language,
+`--language X` against NeMo's `transcribe(..., target_lang=X)` (`auto`: no option, NeMo's
+default); its JSON says the language used."""
 
 from __future__ import annotations
 
@@ -17,22 +21,28 @@ MODELS = ["models/tdt", "models/rnnt", "models/ctc", "models/hybrid_tdt_ctc",
           "checkpoints/parakeet-tdt_ctc-110m",
           # NeMo's character-vocabulary classes (make_char_checkpoint_fixtures.py)
           "checkpoints/stt_zh_conformer_transducer_large", "checkpoints/conformer_ctc_char",
-          "checkpoints/conformer_hybrid_transducer_ctc_char"]  # fmt: skip
+          "checkpoints/conformer_hybrid_transducer_ctc_char",
+          # a language-prompt model, per target language (make_streaming_checkpoint_fixtures.py)
+          *(f"checkpoints/nemotron-3.5-asr-streaming-0.6b@{lang}" for lang in ("auto", "en-US", "de-DE"))]  # fmt: skip
 CLIPS = list(json.loads((FIXTURES / "audio" / "clips.json").read_text())["clips"])
 SHORT = "shorter_than_frame_16k.wav"  # under 1 s: NeMo pads it (see below)
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda name: name.split("/")[1])
 def run(request, tmp_path_factory):
-    name = request.param
+    name, _, language = request.param.partition("@")
     cache = tmp_path_factory.mktemp("cache")
     command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", *[str(FIXTURES / "audio" / c) for c in CLIPS],
                "--model", str(FIXTURES / f"{name}.nemo"), "--output-format", "json",
                "--dtype", "float32", "--batch-size", "8", "--cache-dir", str(cache), "--quiet"]  # fmt: skip
+    if language and language != "auto":  # auto: the default, as NeMo's
+        command += ["--language", language]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     meta = json.loads((FIXTURES / f"{name}.json").read_text())
+    if language:  # NeMo's outputs in that language, and the language the JSON must name
+        meta = {**meta["languages"][language], "language": language}
     return name, dict(zip(CLIPS, outputs, strict=True)), meta
 
 
@@ -88,3 +98,60 @@ def test_segments_equal_nemo(run):
         ours = outputs[clip]["segments"]
         assert [s["text"] for s in ours] == [s["segment"] for s in nemo_segments], clip
         _assert_times_equal(clip, ours, nemo_segments, outputs[clip]["duration"])
+
+
+def test_the_json_names_the_language_used(run):
+    """A prompt model's JSON names the language it ran (`auto` unless asked); others none."""
+    _name, outputs, meta = run
+    for clip in CLIPS:
+        assert outputs[clip].get("language") == meta.get("language"), clip
+
+
+PROMPT_MODEL = FIXTURES / "checkpoints" / "nemotron-3.5-asr-streaming-0.6b"
+
+
+def _parakeet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(FIXTURES / "audio" / CLIPS[0]),
+               "--cache-dir", str(tmp_path / "cache"), "--quiet", *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_an_unknown_language_is_one_line_listing_the_models_languages(tmp_path):
+    result = _parakeet(tmp_path, "--model", f"{PROMPT_MODEL}.nemo", "--language", "xx-XX")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("parakeet: error: language 'xx-XX' is not supported by this model; "
+                           "supported: en-US, en, en-GB,")  # fmt: skip
+    assert line.endswith("mt-MT, auto, nn-NO, nn")  # the model's own dictionary, in its order
+
+
+def test_a_language_for_a_model_without_a_prompt_is_one_line(tmp_path):
+    result = _parakeet(
+        tmp_path, "--model", str(FIXTURES / "models" / "rnnt.nemo"), "--language", "de"
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert "takes no target language" in line
+
+
+def test_language_tags_are_stripped_where_the_config_says(tmp_path):
+    """NeMo's `decoding.strip_lang_tags` (the recipe's setting; the real checkpoint keeps its
+    tags): the text without `<xx-XX>` tags, as NeMo's `transcribe` writes it then."""
+    from nemo_mlx_convert import convert_nemo
+    from nemo_mlx_parakeet import load
+
+    directory = tmp_path / "model"
+    convert_nemo(f"{PROMPT_MODEL}.nemo", directory)
+    config = json.loads((directory / "config.json").read_text())
+    config["nemo_config"]["decoding"]["strip_lang_tags"] = True
+    (directory / "config.json").write_text(json.dumps(config))
+    model = load(str(directory), dtype="float32", verbose=False)
+    meta = json.loads(PROMPT_MODEL.with_name(PROMPT_MODEL.name + ".json").read_text())
+    stripped = meta["transcribe_strip_lang_tags"]
+    kept = meta["languages"][meta["default_language"]]["transcribe"]
+    assert any(stripped[c]["text"] != kept[c]["text"] for c in CLIPS)  # tags were written
+    for clip in CLIPS:
+        result = model.transcribe(str(FIXTURES / "audio" / clip))
+        assert result.text == stripped[clip]["text"], clip
+        assert [t.id for t in result.tokens] == stripped[clip]["ids"], clip

@@ -11,6 +11,10 @@ References come from NeMo's own cache-aware streaming simulation
   a clip: it fails on clips whose last chunks are shorter than the regular lookahead);
   and parakeet_realtime_eou_120m-v1's (NeMo's end-of-utterance RNNT, left context 70 and
   its one lookahead, 1; `tests/test_end_of_utterance.py` holds its markers to NeMo's).
+- nemotron-3.5-asr-streaming-0.6b (the same script): a language-prompt model
+  (`EncDecRNNTBPEModelWithPrompt`), left context 56 and lookaheads 3/0/6/13 plus the model
+  card's 1 (80/160/320/560/1120 ms chunks), in three target languages (`auto`, NeMo's
+  default, `en-US`, `de-DE`): NeMo's `conformer_stream_step` after `set_inference_prompt`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pytest
 
 from mlx_audio_frontend import LogMel, LogMelConfig, load_audio
 from mlx_audio_frontend.streaming import StreamingLogMel
-from mlx_conformer import Conformer
+from mlx_conformer import Conformer, LanguagePrompt
 from mlx_conformer.streaming import (
     CacheAwareStreamer,
     StreamCache,
@@ -44,28 +48,43 @@ AUDIO = ROOT / "fixtures" / "audio"
 MULTI = "stt_en_fastconformer_hybrid_large_streaming_multi"
 NEMOTRON = "nemotron-speech-streaming-en-0.6b"
 EOU = "parakeet_realtime_eou_120m-v1"
-# variant id -> (fixture path without suffix, attention style or None for the published one)
+NEMOTRON35 = "nemotron-3.5-asr-streaming-0.6b"
+# variant id -> (fixture path without suffix, attention style or None for the published one,
+# a prompt model's target language or None)
 VARIANTS = {
-    "streaming_hybrid": (MODEL, None),
-    MULTI: (CHECKPOINTS / MULTI, None),
-    f"{MULTI}/regular": (CHECKPOINTS / MULTI, "regular"),
-    NEMOTRON: (CHECKPOINTS / NEMOTRON, None),
-    f"{NEMOTRON}/regular": (CHECKPOINTS / NEMOTRON, "regular"),
-    EOU: (CHECKPOINTS / EOU, None),
-}
+    "streaming_hybrid": (MODEL, None, None),
+    MULTI: (CHECKPOINTS / MULTI, None, None),
+    f"{MULTI}/regular": (CHECKPOINTS / MULTI, "regular", None),
+    NEMOTRON: (CHECKPOINTS / NEMOTRON, None, None),
+    f"{NEMOTRON}/regular": (CHECKPOINTS / NEMOTRON, "regular", None),
+    **{f"{NEMOTRON35}/{lang}": (CHECKPOINTS / NEMOTRON35, None, lang)
+       for lang in ("auto", "en-US", "de-DE")},
+    EOU: (CHECKPOINTS / EOU, None, None),
+}  # fmt: skip
 
 
 class Streaming:
-    """A fixture's converted model (encoder, transducer, CTC head if any) and NeMo's outputs.
+    """A fixture's converted model (encoder, transducer, CTC head if any, a prompt model's
+    language projection) and NeMo's outputs.
 
     `style` "regular" takes the checkpoint fixture's `regular` references and builds the
-    encoder with `att_context_style: regular` (the same weights)."""
+    encoder with `att_context_style: regular` (the same weights). `language` takes a prompt
+    model's references in that target language, and conditions the encoder output on it."""
 
-    def __init__(self, fixture: Path, directory: Path, style: str | None = None) -> None:
+    def __init__(
+        self,
+        fixture: Path,
+        directory: Path,
+        style: str | None = None,
+        language: str | None = None,
+    ) -> None:
         self.meta = json.loads(_file(fixture, ".json").read_text())
         with np.load(_file(fixture, ".npz")) as data:
             self.arrays = {k: data[k] for k in data.files}
         section = self.meta[style] if style else self.meta
+        if language is not None:
+            section = self.meta["languages"][language]
+        self.language = language
         self.contexts = section["contexts"]
         self.prefix = f"{style}/" if style else ""
         model_dir = open_model_directory(directory)
@@ -77,6 +96,18 @@ class Streaming:
         self.encoder = Conformer.from_nemo(cfg, weights)
         self.transducer = Transducer.from_nemo(cfg, weights)
         self.ctc = CTCHead.from_nemo(cfg, weights, model_dir.model_class)
+        self.prompt = LanguagePrompt.from_nemo(cfg, weights)
+        assert (self.prompt is not None) == (language is not None)
+
+    def condition(self, frames: mx.array) -> mx.array:
+        """Encoder frames (T, D) or (B, T, D) as the heads read them: conditioned on the
+        target language for a prompt model (NeMo's `_apply_prompt_to_encoded`)."""
+        if self.prompt is None or frames.shape[-2] == 0:
+            return frames
+        index = self.prompt.config.index(self.language)
+        batched = frames if frames.ndim == 3 else frames[None]
+        out = self.prompt(batched, index)
+        return out if frames.ndim == 3 else out[0]
 
     def samples(self, clip: str) -> np.ndarray:
         """A clip's samples: a test clip, or one made of pieces of them (`clips[...]["pieces"]`)."""
@@ -129,8 +160,8 @@ def converted(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
 def model(request, converted) -> Streaming:
-    fixture, style = VARIANTS[request.param]
-    return Streaming(fixture, converted(fixture), style)
+    fixture, style, language = VARIANTS[request.param]
+    return Streaming(fixture, converted(fixture), style, language)
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +201,40 @@ def test_eou_fixture_keeps_the_real_context(converted):
     assert (cfg.att_context_style, cfg.causal_downsampling) == ("chunked_limited", True)
     assert cfg.conv_context_size == (8, 0)
     assert model.frontend_config.n_mels == cfg.feat_in == 128
+
+
+def test_the_prompt_checkpoint_keeps_its_contexts_and_languages(converted):
+    """nemotron-3.5-asr-streaming-0.6b: left context 56 with its four lookaheads (the first,
+    3, the default), its language dictionary with `auto` at 101, 128 prompts."""
+    model = Streaming(
+        CHECKPOINTS / NEMOTRON35, converted(CHECKPOINTS / NEMOTRON35), language="auto"
+    )
+    cfg = model.encoder.config
+    assert cfg.att_context_sizes == ((56, 3), (56, 0), (56, 6), (56, 13))
+    assert (cfg.att_context_style, cfg.causal_downsampling) == ("chunked_limited", True)
+    prompt = model.prompt.config
+    assert prompt.num_prompts == 128
+    assert prompt.d_model == cfg.d_model
+    assert (prompt.index("auto"), prompt.index("en-US"), prompt.index("de"), prompt.index("nn")) == (
+        101, 0, 9, 104,
+    )  # fmt: skip
+    for lang, entry in model.meta["languages"].items():
+        assert entry["prompt_index"] == prompt.index(lang)
+    assert model.meta["languages_differ_on"]  # the language changes NeMo's output
+
+
+def test_prompt_projection_equals_nemo(converted):
+    """The projection on NeMo's own encoder output equals NeMo's `_apply_prompt_to_encoded`
+    for each recorded language (the `long` clip, default lookahead)."""
+    model = Streaming(
+        CHECKPOINTS / NEMOTRON35, converted(CHECKPOINTS / NEMOTRON35), language="auto"
+    )
+    key = next(iter(model.contexts))
+    raw = mx.array(model.reference(key, "long", "offline_encoder"))[None]
+    for lang in model.meta["languages"]:
+        ours = np.array(model.prompt(raw, model.prompt.config.index(lang))[0])
+        nemo = model.arrays[f"prompted/{lang}/long"]
+        assert _rel(ours, nemo) <= 1e-5, lang
 
 
 def test_streaming_config_equals_nemo(model):
@@ -248,9 +313,20 @@ def test_cache_length_counts_real_frames(model):
 
 
 def encode_offline(model, features: np.ndarray, context: list[int]) -> tuple[mx.array, mx.array]:
-    """The encoder's offline forward (NeMo's chunked mask, no caches) in one of its contexts."""
-    model.encoder.set_default_att_context_size(context)
-    return model.encoder(mx.array(features)[None])
+    """The encoder's offline forward (NeMo's chunked mask, no caches) in one of its contexts,
+    or in a lookahead it was not trained with (the model card's 160 ms of nemotron-3.5,
+    which NeMo's `set_default_att_context_size` runs with a warning)."""
+    encoder = model.encoder
+    if tuple(context) in encoder.config.att_context_sizes:
+        encoder.set_default_att_context_size(context)
+        return encoder(mx.array(features)[None])
+    trained = encoder.config
+    encoder.change_attention_model(None, context)
+    try:
+        return encoder(mx.array(features)[None])
+    finally:
+        encoder.config = trained
+        encoder.change_attention_model()
 
 
 def test_offline_encoder_equals_nemo(model):
@@ -269,7 +345,7 @@ def test_offline_ids_equal_nemo(model):
             out, lengths = encode_offline(model, model.features(clip), entry["att_context_size"])
             offline = expected["offline"]
             assert int(lengths[0]) == offline["encoded_length"], (key, clip)
-            (hyp,) = model.transducer.greedy(out, lengths)
+            (hyp,) = model.transducer.greedy(model.condition(out), lengths)
             assert hyp.ids == offline["rnnt"]["ids"], (key, clip)
             if model.ctc is not None:
                 alignment = np.array(mx.argmax(model.ctc(out)[0], axis=-1)).tolist()
@@ -286,7 +362,7 @@ def stream_clip(model, clip, context, piece=1234):
 
     def consume(frames):
         if frames.shape[0]:
-            rnnt.feed(frames)
+            rnnt.feed(model.condition(frames))
             if ctc is not None:
                 ctc.feed(model.ctc(frames[None])[0])
 
@@ -323,7 +399,8 @@ def test_streaming_ids_grow_as_nemo_after_each_step(model):
         after, lengths = [], []
         for i in range(len(features) + 1):
             before = streamer._step
-            rnnt.feed(streamer.add(features[i : i + 1]) if i < len(features) else streamer.finish())
+            encoded = streamer.add(features[i : i + 1]) if i < len(features) else streamer.finish()
+            rnnt.feed(model.condition(encoded))
             ran = streamer._step - before
             after += [[t.id for t in rnnt.tokens]] * ran
             length = int(streamer.cache.last_channel_len[0])

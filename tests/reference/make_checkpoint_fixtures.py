@@ -92,6 +92,9 @@ class Checkpoint:
     # in that file ({dotted key: (value, source)}).
     base: str | None = None
     stated: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    # pieces the tokenizer holds as user-defined symbols where the published vocabulary
+    # does not list them (`special_pieces`): a prompt model's language tags
+    special: tuple[str, ...] = ()
 
 
 _PARITY_MD = "mudler/parakeet.cpp docs/parity.md (values read from the .nemo's config)"
@@ -199,7 +202,7 @@ def train_tokenizer(directory: Path, published: dict[str, Any], spec: Checkpoint
     try:
         create_spt_model("corpus.txt", vocab_size=spec.vocab_size, sample_size=-1,
                          do_lower_case=False, tokenizer_type="bpe", output_dir=".",
-                         user_defined_symbols=special_pieces(published) or None)  # fmt: skip
+                         user_defined_symbols=special_pieces(published) or list(spec.special) or None)  # fmt: skip
     finally:
         os.chdir(cwd)
     # the published section names files inside the real .nemo (nemo:<hash>_tokenizer.model)

@@ -360,6 +360,10 @@ def encode(model: ASRModel, signals: list[np.ndarray]) -> Encoded:
     signal, length = padded(signals)
     features, feature_len = model.preprocessor(input_signal=signal, length=length)
     encoded, encoded_len = model.encoder(audio_signal=features, length=feature_len)
+    # a prompt-conditioned model's language prompt (`set_inference_prompt`), as NeMo's
+    # streaming step applies it; every other model's hook returns `encoded` as it is
+    prompt = getattr(model, "_apply_prompt_to_encoded", None)
+    encoded = prompt(encoded) if prompt is not None else encoded
     return Encoded(features, feature_len, encoded, encoded_len)
 
 
@@ -844,7 +848,7 @@ def batch_references(
 
 @torch.no_grad()
 def transcripts(
-    model: ASRModel, signals: dict[str, np.ndarray], batch_size: int
+    model: ASRModel, signals: dict[str, np.ndarray], batch_size: int, **prompt: Any
 ) -> dict[str, dict[str, Any]]:
     """NeMo's `transcribe(..., timestamps=True)` on the numpy samples: text, ids, timestamps.
 
@@ -852,11 +856,13 @@ def transcripts(
     the times back, and leaves encoder, decoder and joint in training mode (`unfreeze`):
     the model is put back in eval mode here. For CTC, `transcribe` replaces `y_sequence`
     with the per-frame log-probs: the ids are their argmax, collapsed, checked against the text.
+    `prompt` goes to `transcribe` as it is (a prompt model's `target_lang`).
     """
     clips = list(signals)
     hyps = model.transcribe(
-        [signals[c] for c in clips], batch_size=batch_size, timestamps=True, verbose=False
-    )
+        [signals[c] for c in clips], batch_size=batch_size, timestamps=True, verbose=False,
+        **prompt,
+    )  # fmt: skip
     model.eval()
     hyps = hyps[0] if isinstance(hyps, tuple) else hyps
     out = {}

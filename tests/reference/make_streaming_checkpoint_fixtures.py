@@ -54,6 +54,23 @@ ids, the offline encoder output, ids and alignment. Then the same for the checkp
 style too (`setup_streaming_params`: lookahead = right context x layers, `cache_drop_size`
 = the lookahead, one encoder frame per step after the first), under the `regular` key.
 
+- `nemotron-3.5-asr-streaming-0.6b` (`EncDecRNNTBPEModelWithPrompt`): its complete published
+  config was NOT available either. The config file is NeMo's recipe of the class
+  (`fastconformer_transducer_bpe_streaming_prompt.yaml`), with `STATED_35` laid over it (left
+  context 56, lookaheads 3/0/6/13, 24 layers, the real prompt dictionary's `nn-NO`/`nn`,
+  fastemit 0.005, language tags kept in the text). The tokenizer is trained on the
+  multilingual corpus with six `<xx-XX>` language tags as user-defined pieces (the real
+  vocabulary has them). NeMo's random `prompt_kernel` weighs one of 128 one-hot inputs as one
+  acoustic input, so every language would decode alike: `strengthen_prompt` scales the
+  one-hot's columns to the spread of the acoustic part (`weight_choices`), and the tuning
+  runs on the `auto`-prompted frames. References are recorded per target language (`auto`,
+  NeMo's default, `en-US`, `de-DE`: `prompt_references`): the streaming keys above for each
+  lookahead and the model card's 160 ms (`CARD_CONTEXTS_35`, lookahead 1: not in the config,
+  NeMo warns and streams), after `set_inference_prompt`; NeMo's offline greedy decisions of
+  the speech clips; `transcribe(..., target_lang=)` of every test clip; and once with
+  `decoding.strip_lang_tags` on. It asserts that the languages decode some clip differently.
+  No `regular`-style copy.
+
 To keep the repository lean the clips are three (`CLIPS`), made from the 16 kHz WAV test
 clips, which every loader reads exactly: `long` (three clips end to end, 10.2 s, 127 encoder
 frames: the 70-frame left-context cache fills and then drops frames), `short` (1000 samples,
@@ -66,7 +83,11 @@ files, or none):
 - json: provenance, `checkpoint`, `published_config` (+ sha256), `complete_config_published`,
   `config_sources`, `shrunk`, the restored model's `config`, `clips` (how each clip is made),
   `contexts` and `streaming_equals_offline` (chunked_limited, as published), and `regular`
-  with the same two keys.
+  with the same two keys; for the prompt model instead `languages[<lang>]` (`prompt_index`,
+  `offline_clips`, `stats`, `transcribe`, `contexts`, `streaming_equals_offline`; the top-level
+  `contexts` are the default language's), `default_language`, `languages_differ_on`,
+  `extra_contexts`, `transcribe_strip_lang_tags`, and in the npz `prompted/<lang>/long` (NeMo's
+  projection of the `long` clip's offline encoder output at the default lookahead).
 """
 
 from __future__ import annotations
@@ -82,9 +103,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from nemo.collections.asr.models import ASRModel, EncDecHybridRNNTCTCBPEModel, EncDecRNNTBPEModel
+from nemo.collections.asr.models import (
+    ASRModel,
+    EncDecHybridRNNTCTCBPEModel,
+    EncDecRNNTBPEModel,
+    EncDecRNNTBPEModelWithPrompt,
+)
 from nemo.collections.asr.models.asr_eou_models import EncDecRNNTBPEEOUModel
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 from sentencepiece import sentencepiece_model_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -146,6 +172,30 @@ MARKERS = ("<EOU>", "<EOB>")  # NeMo's EOU_STRING, EOB_STRING (data/audio_to_eou
 # share of (frame, prediction state) samples on which each marker beats every other output
 MARKER_SHARES = {"<EOU>": 0.08, "<EOB>": 0.03}
 
+_HEADER_35 = "tests/reference/configs/nemotron-3.5-asr-streaming-0.6b.yaml, header"
+# What the real nemotron-3.5-asr-streaming-0.6b has differently from the recipe its config
+# file holds (the header's DIFFERENCES), with the sources the header gives.
+STATED_35: dict[str, tuple[Any, str]] = {
+    "encoder.n_layers": (24, f"{_HEADER_35} [notes]: 24 ConformerLayers"),
+    "encoder.att_context_size": (
+        [[56, 3], [56, 0], [56, 6], [56, 13]],
+        f"{_HEADER_35} [study]: att_context_size of the saved model (first = default)",
+    ),
+    "model_defaults.prompt_dictionary.nn-NO": (104, f"{_HEADER_35} [log]"),
+    "model_defaults.prompt_dictionary.nn": (104, f"{_HEADER_35} [log]"),
+    "loss.warprnnt_numba_kwargs.fastemit_lambda": (0.005, f"{_HEADER_35} [log]"),
+    "decoding.strip_lang_tags": (
+        False,
+        f"{_HEADER_35} [notes]: the real checkpoint's NeMo text keeps its <en-US> tags "
+        "(NeMo's default, as if the key were absent)",
+    ),
+}
+_CLASS_SOURCE_35 = f"{_HEADER_35} [target], [log]: EncDecRNNTBPEModelWithPrompt"
+# The model card's 160 ms chunk (lookahead 1), not in the config's list: NeMo warns and streams.
+CARD_CONTEXTS_35 = [[56, 1]]
+# Language tags the real vocabulary holds (`<en-US>` ...), user-defined pieces here.
+LANGUAGE_TAGS = ("<en-US>", "<en-GB>", "<de-DE>", "<fr-FR>", "<es-US>", "<es-ES>")
+
 
 @dataclass(frozen=True)
 class StreamingCheckpoint:
@@ -153,6 +203,11 @@ class StreamingCheckpoint:
     complete: bool  # the complete published model_config.yaml is in tests/reference/configs
     regular: bool = True  # also record the `regular` attention style
     markers: tuple[str, ...] = ()  # pieces appended to the tokenizer (end-of-utterance models)
+    # prompt models: the target languages recorded (the first is NeMo's default, `auto`),
+    # contexts streamed besides the config's, and no `regular`-style copy
+    languages: tuple[str, ...] = ()
+    extra_contexts: tuple[tuple[int, int], ...] = ()
+    max_mb: float = MAX_MB  # the three files together
 
 
 CHECKPOINTS: dict[str, StreamingCheckpoint] = {
@@ -182,6 +237,21 @@ CHECKPOINTS: dict[str, StreamingCheckpoint] = {
         complete=False,
         regular=False,
         markers=MARKERS,
+    ),
+    "nemotron-3.5-asr-streaming-0.6b": StreamingCheckpoint(
+        ckpt.Checkpoint(
+            EncDecRNNTBPEModelWithPrompt,
+            "multilingual",
+            128,
+            0.6,  # 0.8 left tokens on 10 of 216 frames, two clips empty
+            base="nemotron-3.5-asr-streaming-0.6b",
+            stated=STATED_35,
+            special=LANGUAGE_TAGS,
+        ),
+        complete=False,
+        languages=("auto", "en-US", "de-DE"),
+        extra_contexts=tuple(tuple(c) for c in CARD_CONTEXTS_35),
+        max_mb=4.5,  # five lookaheads in three languages
     ),
 }
 _EOU_CLASS_SOURCE = (
@@ -353,6 +423,95 @@ def regular_references(
     return arrays, {"contexts": per_context, "streaming_equals_offline": agree}
 
 
+@torch.no_grad()
+def strengthen_prompt(model: ASRModel, signals: list[np.ndarray]) -> float:
+    """Scale the one-hot's columns of `prompt_kernel.0` so that a language moves its output as
+    much as the audio does; returns the factor.
+
+    At NeMo's random initialisation one of 128 one-hot inputs weighs as one input of the
+    d_model acoustic ones, and every language would decode alike: the factor is the spread of
+    the acoustic part over the clips' (unprompted) encoder frames over that of the columns.
+    """
+    frames = base.encoder_frames(model, signals)  # no prompt set yet: the encoder's own
+    first = model.prompt_kernel[0]
+    d_model = frames.shape[1]
+    acoustic = frames @ first.weight[:, :d_model].T
+    scale = float(acoustic.std() / first.weight[:, d_model:].std())
+    first.weight[:, d_model:] *= scale
+    return scale
+
+
+def prompt_references(
+    model: ASRModel,
+    signals: dict[str, np.ndarray],
+    contexts: list[list[int]],
+    checkpoint: StreamingCheckpoint,
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+    """A prompt model's references for each of `checkpoint.languages` (the first NeMo's
+    default `auto`): (npz arrays, the default language's streaming keys, `languages`...).
+
+    Per language (`set_inference_prompt`, `transcribe(..., target_lang=)`): NeMo's offline
+    greedy decisions of the speech clips with timestamps (`clip_references`, prompt applied)
+    and their stats, `transcribe` of every test clip, and `make_streaming_fixtures.references`
+    for every context (the config's and `extra_contexts`). The encoder's own output does not
+    depend on the language: the npz keeps it once (checked equal), plus the prompted offline
+    output of the `long` clip per language at the default context (`prompted/<lang>/long`).
+    """
+    every = [*contexts, *(list(c) for c in checkpoint.extra_contexts)]
+    test_clips = {clip: base.load_clip(clip) for clip in base.CLIPS}
+    speech = {clip: test_clips[clip] for clip in base.SPEECH_CLIPS}
+    arrays: dict[str, np.ndarray] = {}
+    languages: dict[str, Any] = {}
+    default_key = f"{contexts[0][0]}_{contexts[0][1]}"
+    for lang in checkpoint.languages:
+        model.set_inference_prompt(lang)
+        base.enable_timestamps(model)
+        offline_arrays, clips = base.clip_references(model, speech)
+        stats = base.decision_stats(clips, offline_arrays, blank=model.tokenizer.vocab_size)
+        transcribed = base.transcripts(model, test_clips, batch_size=1, target_lang=lang)
+        streaming.no_timestamps(model)
+        lang_arrays, streamed = streaming.references(model, signals, every)
+        for key, value in lang_arrays.items():
+            if key in arrays:
+                np.testing.assert_array_equal(arrays[key], value)  # the encoder's own
+        arrays.update(lang_arrays)
+        raw = torch.from_numpy(lang_arrays[f"{default_key}/long/offline_encoder"].T)[None]
+        with torch.no_grad():
+            arrays[f"prompted/{lang}/long"] = model._apply_prompt_to_encoded(raw)[0].T.numpy()
+        languages[lang] = {
+            "prompt_index": model._inference_prompt_index,
+            "offline_clips": clips,
+            "stats": stats,
+            "transcribe": transcribed,
+            **streamed,
+        }
+    model.set_inference_prompt(checkpoint.languages[0])
+    # NeMo's text with `decoding.strip_lang_tags` on (the recipe's value), default language
+    saved = copy.deepcopy(model.cfg.decoding)
+    stripping = copy.deepcopy(saved)
+    with open_dict(stripping):
+        stripping.strip_lang_tags = True
+    model.change_decoding_strategy(stripping, verbose=False)
+    stripped = base.transcripts(
+        model, test_clips, batch_size=1, target_lang=checkpoint.languages[0]
+    )
+    model.change_decoding_strategy(saved, verbose=False)
+    differ = [clip for clip in test_clips
+              if len({tuple(languages[lang]["transcribe"][clip]["ids"]) for lang in languages}) > 1]  # fmt: skip
+    assert differ, "every language decodes every clip alike"
+    default = languages[checkpoint.languages[0]]
+    published_style = {"contexts": default["contexts"],
+                       "streaming_equals_offline": default["streaming_equals_offline"]}  # fmt: skip
+    extra = {
+        "languages": languages,
+        "default_language": checkpoint.languages[0],
+        "languages_differ_on": differ,
+        "extra_contexts": [list(c) for c in checkpoint.extra_contexts],
+        "transcribe_strip_lang_tags": stripped,
+    }
+    return arrays, published_style, extra
+
+
 def make_fixture(
     name: str, checkpoint: StreamingCheckpoint, work: Path, staging: Path
 ) -> dict[str, Any]:
@@ -360,7 +519,11 @@ def make_fixture(
     config_path = ckpt.CONFIGS / f"{name}.yaml"
     published, sources = ckpt.full_config(name, spec)
     if not checkpoint.complete:
-        sources["model_class"] = _EOU_CLASS_SOURCE if checkpoint.markers else _CLASS_SOURCE
+        sources["model_class"] = (
+            _EOU_CLASS_SOURCE if checkpoint.markers
+            else _CLASS_SOURCE_35 if checkpoint.languages
+            else _CLASS_SOURCE
+        )  # fmt: skip
     tokenizer = ckpt.train_tokenizer(work / name / "tokenizer", published, spec)
     append_markers(tokenizer, checkpoint.markers)
     config, shrunk = ckpt.shrink(published, tokenizer, spec.cls is EncDecHybridRNNTCTCBPEModel)
@@ -370,26 +533,40 @@ def make_fixture(
     model = spec.cls(cfg=OmegaConf.create(config)).eval()
     speech = {clip: base.load_clip(clip) for clip in base.SPEECH_CLIPS}
     texts = ckpt.corpus(spec.text, random.Random(SEED))[:48]
+    if checkpoint.languages:  # tuned on what the joint reads: the default language's prompt
+        prompt_scale = strengthen_prompt(model, list(speech.values()))
+        model.set_inference_prompt(checkpoint.languages[0])
     chosen = base.make_decisions_depend_on_audio(
         model, list(speech.values()), texts, spec.blank_share
     )
     if checkpoint.markers:
         chosen.update(favour_markers(model, list(speech.values()), texts))
+    if checkpoint.languages:
+        chosen["prompt_onehot_scale"] = prompt_scale
     path = staging / f"{name}.nemo"
     model.save_to(str(path))
     restored = ASRModel.restore_from(str(path), map_location="cpu").eval()
     restored_config = OmegaConf.to_container(restored.cfg, resolve=True, enum_to_str=True)
-    # greedy decisions offline (default lookahead) vary with the audio of the speech clips
+    # greedy decisions offline (default lookahead, default language) vary with the audio of
+    # the speech clips
+    if checkpoint.languages:
+        restored.set_inference_prompt(checkpoint.languages[0])
     base.enable_timestamps(restored)
     arrays0, clips0 = base.clip_references(restored, speech)
     stats = base.decision_stats(clips0, arrays0, blank=restored.tokenizer.vocab_size)
     base.check_varied(stats)
 
     signals = load_clips()
-    streaming.no_timestamps(restored)  # NeMo's partial-hypothesis merge fails with timestamps
-    arrays, published_style = streaming.references(restored, signals, contexts)
     extra: dict[str, Any] = {}
-    if checkpoint.regular:  # the same checkpoint and weights with att_context_style: regular
+    if checkpoint.languages:
+        arrays, published_style, prompted = prompt_references(restored, signals, contexts,
+                                                              checkpoint)  # fmt: skip
+        extra.update(prompted)
+    else:
+        streaming.no_timestamps(restored)  # NeMo's partial-hypothesis merge fails with timestamps
+        arrays, published_style = streaming.references(restored, signals, contexts)
+    if checkpoint.regular and not checkpoint.languages:
+        # the same checkpoint and weights with att_context_style: regular
         regular = spec.cls(cfg=OmegaConf.create(with_style(config, "regular"))).eval()
         regular.load_state_dict(restored.state_dict())
         streaming.no_timestamps(regular)
@@ -441,11 +618,11 @@ def make_fixture(
     }
     np.savez_compressed(staging / f"{name}.npz", **arrays)
     (staging / f"{name}.json").write_text(json.dumps(base.to_jsonable(meta), indent=1) + "\n")
-    report(name, meta, staging)
+    report(name, meta, staging, checkpoint.max_mb)
     return meta
 
 
-def report(name: str, meta: dict[str, Any], staging: Path) -> None:
+def report(name: str, meta: dict[str, Any], staging: Path, max_mb: float = MAX_MB) -> None:
     sizes = {p.suffix: p.stat().st_size / 1e6 for p in staging.glob(f"{name}.*")}
     print(f"{name}: {json.dumps({k: round(v, 2) for k, v in sizes.items()})} MB")
     print(f"  shrunk: {json.dumps(meta['shrunk'])}")
@@ -456,6 +633,10 @@ def report(name: str, meta: dict[str, Any], staging: Path) -> None:
     )
     if "marker_stats" in meta:
         print(f"  markers: {json.dumps(meta['marker_stats'])}")
+    for lang, entry in meta.get("languages", {}).items():
+        print(f"  {lang} ({entry['prompt_index']}): stats {json.dumps(entry['stats'])}")
+    if "languages_differ_on" in meta:
+        print(f"  languages differ on: {meta['languages_differ_on']}")
     for style, entry in styles:
         print(f"  {style}: streaming equals offline: {entry['streaming_equals_offline']}")
         for key, context in entry["contexts"].items():
@@ -467,7 +648,7 @@ def report(name: str, meta: dict[str, Any], staging: Path) -> None:
                 ctc = f" ctc {len(c['ctc']['ids'])}" if "ctc" in c else ""
                 print(f"      {clip}: {len(c['steps'])} steps, rnnt {len(c['rnnt']['ids'])}"
                       f"{ctc} tokens, = offline {c['streaming_equals_offline']}")  # fmt: skip
-    assert sum(sizes.values()) < MAX_MB, sizes
+    assert sum(sizes.values()) < max_mb, sizes
 
 
 def main() -> None:

@@ -179,10 +179,13 @@ def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """The example's `compare_vs_offline` pass: the whole buffer, no caches, every head."""
     features, length = buffer_features(model, signal)
     encoded, encoded_len = model.encoder(audio_signal=features, length=length)
+    # the language prompt (`set_inference_prompt`) as `conformer_stream_step` applies it
+    # (a no-op for models without one); the npz keeps the encoder's own output
+    prompted = model._apply_prompt_to_encoded(encoded)
     t_enc = int(encoded_len[0])
     set_head(model, "rnnt")
     (hyp,) = model.decoding.rnnt_decoder_predictions_tensor(
-        encoded, encoded_len, return_hypotheses=True
+        prompted, encoded_len, return_hypotheses=True
     )
     result = {
         "feature_frames": int(features.shape[-1]),
@@ -191,7 +194,7 @@ def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray
         "rnnt": {"ids": base.to_jsonable(hyp.y_sequence), "text": hyp.text},
     }
     if "ctc" in heads(model):
-        log_probs = model.ctc_decoder(encoder_output=encoded)
+        log_probs = model.ctc_decoder(encoder_output=prompted)
         alignment = base.to_jsonable(log_probs[0, :t_enc].argmax(-1))
         ids, _ = base.ctc_collapse(alignment, blank=model.tokenizer.vocab_size)
         result["ctc"] = {"alignment": alignment, "ids": ids}

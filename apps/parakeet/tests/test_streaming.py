@@ -44,6 +44,7 @@ def stream(model, samples, pieces, **options):
 CHECKPOINTS = REPO / "tests" / "fixtures" / "checkpoints"
 MULTI = "stt_en_fastconformer_hybrid_large_streaming_multi"
 NEMOTRON = "nemotron-speech-streaming-en-0.6b"
+NEMOTRON35 = "nemotron-3.5-asr-streaming-0.6b"  # a language-prompt model
 
 
 def clip_samples(meta: dict, clip: str) -> np.ndarray:
@@ -55,29 +56,42 @@ def clip_samples(meta: dict, clip: str) -> np.ndarray:
 
 
 # NeMo's cache-aware streaming of the tiny model and of NVIDIA's configurations (left
-# context 70, lookaheads 13, 6, 1, 0): test id -> (fixture, head)
+# context 70, lookaheads 13, 6, 1, 0; nemotron-3.5: 56 and 3, 0, 6, 13, per target
+# language): test id -> (fixture, head, language)
 CACHE_AWARE = {
-    "streaming_hybrid-rnnt": (MODELS / "streaming_hybrid", "rnnt"),
-    "streaming_hybrid-ctc": (MODELS / "streaming_hybrid", "ctc"),
-    f"{MULTI}-rnnt": (CHECKPOINTS / MULTI, "rnnt"),
-    f"{MULTI}-ctc": (CHECKPOINTS / MULTI, "ctc"),
-    f"{NEMOTRON}-rnnt": (CHECKPOINTS / NEMOTRON, "rnnt"),
-}
+    "streaming_hybrid-rnnt": (MODELS / "streaming_hybrid", "rnnt", None),
+    "streaming_hybrid-ctc": (MODELS / "streaming_hybrid", "ctc", None),
+    f"{MULTI}-rnnt": (CHECKPOINTS / MULTI, "rnnt", None),
+    f"{MULTI}-ctc": (CHECKPOINTS / MULTI, "ctc", None),
+    f"{NEMOTRON}-rnnt": (CHECKPOINTS / NEMOTRON, "rnnt", None),
+    **{f"{NEMOTRON35}-{lang}": (CHECKPOINTS / NEMOTRON35, "rnnt", lang)
+       for lang in ("auto", "en-US", "de-DE")},
+}  # fmt: skip
 
 
-@pytest.mark.parametrize(("fixture", "head"), list(CACHE_AWARE.values()), ids=list(CACHE_AWARE))
-def test_cache_aware_stream_equals_nemo_for_each_lookahead(cache, fixture, head):
+@pytest.mark.parametrize(
+    ("fixture", "head", "language"), list(CACHE_AWARE.values()), ids=list(CACHE_AWARE)
+)
+def test_cache_aware_stream_equals_nemo_for_each_lookahead(cache, fixture, head, language):
+    """Ids and text of NeMo's streaming (a prompt model's after `set_inference_prompt`),
+    for every lookahead the checkpoint was trained with; the transcript names the language."""
     meta = json.loads((fixture.parent / f"{fixture.name}.json").read_text())
     model = parakeet.load(
         fixture.parent / f"{fixture.name}.nemo", cache_dir=cache, head=head, verbose=False
     )
-    for entry in meta["contexts"].values():
+    section = meta["languages"][language] if language else meta
+    options = {"language": language} if language else {}
+    for entry in section["contexts"].values():
+        if entry["att_context_size"] not in model.context_choices:
+            continue  # nemotron-3.5's card-only 160 ms: tests/test_streaming_cache_aware.py
         for clip, expected in entry["clips"].items():
             samples = clip_samples(meta, clip)
-            _, result = stream(model, samples, [517, 3000, 1], context=entry["att_context_size"])
+            _, result = stream(model, samples, [517, 3000, 1], context=entry["att_context_size"],
+                               **options)  # fmt: skip
             assert [t.id for t in result.tokens] == expected[head]["ids"], (entry, clip)
             if head == "rnnt":
                 assert result.text == expected["rnnt"]["text"], clip
+            assert result.language == language
 
 
 def test_final_tokens_only_grow(cache):

@@ -148,3 +148,29 @@ def test_concurrent_requests_are_decoded_together_with_the_same_results(client, 
         assert result == alone[name], name
     assert after["largest_round"] > 1
     assert after["rounds"] - before["rounds"] < len(together)
+
+
+PROMPT_FIXTURE = CHECKPOINTS / "nemotron-3.5-asr-streaming-0.6b"
+
+
+def test_a_language_prompt_model_takes_the_language_field(cache):
+    """nemotron-3.5-asr-streaming-0.6b's fixture: the request's `language` is NeMo's
+    `target_lang` (text equal to NeMo's `transcribe` in that language; `auto` when absent),
+    `verbose_json` names it, and an unknown one is a 400 listing the model's languages."""
+    import openai
+
+    meta = json.loads(PROMPT_FIXTURE.with_name(PROMPT_FIXTURE.name + ".json").read_text())
+    clip = "speech_16k_mono.wav"
+    with running_server(
+        "--model", f"nemotron={PROMPT_FIXTURE}.nemo", "--cache-dir", str(cache)
+    ) as server:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        for language, entry in meta["languages"].items():
+            options = {} if language == "auto" else {"language": language}
+            verbose = transcribe(client, "nemotron", AUDIO / clip, response_format="verbose_json",
+                                 **options)  # fmt: skip
+            assert verbose.text == entry["transcribe"][clip]["text"], language
+            assert verbose.language == language
+        with pytest.raises(openai.BadRequestError) as refused:
+            transcribe(client, "nemotron", AUDIO / clip, language="xx-XX")
+        assert "'xx-XX' is not supported by this model; supported: en-US, en," in str(refused.value)

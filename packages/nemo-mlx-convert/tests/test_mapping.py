@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from nemo_mlx_convert import map_module_state, map_state_dict
+from nemo_mlx_convert import ConversionError, map_module_state, map_state_dict
 
 RNNT = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
 
@@ -26,3 +27,24 @@ def test_module_state_maps_as_the_whole_model_does():
         np.testing.assert_array_equal(array, whole[f"encoder.{name}"])
     assert mapped["pre_encode.conv.0.weight"].shape == (4, 3, 3, 1)  # channels-last
     assert mapped["layers.0.conv.depthwise_conv.weight"].shape == (8, 9, 1)
+
+
+PROMPT_RNNT = "nemo.collections.asr.models.rnnt_bpe_models_prompt.EncDecRNNTBPEModelWithPrompt"
+
+
+def test_a_prompt_models_projection_keeps_its_names_and_only_there():
+    """`prompt_kernel.{0,2}` (Nemotron 3.5 ASR's language projection) pass unchanged for the
+    prompt classes; a plain transducer holding them is refused, as NeMo's strict load does."""
+    rng = np.random.default_rng(0)
+    state = {
+        "prompt_kernel.0.weight": rng.standard_normal((16, 8 + 4)),
+        "prompt_kernel.0.bias": rng.standard_normal(16),
+        "prompt_kernel.2.weight": rng.standard_normal((8, 16)),
+        "prompt_kernel.2.bias": rng.standard_normal(8),
+    }
+    mapped = map_state_dict(state, PROMPT_RNNT).tensors
+    assert mapped.keys() == state.keys()
+    for name, array in state.items():
+        np.testing.assert_array_equal(mapped[name], array)
+    with pytest.raises(ConversionError, match="unsupported model variant"):
+        map_state_dict(state, RNNT)

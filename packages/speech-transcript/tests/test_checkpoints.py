@@ -10,6 +10,8 @@ from speech_transcript.checkpoints import (
     EOU_TRANSDUCER_CLASS,
     HYBRID_CLASS,
     MULTITASK_CLASS,
+    PROMPT_HYBRID_CLASS,
+    PROMPT_TRANSDUCER_CLASS,
     TRANSDUCER_CLASS,
     array_rate,
     frame_seconds,
@@ -26,6 +28,8 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
         CTC_CLASS,
         HYBRID_CLASS,
         EOU_TRANSDUCER_CLASS,
+        PROMPT_TRANSDUCER_CLASS,
+        PROMPT_HYBRID_CLASS,
         *CHAR_CLASSES,
     ):
         assert model_class_problem("m", model_class, "parakeet") is None
@@ -38,7 +42,8 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
     )
     supported = (
         "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel, "
-        "EncDecRNNTBPEEOUModel, EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
+        "EncDecRNNTBPEEOUModel, EncDecRNNTBPEModelWithPrompt, EncDecHybridRNNTCTCBPEModelWithPrompt, "
+        "EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
         "`canary` runs EncDecMultiTaskModel"
     )
     for app in ("canary", "parakeet"):

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from speech_transcript.checkpoints import language_problem
+
 from .errors import CanaryError
 from .tokenizer import BOS, CanaryTokenizer
 
@@ -74,10 +76,8 @@ def build_prompt(
         raise CanaryError(f"this model cannot give timestamps: {why}")
     languages = tokenizer.languages
     for lang in (source, target):
-        if lang not in languages:
-            raise CanaryError(
-                f"language {lang!r} is not supported by this model; supported: {', '.join(languages)}"
-            )
+        if problem := language_problem(lang, languages):
+            raise CanaryError(problem)
     yes_no = {True: "<|{}|>", False: "<|no{}|>"}
     if prompt_format == "canary":
         if options.itn or options.diarize:

@@ -15,12 +15,13 @@ from speech_transcript import Segment, TimedToken, Transcript, Word
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
-from .model import Parakeet
+from .model import DEFAULT_LANGUAGE, Parakeet
 from .streaming import StreamUpdate, TranscriptionStream
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_LANGUAGE",
     "DEFAULT_MODEL",
     "AudioError",
     "EndOfUtterance",

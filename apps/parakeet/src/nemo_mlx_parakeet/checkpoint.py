@@ -1,5 +1,6 @@
 """A Parakeet checkpoint's parts from its model directory: the class check, the weights
-into the front end, encoder and heads, their dtype and quantisation, and the tokenizer."""
+into the front end, encoder, language prompt and heads, their dtype and quantisation, and
+the tokenizer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from mlx_audio_frontend import LogMel, LogMelConfig
-from mlx_conformer import Conformer, quantize_linears
+from mlx_conformer import Conformer, LanguagePrompt, quantize_linears
 from mlx_ctc_decoder import CTCHead
 from mlx_transducer import Transducer
 from nemo_mlx_convert import ModelDirectory
@@ -20,13 +21,15 @@ from .tokenizer import Tokenizer
 
 @dataclass(frozen=True)
 class Parts:
-    """The modules a Parakeet model runs; a head the checkpoint lacks is None."""
+    """The modules a Parakeet model runs; a head (or language prompt) the checkpoint lacks
+    is None."""
 
     frontend: LogMel
     encoder: Conformer
     transducer: Transducer | None
     ctc: CTCHead | None
     tokenizer: Tokenizer
+    prompt: LanguagePrompt | None = None  # a prompt model's projection after the encoder
 
 
 def load_parts(
@@ -43,12 +46,17 @@ def load_parts(
     transducer = None if model_class in CTC_CLASSES else Transducer.from_nemo(cfg, weights)
     # a hybrid's head is `ctc_decoder.*`, a CTC model's `decoder.*`: the class decides
     ctc = CTCHead.from_nemo(cfg, weights, model_class)
+    try:  # a prompt model is told by its `prompt_kernel.*` tensors, as NeMo builds them
+        prompt = LanguagePrompt.from_nemo(cfg, weights)
+    except ValueError as err:
+        raise ParakeetError(f"{name}: {err}") from None
     if dtype != mx.float32:
-        for module in (encoder, transducer, ctc):
+        for module in (encoder, transducer, ctc, prompt):
             if module is not None:
                 module.set_dtype(dtype)
     if quantize is not None:  # the encoder's and the transducer's linear layers
         for module in (encoder, transducer):
             if module is not None:
                 quantize_linears(module, quantize)
-    return Parts(frontend, encoder, transducer, ctc, Tokenizer.from_model_directory(model_dir))
+    tokenizer = Tokenizer.from_model_directory(model_dir)
+    return Parts(frontend, encoder, transducer, ctc, tokenizer, prompt)

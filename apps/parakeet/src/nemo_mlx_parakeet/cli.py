@@ -82,6 +82,10 @@ def _add_decoding_options(decoding: argparse._ArgumentGroup) -> None:
                                "(default 1, NeMo's score_norm; 0: raw score)")  # fmt: skip
     decoding.add_argument("--head", choices=["auto", "tdt", "rnnt", "ctc"], default="auto",
                           help="decoder of a hybrid TDT-CTC model (default: the transducer)")  # fmt: skip
+    decoding.add_argument("--language",
+                          help="language-prompt models (nvidia/nemotron-3.5-asr-streaming-0.6b): "
+                               "the language to transcribe, one of the model's locales (en-US, "
+                               "de-DE, ...) or auto, which finds it (default: auto, as NeMo)")  # fmt: skip
     decoding.add_argument(
         "--batch-size", type=positive_int, default=8, help="inputs decoded together (default 8)"
     )
@@ -177,6 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         quantize=args.quantize,
     )
     timing.loaded()
+    model.language(args.language)  # an unknown language is one line, before any audio is read
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
     model.attention_budget = round(args.attention_budget * 2**30)
@@ -196,7 +201,8 @@ def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) 
     results = model.transcribe_many(sources, batch_size=args.batch_size, decoding=args.decoding,
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
-                                    overlap_duration=_overlap(args), progress=bar.update)  # fmt: skip
+                                    overlap_duration=_overlap(args), progress=bar.update,
+                                    language=args.language)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:
@@ -232,7 +238,7 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--chunk is for offline-trained models; this cache-aware model streams "
                          "in the chunks it was trained for: choose them with --context LEFT RIGHT, "
                          f"one of {model.context_choices}")  # fmt: skip
-    options = {"chunk": args.chunk, "context": args.context}
+    options = {"chunk": args.chunk, "context": args.context, "language": args.language}
     display = Display()
     if args.mic:
         result = run_stream(

@@ -1,6 +1,7 @@
 """`Parakeet`: a loaded Parakeet model (TDT, RNNT, CTC or hybrid TDT-CTC) that transcribes.
 
-The class composes the parts: `checkpoint` (the modules from a model directory),
+The class composes the parts: `checkpoint` (the modules from a model directory, with a
+prompt model's language projection),
 `batching` (inputs into pieces and batches), `attention` (the long-audio policy),
 `decoding` (the heads' hypotheses), `merging` (chunks joined) and `transcripts` (a
 hypothesis into a `Transcript`)."""
@@ -16,6 +17,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_audio_frontend import AudioError, load_audio
+from mlx_conformer import DEFAULT_LANGUAGE
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Transcript
 from speech_transcript import checkpoints as nemo
@@ -33,6 +35,7 @@ from .decoding import Head, Hypothesis, decode
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .merging import merge_chunks
+from .prompting import Language, choose_language
 from .streaming import TranscriptionStream
 from .timestamps import Span
 from .transcripts import Assembly
@@ -57,6 +60,7 @@ class Parakeet:
         self.config = cfg = model_dir.nemo_config
         self.frontend, self.encoder, self.tokenizer = parts.frontend, parts.encoder, parts.tokenizer
         self.transducer, self.ctc = parts.transducer, parts.ctc
+        self.prompt = parts.prompt  # a prompt model's language projection (Nemotron 3.5 ASR)
         self.head = self._choose_head(head)
         decoding = cfg.get("decoding") or {}
         self.segment_separators = tuple(decoding.get("segment_seperators") or (".", "?", "!"))
@@ -88,6 +92,24 @@ class Parakeet:
         raise ParakeetError(f"unknown head {head!r}; choose tdt, rnnt or ctc")
 
     @property
+    def languages(self) -> list[str]:
+        """The target languages a prompt model takes (its `prompt_dictionary`, with `auto`);
+        empty for a model without a language prompt."""
+        return self.prompt.config.names if self.prompt is not None else []
+
+    def language(self, language: str | None = None) -> Language | None:
+        """The language prompt `language` asks for (None: NeMo's default, `auto`); None for
+        a model without one. ParakeetError for an unknown language (listing the model's) or
+        a language given to a model that takes none."""
+        return choose_language(self.name, self.prompt, language)
+
+    def condition(self, encoded: mx.array, language: Language | None) -> mx.array:
+        """Encoder output conditioned on `language` (a prompt model's projection), or as it is."""
+        if language is None or self.prompt is None:
+            return encoded
+        return self.prompt(encoded, language.index)
+
+    @property
     def cache_aware(self) -> bool:
         """A cache-aware streaming checkpoint (streams in the chunks it was trained for)."""
         return self.encoder.config.att_context_style == "chunked_limited"
@@ -110,6 +132,7 @@ class Parakeet:
         self,
         context=None,
         chunk: float | None = None,
+        language: str | None = None,
         on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
     ) -> TranscriptionStream:
         """A stream to feed with `add_audio(samples)`; use it as a context manager.
@@ -118,10 +141,18 @@ class Parakeet:
         `att_context_size` entries [left, right] (default: its first); NeMo's exact
         cache-aware step. Other models: `chunk` seconds per step (default 1.0) and
         `context = (left, right)` encoder frames around each chunk (default 10 s / 1 s).
-        End-of-utterance checkpoints call `on_end_of_utterance` with each `<EOU>` / `<EOB>`
-        as it becomes final (also in each update's `end_of_utterances`).
+        A prompt model streams in `language` (default `auto`), as NeMo's
+        `set_inference_prompt` before `conformer_stream_step`. End-of-utterance
+        checkpoints call `on_end_of_utterance` with each `<EOU>` / `<EOB>` as it becomes
+        final (also in each update's `end_of_utterances`).
         """
-        return TranscriptionStream(self, context, chunk, on_end_of_utterance)
+        return TranscriptionStream(
+            self,
+            context=context,
+            chunk=chunk,
+            on_end_of_utterance=on_end_of_utterance,
+            language=self.language(language),
+        )
 
     def transcribe(
         self, audio: AudioInput | Sequence[AudioInput], **options
@@ -160,11 +191,16 @@ class Parakeet:
         chunk_duration: float | None = None,
         overlap_duration: float = OVERLAP_SECONDS,
         progress: Callable[[int], None] | None = None,
+        language: str | None = None,
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
-        called with the number of inputs finished."""
+        called with the number of inputs finished. A prompt model (Nemotron 3.5 ASR)
+        transcribes in `language`, one of `languages` (default `auto`: it finds the
+        language itself, as NeMo's `transcribe(..., target_lang="auto")`); the transcript's
+        `language` says which was used."""
         _check_options(batch_size, decoding, beam_size, chunk_duration)
+        prompt = self.language(language)
         pieces: list[Piece] = []
         durations: dict[int, float] = {}
         for index, item in enumerate(items):
@@ -182,13 +218,15 @@ class Parakeet:
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
         for batch in batching.batches(pieces, batch_size, limit):
             for piece, hypothesis in zip(
-                batch, self._decode(batch, decoding, beam_size, length_penalty), strict=True
+                batch, self._decode(batch, decoding, beam_size, length_penalty, prompt), strict=True
             ):
                 decoded.setdefault(piece.item, []).append((piece, hypothesis))
                 remaining[piece.item] -= 1
                 if remaining[piece.item] == 0:
                     parts = sorted(decoded.pop(piece.item), key=lambda pair: pair[0].offset)
-                    yield piece.item, self._finish(parts, durations[piece.item], items[piece.item])
+                    result = self._finish(parts, durations[piece.item], items[piece.item])
+                    result.language = prompt.name if prompt is not None else None
+                    yield piece.item, result
                     if progress is not None:
                         progress(1)
 
@@ -224,7 +262,12 @@ class Parakeet:
         return self.assemble(merged, duration, parts[0][0].lead, label)
 
     def _decode(
-        self, pieces: list[Piece], decoding: str, beam_size: int, length_penalty: float = 1.0
+        self,
+        pieces: list[Piece],
+        decoding: str,
+        beam_size: int,
+        length_penalty: float = 1.0,
+        language: Language | None = None,
     ) -> list[Hypothesis]:
         """Decode a batch of pieces; frames are relative to each piece's start."""
         longest = max(p.feature_frames for p in pieces)
@@ -232,6 +275,7 @@ class Parakeet:
         feature_len = mx.array([p.feature_frames for p in pieces])
         with self._attention(len(pieces), longest):
             encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
+        encoded = self.condition(encoded, language)
         head = self.ctc if self.head == "ctc" else self.transducer
         return decode(self.head, head, encoded, encoded_len, decoding, beam_size, length_penalty)
 
@@ -287,4 +331,11 @@ def _check_options(
         raise ParakeetError(f"chunk_duration must be positive, got {chunk_duration:g} s")
 
 
-__all__ = ["FULL_ATTENTION_BUDGET", "LONG_AUDIO_ATTENTION", "AudioError", "Parakeet", "Span"]
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "FULL_ATTENTION_BUDGET",
+    "LONG_AUDIO_ATTENTION",
+    "AudioError",
+    "Parakeet",
+    "Span",
+]

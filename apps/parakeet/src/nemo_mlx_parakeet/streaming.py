@@ -6,7 +6,9 @@ Two ways, chosen by the checkpoint:
   causal subsampling and convolutions): NeMo's exact cache-aware step. `context` picks one
   of the checkpoint's `att_context_size` entries ([left, right] in encoder frames; the right
   context is the lookahead); chunks are right + 1 encoder frames, as the model was trained.
-  Tokens equal NeMo's streaming output, and every token is final when it appears.
+  Tokens equal NeMo's streaming output, and every token is final when it appears. A prompt
+  model's frames are conditioned on the stream's language as NeMo's `conformer_stream_step`
+  conditions them after `set_inference_prompt`.
 - Offline-trained models: limited-context streaming. Audio is encoded in chunks of `chunk`
   seconds, each in a window with `context = (left, right)` encoder frames of audio before
   and after it (overlapping windows), and only the chunk's own frames are decoded, with
@@ -43,6 +45,7 @@ from speech_transcript import TimedToken, Transcript
 from .decoding import Head, Hypothesis, from_tokens
 from .eou import EndOfUtterance, Markers
 from .errors import ParakeetError
+from .prompting import Language
 from .tokenizer import Tokenizer
 
 DEFAULT_CHUNK_SECONDS = 1.0
@@ -73,6 +76,8 @@ class StreamingModel(Protocol):
     @property
     def assemble(self) -> Callable[[Hypothesis, float], Transcript]: ...
 
+    def condition(self, encoded: mx.array, language: Language | None) -> mx.array: ...
+
 
 @dataclass(frozen=True)
 class StreamUpdate:
@@ -94,10 +99,12 @@ class StreamUpdate:
 
 
 class _Head:
-    """The model's decoding head as a stream: transducer or CTC greedy."""
+    """The model's decoding head as a stream: transducer or CTC greedy, reading the encoder
+    frames as the model conditions them (a prompt model's `language`)."""
 
-    def __init__(self, model: StreamingModel) -> None:
+    def __init__(self, model: StreamingModel, language: Language | None = None) -> None:
         self.kind = model.head
+        self._condition = lambda encoded: model.condition(encoded[None], language)[0]
         if self.kind == "ctc":
             self._ctc = model.ctc
             self.stream = GreedyCTCStream(model.ctc.config.blank_id)
@@ -108,6 +115,7 @@ class _Head:
     def feed(self, encoded: mx.array) -> None:
         if encoded.shape[0] == 0:
             return
+        encoded = self._condition(encoded)
         if self.kind == "ctc":
             self.stream.feed(self._ctc(encoded[None])[0])
         else:
@@ -118,6 +126,7 @@ class _Head:
         """Tokens the frames would add, without committing them (a deep enough copy)."""
         if encoded.shape[0] == 0:
             return []
+        encoded = self._condition(encoded)
         tentative = self.stream.copy()
         if self.kind == "ctc":
             before = len(tentative.tokens)
@@ -135,6 +144,7 @@ class TranscriptionStream:
         context=None,
         chunk: float | None = None,
         on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
+        language: Language | None = None,
     ) -> None:
         self.model = model
         self.markers = Markers(model.tokenizer)
@@ -142,8 +152,9 @@ class TranscriptionStream:
         self.end_of_utterances: list[EndOfUtterance] = []  # every marker so far
         self._utterance_start = 0  # index of the first final token after the last marker
         self.cache_aware = model.cache_aware
+        self.language = language
         self.features = StreamingLogMel(model.frontend.config)
-        self.head = _Head(model)
+        self.head = _Head(model, language)
         self.factor = model.encoder.subsampling_factor
         self._samples = 0
         self._reported = 0  # decoded tokens already timed into `_final_timed`
@@ -229,7 +240,9 @@ class TranscriptionStream:
     def transcript(self) -> Transcript:
         """The final tokens so far as a transcript with words and segments."""
         hypothesis = from_tokens(self.head.stream.tokens, self.head.kind)
-        return self.model.assemble(hypothesis, self._samples / self.model.sample_rate)
+        result = self.model.assemble(hypothesis, self._samples / self.model.sample_rate)
+        result.language = self.language.name if self.language is not None else None
+        return result
 
     @property
     def final_frames(self) -> int:

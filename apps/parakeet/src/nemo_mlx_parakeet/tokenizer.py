@@ -34,9 +34,15 @@ class Tokenizer:
     """Decoding only: ids -> pieces and text, and the vocabulary's punctuation marks."""
 
     def __init__(
-        self, pieces: list[str], processor: spm.SentencePieceProcessor | None = None
+        self,
+        pieces: list[str],
+        processor: spm.SentencePieceProcessor | None = None,
+        lang_tags: str | None = None,
     ) -> None:
         self.pieces = pieces
+        # NeMo's `decoding.strip_lang_tags` (prompt models write `<en-US>` tags): the
+        # tags' pattern, removed from the text, or None to keep them
+        self._lang_tags = re.compile(lang_tags) if lang_tags is not None else None
         self._processor = processor
         self._token_texts: dict[int, str] = {}
         self._word_texts: dict[tuple[str, ...], str] = {}
@@ -65,20 +71,20 @@ class Tokenizer:
             raise ParakeetError(
                 f"tokenizer type {kind!r} is not supported by parakeet (aggregate tokenizers: use canary)"
             )
+        lang_tags = _lang_tag_pattern(cfg.get("decoding") or {})
         reference = tokenizer_cfg.get("model_path")
         path = model_dir.artifact(reference) if isinstance(reference, str) else None
         if path is not None and Path(path).is_file():
             processor = spm.SentencePieceProcessor(model_file=str(path))
-            return cls(
-                [processor.id_to_piece(i) for i in range(processor.get_piece_size())], processor
-            )
+            pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+            return cls(pieces, processor, lang_tags)
         # The existing MLX ports ship no tokenizer file; NeMo's config lists the pieces.
         vocabulary = _vocabulary(cfg)
         if not vocabulary:
             raise ParakeetError(
                 f"{model_dir.path}: no tokenizer model and no vocabulary in the config"
             )
-        return cls(list(vocabulary))
+        return cls(list(vocabulary), lang_tags=lang_tags)
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -111,10 +117,13 @@ class Tokenizer:
         return self.decode_pieces([self.pieces[i] for i in ids])
 
     def text(self, ids: Sequence[int]) -> str:
-        """The transcript text as NeMo's decoding writes it: one space before punctuation removed."""
+        """The transcript text as NeMo's decoding writes it: one space before punctuation
+        removed, and language tags where the config strips them."""
         text = self.decode(ids)
         if self._space_before_punctuation is not None:
             text = self._space_before_punctuation.sub(r"\2", text)
+        if self._lang_tags is not None:
+            text = self._lang_tags.sub("", text).strip()
         return text
 
 
@@ -141,3 +150,11 @@ def _vocabulary(cfg: Mapping[str, Any]) -> list[str] | None:
     return (cfg.get("joint") or {}).get("vocabulary") or (cfg.get("decoder") or {}).get(
         "vocabulary"
     )
+
+
+def _lang_tag_pattern(decoding: Mapping[str, Any]) -> str | None:
+    """The language tags NeMo's RNNT decoding strips from the text (`strip_lang_tags`, with
+    `lang_tag_pattern` or its default `<xx-XX>`), or None where it keeps them."""
+    if not decoding.get("strip_lang_tags", False):
+        return None
+    return decoding.get("lang_tag_pattern") or r"\s*<[a-z]{2}-[A-Z]{2}>"

@@ -15,7 +15,12 @@ import nemo_mlx_canary as canary
 import nemo_mlx_parakeet as parakeet
 from nemo_mlx_convert import ConversionError, resolve_model
 from speech_transcript import Transcript
-from speech_transcript.checkpoints import CANARY_CLASSES, PARAKEET_CLASSES, supported_classes
+from speech_transcript.checkpoints import (
+    CANARY_CLASSES,
+    PARAKEET_CLASSES,
+    language_problem,
+    supported_classes,
+)
 
 from .errors import APIError
 
@@ -53,7 +58,8 @@ class Options:
     """What a request asks of the model. Requests with equal options share a batch."""
 
     task: Literal["transcribe", "translate"] = "transcribe"
-    language: str | None = None  # the spoken language (Canary's source language)
+    # the spoken language (Canary's source language; a prompt model's target language)
+    language: str | None = None
     target_language: str | None = None  # Canary: the language to write
     timestamps: bool = True
 
@@ -94,8 +100,13 @@ class Recognizer:
                     400, f"model {self.name!r} cannot translate into {options.target_language!r}",
                     param="target_language",
                 )  # fmt: skip
-            # Parakeet writes the language it hears; `language` is not an input to it.
-            return Options(timestamps=True)
+            if not self.languages:  # it writes the language it hears: no input to it
+                return Options(timestamps=True)
+            # a language-prompt model (Nemotron 3.5 ASR): NeMo's `target_lang`, default auto
+            language = options.language or parakeet.DEFAULT_LANGUAGE
+            if problem := language_problem(language, self.languages):
+                raise APIError(400, f"model {self.name!r}: {problem}", param="language")
+            return Options(language=language, timestamps=True)
         source = options.language or "en"
         target = "en" if options.task == "translate" else (options.target_language or source)
         for param, code in (("language", source), ("target_language", target)):
@@ -114,7 +125,9 @@ class Recognizer:
     ) -> list[Transcript]:
         """Transcripts of `signals` (mono, at `sample_rate`), decoded together."""
         if self.kind == "parakeet":
-            return self.model.transcribe(list(signals), batch_size=batch_size)
+            return self.model.transcribe(
+                list(signals), batch_size=batch_size, language=options.language
+            )
         target = options.target_language
         return list(
             self.model.transcribe(
@@ -135,7 +148,7 @@ def load_recognizer(
     try:
         if kind == "parakeet":
             model = parakeet.load(spec.ref, cache_dir=cache_dir, dtype=dtype, verbose=False)
-            languages: list[str] = []
+            languages: list[str] = model.languages  # a prompt model's; else none
         else:
             model = canary.load(spec.ref, cache_dir=cache_dir, dtype=dtype, verbose=False)
             languages = list(model.languages)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from speech_transcript.checkpoints import language_problem
+
 from .errors import APIError
 from .keys import authorised
 from .models import Recognizer
@@ -178,7 +180,11 @@ class RealtimeSession:
                                  f"{param}.language")  # fmt: skip
             if not isinstance(prompt, str):
                 raise EventError("invalid_value", "`prompt` must be a string", f"{param}.prompt")
-            self.streaming_model(model, f"{param}.model")
+            recognizer = self.streaming_model(model, f"{param}.model")
+            # a language-prompt model's target language
+            problem = language_problem(language, recognizer.languages) if language else None
+            if problem and recognizer.languages:
+                raise EventError("invalid_value", problem, f"{param}.language")
         # an utterance already begun keeps its model; the next one takes the new settings
         self.model, self.language, self.prompt = model, language, prompt
         await self.send("transcription_session.updated", session=self.session())
@@ -216,7 +222,8 @@ class RealtimeSession:
                              f"limit is {limit:g} s: commit or clear it", "audio")  # fmt: skip
         if self.item is None:
             recognizer = self.streaming_model(self.model, "session.input_audio_transcription.model")
-            self.item = LiveTranscription(recognizer, self.service.compute, REALTIME_RATE)
+            self.item = LiveTranscription(recognizer, self.service.compute, REALTIME_RATE,
+                                          language=self.language)  # fmt: skip
             self.item_id = _id("item")
         delta = await self.item.add(pcm_to_float(data, 2, 1))
         await self.delta(delta)

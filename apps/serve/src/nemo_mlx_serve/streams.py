@@ -39,10 +39,14 @@ class Transcription(Protocol):
 class LiveTranscription:
     """A Parakeet stream on the compute thread; `add` returns the newly final text."""
 
-    def __init__(self, recognizer: Recognizer, compute: Compute, input_rate: int) -> None:
+    def __init__(
+        self, recognizer: Recognizer, compute: Compute, input_rate: int, language: str | None = None
+    ) -> None:
         if recognizer.kind != "parakeet":
             raise ValueError(f"{recognizer.name} ({recognizer.kind}) does not stream")
         self.recognizer = recognizer
+        # a language-prompt model's target language (checked by the caller; None: auto)
+        self.language = language if recognizer.languages else None
         self.resampler = StreamResampler(input_rate, recognizer.sample_rate)
         self._compute = compute
         self._stream: TranscriptionStream | None = None  # made on the compute thread
@@ -89,7 +93,7 @@ class LiveTranscription:
     # on the compute thread
     def _open(self) -> TranscriptionStream:
         if self._stream is None:
-            self._stream = self.recognizer.model.transcribe_stream()
+            self._stream = self.recognizer.model.transcribe_stream(language=self.language)
         return self._stream
 
     def _step(self, samples: np.ndarray) -> str:

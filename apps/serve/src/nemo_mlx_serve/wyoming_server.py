@@ -186,7 +186,9 @@ class WyomingHandler(AsyncEventHandler):
                                f"channels at {start.rate} Hz is not supported")  # fmt: skip
         recognizer = self.recognizer(None)
         if recognizer.kind == "parakeet":
-            self.utterance = LiveTranscription(recognizer, self.service.compute, start.rate)
+            language = self.options(recognizer, self.language).language  # a prompt model's
+            self.utterance = LiveTranscription(recognizer, self.service.compute, start.rate,
+                                               language=language)  # fmt: skip
         else:
             batcher = self.service.batchers[recognizer.name]
             self.utterance = BufferedTranscription(
@@ -236,7 +238,10 @@ class WyomingHandler(AsyncEventHandler):
 
     def transcript_language(self) -> str | None:
         recognizer = self.recognizer(None)
-        return self.language if recognizer.kind == "canary" else None
+        if recognizer.kind == "canary":
+            return self.language
+        # a language-prompt model's language (auto by default); others do not say
+        return self.options(recognizer, self.language).language if recognizer.languages else None
 
     async def drop(self) -> None:
         self.streaming = False

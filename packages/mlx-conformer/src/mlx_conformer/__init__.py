@@ -8,8 +8,16 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 
 from .config import ConformerConfig
 from .encoder import Conformer
+from .prompt import DEFAULT_LANGUAGE, LanguagePrompt, PromptConfig
 from .quantize import quantize_linears
 
 __version__ = "0.1.0"
 
-__all__ = ["Conformer", "ConformerConfig", "quantize_linears"]
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "Conformer",
+    "ConformerConfig",
+    "LanguagePrompt",
+    "PromptConfig",
+    "quantize_linears",
+]

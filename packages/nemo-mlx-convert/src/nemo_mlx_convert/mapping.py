@@ -12,6 +12,8 @@ directories therefore load as they are). What changes:
   is renamed to mlx-seq2seq-decoder's names under `transf_decoder.` (see `_SEQ2SEQ`); its
   fixed positional table is kept as `embedding.position_embedding.weight`, and NeMo's
   token-type embedding, which its generators never use, is dropped;
+- a prompt model's `prompt_kernel.{0,2}.*` (Nemotron 3.5 ASR's language projection) keep
+  their names and layouts;
 - the preprocessor's `window` and `fb` buffers are dropped (mlx-audio-frontend computes
   both exactly, bit for bit for the filterbank), as is every `num_batches_tracked`.
 
@@ -54,6 +56,9 @@ _TRANSDUCER = (
     r"joint\.(pred|enc)\.(weight|bias)",
     rf"joint\.joint_net\.{_I}\.(weight|bias)",
 )
+# NeMo's language-ID prompt projection after the encoder (`PromptStreamingMixin`), kept
+# under its NeMo names for mlx-conformer's `LanguagePrompt`: Linear, ReLU (no tensors), Linear.
+_PROMPT = r"prompt_kernel\.[02]\.(weight|bias)"
 _CTC_HEAD = r"decoder\.decoder_layers\.0\.(weight|bias)"
 _HYBRID_CTC_HEAD = r"ctc_decoder\.decoder_layers\.0\.(weight|bias)"
 
@@ -99,6 +104,20 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
         *_ENCODER,
         *_TRANSDUCER,
         _HYBRID_CTC_HEAD,
+    ),
+    # Prompt models (Nemotron 3.5 ASR): the two above with the prompt projection. NeMo builds
+    # it when `model_defaults.initialize_prompt_feature` is set; without it the checkpoint
+    # holds no `prompt_kernel.*`, which the loader then tells by what is there.
+    "nemo.collections.asr.models.rnnt_bpe_models_prompt.EncDecRNNTBPEModelWithPrompt": (
+        *_ENCODER,
+        *_TRANSDUCER,
+        _PROMPT,
+    ),
+    "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt.EncDecHybridRNNTCTCBPEModelWithPrompt": (
+        *_ENCODER,
+        *_TRANSDUCER,
+        _HYBRID_CTC_HEAD,
+        _PROMPT,
     ),
     "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel": (
         *_ENCODER,

@@ -5,7 +5,7 @@ arrays. Pure Python: the apps do the array work with the numbers given here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
@@ -18,6 +18,14 @@ CHAR_TRANSDUCER_CLASS = "nemo.collections.asr.models.rnnt_models.EncDecRNNTModel
 CHAR_CTC_CLASS = "nemo.collections.asr.models.ctc_models.EncDecCTCModel"
 CHAR_HYBRID_CLASS = "nemo.collections.asr.models.hybrid_rnnt_ctc_models.EncDecHybridRNNTCTCModel"
 MULTITASK_CLASS = "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel"
+# Language-prompt models (Nemotron 3.5 ASR): a transducer or hybrid with a prompt projection.
+PROMPT_TRANSDUCER_CLASS = (
+    "nemo.collections.asr.models.rnnt_bpe_models_prompt.EncDecRNNTBPEModelWithPrompt"
+)
+PROMPT_HYBRID_CLASS = (
+    "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt."
+    "EncDecHybridRNNTCTCBPEModelWithPrompt"
+)
 # NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
 EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
 CHAR_CLASSES = (CHAR_TRANSDUCER_CLASS, CHAR_CTC_CLASS, CHAR_HYBRID_CLASS)
@@ -27,6 +35,8 @@ PARAKEET_CLASSES = (
     CTC_CLASS,
     HYBRID_CLASS,
     EOU_TRANSDUCER_CLASS,
+    PROMPT_TRANSDUCER_CLASS,
+    PROMPT_HYBRID_CLASS,
     *CHAR_CLASSES,
 )
 CANARY_CLASSES = (MULTITASK_CLASS,)
@@ -53,6 +63,16 @@ def supported_classes() -> str:
     parakeet = ", ".join(c.rsplit(".", 1)[-1] for c in PARAKEET_CLASSES)
     canary = ", ".join(c.rsplit(".", 1)[-1] for c in CANARY_CLASSES)
     return f"`parakeet` runs {parakeet}; `canary` runs {canary}"
+
+
+def language_problem(language: str, languages: Sequence[str]) -> str | None:
+    """None if a model that takes `languages` takes `language`, else the one-line reason,
+    listing the model's own languages (Canary's prompt languages, a prompt model's locales)."""
+    if language in languages:
+        return None
+    return (
+        f"language {language!r} is not supported by this model; supported: {', '.join(languages)}"
+    )
 
 
 def sample_rate(preprocessor: Mapping[str, Any]) -> int:
