@@ -113,6 +113,9 @@ DECODING: dict[str, dict[str, Any]] = {
 }
 
 
+FUSION_CLASSES = {"lm": "NGramGPULanguageModel", "boost": "GPUBoostingTreeModel"}  # NeMo's order
+
+
 # ---------------------------------------------------------------------------------------------
 # ARPA files (input data)
 
@@ -307,10 +310,11 @@ def make_tree(name: str, settings: dict, tokenizer, staging: Path):
 # NeMo's greedy decoding with fusion
 
 
-def set_fusion(asr: ASRModel, setting: dict[str, float], lm_path: Path) -> None:
-    """The saved greedy decoding with timestamps (so that TDT durations are recorded) and
-    the fusion models of `setting`, as a user sets them in NeMo's decoding config."""
-    cfg = copy.deepcopy(asr.cfg.decoding)
+def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float], lm_path: Path) -> None:
+    """The saved greedy decoding (`saved`, as restored: `change_decoding_strategy` stores
+    each new config in the model's) with timestamps (so that TDT durations are recorded)
+    and the fusion models of `setting`, as a user sets them in NeMo's decoding config."""
+    cfg = copy.deepcopy(saved)
     with open_dict(cfg):
         cfg.compute_timestamps = True
         if "lm" in setting:
@@ -350,8 +354,12 @@ def fused_decoding(name: str, lm_path: Path) -> dict[str, Any]:
         encoded = {clip: data[f"{Path(clip).stem}/encoder"] for clip in meta["clips"]}
     speech = {clip: base.load_clip(clip) for clip in base.SPEECH_CLIPS}
     out: dict[str, Any] = {"clips": list(encoded), "settings": {}}
+    saved = copy.deepcopy(asr.cfg.decoding)
     for setting_name, setting in DECODING.items():
-        set_fusion(asr, setting, lm_path)
+        set_fusion(asr, saved, setting, lm_path)
+        models = asr.decoding.decoding.decoding_computer.fusion_models
+        kinds = [type(model).__name__ for model in models]
+        assert kinds == [k for f, k in FUSION_CLASSES.items() if f in setting], kinds
         single = {clip: decode(asr, [e])[0] for clip, e in encoded.items()}
         batched = dict(zip(encoded, decode(asr, list(encoded.values())), strict=True))
         hyps = asr.transcribe(list(speech.values()), batch_size=1, verbose=False)
