@@ -33,6 +33,7 @@ def test_all_members_exist():
         "mlx-audio-frontend",
         "mlx-cpu-runtime",
         "mlx-conformer",
+        "mlx-asr-fusion",
         "mlx-transducer",
         "mlx-ctc-decoder",
         "mlx-seq2seq-decoder",

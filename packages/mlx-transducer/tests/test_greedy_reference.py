@@ -5,11 +5,14 @@ branch of the algorithm is taken: blanks that jump, several tokens on one frame,
 tokens, the `max_symbols` limit (and no limit), a duration jumping past the end, empty
 utterances. The fast decoder, at several window sizes, must give exactly the plain loop's
 ids, frames and durations, and its log-probabilities to 1e-5; so must the chunked
-`GreedyStream`.
+`GreedyStream`. The same with shallow fusion: a random 3-gram LM over the tokens and a
+boosting tree of random phrases (mlx-asr-fusion), with weights that change decisions
+(NeMo parity with fusion on NeMo-built models: tests/test_fusion_decoding.py at the root).
 """
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from itertools import pairwise
 
@@ -17,6 +20,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from mlx_asr_fusion import BoostingTree, FusionModel, NGramLM
 from mlx_transducer import Transducer, TransducerConfig, greedy_reference
 from mlx_transducer.hypothesis import Hypothesis
 from mlx_transducer.streaming import GreedyStream
@@ -182,6 +186,16 @@ def test_empty_input():
     _assert_same(model.greedy(frames), plain, "no frames")
 
 
+def _feed_in_chunks(stream: GreedyStream, frames: mx.array, rng) -> GreedyStream:
+    """Feed frames (T, D) to the stream in chunks of 1 to 7 frames."""
+    start = 0
+    while start < frames.shape[0]:
+        size = int(rng.integers(1, 8))
+        stream.feed(frames[start : start + size])
+        start += size
+    return stream
+
+
 @pytest.mark.parametrize("durations", [(0, 1, 2, 3, 4), ()], ids=["tdt", "rnnt"])
 def test_stream_in_chunks_equals_the_plain_loop(durations):
     """GreedyStream carries the step's state across chunks of random sizes."""
@@ -191,10 +205,84 @@ def test_stream_in_chunks_equals_the_plain_loop(durations):
         frames = mx.array(rng.normal(0.0, 2.0, (1, 30, ENC)).astype(np.float32))
         plain = greedy_reference(model.decoder, model.joint, frames, blank_id=VOCAB,
                                  durations=durations, max_symbols=1 + seed % 3)  # fmt: skip
-        stream = GreedyStream(model)
-        start = 0
-        while start < 30:
-            size = int(rng.integers(1, 8))
-            stream.feed(frames[0, start : start + size])
-            start += size
+        stream = _feed_in_chunks(GreedyStream(model), frames[0], rng)
         _assert_same([Hypothesis(stream.tokens)], plain, f"seed {seed}")
+
+
+# --- shallow fusion ---------------------------------------------------------------------------
+
+
+def _arpa(seed: int) -> str:
+    """A 3-gram LM of random weights over the n-grams of random sentences (every history
+    and suffix present, as ARPA requires); some tokens have no unigram."""
+    rng = random.Random(seed)
+    tokens = rng.sample(range(VOCAB), VOCAB - 3)
+    grams: list[set] = [set(), set(), set()]
+    for _ in range(30):
+        sentence = ["<s>", *(rng.choice(tokens) for _ in range(rng.randint(2, 8))), "</s>"]
+        for n in (1, 2, 3):
+            grams[n - 1].update(tuple(sentence[i : i + n]) for i in range(len(sentence) - n + 1))
+    grams[0].discard(("<s>",))
+    lines = ["\\data\\", *(f"ngram {n}={len(g) + (n == 1) * 2}" for n, g in enumerate(grams, 1))]
+    lines += ["", "\\1-grams:", "-99\t<s>\t-0.3", f"{-rng.uniform(1, 3):.4f}\t<unk>"]
+    for n, group in enumerate(grams, 1):
+        if n > 1:
+            lines += ["", f"\\{n}-grams:"]
+        for gram in sorted(group, key=str):
+            text = " ".join(w if isinstance(w, str) else chr(w + 100) for w in gram)
+            backoff = f"\t{-rng.uniform(0, 1):.4f}" if n < 3 and gram[-1] != "</s>" else ""
+            lines.append(f"{-rng.uniform(0, 2):.4f}\t{text}{backoff}")
+    return "\n".join([*lines, "", "\\end\\", ""])
+
+
+def _fusion(seed: int, tmp_path) -> list[FusionModel]:
+    path = tmp_path / f"lm{seed}.arpa"
+    path.write_text(_arpa(seed))
+    lm = NGramLM.from_arpa(path, VOCAB)
+    rng = np.random.default_rng(seed)
+    phrases = {f"p{i}": rng.integers(0, VOCAB, rng.integers(1, 4)).tolist() for i in range(4)}
+    tree = BoostingTree.from_phrases(list(phrases), phrases.__getitem__, VOCAB)
+    lm_fused = FusionModel(lm, float(rng.uniform(1, 4)))
+    tree_fused = FusionModel(tree, float(rng.uniform(1, 4)))
+    return [[lm_fused], [tree_fused], [lm_fused, tree_fused], [tree_fused, lm_fused]][seed % 4]
+
+
+@pytest.mark.parametrize("durations", [(0, 1, 2, 3, 4), ()], ids=["tdt", "rnnt"])
+def test_fused_greedy_equals_the_plain_loop(durations, tmp_path):
+    changed = Counter()
+    for seed in range(16):
+        model = _model(seed, durations, 1 + seed % 3)
+        fusion = _fusion(seed, tmp_path)
+        frames, lengths = _inputs(seed)
+        cfg = model.config
+        plain = greedy_reference(model.decoder, model.joint, frames, lengths, blank_id=VOCAB,
+                                 durations=durations, max_symbols=cfg.max_symbols,
+                                 fusion=fusion)  # fmt: skip
+        for window in (None, 1, 3):
+            fast = model.greedy_decoder(window)(frames, lengths, fusion)
+            _assert_same(fast, plain, f"seed {seed}, window {window}")
+        unfused = model.greedy(frames, lengths)
+        changed["utterances"] += sum(a.ids != b.ids for a, b in zip(plain, unfused, strict=True))
+    assert changed["utterances"] >= 8  # fusion changed the output of many utterances
+
+
+@pytest.mark.parametrize("durations", [(0, 1, 2, 3, 4), ()], ids=["tdt", "rnnt"])
+def test_fused_stream_in_chunks_equals_the_plain_loop(durations, tmp_path):
+    for seed in range(4):
+        model = _model(seed, durations, 2)
+        fusion = _fusion(seed, tmp_path)
+        rng = np.random.default_rng(seed)
+        frames = mx.array(rng.normal(0.0, 2.0, (1, 30, ENC)).astype(np.float32))
+        plain = greedy_reference(model.decoder, model.joint, frames, blank_id=VOCAB,
+                                 durations=durations, max_symbols=2, fusion=fusion)  # fmt: skip
+        stream = _feed_in_chunks(GreedyStream(model, fusion), frames[0], rng)
+        _assert_same([Hypothesis(stream.tokens)], plain, f"seed {seed}")
+
+
+def test_refuses_a_fusion_model_of_another_vocabulary(tmp_path):
+    model = _model(0, (), 2)
+    tokens = {"a": [0]}
+    tree = BoostingTree.from_phrases(["a"], tokens.__getitem__, VOCAB + 1)
+    frames, lengths = _inputs(0)
+    with pytest.raises(ValueError, match="cannot fuse with a decoder of 12 tokens"):
+        model.greedy(frames, lengths, [FusionModel(tree, 1.0)])

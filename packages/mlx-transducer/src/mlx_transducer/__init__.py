@@ -3,8 +3,10 @@
 `TransducerConfig.from_nemo(model_cfg)` reads the prediction network, joint and decoding
 settings of an RNNT/TDT (or hybrid) model; `Transducer(config)` holds `decoder` and
 `joint` with NeMo's parameter names; `Transducer.greedy(encoder_out, lengths)` decodes a
-batch like NeMo's `greedy_batch` strategy; `greedy_reference` makes the same decisions
-as a plain loop, one utterance and frame at a time (slow, written to be read).
+batch like NeMo's `greedy_batch` strategy, optionally with shallow fusion of an n-gram LM
+and a boosting tree (`fusion=[mlx_asr_fusion.FusionModel(model, alpha), ...]`);
+`greedy_reference` makes the same decisions as a plain loop, one utterance and frame at a
+time (slow, written to be read).
 """
 
 import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)

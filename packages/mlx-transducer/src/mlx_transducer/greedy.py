@@ -28,15 +28,32 @@ random joints) for a whole batch at once, with few host synchronisations:
   after an utterance finished leave it as it was, so a generous count only costs time.
 - Confidences are computed once after the loop, in one joint evaluation over the emitted
   tokens' frames and predictor outputs, which each step records (`collect_hypotheses`).
+- Shallow fusion (`fusion`: an n-gram LM, a boosting tree; mlx-asr-fusion's models), as
+  NeMo's label looping applies it: blank or not, and the duration, are decided on the
+  joint's output alone; where a token wins, the token is the argmax of the token logits
+  plus each model's alpha-weighted scores from its current state, and the models' states
+  follow the emitted tokens. A step advances the models once (their states change only
+  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores).
+  NeMo adds the scores to log-softmaxed logits on the CPU and to raw logits on CUDA; the
+  log-softmax shifts every token by the same amount, so the argmax is the same.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import partial
 
 import mlx.core as mx
 import numpy as np
+
+from mlx_asr_fusion import (
+    FusionModel,
+    add_fusion_scores,
+    fusion_scores,
+    fusion_shapes,
+    fusion_tables,
+)
 
 from .hypothesis import Hypothesis, Token
 from .networks import JointNetwork, PredictionNetwork
@@ -79,37 +96,56 @@ class GreedyDecoder:
         self.window = window or default_window(joint, prednet)
         # The farthest one step moves: through the window, then the last blank's jump.
         self.reach = self.window - 1 + max(1, *durations) if durations else self.window
-        self.step = _make_step(prednet, joint, blank_id, tuple(durations), max_symbols, self.window)
+        self._settings = (prednet, joint, blank_id, tuple(durations), max_symbols, self.window)
+        self._steps = {(): _make_step(*self._settings)}  # compiled steps per fusion shapes
 
-    def initial_state(self, batch: int, dtype: mx.Dtype) -> dict:
+    def initial_state(
+        self, batch: int, dtype: mx.Dtype, fusion: Sequence[FusionModel] = ()
+    ) -> dict:
         """The state before the first frame: NeMo primes the prediction network with blank
-        (its embedding is the zero padding row)."""
+        (its embedding is the zero padding row); fusion models start at `<s>`."""
         h, c = self.prednet.initial_state(batch, dtype)
         layers = [(h[i], c[i]) for i in range(h.shape[0])]
         out, layers = self.prednet.step(mx.full((batch,), self.blank_id, dtype=mx.int32), layers)
-        return {
+        state = {
             "t": mx.zeros((batch,), dtype=mx.int32),
             "layers": layers,
             "g": self.joint.project_prednet(out),
             "last_frame": mx.full((batch,), -1, dtype=mx.int32),
             "repeats": mx.zeros((batch,), dtype=mx.int32),
         }
+        if fusion:
+            state["fusion"] = [fused.model.get_init_states(batch) for fused in fusion]
+        return state
 
     def __call__(
-        self, encoder_output: mx.array, lengths: mx.array | None = None
+        self,
+        encoder_output: mx.array,
+        lengths: mx.array | None = None,
+        fusion: Sequence[FusionModel] = (),
     ) -> list[Hypothesis]:
-        """Greedy hypotheses for encoder outputs (B, T, D) with valid lengths (B,)."""
+        """Greedy hypotheses for encoder outputs (B, T, D) with valid lengths (B,), with
+        shallow fusion of `fusion`'s models if given."""
         batch, time, _ = encoder_output.shape
         if lengths is None:
             lengths = mx.full((batch,), time, dtype=mx.int32)
         enc_proj = self.joint.project_encoder(encoder_output)
-        state = self.initial_state(batch, enc_proj.dtype)
-        _, records = self.run(enc_proj, lengths.astype(mx.int32), state)
+        state = self.initial_state(batch, enc_proj.dtype, fusion)
+        _, records = self.run(enc_proj, lengths.astype(mx.int32), state, fusion)
         return collect_hypotheses(records, enc_proj, self.joint, self.blank_id, self.tdt)
 
-    def run(self, enc_proj: mx.array, lengths: mx.array, state: dict) -> tuple[dict, list[tuple]]:
+    def _step_for(self, shapes: tuple[tuple[int, int], ...]):
+        if shapes not in self._steps:
+            self._steps[shapes] = _make_step(*self._settings, fusion=shapes)
+        return self._steps[shapes]
+
+    def run(
+        self, enc_proj: mx.array, lengths: mx.array, state: dict, fusion: Sequence[FusionModel] = ()
+    ) -> tuple[dict, list[tuple]]:
         """Steps until every utterance's frame is past its length; the final state and one
-        record per step."""
+        record per step. `state` carries the fusion models' states if `fusion` is given."""
+        tables = fusion_tables(fusion, self.blank_id)
+        step = self._step_for(fusion_shapes(fusion))
         sizes = np.array(lengths, dtype=np.int64)
         start = np.array(state["t"], dtype=np.int64)
         left = sizes - start
@@ -126,7 +162,7 @@ class GreedyDecoder:
             if limit is not None:
                 count = min(count, limit - len(records))
             for _ in range(count):
-                state, record = self.step(enc_proj, lengths, state)
+                state, record = step(enc_proj, lengths, state, tables)
                 records.append(record)
             mx.eval(state, records[-count:])
             left = sizes - np.array(state["t"], dtype=np.int64)
@@ -148,12 +184,13 @@ def greedy_decode(
     durations: tuple[int, ...] = (),
     max_symbols: int | None = 10,
     window: int | None = None,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[Hypothesis]:
     """Greedy hypotheses for a batch of encoder outputs (B, T, D) with valid lengths (B,).
     (`Transducer.greedy` keeps one `GreedyDecoder`, so its compiled step is reused.)"""
     decoder = GreedyDecoder(prednet, joint, blank_id=blank_id, durations=durations,
                             max_symbols=max_symbols, window=window)  # fmt: skip
-    return decoder(encoder_output, lengths)
+    return decoder(encoder_output, lengths, fusion)
 
 
 def _make_step(
@@ -163,16 +200,19 @@ def _make_step(
     durations: tuple[int, ...],
     max_symbols: int | None,
     window: int,
+    fusion: tuple[tuple[int, int], ...] = (),
 ):
     """The compiled step (module docstring): one token, and the blanks before it, for every
-    utterance of the batch."""
+    utterance of the batch; `fusion`: the fusion models' (vocabulary, max order)."""
     offsets = mx.arange(window, dtype=mx.int32)  # positions in the window
     mx.eval(offsets)  # a constant, not a graph node of every step
     decide = _decision_rule(blank_id, durations)
     follow = _blank_chain(offsets, max(1, *durations) if durations else 1)
 
     @partial(mx.compile, inputs=[prednet.state, joint.state])
-    def step(enc_proj: mx.array, lengths: mx.array, state: dict) -> tuple[dict, tuple]:
+    def step(
+        enc_proj: mx.array, lengths: mx.array, state: dict, tables: list
+    ) -> tuple[dict, tuple]:
         t, g = state["t"], state["g"]
         active = t < lengths
         position = t[:, None] + offsets  # (B, window)
@@ -182,11 +222,21 @@ def _make_step(
         rows = mx.minimum(position, mx.maximum(lengths - 1, 0)[:, None])
         logits = joint(mx.take_along_axis(enc_proj, rows[..., None], axis=1), g[:, None])
         label, blank, duration = decide(logits)
+        if fusion:  # the token among tokens, with the fusion models' scores
+            scores, candidates = fusion_scores(tables, state["fusion"], fusion, logits.dtype)
+            fused = add_fusion_scores(logits[..., :blank_id], scores)
+            label = mx.where(blank, blank_id, mx.argmax(fused, axis=-1).astype(mx.int32))
         stop, label, duration = follow(label, blank, duration, position < lengths[:, None])
         frame = t + stop
         emit = active & (stop < window) & (frame < lengths)
         new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
         new_state = _emit(prednet, joint, state, emit, label, frame)
+        if fusion:  # each model follows the emitted token
+            token = mx.minimum(label, blank_id - 1)[:, None]
+            new_state["fusion"] = [
+                mx.where(emit, mx.take_along_axis(nxt, token, axis=1)[:, 0], current)
+                for nxt, current in zip(candidates, state["fusion"], strict=True)
+            ]
         if max_symbols is not None:  # NeMo's forced blank after max_symbols on one frame
             force = emit & (new_t < lengths) & (new_state["repeats"] >= max_symbols)
             force = force & (new_state["last_frame"] == new_t)

@@ -21,13 +21,22 @@ For each utterance, with `t` the current encoder frame:
    blank on some frame then never finishes, here as in NeMo).
 6. Stop when `t` reaches the utterance's length: a TDT duration may jump past the end.
 
+With shallow fusion (NeMo's `fusion_models`, each with its alpha), step 3/4's choice
+between blank and a token is still the joint's alone, and so is the duration; if a token
+wins, it is the argmax over the tokens of the logits plus, model after model, alpha times
+the model's scores from its current state; emitting it moves each model's state on.
+
 Each token carries its frame, its duration (TDT; None for RNNT) and its log-probability
 among the tokens and blank (a confidence; the duration logits are not part of it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import mlx.core as mx
+
+from mlx_asr_fusion import FusionModel
 
 from .hypothesis import Hypothesis, Token
 from .networks import JointNetwork, PredictionNetwork
@@ -42,6 +51,7 @@ def greedy_reference(
     blank_id: int,
     durations: tuple[int, ...] = (),
     max_symbols: int | None = 10,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[Hypothesis]:
     """Greedy hypotheses for encoder outputs (B, T, D) with valid lengths (B,), each
     utterance decoded on its own; the same results as `greedy_decode`, slowly."""
@@ -55,6 +65,7 @@ def greedy_reference(
             blank_id=blank_id,
             durations=durations,
             max_symbols=max_symbols,
+            fusion=fusion,
         )
         for item, size in enumerate(sizes)
     ]
@@ -68,12 +79,14 @@ def decode_utterance(
     blank_id: int,
     durations: tuple[int, ...] = (),
     max_symbols: int | None = 10,
+    fusion: Sequence[FusionModel] = (),
 ) -> Hypothesis:
     """The greedy hypothesis of one utterance's encoder frames (T, D)."""
     tdt = bool(durations)
     f = joint.project_encoder(frames)  # each frame's joint input, computed once
     state = _initial_state(prednet, f.dtype)
     g, state = _predict(prednet, joint, blank_id, state)  # start of sequence: blank
+    fusion_states = [fused.model.get_init_states(1) for fused in fusion]
     hypothesis = Hypothesis()
     t = 0  # the current frame
     tokens_here = 0  # tokens emitted at frame t so far
@@ -89,6 +102,14 @@ def decode_utterance(
             t += max(duration, 1)
             tokens_here = 0
             continue
+        if fusion:
+            fused, moves = logits[:blank_id], []
+            for model, state_of_model in zip(fusion, fusion_states, strict=True):
+                bonus, next_states = model.model.advance(state_of_model)
+                fused = fused + bonus[0].astype(logits.dtype) * model.alpha
+                moves.append(next_states[0])
+            label = mx.argmax(fused).item()
+            fusion_states = [move[label : label + 1] for move in moves]
         logprob = (scores[label] - mx.logsumexp(scores)).item()
         hypothesis.tokens.append(Token(label, t, duration if tdt else None, logprob))
         g, state = _predict(prednet, joint, label, state)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+
+from mlx_asr_fusion import FusionModel
 
 from .beam import BeamHypothesis, beam_search_rnnt, beam_search_tdt
 from .config import TransducerConfig
@@ -40,9 +42,16 @@ class Transducer(nn.Module):
         )
         return model
 
-    def greedy(self, encoder_output: mx.array, lengths: mx.array | None = None) -> list[Hypothesis]:
-        """NeMo's `greedy_batch` decoding of (B, T, D) encoder frames with valid lengths."""
-        return self.greedy_decoder()(encoder_output, lengths)
+    def greedy(
+        self,
+        encoder_output: mx.array,
+        lengths: mx.array | None = None,
+        fusion: Sequence[FusionModel] = (),
+    ) -> list[Hypothesis]:
+        """NeMo's `greedy_batch` decoding of (B, T, D) encoder frames with valid lengths;
+        with `fusion` (an n-gram LM, a boosting tree, each with its alpha: NeMo's
+        `fusion_models` in its order, LM first) as NeMo's greedy shallow fusion."""
+        return self.greedy_decoder()(encoder_output, lengths, fusion)
 
     def greedy_decoder(self, window: int | None = None) -> GreedyDecoder:
         """This model's greedy decoder (made once per window size, so its compiled step and

@@ -10,8 +10,11 @@ Frames in the tokens are global: counted from the start of the stream.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import mlx.core as mx
+
+from mlx_asr_fusion import FusionModel
 
 from .greedy import collect_hypotheses
 from .hypothesis import Token
@@ -19,13 +22,15 @@ from .model import Transducer
 
 
 class GreedyStream:
-    """`feed(frames)` decodes a chunk (T, D) of encoder output and returns its new tokens."""
+    """`feed(frames)` decodes a chunk (T, D) of encoder output and returns its new tokens;
+    with `fusion`, the fusion models' states are carried from chunk to chunk too."""
 
-    def __init__(self, transducer: Transducer) -> None:
+    def __init__(self, transducer: Transducer, fusion: Sequence[FusionModel] = ()) -> None:
         self._joint = transducer.joint
         self._decoder = transducer.greedy_decoder()
+        self._fusion = tuple(fusion)
         dtype = transducer.joint.enc.weight.dtype
-        self._state = self._decoder.initial_state(1, dtype)
+        self._state = self._decoder.initial_state(1, dtype, self._fusion)
         self.frames_seen = 0
         self.tokens: list[Token] = []
 
@@ -44,7 +49,7 @@ class GreedyStream:
             return []
         enc_proj = self._joint.project_encoder(frames[None])
         lengths = mx.array([time], dtype=mx.int32)
-        state, records = self._decoder.run(enc_proj, lengths, self._state)
+        state, records = self._decoder.run(enc_proj, lengths, self._state, self._fusion)
         offset = self.frames_seen
         new = []
         if records:

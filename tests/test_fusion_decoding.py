@@ -1,0 +1,90 @@
+"""Greedy transducer decoding with shallow fusion, against NeMo's on NeMo-built models.
+
+`tests/reference/make_fusion_fixtures.py` ran NeMo 3.0.0's `greedy_batch` decoding of the
+`tdt` and `rnnt` fixture models with an n-gram LM (`ngram_lm_model`, lm3.arpa), a boosting
+tree (`boosting_tree`, key phrases through the models' tokenizer) and both, on NeMo's own
+encoder output of each clip, and recorded the ids, frames and TDT durations; the fixture
+shows that fusion changed the ids of several clips. Ours (mlx-asr-fusion's models, given to
+mlx-transducer's greedy search) must make the same decisions, clip by clip and batched.
+(NeMo's `transcribe` on the speech clips gave the clip-by-clip ids: the script checks it.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_asr_fusion import BoostingTree, BoostingTreeConfig, FusionModel, NGramLM
+from mlx_transducer import Transducer
+from nemo_mlx_convert import convert_nemo, open_model_directory
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FUSION = json.loads((FIXTURES / "fusion" / "fusion.json").read_text())
+DECODING = FUSION["decoding"]
+SETTINGS = [s for s in DECODING["results"][DECODING["models"][0]]["settings"] if s != "plain"]
+
+
+@pytest.fixture(scope="module", params=DECODING["models"])
+def model(request, tmp_path_factory):
+    name = request.param
+    out = tmp_path_factory.mktemp("converted") / name
+    convert_nemo(FIXTURES / "models" / f"{name}.nemo", out)
+    directory = open_model_directory(out)
+    transducer = Transducer.from_nemo(directory.nemo_config, mx.load(str(directory.weights)))
+    with np.load(FIXTURES / "models" / f"{name}.npz") as data:
+        encoded = {
+            clip: mx.array(data[f"{Path(clip).stem}/encoder"])
+            for clip in DECODING["results"][name]["clips"]
+        }
+    return name, transducer, encoded
+
+
+def fusion_models(setting: dict, vocab_size: int) -> list[FusionModel]:
+    """NeMo's order: the LM, then the boosting tree."""
+    models = []
+    if "lm" in setting:
+        lm = NGramLM.from_arpa(FIXTURES / "fusion" / DECODING["lm"], vocab_size)
+        models.append(FusionModel(lm, setting["lm"]))
+    if "boost" in setting:
+        config = BoostingTreeConfig(key_phrases_list=DECODING["boosting_tree"]["key_phrases_list"])
+        tree = BoostingTree.from_config(config, FUSION["phrase_ids"].__getitem__, vocab_size)
+        models.append(FusionModel(tree, setting["boost"]))
+    return models
+
+
+@pytest.mark.parametrize("setting_name", SETTINGS)
+def test_fused_greedy_equals_nemos_clip_by_clip(model, setting_name):
+    name, transducer, encoded = model
+    expected = DECODING["results"][name]["settings"][setting_name]
+    assert expected["changed"], "the fixture shows fusion changing NeMo's output"
+    fusion = fusion_models(expected["fusion"], transducer.config.blank_id)
+    for clip, frames in encoded.items():
+        (hyp,) = transducer.greedy(frames[None], fusion=fusion)
+        want = expected["clips"][clip]
+        assert hyp.ids == want["ids"], (setting_name, clip)
+        assert hyp.frames == want["frames"], (setting_name, clip)
+        if transducer.config.is_tdt:
+            assert hyp.durations == want["durations"], (setting_name, clip)
+
+
+@pytest.mark.parametrize("setting_name", SETTINGS)
+def test_fused_greedy_batched_equals_nemos(model, setting_name):
+    name, transducer, encoded = model
+    expected = DECODING["results"][name]["settings"][setting_name]
+    fusion = fusion_models(expected["fusion"], transducer.config.blank_id)
+    lengths = [e.shape[0] for e in encoded.values()]
+    batch = mx.zeros((len(encoded), max(lengths), next(iter(encoded.values())).shape[1]))
+    for i, e in enumerate(encoded.values()):
+        batch[i, : e.shape[0]] = e
+    hyps = transducer.greedy(batch, mx.array(lengths), fusion=fusion)
+    for clip, hyp in zip(encoded, hyps, strict=True):
+        # NeMo's batched TDT records some durations from other items' joint calls
+        # (tests/reference/README.md): ids and frames are the batch's, durations the clip's
+        assert hyp.ids == expected["batched"][clip]["ids"], (setting_name, clip)
+        assert hyp.frames == expected["batched"][clip]["frames"], (setting_name, clip)
+        if transducer.config.is_tdt:
+            assert hyp.durations == expected["clips"][clip]["durations"], (setting_name, clip)
