@@ -23,11 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from speech_transcript.checkpoints import language_problem
-
 from .errors import APIError
 from .keys import authorised
-from .models import Recognizer
+from .models import Options, Recognizer
 from .pcm import pcm_to_float
 from .streams import LiveTranscription
 
@@ -181,10 +179,10 @@ class RealtimeSession:
             if not isinstance(prompt, str):
                 raise EventError("invalid_value", "`prompt` must be a string", f"{param}.prompt")
             recognizer = self.streaming_model(model, f"{param}.model")
-            # a language-prompt model's target language
-            problem = language_problem(language, recognizer.languages) if language else None
-            if problem and recognizer.languages:
-                raise EventError("invalid_value", problem, f"{param}.language")
+            try:  # a language-prompt model's target language, checked as HTTP requests are
+                recognizer.check(Options(language=language))
+            except APIError as err:
+                raise EventError("invalid_value", err.message, f"{param}.language") from None
         # an utterance already begun keeps its model; the next one takes the new settings
         self.model, self.language, self.prompt = model, language, prompt
         await self.send("transcription_session.updated", session=self.session())
