@@ -108,18 +108,18 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
     # Prompt models (Nemotron 3.5 ASR): the two above with the prompt projection. NeMo builds
     # it when `model_defaults.initialize_prompt_feature` is set; without it the checkpoint
     # holds no `prompt_kernel.*`, which the loader then tells by what is there.
-    "nemo.collections.asr.models.rnnt_bpe_models_prompt.EncDecRNNTBPEModelWithPrompt": (
+    f"{_ASR}.rnnt_bpe_models_prompt.EncDecRNNTBPEModelWithPrompt": (
         *_ENCODER,
         *_TRANSDUCER,
         _PROMPT,
     ),
-    "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt.EncDecHybridRNNTCTCBPEModelWithPrompt": (
+    f"{_ASR}.hybrid_rnnt_ctc_bpe_models_prompt.EncDecHybridRNNTCTCBPEModelWithPrompt": (
         *_ENCODER,
         *_TRANSDUCER,
         _HYBRID_CTC_HEAD,
         _PROMPT,
     ),
-    "nemo.collections.asr.models.aed_multitask_models.EncDecMultiTaskModel": (
+    f"{_ASR}.aed_multitask_models.EncDecMultiTaskModel": (
         *_ENCODER,
         *(p for p, _ in _SEQ2SEQ),
         _HEAD_LAYER.pattern,
