@@ -11,7 +11,8 @@ tokens come every few frames; random encoder frames, 60 s (750 frames) per utter
 a pause (frames scaled down, so blanks run) in the middle third when `--pause` is given.
 For each batch and window (frames a decoding step evaluates): tokens, steps, rounds (host
 synchronisations), median wall time and time per step, after a warm-up, and whether the
-decisions equal the first window's.
+decisions equal the first row's. On MLX's CUDA backend the first row of each batch (window
+`1k`) is the one-launch kernel (cuda_greedy.py), the others the compiled step.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (system BLAS before mlx)
 import mlx.core as mx
 import numpy as np
 
-from mlx_transducer import Transducer, TransducerConfig
+from mlx_transducer import Transducer, TransducerConfig, cuda_greedy
 
 VOCAB, D_MODEL, HIDDEN = 1024, 1024, 640
 
@@ -52,8 +53,12 @@ def main() -> None:
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--pause", action="store_true", help="near-silent middle third")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--blocks", type=int, help="CUDA kernel: blocks per launch (default: one per SM)"
+    )
     args = parser.parse_args()
     mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
+    cuda_greedy.BLOCKS = args.blocks
     dtype = {"float32": mx.float32, "bfloat16": mx.bfloat16}[args.dtype]
     model = build(dtype)
     frames = int(args.seconds * 12.5)
@@ -71,8 +76,12 @@ def main() -> None:
         x, n = mx.array(encoded).astype(dtype), mx.array(lengths)
         mx.eval(x, n)
         reference = None
-        for window in args.windows:
+        runs = [(w, False) for w in args.windows]
+        if cuda_greedy.available() and 1 in args.windows:  # the one-launch loop too
+            runs.insert(0, (1, True))
+        for window, kernel in runs:
             decoder = model.greedy_decoder(window)
+            decoder.kernel = kernel
             hyps = decoder(x, n)
             ids = [[(t.id, t.frame, t.duration) for t in h.tokens] for h in hyps]
             reference = ids if reference is None else reference
@@ -91,7 +100,8 @@ def main() -> None:
                 )[1]
             )
             tokens = sum(len(h) for h in ids)
-            print(f"{batch:5d} {window:6d} {tokens:7d} {steps:6d} {decoder.rounds:6d} {wall * 1e3:8.1f} "
+            label = f"{window}{'k' if kernel else ''}"
+            print(f"{batch:5d} {label:>6s} {tokens:7d} {steps:6d} {decoder.rounds:6d} {wall * 1e3:8.1f} "
                   f"{wall / max(1, steps) * 1e6:8.0f} {same:>8s}")  # fmt: skip
 
 

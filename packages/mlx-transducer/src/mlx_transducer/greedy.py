@@ -26,6 +26,9 @@ random joints) for a whole batch at once, with few host synchronisations:
   `reach`, the farthest one step can move); later ones as many as the progress so far
   predicts (frames left times steps per frame so far, at least `MIN_ROUND`). Steps queued
   after an utterance finished leave it as it was, so a generous count only costs time.
+- On MLX's CUDA backend the whole loop runs instead as one kernel launch
+  (`cuda_greedy.py`: the same decisions, no host round trip per step); fusion and
+  batches over its limit take the compiled step.
 - Confidences are computed once after the loop, in one joint evaluation over the emitted
   tokens' frames and predictor outputs, which each step records (`collect_hypotheses`).
 - Shallow fusion (`fusion`: an n-gram LM, a boosting tree; mlx-asr-fusion's models), as
@@ -55,8 +58,10 @@ from mlx_asr_fusion import (
     fusion_tables,
 )
 
-from .hypothesis import Hypothesis, Token
+from . import cuda_greedy
+from .hypothesis import Hypothesis
 from .networks import JointNetwork, PredictionNetwork
+from .records import StepRecords, collect_hypotheses
 
 MIN_ROUND = 4  # steps queued at least between two completion checks
 
@@ -98,6 +103,8 @@ class GreedyDecoder:
         self.reach = self.window - 1 + max(1, *durations) if durations else self.window
         self._settings = (prednet, joint, blank_id, tuple(durations), max_symbols, self.window)
         self._steps = {(): _make_step(*self._settings)}  # compiled steps per fusion shapes
+        self._fused: cuda_greedy.FusedGreedy | None = None
+        self.kernel = True  # the CUDA kernel where it applies (False: the compiled step)
 
     def initial_state(
         self, batch: int, dtype: mx.Dtype, fusion: Sequence[FusionModel] = ()
@@ -134,6 +141,19 @@ class GreedyDecoder:
         _, records = self.run(enc_proj, lengths.astype(mx.int32), state, fusion)
         return collect_hypotheses(records, enc_proj, self.joint, self.blank_id, self.tdt)
 
+    def _kernel_for(self, batch: int, fusion: Sequence[FusionModel]):
+        """The one-launch CUDA loop where it applies (module docstring), else None."""
+        if fusion or self.window != 1 or not self.kernel:
+            return None
+        if not cuda_greedy.FusedGreedy.supports(self.prednet, self.joint, batch):
+            return None
+        if self._fused is None:
+            self._fused = cuda_greedy.FusedGreedy(
+                self.prednet, self.joint, blank_id=self.blank_id,
+                durations=self._settings[3], max_symbols=self.max_symbols,
+            )  # fmt: skip
+        return self._fused
+
     def _step_for(self, shapes: tuple[tuple[int, int], ...]):
         if shapes not in self._steps:
             self._steps[shapes] = _make_step(*self._settings, fusion=shapes)
@@ -141,11 +161,9 @@ class GreedyDecoder:
 
     def run(
         self, enc_proj: mx.array, lengths: mx.array, state: dict, fusion: Sequence[FusionModel] = ()
-    ) -> tuple[dict, list[tuple]]:
-        """Steps until every utterance's frame is past its length; the final state and one
-        record per step. `state` carries the fusion models' states if `fusion` is given."""
-        tables = fusion_tables(fusion, self.blank_id)
-        step = self._step_for(fusion_shapes(fusion))
+    ) -> tuple[dict, StepRecords]:
+        """Steps until every utterance's frame is past its length; the final state and what
+        each step decided. `state` carries the fusion models' states if `fusion` is given."""
         sizes = np.array(lengths, dtype=np.int64)
         start = np.array(state["t"], dtype=np.int64)
         left = sizes - start
@@ -154,6 +172,11 @@ class GreedyDecoder:
         # some frame never finishes.
         most = int(max(0, left.max(initial=0)))
         limit = None if self.max_symbols is None else most * (self.max_symbols + 1) + 1
+        fused = self._kernel_for(enc_proj.shape[0], fusion)
+        if fused is not None and most > 0:
+            return self._run_fused(fused, enc_proj, lengths, state, sizes, most, limit)
+        tables = fusion_tables(fusion, self.blank_id)
+        step = self._step_for(fusion_shapes(fusion))
         records: list[tuple] = []
         count = math.ceil(most / self.reach)
         self.rounds = 0  # host synchronisations of the last run (for benchmarks)
@@ -171,6 +194,26 @@ class GreedyDecoder:
                 break
             moved = np.maximum(sizes - start - left, 1)[going]  # frames per step so far
             count = max(MIN_ROUND, math.ceil(float((left[going] * len(records) / moved).max())))
+        return state, StepRecords.from_steps(records)
+
+    def _run_fused(self, fused, enc_proj, lengths, state, sizes, most, limit):
+        """`run` as one kernel launch (more only without a `max_symbols` bound, when a
+        launch's step budget runs out before every utterance has finished)."""
+        parts = []
+        self.rounds = 0
+        while True:
+            self.rounds += 1
+            budget = limit if limit is not None else 4 * most + 64
+            state, rec, logprob = fused.run(enc_proj, lengths, state, budget)
+            parts.append((np.array(rec), np.array(logprob)))
+            done = bool((np.array(state["t"], dtype=np.int64) >= sizes).all())
+            if limit is not None or done:
+                break
+        rec = np.concatenate([r for r, _ in parts])
+        records = StepRecords(
+            rec[..., 0].astype(bool), rec[..., 1], rec[..., 2], rec[..., 3],
+            logprob=np.concatenate([lp for _, lp in parts]),
+        )  # fmt: skip
         return state, records
 
 
@@ -334,44 +377,3 @@ def _emit(
         "last_frame": last_frame,
         "repeats": repeats,
     }
-
-
-def collect_hypotheses(
-    records: list[tuple], enc_proj: mx.array, joint: JointNetwork, blank_id: int, tdt: bool
-) -> list[Hypothesis]:
-    """Tokens from the step records, with their log-probabilities (one joint evaluation
-    over all emitted tokens, from the frames and predictor outputs their steps used)."""
-    batch, time = enc_proj.shape[:2]
-    hypotheses = [Hypothesis() for _ in range(batch)]
-    if not records:
-        return hypotheses
-    emit, label, frame, duration = (
-        np.array(mx.stack(parts)) for parts in list(zip(*records, strict=True))[:4]
-    )
-    steps, items = np.nonzero(emit)
-    if steps.size == 0:
-        return hypotheses
-    labels, frames = label[steps, items], frame[steps, items]
-    g = mx.stack([record[4] for record in records]).reshape(-1, enc_proj.shape[-1])
-    g_rows = mx.array(steps * batch + items)
-    f_rows = mx.array(items * time + frames)
-    f = enc_proj.reshape(-1, enc_proj.shape[-1])
-    logprob = np.zeros(steps.size, dtype=np.float32)
-    for lo in range(0, steps.size, _ROWS):
-        hi = min(steps.size, lo + _ROWS)
-        logits = joint(f[f_rows[lo:hi]], g[g_rows[lo:hi]])[:, : blank_id + 1].astype(mx.float32)
-        best = mx.take_along_axis(logits, mx.array(labels[lo:hi])[:, None], axis=-1)[:, 0]
-        logprob[lo:hi] = np.array(best - mx.logsumexp(logits, axis=-1))
-    for k, (s, b) in enumerate(zip(steps.tolist(), items.tolist(), strict=True)):
-        hypotheses[b].tokens.append(
-            Token(
-                id=int(labels[k]),
-                frame=int(frames[k]),
-                duration=int(duration[s, b]) if tdt else None,
-                logprob=float(logprob[k]),
-            )
-        )
-    return hypotheses
-
-
-_ROWS = 4096  # emitted tokens per joint evaluation for their confidences

@@ -16,9 +16,9 @@ import mlx.core as mx
 
 from mlx_asr_fusion import FusionModel
 
-from .greedy import collect_hypotheses
 from .hypothesis import Token
 from .model import Transducer
+from .records import collect_hypotheses
 
 
 class GreedyStream:
@@ -52,7 +52,7 @@ class GreedyStream:
         state, records = self._decoder.run(enc_proj, lengths, self._state, self._fusion)
         offset = self.frames_seen
         new = []
-        if records:
+        if len(records):
             (hyp,) = collect_hypotheses(
                 records, enc_proj, self._joint, self._decoder.blank_id, self._decoder.tdt
             )
