@@ -52,7 +52,7 @@ from omegaconf import OmegaConf, open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_model_fixtures as base
-from make_fusion_fixtures import PHRASES, arpa_text
+from make_fusion_fixtures import DECODING, PHRASES, arpa_text
 
 ROOT = base.ROOT
 CHECKPOINT = ROOT / "tests" / "fixtures" / "checkpoints" / "canary-180m-flash"
@@ -64,12 +64,9 @@ BEAM_SIZE = 4
 PROMPTS = ["en_asr_pnc", "en_de_ast_pnc"]
 LM_ALPHA = 0.3
 BOOST_ALPHA = 1.0
-SETTINGS: dict[str, dict[str, float]] = {
-    "plain": {},
-    "lm": {"lm": LM_ALPHA},
-    "boost": {"boost": BOOST_ALPHA},
-    "lm_boost": {"lm": LM_ALPHA, "boost": BOOST_ALPHA},
-}
+ALPHAS = {"lm": LM_ALPHA, "boost": BOOST_ALPHA}
+# the greedy fusion fixture's settings (plain, lm, boost, lm_boost), with this LM's alpha
+SETTINGS = {name: {kind: ALPHAS[kind] for kind in setting} for name, setting in DECODING.items()}
 
 
 def set_beam(asr: ASRModel, saved: Any, setting: dict[str, float], lm_path: Path) -> None:

@@ -49,6 +49,8 @@ class _Fusion:
     """The fusion models' states per slot and their weighted scores for the next token."""
 
     def __init__(self, models: Sequence[FusionModel], vocab_size: int, rows: int) -> None:
+        if any(not isinstance(fused.alpha, (int, float)) for fused in models):
+            raise ValueError("per-item fusion models work with greedy decoding only (not yet beam)")
         self.tables = fusion_tables(models, vocab_size)
         self.shapes = fusion_shapes(models)
         self.alpha_sum = sum(fused.alpha for fused in models)  # a Python float, as NeMo's
