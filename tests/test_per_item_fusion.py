@@ -1,11 +1,14 @@
 """Per-item boosting trees in one batch (NeMo's per-stream boosting), greedy transducer decoding.
 
 Each item of a batch carries its own phrase list: list A (the fusion fixture's key phrases),
-list B (`tests/reference/make_per_item_fusion_fixtures.py`), or none. NeMo's per-stream
-boosting gives an item the result its own tree gives it alone, so each item must equal
-NeMo 3.0.0's greedy decoding of that clip alone boosted by its list (`fusion/fusion.json`
-for A, `fusion/per_item.json` for B, the unboosted `plain` for none); lists A and B change
-the ids of several clips differently, so a mix-up would show.
+list B (`tests/reference/make_per_item_fusion_fixtures.py`), or none, in turn. Each item must
+equal NeMo 3.0.0's greedy decoding of that clip alone boosted by its list (`fusion/fusion.json`
+for A, `fusion/per_item.json` for B, the unboosted `plain` for none), and NeMo's own
+per-stream batch (`GPUBiasingMultiModel` with `multi_biasing_ids`, the same lists in the same
+places: `per_item.json`'s `per_stream`, which the script found equal to the single-clip runs);
+lists A and B change the ids of several clips differently, so a mix-up would show. (TDT
+durations are held to the single-clip runs: NeMo's batched TDT records some durations from
+other items, tests/reference/README.md.)
 """
 
 from __future__ import annotations
@@ -55,10 +58,14 @@ def test_each_item_equals_nemo_with_its_own_tree(model, shift):
     acceptor = PerItemAcceptor([None if w is None else built[w] for w in lists])
     fusion = [FusionModel(acceptor, [ALPHA] * len(lists))]
     hyps = transducer.greedy(*padded_batch(encoded), fusion=fusion)
+    streams = PER_ITEM["results"][name]["per_stream"][str(shift)]
     for clip, which, hyp in zip(encoded, lists, hyps, strict=True):
         want = expected(name, clip, which)
         assert hyp.ids == want["ids"], (clip, which)
         assert hyp.frames == want["frames"], (clip, which)
+        # NeMo's own per-stream batch, same lists in the same places
+        assert streams[clip]["list"] == which
+        assert [hyp.ids, hyp.frames] == [streams[clip]["ids"], streams[clip]["frames"]], clip
         if transducer.config.is_tdt:
             assert hyp.durations == want["durations"], (clip, which)
 
@@ -66,6 +73,7 @@ def test_each_item_equals_nemo_with_its_own_tree(model, shift):
 def test_lists_change_the_ids_differently():
     for name in DECODING["models"]:
         assert len(PER_ITEM["results"][name]["differs_from_a"]) >= 2, name
+        assert not PER_ITEM["results"][name]["per_stream_differences"], name
 
 
 def test_per_item_acceptor_refuses_what_it_cannot_do(model):
