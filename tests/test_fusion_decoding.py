@@ -28,19 +28,31 @@ DECODING = FUSION["decoding"]
 SETTINGS = [s for s in DECODING["results"][DECODING["models"][0]]["settings"] if s != "plain"]
 
 
+def load_transducer(name: str, clips: list[str], tmp: Path) -> tuple[Transducer, dict]:
+    """The fixture model's transducer (converted as users convert) and NeMo's encoder
+    output of each clip."""
+    convert_nemo(FIXTURES / "models" / f"{name}.nemo", tmp / name)
+    directory = open_model_directory(tmp / name)
+    transducer = Transducer.from_nemo(directory.nemo_config, mx.load(str(directory.weights)))
+    with np.load(FIXTURES / "models" / f"{name}.npz") as data:
+        encoded = {clip: mx.array(data[f"{Path(clip).stem}/encoder"]) for clip in clips}
+    return transducer, encoded
+
+
+def padded_batch(encoded: dict[str, mx.array]) -> tuple[mx.array, mx.array]:
+    """The clips' encoder outputs as one zero-padded batch, and their lengths."""
+    lengths = [e.shape[0] for e in encoded.values()]
+    batch = mx.zeros((len(encoded), max(lengths), next(iter(encoded.values())).shape[1]))
+    for i, e in enumerate(encoded.values()):
+        batch[i, : e.shape[0]] = e
+    return batch, mx.array(lengths)
+
+
 @pytest.fixture(scope="module", params=DECODING["models"])
 def model(request, tmp_path_factory):
     name = request.param
-    out = tmp_path_factory.mktemp("converted") / name
-    convert_nemo(FIXTURES / "models" / f"{name}.nemo", out)
-    directory = open_model_directory(out)
-    transducer = Transducer.from_nemo(directory.nemo_config, mx.load(str(directory.weights)))
-    with np.load(FIXTURES / "models" / f"{name}.npz") as data:
-        encoded = {
-            clip: mx.array(data[f"{Path(clip).stem}/encoder"])
-            for clip in DECODING["results"][name]["clips"]
-        }
-    return name, transducer, encoded
+    clips = DECODING["results"][name]["clips"]
+    return name, *load_transducer(name, clips, tmp_path_factory.mktemp("converted"))
 
 
 def fusion_models(setting: dict, vocab_size: int) -> list[FusionModel]:
@@ -76,11 +88,7 @@ def test_fused_greedy_batched_equals_nemos(model, setting_name):
     name, transducer, encoded = model
     expected = DECODING["results"][name]["settings"][setting_name]
     fusion = fusion_models(expected["fusion"], transducer.config.blank_id)
-    lengths = [e.shape[0] for e in encoded.values()]
-    batch = mx.zeros((len(encoded), max(lengths), next(iter(encoded.values())).shape[1]))
-    for i, e in enumerate(encoded.values()):
-        batch[i, : e.shape[0]] = e
-    hyps = transducer.greedy(batch, mx.array(lengths), fusion=fusion)
+    hyps = transducer.greedy(*padded_batch(encoded), fusion=fusion)
     for clip, hyp in zip(encoded, hyps, strict=True):
         # NeMo's batched TDT records some durations from other items' joint calls
         # (tests/reference/README.md): ids and frames are the batch's, durations the clip's

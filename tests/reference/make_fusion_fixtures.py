@@ -328,14 +328,20 @@ def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float], lm_path: Pa
     asr.change_decoding_strategy(cfg, verbose=False)
 
 
-@torch.no_grad()
-def decode(asr: ASRModel, encoded: list[np.ndarray]) -> list[dict[str, Any]]:
-    """NeMo's hypotheses for encoder outputs (T', D), as one zero-padded batch."""
+def padded(encoded: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder outputs (T', D) as NeMo's decoders take them: one zero-padded (B, D, T)
+    batch and the lengths."""
     lengths = torch.tensor([len(e) for e in encoded])
     batch = torch.zeros(len(encoded), encoded[0].shape[1], int(lengths.max()))
     for row, e in zip(batch, encoded, strict=True):
         row[:, : len(e)] = torch.from_numpy(e).T
-    hyps = asr.decoding.rnnt_decoder_predictions_tensor(batch, lengths, return_hypotheses=True)
+    return batch, lengths
+
+
+@torch.no_grad()
+def decode(asr: ASRModel, encoded: list[np.ndarray]) -> list[dict[str, Any]]:
+    """NeMo's hypotheses for encoder outputs (T', D), as one zero-padded batch."""
+    hyps = asr.decoding.rnnt_decoder_predictions_tensor(*padded(encoded), return_hypotheses=True)
     tdt = bool(asr.decoding.durations)
     return [
         {

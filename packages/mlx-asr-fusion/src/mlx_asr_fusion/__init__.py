@@ -18,6 +18,7 @@ from .fusion import (
     fusion_tables,
 )
 from .ngram import NGramLM
+from .per_item import PerItemAcceptor
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "FusionModel",
     "NGram",
     "NGramLM",
+    "PerItemAcceptor",
     "SuffixTreeAcceptor",
     "add_fusion_scores",
     "advance_tables",

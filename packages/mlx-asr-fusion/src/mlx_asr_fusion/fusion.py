@@ -19,10 +19,11 @@ from .acceptor import SuffixTreeAcceptor, advance_tables
 
 @dataclass(frozen=True)
 class FusionModel:
-    """One fusion model and its weight (NeMo's alpha)."""
+    """One fusion model and its weight (NeMo's alpha): one for the batch, or one per item
+    (a sequence, for a `PerItemAcceptor`, as NeMo's per-stream `model2alpha`)."""
 
     model: SuffixTreeAcceptor
-    alpha: float
+    alpha: float | Sequence[float]
 
 
 def fusion_tables(models: Sequence[FusionModel], vocab_size: int) -> list[dict[str, mx.array]]:
@@ -34,9 +35,14 @@ def fusion_tables(models: Sequence[FusionModel], vocab_size: int) -> list[dict[s
                 f"a fusion model over {fused.model.vocab_size} tokens cannot fuse with a "
                 f"decoder of {vocab_size} tokens"
             )
-    return [
-        {**fused.model.tables, "alpha": mx.array(fused.alpha, dtype=mx.float32)} for fused in models
-    ]
+    return [{**fused.model.tables, "alpha": _alpha(fused.alpha)} for fused in models]
+
+
+def _alpha(alpha: float | Sequence[float]) -> mx.array:
+    """A scalar, or (B, 1) for per-item alphas (broadcast over a (B, V) score)."""
+    if isinstance(alpha, (int, float)):
+        return mx.array(alpha, dtype=mx.float32)
+    return mx.array(list(alpha), dtype=mx.float32)[:, None]
 
 
 def fusion_shapes(models: Sequence[FusionModel]) -> tuple[tuple[int, int], ...]:

@@ -11,6 +11,14 @@ config (`AEDGreedyInferConfig`, `AEDBeamInferConfig`, and `MultiTaskDecoding` re
 `<strategy>.max_generation_delta`), as the Canary app reads it; NeMo's generator classes'
 own constructor default (50) is never reached from a model's config.
 
+Shallow fusion (`beam_search(..., fusion=[...])`: an n-gram LM and/or a phrase-boosting
+tree of mlx-asr-fusion, with their alphas) is NeMo's `BeamSearchSequenceGeneratorWithFusionModels`
+(`beam.ngram_lm_model` / `beam.boosting_tree` of `MultiTaskDecoding`): at every step each
+model's alpha-weighted scores from each beam's state are added to the log-probabilities
+before the top-k, EOS's column scoring the end of the sentence (`advance(..., eos_id)`), and
+the states follow the chosen tokens. NeMo's greedy AED decoding takes no fusion models (it
+refuses an LM: "use beam strategy with beam=1"); `greedy_search` refuses them likewise.
+
 `length_penalty` is NeMo's GNMT alpha (`beam.length_penalty`, default 0.0: no penalty):
 beams are ranked by score / ((5 + length) / 6) ** alpha, NeMo's
 `BeamSearchSequenceGenerator.compute_len_penalty`
@@ -26,6 +34,8 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 import numpy as np
+
+from mlx_asr_fusion import FusionModel
 
 from .decoder import TransformerDecoder
 
@@ -78,8 +88,12 @@ def greedy_search(
     *,
     eos_id: int,
     max_delta: int = -1,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[GreedyResult]:
-    """Most likely token at each step (argmax of the logits), until EOS or the limit."""
+    """Most likely token at each step (argmax of the logits), until EOS or the limit.
+    NeMo's greedy AED search has no fusion: `fusion` is refused, as NeMo refuses it."""
+    if fusion:
+        raise ValueError("greedy decoding takes no fusion models (as in NeMo): use beam search")
     limits = np.array(generation_limits(decoder, memory_lengths, prompts, max_delta))
     batch = len(prompts)
     tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -131,6 +145,7 @@ def beam_search(
     beam_size: int = 4,
     length_penalty: float = 0.0,
     max_delta: int = -1,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[BeamResult]:
     """NeMo's beam search, step for step, including its bookkeeping.
 
@@ -140,12 +155,18 @@ def beam_search(
     A finished beam (last token EOS or PAD) keeps one continuation (PAD) at its score;
     candidates are ranked by score / penalty(parent length) and rescaled with the
     penalty of the beam slot they land in, as NeMo does.
+
+    `fusion`: NeMo's fusion models (LM first, then the boosting tree), scored into every
+    step's log-probabilities (module docstring).
     """
     batch, k = len(prompts), beam_size
     limits = np.array(generation_limits(decoder, memory_lengths, prompts, max_delta))
     logits, cache = decoder.start(memory, memory_lengths, prompts)
     log_probs = _log_softmax(logits)
+    fused = _Fused(fusion, batch, log_probs.shape[-1], eos_id)
+    log_probs = fused.add_scores(log_probs)
     first = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]  # (B, K)
+    fused.follow(first)
     scores = np.take_along_axis(log_probs, first, axis=-1).reshape(-1, 1).astype(np.float32)
     width = [len(p) for p in prompts]
     prefixes = [[*list(prompts[b]), int(t)] for b in range(batch) for t in first[b]]
@@ -157,10 +178,12 @@ def beam_search(
     step = 0
     while active.any():
         logits = decoder.step(mx.array([p[-1] for p in prefixes]), cache)
-        new_scores, parents, chosen = _best_continuations(
-            _log_softmax(logits), scores, prefix_len, pad_profile, k, pad_id, length_penalty
+        log_probs = fused.add_scores(_log_softmax(logits))
+        new_scores, parents, chosen, top, order = _best_continuations(
+            log_probs, scores, prefix_len, pad_profile, k, pad_id, length_penalty
         )
         keep = np.repeat(active, k)  # rows of items still searching
+        fused.follow(top, order, keep)
         parents = np.where(keep, parents, np.arange(batch * k))
         prefixes = [
             prefixes[parent] + [int(token)] if keep[row] else prefixes[row]
@@ -215,13 +238,15 @@ def _best_continuations(
     Each beam offers its top K tokens; a finished beam (`pad_profile` 1) offers PAD once at
     its own score, its other K - 1 slots pushed down by NEG_INF. Candidates are ranked by
     score / penalty(parent length) and rescaled by the penalty of the slot they land in.
-    Returns the new scores (BK, 1), each new beam's parent row (BK,) and its token (BK,).
+    Returns the new scores (BK, 1), each new beam's parent row (BK,) and its token (BK,),
+    and for the fusion states each beam's top K tokens (BK, K) before PAD replaces those of
+    finished beams, with each item's chosen K of its K x K candidates (B, K).
     """
     batch = scores.shape[0] // k
     pad_mask = np.repeat(pad_profile, k, axis=1)  # (BK, K)
-    top = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]
-    top_scores = np.take_along_axis(log_probs, top, axis=-1).astype(np.float32)
-    top = pad_id * pad_mask + top * (1 - pad_mask)
+    offered = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]
+    top_scores = np.take_along_axis(log_probs, offered, axis=-1).astype(np.float32)
+    top = pad_id * pad_mask + offered * (1 - pad_mask)
     pad_mask = pad_mask.astype(np.float32)
     pad_mask[:, 1:] *= _NEG_INF
     candidates = scores + top_scores * (1 - pad_mask)
@@ -231,7 +256,44 @@ def _best_continuations(
     new_scores = np.take_along_axis(ranked, order, axis=-1).reshape(-1, 1) * penalty
     parents = (np.arange(batch)[:, None] * k + order // k).reshape(-1)
     chosen = np.take_along_axis(top.reshape(batch, k * k), order, axis=-1).reshape(-1)
-    return new_scores, parents, chosen
+    return new_scores, parents, chosen, offered, order
+
+
+class _Fused:
+    """The fusion models' states per beam row, as NeMo's fused beam search keeps them."""
+
+    def __init__(self, models: Sequence[FusionModel], batch: int, vocab: int, eos_id: int):
+        for fused in models:
+            if fused.model.vocab_size != vocab:
+                raise ValueError(
+                    f"a fusion model over {fused.model.vocab_size} tokens cannot fuse with a "
+                    f"decoder of {vocab} output classes"
+                )
+        self.models, self.eos_id = list(models), eos_id
+        self.states = [fused.model.get_init_states(batch, bos=True) for fused in models]
+        self.candidates: list[np.ndarray] = []
+
+    def add_scores(self, log_probs: np.ndarray) -> np.ndarray:
+        """Log-probabilities (rows, V) plus each model's alpha-weighted scores, in order."""
+        self.candidates = []
+        for fused, state in zip(self.models, self.states, strict=True):
+            scores, candidates = fused.model.advance(mx.array(state), eos_id=self.eos_id)
+            log_probs = log_probs + np.float32(fused.alpha) * np.array(scores)
+            self.candidates.append(np.array(candidates))
+        return log_probs
+
+    def follow(self, top: np.ndarray, order: np.ndarray | None = None, keep=None) -> None:
+        """The states of the rows' top tokens (rows, K), then, past the first step, the
+        chosen K per item of its K x K (`order`); rows not in `keep` stay."""
+        for index, candidates in enumerate(self.candidates):
+            moved = np.take_along_axis(candidates, top, axis=-1)
+            if order is not None:
+                batch = order.shape[0]
+                moved = np.take_along_axis(moved.reshape(batch, -1), order, axis=-1)
+            moved = moved.reshape(-1)
+            self.states[index] = (
+                moved if keep is None else np.where(keep, moved, self.states[index])
+            )
 
 
 def _strip(ids: list[int], eos_id: int, pad_id: int) -> list[int]:

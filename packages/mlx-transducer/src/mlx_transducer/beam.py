@@ -96,9 +96,11 @@ def _step_from_input(prednet: PredictionNetwork, x: mx.array, state: tuple[mx.ar
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """Log-softmax over the last axis in float32 (torch's order: shift by the max, then
+    subtract the log of the summed exponentials)."""
     x = x.astype(np.float32)
-    shifted = x - x.max()
-    return (shifted - np.log(np.exp(shifted).sum())).astype(np.float32)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(np.float32)
 
 
 def _topk(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from .beam import BeamHypothesis, beam_search_rnnt, beam_search_tdt
 from .config import TransducerConfig
 from .greedy import GreedyDecoder, default_window
 from .hypothesis import Hypothesis
+from .malsd import malsd_batch
 from .networks import JointNetwork, PredictionNetwork
 
 
@@ -71,21 +72,43 @@ class Transducer(nn.Module):
         lengths: mx.array | None = None,
         beam_size: int = 4,
         length_penalty: float = 1.0,
+        *,
+        strategy: str = "default",
+        fusion: Sequence[FusionModel] = (),
+        max_symbols: int | None = 10,
+        pruning_mode: str = "late",
+        blank_lm_score_mode: str = "lm_weighted_full",
     ) -> list[list[BeamHypothesis]]:
-        """NeMo's `beam` (default) search, per utterance: an n-best list for each, best first."""
+        """NeMo's beam search: an n-best list per utterance, best first. `strategy`
+        "default" is NeMo's `beam` (per utterance, no fusion models, as in NeMo);
+        "malsd_batch" is NeMo's batched search, which takes `fusion` (an n-gram LM and/or a
+        boosting tree with their alphas, LM first: NeMo's `beam.ngram_lm_model` /
+        `beam.boosting_tree`) and NeMo's `beam.max_symbols`, `beam.pruning_mode` and
+        `beam.blank_lm_score_mode` (their defaults are NeMo's)."""
         batch, time, _ = encoder_output.shape
         sizes = [time] * batch if lengths is None else [int(n) for n in lengths.tolist()]
+        cfg = self.config
+        if strategy == "malsd_batch":
+            return malsd_batch(self.decoder, self.joint, encoder_output, sizes,
+                               blank_id=cfg.blank_id, durations=cfg.durations,
+                               beam_size=beam_size, max_symbols=max_symbols, fusion=fusion,
+                               pruning_mode=pruning_mode, blank_lm_score_mode=blank_lm_score_mode,
+                               length_penalty=length_penalty)  # fmt: skip
+        if strategy != "default":
+            raise ValueError(f"beam strategy must be 'default' or 'malsd_batch', not {strategy!r}")
+        if fusion:
+            raise ValueError("fusion models need the 'malsd_batch' beam strategy (as in NeMo)")
         results = []
         for item, size in enumerate(sizes):
             frames = encoder_output[item, :size]
-            if self.config.is_tdt:
+            if cfg.is_tdt:
                 results.append(
                     beam_search_tdt(
                         self.decoder,
                         self.joint,
                         frames,
-                        blank_id=self.config.blank_id,
-                        durations=self.config.durations,
+                        blank_id=cfg.blank_id,
+                        durations=cfg.durations,
                         beam_size=beam_size,
                         length_penalty=length_penalty,
                     )
@@ -96,7 +119,7 @@ class Transducer(nn.Module):
                         self.decoder,
                         self.joint,
                         frames,
-                        blank_id=self.config.blank_id,
+                        blank_id=cfg.blank_id,
                         beam_size=beam_size,
                         length_penalty=length_penalty,
                     )
