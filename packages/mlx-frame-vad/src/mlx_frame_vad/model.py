@@ -77,6 +77,18 @@ class FrameVAD(nn.Module):
         mx.eval(model.parameters())
         return model
 
+    @classmethod
+    def from_model_directory(cls, directory: Any) -> FrameVAD:
+        """The model of a converted model directory (nemo-mlx-convert's `ModelDirectory`:
+        `model_class`, `nemo_config`, `weights`); ValueError (one line) for another class."""
+        if directory.model_class != MODEL_CLASS:
+            short = str(directory.model_class).rsplit(".", 1)[-1] or "unknown"
+            raise ValueError(
+                f"{directory.path}: an {short} model, not a frame VAD "
+                "(EncDecFrameClassificationModel)"
+            )
+        return cls.from_nemo(directory.nemo_config, mx.load(str(directory.weights)))
+
     def logits(self, features: mx.array, lengths: mx.array) -> mx.array:
         """(B, T, F) features and valid lengths -> (B, T', classes) per-frame outputs."""
         encoded, _ = self.encoder(features, lengths)
