@@ -80,7 +80,7 @@ def test_python_api_equals_each_segment_transcribed_alone_at_its_offset(model, v
 
 
 def test_a_vad_that_finds_no_speech_gives_an_empty_transcript(model, vad, monkeypatch):
-    monkeypatch.setattr(vad, "segments", lambda audio, params=None: [])
+    monkeypatch.setattr(vad, "segments", lambda audio, params=None, sample_rate=None: [])
     result = model.transcribe(AUDIO, vad=vad)
     assert result.text == ""
     assert result.words == []

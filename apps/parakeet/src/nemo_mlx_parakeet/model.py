@@ -18,7 +18,7 @@ import numpy as np
 
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
-from mlx_frame_vad import FrameVAD
+from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Transcript
 from speech_transcript import checkpoints as nemo
@@ -40,7 +40,7 @@ from .prompting import Language, choose_language
 from .streaming import TranscriptionStream
 from .timestamps import Span
 from .transcripts import Assembly
-from .vad import VadInput, resolve_vad, speech_pieces, speech_spans
+from .vad import load_vad, speech_pieces, speech_spans
 
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 
@@ -194,7 +194,7 @@ class Parakeet:
         overlap_duration: float = OVERLAP_SECONDS,
         progress: Callable[[int], None] | None = None,
         language: str | None = None,
-        vad: VadInput = None,
+        vad: VadChoice = None,
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
@@ -208,7 +208,7 @@ class Parakeet:
         speech segments it finds are transcribed (`vad.py`); times stay the whole input's."""
         _check_options(batch_size, decoding, beam_size, chunk_duration)
         prompt = self.language(language)
-        detector = resolve_vad(vad)
+        detector = load_vad(vad)
         pieces: list[Piece] = []
         durations: dict[int, float] = {}
         for index, item in enumerate(items):

@@ -11,78 +11,45 @@ those of the whole input. Segments do not overlap, so joining them keeps every t
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from mlx_frame_vad import FrameVAD, PostProcessing
-from nemo_mlx_convert import ConversionError, resolve_model
-from speech_transcript.checkpoints import MIN_SECONDS
-from speech_transcript.cli import VAD_MODEL
+import mlx_frame_vad as frame_vad
+from mlx_frame_vad import FrameVAD, VadChoice
+from nemo_mlx_convert import ConversionError
+from speech_transcript import checkpoints
 from speech_transcript.precision import load_settings
 
 from .batching import Piece
 from .errors import ParakeetError
 
-VadInput = FrameVAD | str | Path | bool | None
-
 
 def load_vad(
-    reference: str | Path = VAD_MODEL,
-    *,
-    cache_dir: str | Path | None = None,
-    verbose: bool = True,
-) -> FrameVAD:
-    """A frame-VAD model (float32: it is small) from a repo id, `.nemo` file or model
-    directory, converted into the cache on first use (said on stderr when `verbose`);
-    ParakeetError (one line) for anything else."""
+    choice: VadChoice, *, cache_dir: str | Path | None = None, verbose: bool = True
+) -> FrameVAD | None:
+    """`vad=` / `--vad` as a model (`mlx_frame_vad.resolve`: None, a model, True for the
+    default, or a reference, converted into the cache on first use and said on stderr when
+    `verbose`); ParakeetError (one line) for what is not a frame-VAD model."""
     _, notify = load_settings("parakeet", None, None, gpu=False, verbose=verbose,
                               error=ParakeetError)  # fmt: skip
     try:
-        return FrameVAD.from_model_directory(
-            resolve_model(reference, cache_dir=cache_dir, on_convert=notify)
-        )
+        return frame_vad.resolve(choice, cache_dir=cache_dir, on_convert=notify)
     except (ConversionError, ValueError) as err:
         raise ParakeetError(f"--vad: {err}") from None
-
-
-def resolve_vad(vad: VadInput) -> FrameVAD | None:
-    """`transcribe`'s `vad`: a loaded model, a reference to load, True (the default model)."""
-    if vad is None or vad is False:
-        return None
-    if isinstance(vad, FrameVAD):
-        return vad
-    return load_vad(VAD_MODEL if vad is True else vad)
 
 
 def speech_spans(
     vad: FrameVAD, signal: np.ndarray, sample_rate: int, samples_per_frame: int
 ) -> list[tuple[int, int]]:
-    """The input's speech segments as [first, last) encoder frames, rounded inwards; a
-    segment under NeMo's 1 s minimum input grows to it (whole frames, within the input)."""
-    if vad.config.preprocessor.sample_rate != sample_rate:
-        raise ParakeetError(
-            f"the VAD model takes {vad.config.preprocessor.sample_rate} Hz audio, "
-            f"the ASR model {sample_rate} Hz"
-        )
-    total = len(signal) // samples_per_frame
-    minimum = math.ceil(MIN_SECONDS * sample_rate / samples_per_frame)
-    spans = []
-    for segment in vad.segments(signal, PostProcessing()):
-        first = math.ceil(segment.start * sample_rate / samples_per_frame)
-        last = min(total, math.floor(segment.end * sample_rate / samples_per_frame))
-        if last <= first:
-            continue
-        if last - first < minimum:
-            first = max(0, first - (minimum - (last - first) + 1) // 2)
-            last = min(total, first + minimum)
-            first = max(0, last - minimum)
-        if spans and first <= spans[-1][1]:  # grown into the one before: one span
-            first = spans.pop()[0]
-        spans.append((first, last))
-    return spans
+    """The input's speech segments as [first, last) encoder frames (`checkpoints.speech_spans`)."""
+    try:
+        segments = vad.segments(signal, sample_rate=sample_rate)
+    except ValueError as err:
+        raise ParakeetError(str(err)) from None
+    spans = [(s.start, s.end) for s in segments]
+    return checkpoints.speech_spans(spans, len(signal), sample_rate, samples_per_frame)
 
 
 def speech_pieces(

@@ -9,12 +9,14 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 
 from .convasr import ConvASRConfig, ConvASREncoder, JasperBlock, JasperBlockConfig, MaskedConv1d
 from .head import FrameClassifier, MLPConfig
+from .loading import DEFAULT_MODEL, VadChoice, load, resolve
 from .model import MODEL_CLASS, FrameVAD, FrameVADConfig
 from .postprocessing import PostProcessing, SpeechSegment, speech_segments
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MODEL",
     "MODEL_CLASS",
     "ConvASRConfig",
     "ConvASREncoder",
@@ -27,5 +29,8 @@ __all__ = [
     "MaskedConv1d",
     "PostProcessing",
     "SpeechSegment",
+    "VadChoice",
+    "load",
+    "resolve",
     "speech_segments",
 ]

@@ -101,8 +101,15 @@ class FrameVAD(nn.Module):
         return np.array(probs[0, :, SPEECH_CLASS])
 
     def segments(
-        self, audio: mx.array | np.ndarray, params: PostProcessing | None = None
+        self,
+        audio: mx.array | np.ndarray,
+        params: PostProcessing | None = None,
+        sample_rate: int | None = None,
     ) -> list[SpeechSegment]:
-        """One recording's speech segments, in seconds, by NeMo's post-processing."""
+        """One recording's speech segments, in seconds, by NeMo's post-processing; the audio
+        must be at the model's rate (ValueError, one line, for a `sample_rate` that is not)."""
+        own = self.config.preprocessor.sample_rate
+        if sample_rate is not None and sample_rate != own:
+            raise ValueError(f"the VAD model takes {own} Hz audio, not {sample_rate} Hz")
         probs = self.speech_probabilities(audio)
         return speech_segments(probs, self.config.frame_seconds, params)
