@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlx_frame_vad import FrameVAD
+from mlx_frame_vad import FrameVAD, SpeechSegment
 from nemo_mlx_parakeet import load
 from nemo_mlx_parakeet.vad import load_vad
 
@@ -100,3 +100,18 @@ def test_vad_usage_errors_are_one_line(cache, args, message):
     stderr = result.stderr.decode()
     assert stderr.count("\n") == 1, stderr
     assert message in stderr
+
+
+def test_one_segment_keeps_absolute_times_and_no_span_passes_its_end(model, vad, monkeypatch):
+    """A single segment (given here, 6.0-9.6 s) is one piece: its times are moved by its start
+    too, and no token's span (a TDT duration) reaches past the segment's end."""
+    monkeypatch.setattr(
+        vad, "segments", lambda audio, params=None, sample_rate=None: [SpeechSegment(6.0, 9.6)]
+    )
+    result = model.transcribe(AUDIO, vad=vad)
+    alone = model.transcribe(model.load_audio(AUDIO)[6 * 16000 : round(9.6 * 16000)])
+    assert [w.text for w in result.words] == [w.text for w in alone.words]
+    assert result.words, "the segment holds speech"
+    np.testing.assert_allclose([w.start for w in result.words], [w.start + 6.0 for w in alone.words],
+                               atol=1e-6)  # fmt: skip
+    assert all(t.start >= 6.0 - 1e-6 and t.end <= 9.6 + 1e-6 for t in result.tokens)

@@ -282,12 +282,11 @@ class Parakeet:
     ) -> Transcript:
         """One input's transcript from its pieces' hypotheses, in order (chunks merged); no
         pieces (a VAD found no speech): an empty one."""
-        chunks = [(piece.offset, piece.feature_frames, hypothesis) for piece, hypothesis in parts]
+        chunks = [(piece.offset, piece.feature_frames, hypothesis.limited(piece.limit))
+                  for piece, hypothesis in parts]  # fmt: skip
         if not chunks:
             merged = Hypothesis([], [], [] if self.head == "tdt" else None, [])
-        elif len(chunks) == 1:
-            merged = parts[0][1]
-        else:
+        else:  # one piece: its tokens moved by its offset (a speech segment's start)
             merged = merge_chunks(chunks, self.encoder.subsampling_factor)
         label = str(item) if isinstance(item, (str, Path)) else None
         return self.assemble(merged, duration, parts[0][0].lead if parts else 0.0, label)

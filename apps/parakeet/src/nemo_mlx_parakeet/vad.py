@@ -62,5 +62,8 @@ def speech_pieces(
     pieces = []
     for first, last in spans:
         part = signal[first * samples_per_frame : last * samples_per_frame]
-        pieces += [dataclasses.replace(p, offset=p.offset + first) for p in split(part)]
+        pieces += [
+            dataclasses.replace(p, offset=p.offset + first, limit=last - first - p.offset)
+            for p in split(part)
+        ]
     return pieces
