@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nemo_mlx_convert import ConversionError, map_module_state, map_state_dict
+from nemo_mlx_convert.mapping import encoder_problem
 
 RNNT = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
 
@@ -48,3 +49,34 @@ def test_a_prompt_models_projection_keeps_its_names_and_only_there():
         np.testing.assert_array_equal(mapped[name], array)
     with pytest.raises(ConversionError, match="unsupported model variant"):
         map_state_dict(state, RNNT)
+
+
+FRAME_VAD = "nemo.collections.asr.models.classification_models.EncDecFrameClassificationModel"
+
+
+def test_a_frame_vad_model_keeps_its_names_with_convolutions_channels_last():
+    rng = np.random.default_rng(0)
+    state = {
+        "encoder.encoder.0.mconv.0.conv.weight": rng.standard_normal((8, 1, 11)),
+        "encoder.encoder.1.mconv.1.conv.weight": rng.standard_normal((4, 8, 1)),
+        "encoder.encoder.1.mconv.2.running_var": rng.standard_normal(4),
+        "encoder.encoder.1.res.0.0.conv.weight": rng.standard_normal((4, 8, 1)),
+        "encoder.encoder.1.res.0.1.num_batches_tracked": np.array(3),
+        "decoder.layer0.weight": rng.standard_normal((2, 4)),
+        "loss.weight": np.ones(2),
+    }
+    mapped = map_state_dict(state, FRAME_VAD)
+    assert mapped.tensors["encoder.encoder.0.mconv.0.conv.weight"].shape == (8, 11, 1)
+    assert mapped.tensors["encoder.encoder.1.res.0.0.conv.weight"].shape == (4, 1, 8)
+    assert mapped.tensors["decoder.layer0.weight"].shape == (2, 4)
+    assert set(mapped.dropped) == {"encoder.encoder.1.res.0.1.num_batches_tracked", "loss.weight"}
+    with pytest.raises(ConversionError, match="unsupported model variant"):
+        map_state_dict({"encoder.layers.0.norm_out.weight": np.ones(2)}, FRAME_VAD)
+
+
+def test_each_class_names_the_encoder_it_is_converted_with():
+    conformer = {"encoder": {"_target_": "nemo.collections.asr.modules.ConformerEncoder"}}
+    convasr = {"encoder": {"_target_": "nemo.collections.asr.modules.ConvASREncoder"}}
+    assert encoder_problem(convasr, FRAME_VAD) is None
+    assert "supported: ConvASREncoder" in encoder_problem(conformer, FRAME_VAD)
+    assert "QuartzNet" in encoder_problem(convasr, RNNT)

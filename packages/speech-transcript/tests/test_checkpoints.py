@@ -12,6 +12,7 @@ from speech_transcript.checkpoints import (
     model_class_problem,
     padding_for,
     sample_rate,
+    speech_spans,
 )
 from speech_transcript.precision import load_settings
 
@@ -76,3 +77,17 @@ def test_load_settings(capsys):
     assert hints == ["app"]
     with pytest.raises(RuntimeError, match="quantize must be 8 or 4 bits"):
         load_settings("app", None, 3, gpu=True, verbose=False, error=RuntimeError)
+
+
+def test_speech_spans_round_inwards_grow_to_a_second_and_join():
+    frame = 1280  # 80 ms at 16 kHz
+    # 1.00-2.50 s: frames 12.5 -> 13 and 31.25 -> 31, inwards
+    assert speech_spans([(1.0, 2.5)], 16000 * 10, 16000, frame) == [(13, 31)]
+    # frames 63-66 (0.24 s) grow to 13 frames (1.04 s: NeMo's 1 s minimum), 5 on each side
+    assert speech_spans([(5.0, 5.3)], 16000 * 10, 16000, frame) == [(58, 71)]
+    # at the input's end it grows backwards, within the input (125 frames)
+    assert speech_spans([(9.8, 10.0)], 16000 * 10, 16000, frame) == [(112, 125)]
+    # 13-25 grows to 12-25 and 28-30 to 22-35, into the one before: one span; a segment
+    # inside one frame: none
+    segments = [(1.0, 2.0), (2.2, 2.4), (4.0, 4.05)]
+    assert speech_spans(segments, 16000 * 10, 16000, frame) == [(12, 35)]

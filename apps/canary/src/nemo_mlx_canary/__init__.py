@@ -12,7 +12,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 from mlx_audio_frontend import AudioError
 
 from .errors import CanaryError
-from .loading import DEFAULT_MODEL, load
+from .loading import DEFAULT_MODEL, load, load_vad
 from .model import Canary
 from .prompt import PromptOptions, build_prompt
 from .tokenizer import CanaryTokenizer
@@ -28,4 +28,5 @@ __all__ = [
     "PromptOptions",
     "build_prompt",
     "load",
+    "load_vad",
 ]

@@ -16,7 +16,7 @@ from speech_transcript.cli import Output, Timing
 from speech_transcript.options import float_between, positive_int
 
 from .errors import CanaryError
-from .loading import DEFAULT_MODEL, load
+from .loading import DEFAULT_MODEL, load, load_vad
 from .model import CHUNK_SECONDS
 from .prompt import PromptOptions
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"longer inputs are cut into chunks of S seconds, 1 to {CHUNK_SECONDS:g} "
                                f"(default {CHUNK_SECONDS:g})")  # fmt: skip
     common.add_dtype_argument(decoding)
+    common.add_vad_argument(parser.add_argument_group("voice activity"))
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
     return parser
@@ -71,10 +72,11 @@ def _run(args: argparse.Namespace) -> int:
     timing = Timing("canary", args.verbose)
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
                  quantize=args.quantize)  # fmt: skip
+    vad = load_vad(args.vad, cache_dir=args.cache_dir, verbose=not args.quiet)
     timing.loaded()
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
-                   batch_size=args.batch_size, chunk_duration=args.chunk_duration)  # fmt: skip
+                   batch_size=args.batch_size, chunk_duration=args.chunk_duration, vad=vad)  # fmt: skip
     # Languages, task and timestamps are checked before any audio is read.
     model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc,
                                timestamps=args.timestamps))  # fmt: skip

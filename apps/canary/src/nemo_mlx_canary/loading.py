@@ -8,6 +8,8 @@ import mlx_cpu_runtime
 
 import mlx.core as mx
 
+import mlx_frame_vad as frame_vad
+from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ConversionError, resolve_model
 from speech_transcript.precision import load_settings
 
@@ -39,3 +41,16 @@ def load(
     except ConversionError as err:
         raise CanaryError(str(err)) from None
     return Canary(model_dir, name=str(model), dtype=getattr(mx, dtype), quantize=quantize)
+
+
+def load_vad(
+    choice: VadChoice, *, cache_dir: str | Path | None = None, verbose: bool = True
+) -> FrameVAD | None:
+    """`--vad` as a frame-VAD model (`mlx_frame_vad.resolve`: None, a model, True for the
+    default, or a reference, converted into the cache on first use and said on stderr when
+    `verbose`); CanaryError (one line) for what is not one."""
+    _, notify = load_settings("canary", None, None, gpu=False, verbose=verbose, error=CanaryError)
+    try:
+        return frame_vad.resolve(choice, cache_dir=cache_dir, on_convert=notify)
+    except (ConversionError, ValueError) as err:
+        raise CanaryError(f"--vad: {err}") from None

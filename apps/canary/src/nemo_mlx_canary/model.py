@@ -13,6 +13,7 @@ import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, quantize_linears
+from mlx_frame_vad import FrameVAD
 from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
@@ -35,6 +36,7 @@ class _Piece:
     start: float  # seconds into the input
     samples: np.ndarray
     lead: float = 0.0  # seconds of zeros put in front (NeMo's padding to 1 s)
+    stop: float = math.inf  # a speech segment's end (--vad): no time of the piece goes past it
 
 
 class Canary:
@@ -115,6 +117,7 @@ class Canary:
         batch_size: int = 8,
         chunk_duration: float = CHUNK_SECONDS,
         progress: Callable[[int], None] | None = None,
+        vad: FrameVAD | None = None,
     ) -> Transcript | list[Transcript]:
         """Text of each input, in `target_lang` (default: the spoken `source_lang`).
 
@@ -123,6 +126,10 @@ class Canary:
         `timestamps=True` prompts with `<|timestamp|>` (models with frame tokens:
         canary-1b-flash, canary-180m-flash); the frame tokens the model writes become word
         and segment times, as NeMo parses them (they are parsed in any case, as NeMo does).
+        With `vad` (an `mlx_frame_vad.FrameVAD`; `canary.load_vad` loads one), only the
+        speech segments it finds are decoded, each as an input of its own (cut on encoder
+        frames, rounded inwards: `speech_transcript.checkpoints.speech_spans`), in chunks if
+        longer than `chunk_duration`; times stay the whole input's.
         """
         options = PromptOptions(
             source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc,
@@ -142,7 +149,7 @@ class Canary:
         decoding = decoding or self.default_decoding
         beam_size = self.default_beam_size if beam_size is None else beam_size
         signals = [self._load(item, sample_rate) for item in items]
-        pieces = [p for i, s in enumerate(signals) for p in self._split(i, s, chunk_duration)]
+        pieces = [p for i, s in enumerate(signals) for p in self._pieces(i, s, chunk_duration, vad)]
         pieces.sort(key=lambda p: -len(p.samples))  # similar lengths together: less padding
         decoded: dict[int, list[tuple[_Piece, list[int]]]] = {}
         for first in range(0, len(pieces), batch_size):
@@ -157,7 +164,7 @@ class Canary:
         target = options.resolved()[1]
         for index, signal in enumerate(signals):
             duration = len(signal) / self.sample_rate
-            parts = sorted(decoded[index], key=lambda part: part[0].start)
+            parts = sorted(decoded.get(index, []), key=lambda part: part[0].start)
             results.append(self._transcript(parts, duration, target, chunk_duration))
         return results[0] if single else results
 
@@ -166,8 +173,36 @@ class Canary:
         source_sr = nemo.array_rate(item, sample_rate)
         return np.array(load_audio(item, self.sample_rate, source_sr=source_sr))
 
-    def _split(self, item: int, signal: np.ndarray, chunk: float) -> list[_Piece]:
-        """Consecutive chunks; one under 1 s gets NeMo's zeros, half in front (`padding_for`)."""
+    def _pieces(
+        self, item: int, signal: np.ndarray, chunk: float, vad: FrameVAD | None
+    ) -> list[_Piece]:
+        """The input's chunks (`_split`), or its speech segments' with a VAD model."""
+        if vad is None:
+            return self._split(item, signal, chunk)
+        frame = self.frontend.config.hop_length * self.encoder.subsampling_factor
+        try:
+            found = vad.segments(signal, sample_rate=self.sample_rate)
+        except ValueError as err:
+            raise CanaryError(str(err)) from None
+        segments = [(s.start, s.end) for s in found]
+        pieces = []
+        for first, last in nemo.speech_spans(segments, len(signal), self.sample_rate, frame):
+            start, stop = first * frame, last * frame
+            rate = self.sample_rate
+            pieces += self._split(item, signal[start:stop], chunk, start / rate, stop / rate)
+        return pieces
+
+    def _split(
+        self,
+        item: int,
+        signal: np.ndarray,
+        chunk: float,
+        offset: float = 0.0,
+        stop: float = math.inf,
+    ) -> list[_Piece]:
+        """Consecutive chunks of samples that start `offset` seconds into the input (and end
+        by `stop`: a speech segment's end); one under 1 s gets NeMo's zeros, half in front
+        (`padding_for`)."""
         size = int(chunk * self.sample_rate)
         count = max(1, math.ceil(len(signal) / size))
         pieces = []
@@ -176,7 +211,7 @@ class Canary:
             lead, trail = nemo.padding_for(len(samples), self.sample_rate)
             if lead or trail:
                 samples = np.pad(samples, (lead, trail))
-            pieces.append(_Piece(item, k * chunk, samples, lead / self.sample_rate))
+            pieces.append(_Piece(item, offset + k * chunk, samples, lead / self.sample_rate, stop))
         return pieces
 
     def _decode(
@@ -227,14 +262,14 @@ class Canary:
         """
         tokens, words, segments, texts = [], [], [], []
         for piece, ids in parts:
-            end = min(duration, piece.start + chunk)
+            end = min(duration, piece.start + chunk, piece.stop)
             text, frame_words = frame_times.parse(self.tokenizer.decode(ids))
             if text:
                 texts.append(text)
 
             def to_time(frame: int, piece: _Piece = piece) -> float:
-                return seconds_at(frame, self.frame_seconds, duration, start=piece.start,
-                                  lead=piece.lead)  # fmt: skip
+                return seconds_at(frame, self.frame_seconds, min(duration, piece.stop),
+                                  start=piece.start, lead=piece.lead)  # fmt: skip
 
             pieces = [self.tokenizer.piece(i) for i in ids]
             for token_id, text_piece, span in zip(

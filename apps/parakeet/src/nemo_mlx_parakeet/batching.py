@@ -34,6 +34,9 @@ class Piece:
     feature_frames: int  # valid feature frames
     signal: np.ndarray | None = None
     features: mx.array | None = None  # (feature_frames, n_mels)
+    # A speech segment's piece (`vad.py`): encoder frames from the piece's start to the
+    # segment's end, which no token's span may pass
+    limit: int | None = None
 
 
 def pad_to_minimum(signal: np.ndarray, sample_rate: int) -> tuple[float, np.ndarray]:

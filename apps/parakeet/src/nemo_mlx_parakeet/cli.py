@@ -11,6 +11,7 @@ from mlx_cpu_runtime import kernels_compiled
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
+from mlx_frame_vad import FrameVAD
 from speech_transcript import SegmentLimits, Transcript
 from speech_transcript import cli as common
 from speech_transcript.cli import Output, Timing, UsageError
@@ -26,6 +27,7 @@ from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
 from .batching import OVERLAP_SECONDS
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
+from .vad import load_vad
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Hugging Face repo id, .nemo file, model directory, or `demo` (bundled, offline) (default: {DEFAULT_MODEL})")  # fmt: skip
     _add_output_options(common.add_output_arguments(parser))
     _add_decoding_options(parser.add_argument_group("decoding"))
+    common.add_vad_argument(parser.add_argument_group("voice activity"))
     _add_streaming_options(parser.add_argument_group("streaming"))
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
@@ -146,6 +149,8 @@ def _check(args: argparse.Namespace) -> None:
     streaming = args.streaming or args.mic
     if (args.realtime or args.chunk or args.context) and not streaming:
         raise UsageError("--realtime, --chunk and --context need --streaming or --mic")
+    if streaming and args.vad:
+        raise UsageError("--vad is for whole inputs, not --streaming or --mic")
     if streaming and args.decoding == "beam":
         raise UsageError("--streaming decodes greedily; --decoding beam is for whole inputs")
     if streaming and args.output_dir is None and args.output_format != "txt":
@@ -180,6 +185,9 @@ def _run(args: argparse.Namespace) -> int:
         verbose=not args.quiet,
         quantize=args.quantize,
     )
+    vad = None
+    if args.vad:
+        vad = load_vad(args.vad, cache_dir=args.cache_dir, verbose=not args.quiet)
     timing.loaded()
     model.language(args.language)  # an unknown language is one line, before any audio is read
     if args.local_attention:
@@ -190,10 +198,12 @@ def _run(args: argparse.Namespace) -> int:
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
             return _run_streaming(model, args, output)
-        return _run_files(model, args, output, timing)
+        return _run_files(model, args, output, timing, vad)
 
 
-def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) -> int:
+def _run_files(
+    model, args: argparse.Namespace, output: Output, timing: Timing, vad: FrameVAD | None = None
+) -> int:
     sources = [common.read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
@@ -202,7 +212,7 @@ def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) 
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
                                     overlap_duration=_overlap(args), progress=bar.update,
-                                    language=args.language)  # fmt: skip
+                                    language=args.language, vad=vad)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:

@@ -29,6 +29,15 @@ class Hypothesis:
     durations: list[int] | None
     confidences: list[float]
 
+    def limited(self, limit: int | None) -> Hypothesis:
+        """TDT durations cut so that no token's span passes frame `limit` (None: as it is)."""
+        if limit is None or self.durations is None:
+            return self
+        durations = [
+            max(0, min(d, limit - f)) for f, d in zip(self.frames, self.durations, strict=True)
+        ]
+        return Hypothesis(self.ids, self.frames, durations, self.confidences)
+
     def shifted(self, offset: int) -> Hypothesis:
         """The same tokens `frames` encoder frames later (a chunk's tokens in its input)."""
         return Hypothesis(self.ids, [f + offset for f in self.frames], self.durations,

@@ -18,6 +18,7 @@ import numpy as np
 
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
+from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Transcript
 from speech_transcript import checkpoints as nemo
@@ -39,6 +40,7 @@ from .prompting import Language, choose_language
 from .streaming import TranscriptionStream
 from .timestamps import Span
 from .transcripts import Assembly
+from .vad import load_vad, speech_pieces, speech_spans
 
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 
@@ -192,15 +194,21 @@ class Parakeet:
         overlap_duration: float = OVERLAP_SECONDS,
         progress: Callable[[int], None] | None = None,
         language: str | None = None,
+        vad: VadChoice = None,
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
         called with the number of inputs finished. A prompt model (Nemotron 3.5 ASR)
         transcribes in `language`, one of `languages` (default `auto`: it finds the
         language itself, as NeMo's `transcribe(..., target_lang="auto")`); the transcript's
-        `language` says which was used."""
+        `language` says which was used.
+
+        With `vad` (a loaded `mlx_frame_vad.FrameVAD`, a frame-VAD reference to load, or
+        True for the default, NVIDIA's Frame_VAD_Multilingual_MarbleNet_v2.0), only the
+        speech segments it finds are transcribed (`vad.py`); times stay the whole input's."""
         _check_options(batch_size, decoding, beam_size, chunk_duration)
         prompt = self.language(language)
+        detector = load_vad(vad)
         pieces: list[Piece] = []
         durations: dict[int, float] = {}
         for index, item in enumerate(items):
@@ -212,9 +220,13 @@ class Parakeet:
                     progress(1)
                 continue
             durations[index] = len(signal) / self.sample_rate
-            pieces.extend(self._split(index, signal, chunk_duration, overlap_duration))
+            pieces.extend(self._pieces(index, signal, chunk_duration, overlap_duration, detector))
         decoded: dict[int, list[tuple[Piece, Hypothesis]]] = {}
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
+        for index in [i for i, count in remaining.items() if count == 0]:  # no speech found
+            yield index, self._finish([], durations[index], items[index])
+            if progress is not None:
+                progress(1)
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
         for batch in batching.batches(pieces, batch_size, limit):
             for piece, hypothesis in zip(
@@ -236,6 +248,22 @@ class Parakeet:
         source_sr = nemo.array_rate(item, sample_rate)
         return np.array(load_audio(item, self.sample_rate, source_sr=source_sr))
 
+    def _pieces(
+        self,
+        index: int,
+        signal: np.ndarray,
+        chunk: float | None,
+        overlap: float,
+        vad: FrameVAD | None,
+    ) -> list[Piece]:
+        """The input's pieces (`_split`), or its speech segments' with a VAD model."""
+        if vad is None:
+            return self._split(index, signal, chunk, overlap)
+        per_frame = self.frontend.config.hop_length * self.encoder.subsampling_factor
+        spans = speech_spans(vad, signal, self.sample_rate, per_frame)
+        split = lambda part: self._split(index, part, chunk, overlap)  # noqa: E731
+        return speech_pieces(spans, signal, per_frame, split)
+
     def _split(
         self, index: int, signal: np.ndarray, chunk: float | None, overlap: float
     ) -> list[Piece]:
@@ -252,14 +280,16 @@ class Parakeet:
     def _finish(
         self, parts: list[tuple[Piece, Hypothesis]], duration: float, item: AudioInput
     ) -> Transcript:
-        """One input's transcript from its pieces' hypotheses, in order (chunks merged)."""
-        chunks = [(piece.offset, piece.feature_frames, hypothesis) for piece, hypothesis in parts]
-        if len(chunks) == 1:
-            merged = parts[0][1]
-        else:
+        """One input's transcript from its pieces' hypotheses, in order (chunks merged); no
+        pieces (a VAD found no speech): an empty one."""
+        chunks = [(piece.offset, piece.feature_frames, hypothesis.limited(piece.limit))
+                  for piece, hypothesis in parts]  # fmt: skip
+        if not chunks:
+            merged = Hypothesis([], [], [] if self.head == "tdt" else None, [])
+        else:  # one piece: its tokens moved by its offset (a speech segment's start)
             merged = merge_chunks(chunks, self.encoder.subsampling_factor)
         label = str(item) if isinstance(item, (str, Path)) else None
-        return self.assemble(merged, duration, parts[0][0].lead, label)
+        return self.assemble(merged, duration, parts[0][0].lead if parts else 0.0, label)
 
     def _decode(
         self,

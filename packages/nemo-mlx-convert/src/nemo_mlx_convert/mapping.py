@@ -35,6 +35,7 @@ _I = r"\d+"
 _DROPPED = {
     r"preprocessor\.featurizer\.(window|fb)": "recomputed exactly by mlx-audio-frontend",
     r".+\.num_batches_tracked": "training-only batch-norm counter",
+    r"loss\.weight": "the training loss's class weights (frame classification)",
     r"transf_decoder\._embedding\.token_type_embedding\.weight": (
         "token types are never passed by NeMo's sequence generators"
     ),
@@ -59,6 +60,15 @@ _TRANSDUCER = (
 # NeMo's language-ID prompt projection after the encoder (`PromptStreamingMixin`), kept
 # under its NeMo names for mlx-conformer's `LanguagePrompt`: Linear, ReLU (no tensors), Linear.
 _PROMPT = r"prompt_kernel\.[02]\.(weight|bias)"
+# NeMo's ConvASREncoder (MarbleNet frame VAD): JasperBlocks of masked convolutions
+# (`mconv.<i>`, residual `res.<j>.<i>`) and batch norms, kept under their NeMo names for
+# mlx-frame-vad; its frame classifier is NeMo's MultiLayerPerceptron (`decoder.layer<i>`).
+_CONVASR_CONV = rf"encoder\.encoder\.{_I}\.(mconv|res\.{_I})\.{_I}\.conv\.weight"
+_CONVASR = (
+    _CONVASR_CONV,
+    rf"encoder\.encoder\.{_I}\.(mconv|res\.{_I})\.{_I}\.(weight|bias|running_mean|running_var)",
+)
+_MLP_HEAD = rf"decoder\.layer{_I}\.(weight|bias)"
 _CTC_HEAD = r"decoder\.decoder_layers\.0\.(weight|bias)"
 _HYBRID_CTC_HEAD = r"ctc_decoder\.decoder_layers\.0\.(weight|bias)"
 
@@ -124,11 +134,15 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
         *(p for p, _ in _SEQ2SEQ),
         _HEAD_LAYER.pattern,
     ),
+    f"{_ASR}.classification_models.EncDecFrameClassificationModel": (*_CONVASR, _MLP_HEAD),
 }
+# Classes whose encoder is a ConvASREncoder rather than a (Fast)Conformer.
+_CONVASR_CLASSES = (f"{_ASR}.classification_models.EncDecFrameClassificationModel",)
 _CONV_WEIGHTS = (
     rf"encoder\.pre_encode\.conv\.{_I}\.weight",
     rf"encoder\.layers\.{_I}\.conv\.(pointwise_conv1|pointwise_conv2|depthwise_conv)\.weight",
     r"(ctc_)?decoder\.decoder_layers\.0\.weight",
+    _CONVASR_CONV,
 )
 _LSTM = re.compile(
     r"(?P<prefix>.+\.lstm)\.(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh)_l(?P<layer>\d+)"
@@ -158,19 +172,25 @@ def supported_classes() -> list[str]:
 
 
 def encoder_problem(config: Mapping, model_class: str) -> str | None:
-    """None if the model's encoder is a `ConformerEncoder` (Conformer and FastConformer, the
-    one mlx-conformer implements), else why not, in one line naming class and encoder.
+    """None if the model's encoder is the one its class is converted with, else why not, in
+    one line naming class and encoder: a `ConformerEncoder` (Conformer and FastConformer, the
+    one mlx-conformer implements) for the ASR classes, a `ConvASREncoder` for frame VAD.
 
     The class alone does not tell: `EncDecCTCModel` is QuartzNet's and Citrinet's class as
     well as a character Conformer-CTC's.
     """
     encoder = config.get("encoder") or {}
     target = str(encoder.get("_target_") or encoder.get("target") or "").rsplit(".", 1)[-1]
+    short = model_class.rsplit(".", 1)[-1]
+    if model_class in _CONVASR_CLASSES:
+        if target in ("", "ConvASREncoder"):
+            return None
+        return f"{short} with a {target} encoder is not supported; supported: ConvASREncoder (MarbleNet)"
     if target in ("", "ConformerEncoder"):
         return None
     known = f" ({_OTHER_ENCODERS[target]})" if target in _OTHER_ENCODERS else ""
     return (
-        f"{model_class.rsplit('.', 1)[-1]} with a {target} encoder{known} is not supported; "
+        f"{short} with a {target} encoder{known} is not supported; "
         "supported: Conformer and FastConformer encoders (ConformerEncoder)"
     )
 

@@ -5,6 +5,7 @@ arrays. Pure Python: the apps do the array work with the numbers given here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -97,6 +98,31 @@ def padding_for(samples: int, rate: int) -> tuple[int, int]:
     if missing <= 0:
         return 0, 0
     return missing // 2, missing - missing // 2
+
+
+def speech_spans(
+    segments: Sequence[tuple[float, float]], samples: int, rate: int, frame: int
+) -> list[tuple[int, int]]:
+    """A VAD's speech segments (seconds) as [first, last) encoder frames of `frame` samples,
+    what `--vad` transcribes: rounded inwards, so that no word comes from the non-speech
+    around them; one under `MIN_SECONDS` grown to it (whole frames, within the input), and
+    spans that then touch joined."""
+    total = samples // frame
+    minimum = math.ceil(MIN_SECONDS * rate / frame)
+    spans: list[tuple[int, int]] = []
+    for start, end in segments:
+        first = math.ceil(start * rate / frame)
+        last = min(total, math.floor(end * rate / frame))
+        if last <= first:
+            continue
+        if last - first < minimum:
+            first = max(0, first - (minimum - (last - first) + 1) // 2)
+            last = min(total, first + minimum)
+            first = max(0, last - minimum)
+        if spans and first <= spans[-1][1]:
+            first = spans.pop()[0]
+        spans.append((first, last))
+    return spans
 
 
 def array_rate(item: object, rate: int | None) -> int | None:

@@ -67,6 +67,16 @@ def add_model_arguments(group: argparse._ActionsContainer) -> None:
     )
 
 
+def add_vad_argument(group: argparse._ActionsContainer) -> None:
+    """Add --vad [MODEL]: a frame-VAD checkpoint whose speech segments are all the ASR
+    encoder sees (True without MODEL: mlx-frame-vad's default; unset: no VAD)."""
+    group.add_argument("--vad", nargs="?", const=True, metavar="MODEL",
+                       help="skip non-speech before the encoder: transcribe only the speech "
+                            "segments a NeMo frame-VAD model finds, with NeMo's post-processing "
+                            "(MODEL: repo id, .nemo or model directory; default "
+                            "nvidia/Frame_VAD_Multilingual_MarbleNet_v2.0)")  # fmt: skip
+
+
 def add_verbosity_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --verbose (the load time, each input's timing and a total on stderr) and --quiet."""
     parser.add_argument("--verbose", action="store_true",
