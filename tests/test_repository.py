@@ -37,6 +37,7 @@ def test_all_members_exist():
         "mlx-transducer",
         "mlx-ctc-decoder",
         "mlx-seq2seq-decoder",
+        "mlx-diarization",
         "nemo-mlx-convert",
         "speech-transcript",
         "parakeet",
