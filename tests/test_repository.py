@@ -43,6 +43,7 @@ def test_all_members_exist():
         "parakeet",
         "canary",
         "serve",
+        "diarize",
     }
 
 
