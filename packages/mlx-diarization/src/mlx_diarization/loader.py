@@ -9,15 +9,14 @@ import mlx.core as mx
 
 from mlx_audio_frontend import LogMel, LogMelConfig
 
-from .config import SortformerConfig
 from .diarizer import Diarizer
 from .model import Sortformer
 
 MODEL_CLASS = "nemo.collections.asr.models.sortformer_diar_models.SortformerEncLabelModel"
 
 
-def load(path: str | Path, dtype: mx.Dtype | None = None) -> Diarizer:
-    """Read nemo-mlx-convert's directory (`config.json`, `model.safetensors`).
+def load(path: str | Path) -> Diarizer:
+    """Read nemo-mlx-convert's directory (`config.json`, `model.safetensors`), float32.
 
     A directory of another class is refused with one line naming it.
     """
@@ -27,9 +26,6 @@ def load(path: str | Path, dtype: mx.Dtype | None = None) -> Diarizer:
     target = document.get("model_class") or nemo_config.get("target") or nemo_config.get("_target_")
     if target and target != MODEL_CLASS:
         raise ValueError(f"{path}: model class {target!r} is not a Sortformer ({MODEL_CLASS})")
-    config = SortformerConfig.from_nemo(nemo_config)
-    model = Sortformer.from_nemo(config, mx.load(str(path / "model.safetensors")))
-    if dtype is not None:
-        model.set_dtype(dtype)
+    model = Sortformer.from_nemo(nemo_config, mx.load(str(path / "model.safetensors")))
     frontend = LogMel(LogMelConfig.from_nemo(nemo_config["preprocessor"]))
-    return Diarizer(model, frontend, config.streaming)
+    return Diarizer(model, frontend, model.config.streaming)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -54,8 +55,11 @@ class Sortformer(nn.Module):
         self.eval()
 
     @classmethod
-    def from_nemo(cls, config: SortformerConfig, weights: Mapping[str, mx.array]) -> Sortformer:
-        model = cls(config)
+    def from_nemo(
+        cls, nemo_config: Mapping[str, Any], weights: Mapping[str, mx.array]
+    ) -> Sortformer:
+        """A NeMo model config and the converted weights (MLX names), loaded strictly."""
+        model = cls(SortformerConfig.from_nemo(nemo_config))
         model.load_weights(list(weights.items()), strict=True)
         return model
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import mlx.core as mx
 import numpy as np
@@ -31,7 +31,7 @@ class StreamingState:
     silence_frames: int = 0
     spkcache_preds: np.ndarray | None = None  # None until the cache first overflows
     fifo_preds: np.ndarray | None = None
-    chunks: int = field(default=0)
+    chunks: int = 0  # chunks taken so far
 
     @classmethod
     def empty(cls, width: int) -> StreamingState:
