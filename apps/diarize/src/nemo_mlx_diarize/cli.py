@@ -41,11 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="shorter speech is dropped (seconds)")  # fmt: skip
     post.add_argument("--min-duration-off", type=seconds, default=0.0,
                       help="shorter gaps are filled (seconds)")  # fmt: skip
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="where converted models are kept (default: ~/.cache/nemo-mlx)",
-    )
+    common.add_cache_dir_argument(parser)
     return parser
 
 
