@@ -50,7 +50,7 @@ class Diarizer:
         features, lengths = self.frontend(samples[None])
         return features[:, : int(lengths[0])]
 
-    def probabilities(self, audio: AudioSource | np.ndarray) -> np.ndarray:
+    def probabilities(self, audio: AudioSource) -> np.ndarray:
         """Per-frame speaker probabilities (frames, speakers) of one recording."""
         samples = _samples(audio, self.frontend.config.sample_rate)
         features = self.features(samples)
@@ -62,7 +62,7 @@ class Diarizer:
         return np.array(preds[0])
 
     def diarize(
-        self, audio: AudioSource | np.ndarray, postprocessing: PostProcessing | None = None
+        self, audio: AudioSource, postprocessing: PostProcessing | None = None
     ) -> list[Turn]:
         """Speaker turns of one recording, NeMo's `diarize()` lines as `Turn`s."""
         return speaker_turns(
@@ -72,7 +72,7 @@ class Diarizer:
         )
 
 
-def _samples(audio: AudioSource | np.ndarray, sample_rate: int) -> np.ndarray:
-    if isinstance(audio, np.ndarray) and audio.dtype == np.float32 and audio.ndim == 1:
-        return audio
+def _samples(audio: AudioSource, sample_rate: int) -> np.ndarray:
+    """Any audio the front end loads (a file, bytes, samples at `sample_rate`), checked:
+    empty or non-finite input is an `AudioError` with one line."""
     return np.array(load_audio(audio, sr=sample_rate))
