@@ -77,7 +77,7 @@ def check_clip(fixture: Fixture, prefix: str, clip: str, record: dict) -> None:
     samples = fixture.clips[clip]
     assert len(samples) == record["num_samples"]
     features = np.array(fixture.diarizer.features(samples)[0])
-    nemo_features = fixture.arrays[f"{prefix}{clip}/features"]
+    nemo_features = fixture.arrays[f"{clip}/features"]
     assert np.abs(features - nemo_features[: len(features)]).max() <= 1e-4
     preds = fixture.diarizer.probabilities(samples)
     nemo = fixture.arrays[f"{prefix}{clip}/preds"]

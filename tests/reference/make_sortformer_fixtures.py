@@ -10,7 +10,7 @@ depends on the audio (below), saves it with `save_to`, restores it, and records 
 on three clips made of `fixtures/audio` WAVs:
 
 - `forward` per clip: NeMo's per-frame speaker probabilities (B=1, `model.forward`), and the
-  features the encoder received;
+  features the encoder received (once per clip: every chunk setting gets the same);
 - `diarize` per clip: NeMo's `diarize(list_of_numpy, sample_rate=16000, include_tensor_outputs=True)`
   with its default post-processing (`PostProcessingParams`: onset/offset 0.5, no padding, no
   minimum durations): the RTTM-style lines and the probabilities behind them.
@@ -212,7 +212,10 @@ def forward_references(
             with torch.no_grad():
                 preds = model.forward(torch.from_numpy(samples)[None], torch.tensor([len(samples)]))
             arrays[f"{prefix}{name}/preds"] = preds[0].numpy()
-            arrays[f"{prefix}{name}/features"] = features[0]
+            # the features do not depend on the chunk settings: kept once per clip
+            if f"{name}/features" in arrays:
+                assert np.array_equal(arrays[f"{name}/features"], features[0]), name
+            arrays[f"{name}/features"] = features[0]
             records[name] = {"num_samples": len(samples), "frames": int(preds.shape[1])}
     finally:
         hook.remove()
