@@ -314,6 +314,7 @@ SCRIPTS = [(member, script) for member in MEMBERS for script in PROJECTS[member]
 def test_the_commands_are_the_expected_ones():
     assert sorted(s for _, s in SCRIPTS) == [
         "canary",
+        "diarize",
         "nemo-mlx-convert",
         "nemo-mlx-serve",
         "parakeet",

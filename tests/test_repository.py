@@ -38,11 +38,13 @@ def test_all_members_exist():
         "mlx-ctc-decoder",
         "mlx-seq2seq-decoder",
         "mlx-frame-vad",
+        "mlx-diarization",
         "nemo-mlx-convert",
         "speech-transcript",
         "parakeet",
         "canary",
         "serve",
+        "diarize",
     }
 
 

@@ -80,3 +80,34 @@ def test_each_class_names_the_encoder_it_is_converted_with():
     assert encoder_problem(convasr, FRAME_VAD) is None
     assert "supported: ConvASREncoder" in encoder_problem(conformer, FRAME_VAD)
     assert "QuartzNet" in encoder_problem(convasr, RNNT)
+
+
+SORTFORMER = "nemo.collections.asr.models.sortformer_diar_models.SortformerEncLabelModel"
+
+
+def test_sortformer_transformer_takes_the_seq2seq_layer_names():
+    """Sortformer's Transformer encoder layers are renamed to mlx-diarization's (whose attention
+    and feed-forward are mlx-seq2seq-decoder's); the head keeps NeMo's names, and the
+    inference-unused `hidden_to_spks` is dropped with a reason."""
+    one = np.ones((2, 2))
+    state = {
+        "transformer_encoder.layers.0.first_sub_layer.query_net.weight": one,
+        "transformer_encoder.layers.0.first_sub_layer.out_projection.bias": one,
+        "transformer_encoder.layers.1.second_sub_layer.dense_in.weight": one,
+        "transformer_encoder.layers.1.layer_norm_2.weight": one,
+        "sortformer_modules.encoder_proj.weight": one,
+        "sortformer_modules.single_hidden_to_spks.bias": one,
+        "sortformer_modules.hidden_to_spks.weight": one,
+    }
+    mapped = map_state_dict(state, SORTFORMER)
+    assert set(mapped.tensors) == {
+        "transformer_encoder.layers.0.self_attn.query.weight",
+        "transformer_encoder.layers.0.self_attn.out.bias",
+        "transformer_encoder.layers.1.ffn.dense_in.weight",
+        "transformer_encoder.layers.1.layer_norm_2.weight",
+        "sortformer_modules.encoder_proj.weight",
+        "sortformer_modules.single_hidden_to_spks.bias",
+    }
+    assert set(mapped.dropped) == {"sortformer_modules.hidden_to_spks.weight"}
+    with pytest.raises(ConversionError, match="unsupported model variant"):
+        map_state_dict({"transformer_encoder.layers.0.first_sub_layer.query_net.weight": one}, RNNT)

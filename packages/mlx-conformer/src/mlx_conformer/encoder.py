@@ -119,17 +119,24 @@ class Conformer(nn.Module):
         lengths: mx.array | None = None,
         cache: StreamCache | None = None,
         drop_pre_encoded: int = 0,
+        pre_encoded: bool = False,
     ) -> tuple[mx.array, mx.array]:
         """Encode a zero-padded batch; `lengths` are valid feature frames (default: all).
 
         Offline, or one chunk of cache-aware streams (`cache`, updated in place; see
         `mlx_conformer.streaming`): the chunk's first `drop_pre_encoded` subsampled frames
         (those of its pre-encode cache) are dropped, as NeMo's streaming step drops them.
+        `pre_encoded`: `features` are already `pre_encode`'s output (B, T', d_model) with
+        their lengths, NeMo's `bypass_pre_encode` (Sortformer's streaming re-encodes cached
+        subsampled frames with each new chunk's).
         """
         batch, frames, _ = features.shape
         if lengths is None:
             lengths = mx.full((batch,), frames, dtype=mx.int32)
-        x, lengths = self.pre_encode(features, lengths.astype(mx.int32))
+        if pre_encoded:
+            x, lengths = features, lengths.astype(mx.int32)
+        else:
+            x, lengths = self.pre_encode(features, lengths.astype(mx.int32))
         if drop_pre_encoded > 0:
             x = x[:, drop_pre_encoded:]
             lengths = mx.maximum(lengths - drop_pre_encoded, 0)

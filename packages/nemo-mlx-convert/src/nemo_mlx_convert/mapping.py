@@ -12,6 +12,10 @@ directories therefore load as they are). What changes:
   is renamed to mlx-seq2seq-decoder's names under `transf_decoder.` (see `_SEQ2SEQ`); its
   fixed positional table is kept as `embedding.position_embedding.weight`, and NeMo's
   token-type embedding, which its generators never use, is dropped;
+- Sortformer's Transformer encoder (`transformer_encoder`) takes the same attention and
+  feed-forward names (`first_sub_layer.query_net` -> `self_attn.query`, `second_sub_layer` ->
+  `ffn`; see `_TRANSFORMER_ENCODER`); its `sortformer_modules.*` keep their names, but for
+  `hidden_to_spks`, which NeMo's inference never calls (dropped);
 - a prompt model's `prompt_kernel.{0,2}.*` (Nemotron 3.5 ASR's language projection) keep
   their names and layouts;
 - the preprocessor's `window` and `fb` buffers are dropped (mlx-audio-frontend computes
@@ -38,6 +42,9 @@ _DROPPED = {
     r"loss\.weight": "the training loss's class weights (frame classification)",
     r"transf_decoder\._embedding\.token_type_embedding\.weight": (
         "token types are never passed by NeMo's sequence generators"
+    ),
+    r"sortformer_modules\.hidden_to_spks\.(weight|bias)": (
+        "Sortformer's two-frame head, never called at inference"
     ),
 }
 _ENCODER = (
@@ -92,6 +99,21 @@ _SEQ2SEQ = (
     (r"encoder_decoder_proj\.(weight|bias)", r"memory_proj.\1"),
 )  # fmt: skip
 _SEQ2SEQ_RULES = tuple((re.compile(p), r) for p, r in _SEQ2SEQ)
+# Sortformer's Transformer encoder: NeMo name -> mlx-diarization's (the attention and
+# feed-forward are mlx-seq2seq-decoder's, so their names are the decoder's above).
+_TRANSFORMER_ENCODER = (
+    (r"transformer_encoder\.layers\.(\d+)\.(layer_norm_[12])\.(weight|bias)",
+     r"transformer_encoder.layers.\1.\2.\3"),
+    (r"transformer_encoder\.layers\.(\d+)\.first_sub_layer\.(query|key|value)_net\.(weight|bias)",
+     r"transformer_encoder.layers.\1.self_attn.\2.\3"),
+    (r"transformer_encoder\.layers\.(\d+)\.first_sub_layer\.out_projection\.(weight|bias)",
+     r"transformer_encoder.layers.\1.self_attn.out.\2"),
+    (r"transformer_encoder\.layers\.(\d+)\.second_sub_layer\.(dense_in|dense_out)\.(weight|bias)",
+     r"transformer_encoder.layers.\1.ffn.\2.\3"),
+    (r"transformer_encoder\.final_layer_norm\.(weight|bias)", r"transformer_encoder.final_layer_norm.\1"),
+)  # fmt: skip
+_TRANSFORMER_ENCODER_RULES = tuple((re.compile(p), r) for p, r in _TRANSFORMER_ENCODER)
+_SORTFORMER_HEAD = r"sortformer_modules\.(encoder_proj|first_hidden_to_hidden|single_hidden_to_spks)\.(weight|bias)"
 _HEAD_LAYER = re.compile(r"log_softmax\.mlp\.layer(\d+)\.(weight|bias)")
 
 # NeMo target class -> the families of tensors such a model holds. The character-vocabulary
@@ -135,6 +157,12 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
         _HEAD_LAYER.pattern,
     ),
     f"{_ASR}.classification_models.EncDecFrameClassificationModel": (*_CONVASR, _MLP_HEAD),
+    # Sortformer diarization (mlx-diarization): FastConformer, Transformer encoder, head
+    f"{_ASR}.sortformer_diar_models.SortformerEncLabelModel": (
+        *_ENCODER,
+        *(p for p, _ in _TRANSFORMER_ENCODER),
+        _SORTFORMER_HEAD,
+    ),
 }
 # Classes whose encoder is a ConvASREncoder rather than a (Fast)Conformer.
 _CONVASR_CLASSES = (f"{_ASR}.classification_models.EncDecFrameClassificationModel",)
@@ -211,7 +239,7 @@ def map_state_dict(state: Mapping[str, np.ndarray], model_class: str) -> MappedW
             mapped.dropped[name] = reason
         elif not allowed.fullmatch(name):
             unexpected.append(name)
-        elif (renamed := _seq2seq_name(name)) is not None:
+        elif (renamed := _renamed(name)) is not None:
             mapped.tensors[renamed] = array
         elif match := _LSTM.fullmatch(name):
             key = (match["prefix"], int(match["layer"]))
@@ -242,6 +270,14 @@ def map_module_state(
     """
     mapped = map_state_dict({prefix + k: v for k, v in state.items()}, model_class)
     return {k[len(prefix) :]: v for k, v in mapped.tensors.items() if k.startswith(prefix)}
+
+
+def _renamed(name: str) -> str | None:
+    """The new name of a tensor whose name changes (Transformer layers), or None."""
+    for pattern, replacement in _TRANSFORMER_ENCODER_RULES:
+        if pattern.fullmatch(name):
+            return pattern.sub(replacement, name)
+    return _seq2seq_name(name)
 
 
 def _seq2seq_name(name: str) -> str | None:

@@ -60,6 +60,11 @@ def add_model_arguments(group: argparse._ActionsContainer) -> None:
     """Add --quantize (`precision.QUANTIZE_BITS`) and --cache-dir (converted models)."""
     group.add_argument("--quantize", type=int, choices=list(QUANTIZE_BITS),
                        help="quantise the linear layers to 8 or 4 bits (less memory; output may change slightly)")  # fmt: skip
+    add_cache_dir_argument(group)
+
+
+def add_cache_dir_argument(group: argparse._ActionsContainer) -> None:
+    """Add --cache-dir (where converted models are kept)."""
     group.add_argument(
         "--cache-dir",
         type=Path,

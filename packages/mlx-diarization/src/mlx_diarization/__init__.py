@@ -1,0 +1,32 @@
+"""Speaker diarization on MLX, exact to NeMo: Sortformer (`SortformerEncLabelModel`).
+
+`load(model_dir)` gives a `Diarizer`; `diarizer.probabilities(audio)` the per-frame speaker
+probabilities, `diarizer.diarize(audio)` NeMo's post-processed speaker turns. Offline and
+streaming (speaker cache and FIFO) models alike.
+"""
+
+import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
+
+from .config import SortformerConfig, StreamingConfig, TransformerConfig
+from .diarizer import Diarizer
+from .loader import MODEL_CLASS, load
+from .model import Sortformer
+from .postprocess import PostProcessing, Turn, speaker_turns
+from .streaming import StreamingState, stream_probabilities
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODEL_CLASS",
+    "Diarizer",
+    "PostProcessing",
+    "Sortformer",
+    "SortformerConfig",
+    "StreamingConfig",
+    "StreamingState",
+    "TransformerConfig",
+    "Turn",
+    "load",
+    "speaker_turns",
+    "stream_probabilities",
+]
