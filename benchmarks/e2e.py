@@ -14,6 +14,9 @@ duration outputs biased so that greedy decoding writes ~6 tokens per second, as 
 `build_tdt(speech_rate=True)`), converted once with nemo-mlx-convert;
 parakeet-mlx loads the same converted tensors. Audio: espeak-ng speech, 1 min, 10 min, and 64
 clips of 2-20 s cut from the 10 min (at batch 1, 8 and 32: workloads clips-b1, -b8, -b32).
+Workload dense-30s: 30 s of speech through a second model (`DENSE_MODEL`, `build_tdt(speechlike=
+True)` without the speech-rate bias), which emits `max_symbols` tokens on most frames, as a real
+model can on noise: decoding then costs a prediction-network step per token.
 
 Each system runs in its own worker process per workload (so peak memory is its own): it loads
 the model, warms up on 5 s of audio, then runs the workload when the parent says so; the parent
@@ -73,16 +76,24 @@ WORKLOADS = {  # name: (audio, batch size)
     "clips-b1": ("clips", 1),
     "clips-b8": ("clips", 8),  # the parakeet CLI's default batch size
     "clips-b32": ("clips", 32),
+    "dense-30s": ("30s", 1),  # with DENSE_MODEL: max_symbols tokens on most frames
 }
+# The dense-emission workload's model: `build_tdt(speechlike=True)` without the speech-rate
+# duration bias emits `max_symbols` tokens on most frames (as a real model can on noise), so
+# greedy decoding costs a prediction-network step per token: ~125 tokens per audio second.
+DENSE_MODEL = CACHE / "tdt-0.6b-speechlike.nemo"
 
 
 # --------------------------------------------------------------------------- audio
 
 
 def audio_set(name: str) -> list[np.ndarray]:
-    paths = {"1min": lambda: [speech(1)], "10min": lambda: [speech(10)], "clips": clip_paths}[
-        name
-    ]()
+    paths = {
+        "30s": lambda: [speech(0.5)],
+        "1min": lambda: [speech(1)],
+        "10min": lambda: [speech(10)],
+        "clips": clip_paths,
+    }[name]()
     return [read_wav(p).astype(np.float32) / 32768.0 for p in paths]
 
 
@@ -331,14 +342,16 @@ class Row:
         return statistics.median(self.walls)
 
 
-def run_workload(args: argparse.Namespace, workload: str, model_dir: Path) -> list[Row]:
+def run_workload(
+    args: argparse.Namespace, workload: str, model: Path, model_dir: Path
+) -> list[Row]:
     audio_name, batch = WORKLOADS[workload]
     seconds = sum(len(a) for a in audio_set(audio_name)) / SAMPLE_RATE
     systems = [s for s in args.systems if not (s == "port" and batch > 1)]
     procs = {}
     for system in systems:
         command = ["--worker", system, "--workload", workload, "--device", args.device,
-                   "--dtype", args.dtype, "--model", str(args.model), "--model-dir", str(model_dir)]  # fmt: skip
+                   "--dtype", args.dtype, "--model", str(model), "--model-dir", str(model_dir)]  # fmt: skip
         env = os.environ | ({"MLX_CPU_BLAS": "off"} if system == "ours-refblas" else {})
         if system == "baseline":
             env = env | {"PYTHONPATH": baseline_path(args.baseline)}
@@ -429,13 +442,13 @@ def matmul_rate(device: str, dtype: str) -> float:
     return 2 * n**3 / min(times)
 
 
-def converted_model(args: argparse.Namespace) -> Path:
-    if not args.model.exists():
-        print(f"building {args.model} with NeMo (once) ...", file=sys.stderr)
-        build_tdt(args.model, speechlike=True, speech_rate=True)
+def converted_model(model: Path, dense: bool = False) -> Path:
+    if not model.exists():
+        print(f"building {model} with NeMo (once) ...", file=sys.stderr)
+        build_tdt(model, speechlike=True, speech_rate=not dense)
     from nemo_mlx_convert import resolve_model
 
-    return resolve_model(args.model, cache_dir=CACHE / "models").path
+    return resolve_model(model, cache_dir=CACHE / "models").path
 
 
 def report(rows: list[Row], args: argparse.Namespace) -> None:
@@ -506,10 +519,11 @@ def main() -> None:
     if args.worker:
         serve(args)
         return
-    model_dir = converted_model(args)
     rows: list[Row] = []
     for workload in args.workloads:
-        rows += run_workload(args, workload, model_dir)
+        dense = workload.startswith("dense")
+        model = DENSE_MODEL if dense else args.model
+        rows += run_workload(args, workload, model, converted_model(model, dense))
     report(rows, args)
 
 

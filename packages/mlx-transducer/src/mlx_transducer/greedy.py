@@ -102,7 +102,8 @@ class GreedyDecoder:
         # The farthest one step moves: through the window, then the last blank's jump.
         self.reach = self.window - 1 + max(1, *durations) if durations else self.window
         self._settings = (prednet, joint, blank_id, tuple(durations), max_symbols, self.window)
-        self._steps = {(): _make_step(*self._settings)}  # compiled steps per fusion shapes
+        # compiled steps per (fusion shapes, window): the window-1 step is made on demand
+        self._steps = {((), self.window): _make_step(*self._settings)}
         self._fused: cuda_greedy.FusedGreedy | None = None
         self.kernel = True  # the CUDA kernel where it applies (False: the compiled step)
 
@@ -154,10 +155,11 @@ class GreedyDecoder:
             )  # fmt: skip
         return self._fused
 
-    def _step_for(self, shapes: tuple[tuple[int, int], ...]):
-        if shapes not in self._steps:
-            self._steps[shapes] = _make_step(*self._settings, fusion=shapes)
-        return self._steps[shapes]
+    def _step_for(self, shapes: tuple[tuple[int, int], ...], window: int):
+        if (shapes, window) not in self._steps:
+            settings = (*self._settings[:5], window)
+            self._steps[shapes, window] = _make_step(*settings, fusion=shapes)
+        return self._steps[shapes, window]
 
     def run(
         self, enc_proj: mx.array, lengths: mx.array, state: dict, fusion: Sequence[FusionModel] = ()
@@ -176,14 +178,19 @@ class GreedyDecoder:
         if fused is not None and most > 0:
             return self._run_fused(fused, enc_proj, lengths, state, sizes, most, limit)
         tables = fusion_tables(fusion, self.blank_id)
-        step = self._step_for(fusion_shapes(fusion))
+        shapes = fusion_shapes(fusion)
+        window = self.window
         records: list[tuple] = []
         count = math.ceil(most / self.reach)
         self.rounds = 0  # host synchronisations of the last run (for benchmarks)
+        self.windows: list[int] = []  # the window of each round of the last run
         while count > 0 and (limit is None or len(records) < limit):
             self.rounds += 1
             if limit is not None:
                 count = min(count, limit - len(records))
+            step = self._step_for(shapes, window)
+            self.windows.append(window)
+            before = left
             for _ in range(count):
                 state, record = step(enc_proj, lengths, state, tables)
                 records.append(record)
@@ -192,6 +199,12 @@ class GreedyDecoder:
             going = left > 0
             if not going.any():
                 break
+            # Dense emission (every utterance moved fewer frames than it took steps: tokens
+            # on most steps, as a model emitting `max_symbols` per frame does) gains nothing
+            # from the window's extra joint rows: the next round steps one frame at a time.
+            # The decisions are the same at every window.
+            dense = bool(((before - left)[going] < count).all())
+            window = 1 if dense else self.window
             moved = np.maximum(sizes - start - left, 1)[going]  # frames per step so far
             count = max(MIN_ROUND, math.ceil(float((left[going] * len(records) / moved).max())))
         return state, StepRecords.from_steps(records)
@@ -200,7 +213,7 @@ class GreedyDecoder:
         """`run` as one kernel launch (more only without a `max_symbols` bound, when a
         launch's step budget runs out before every utterance has finished)."""
         parts = []
-        self.rounds = 0
+        self.rounds, self.windows = 0, [1]
         while True:
             self.rounds += 1
             budget = limit if limit is not None else 4 * most + 64
