@@ -39,6 +39,7 @@ def test_all_members_exist():
         "mlx-seq2seq-decoder",
         "nemo-mlx-convert",
         "speech-transcript",
+        "speech-corpus",
         "parakeet",
         "canary",
         "serve",

@@ -11,6 +11,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 
 from mlx_audio_frontend import AudioError
 
+from .corpus import transcriber
 from .errors import CanaryError
 from .loading import DEFAULT_MODEL, load
 from .model import Canary
@@ -28,4 +29,5 @@ __all__ = [
     "PromptOptions",
     "build_prompt",
     "load",
+    "transcriber",
 ]
