@@ -5,7 +5,7 @@ over a Ray cluster. The apps hand over a transcriber factory; Ray is imported on
 
 from .api import CorpusResult, transcribe_manifest
 from .evaluate import NORMALIZERS, Evaluation, EvaluationError, evaluate, normalizer
-from .job import JobReport, ModelTranscriber, Transcriber, run_local
+from .job import JobError, JobReport, ModelTranscriber, Transcriber, run_local
 from .manifest import Entry, ManifestError, read_manifest
 from .options import RayOptions
 from .store import Store
@@ -18,6 +18,7 @@ __all__ = [
     "Entry",
     "Evaluation",
     "EvaluationError",
+    "JobError",
     "JobReport",
     "ManifestError",
     "ModelTranscriber",

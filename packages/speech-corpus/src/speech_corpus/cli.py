@@ -13,7 +13,7 @@ from speech_transcript.options import non_negative_float, positive_float, positi
 
 from .api import transcribe_manifest
 from .evaluate import NORMALIZERS, EvaluationError
-from .job import Transcriber
+from .job import JobError, Transcriber
 from .manifest import ManifestError
 from .options import RayOptions
 
@@ -79,7 +79,7 @@ def run(prog: str, args: argparse.Namespace, factory: Callable[[], Transcriber])
                                      batch_size=args.batch_size, words=args.words,
                                      normalizer_name=args.normalizer if args.eval else None,
                                      ray=ray, quiet=not args.verbose)  # fmt: skip
-    except (ManifestError, EvaluationError) as err:
+    except (ManifestError, EvaluationError, JobError) as err:
         print_error(prog, str(err))
         return 1
     report = result.report

@@ -18,6 +18,10 @@ from .manifest import Entry, longest_first
 from .store import Store
 
 
+class JobError(RuntimeError):
+    """A job that could not finish (a Ray cluster that failed it); one line."""
+
+
 class Transcriber(Protocol):
     """What a job drives: an app's model with its options bound (see the apps' `corpus`
     modules). It takes mono samples at `sample_rate` and returns one transcript each."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .job import JobReport, Transcriber, pending, transcribe_entries
+from .job import JobError, JobReport, Transcriber, pending, transcribe_entries
 from .manifest import Entry
 from .options import RayOptions
 from .store import Store
@@ -90,12 +90,17 @@ def run_ray(
             num_cpus=options.cpus_per_actor,
             num_gpus=options.gpus_per_actor,
         )
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            rows = [(int(i), json.loads(row)) for i, row in zip(batch["index"], batch["row"], strict=True)]  # fmt: skip
-            store.write(rows)
-            audio += float(np.sum(batch["audio"]))
-            if progress is not None:
-                progress(len(rows))
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                rows = [(int(i), json.loads(row)) for i, row in zip(batch["index"], batch["row"], strict=True)]  # fmt: skip
+                store.write(rows)
+                audio += float(np.sum(batch["audio"]))
+                if progress is not None:
+                    progress(len(rows))
+        except Exception as err:  # Ray's carry the worker's traceback: the last line says why
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            raise JobError(f"the Ray job failed: {lines[-1] if lines else type(err).__name__} "
+                           f"(finished rows are kept: rerun to resume)") from err  # fmt: skip
     seconds = time.perf_counter() - start
     return JobReport(store.merge(entries), len(todo), resumed, audio, seconds)
 
