@@ -159,7 +159,7 @@ def _worker(address: str, common: list[str], log_path: Path) -> subprocess.Popen
         with log_path.open("w") as log:
             node = subprocess.Popen([_ray(), "start", "--address", address, "--num-cpus", "1",
                                      *common], env=ENV, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        _wait_for(lambda: "block forever" in log_path.read_text() or node.poll() is not None,
+        _wait_for(lambda node=node: "block forever" in log_path.read_text() or node.poll() is not None,
                   120, "a Ray worker node")  # fmt: skip
         if node.poll() is None:
             return node
@@ -204,7 +204,8 @@ def test_ray_job_equals_single_process(corpus, cache, single, cluster):
     code, stdout, err = finish(parakeet("--manifest", str(corpus), "--output-manifest", str(out),
                                         "--ray", cluster, "--ray-actors", "2", "--eval",
                                         cache=cache))  # fmt: skip
-    assert code == 1 and out.exists(), err
+    assert code == 1, err
+    assert out.exists(), err
     assert rows(out) == single
     assert [r["error"].split(": ")[1] for r in single if "error" in r] == [
         "no such file", "not a readable audio file (libsndfile"
@@ -222,7 +223,8 @@ def test_killed_replica_loses_and_repeats_no_row(corpus, cache, single, cluster)
     _wait_for(lambda: (parts.is_dir() and any(parts.iterdir())) or job.poll() is not None, 120,
               "the job's first batch")  # fmt: skip
     victims = _replicas()
-    assert job.poll() is None and victims, "the job ended before a replica could be killed"
+    assert job.poll() is None, "the job ended before a replica could be killed"
+    assert victims
     os.kill(victims[0], signal.SIGKILL)
     code, _, err = finish(job)
     assert code == 1, err
