@@ -17,6 +17,13 @@ own threads; past the cores they only share them). For more machines, start a cl
 (`ray start --head` on one, `ray start --address HEAD:6379` on the others, each with the
 workspace installed and the audio at the manifest's paths) and pass `--ray HEAD:6379`.
 Needs the `reference` group for NeMo and the apps' `ray` extra for Ray.
+
+A smoke run on the 2-core project machine under other load (`--rows 16 --replicas 1 2`,
+0.7 min of audio): single 0.4 s (44 rows/s, RTFx 116), Ray 1 replica 21.6 s, 2 replicas
+29.0 s, NeMo 0.4 s (39 rows/s, RTFx 102). With the 6.8 MB demo model a replica's start
+(a Ray worker process importing MLX and loading the model) costs ~20 s, far more than the
+transcription: Ray pays off where the corpus, or the model, is large. The full curve
+(200 rows, 1/2/4 replicas) was not run here: too long for the shared machine.
 """
 
 from __future__ import annotations
