@@ -21,17 +21,18 @@ the model's SHA-256, versions and this command.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-import nemo
 import soundfile as sf
 import torch
 from nemo.collections.asr.models import ASRModel
 from nemo.collections.common.parts.preprocessing.manifest import get_full_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_demo_fixture import provenance  # tests/reference/ is not a package
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "apps" / "parakeet" / "src" / "nemo_mlx_parakeet" / "demo"
@@ -85,11 +86,7 @@ def main() -> int:
                     "duration": row["duration"], "text": hyp.text, "ids": ids, "words": words,
                     "words_batch_4": words_4})  # fmt: skip
     fixture = {
-        "generated_by": COMMAND,
-        "nemo_version": nemo.__version__,
-        "torch_version": torch.__version__,
-        "python": sys.version.split()[0],
-        "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        **provenance(COMMAND, model_file),
         "transcribe": {
             "audio": "tests/fixtures/demo/manifest.jsonl",
             "batch_size": 1,
