@@ -62,8 +62,12 @@ def run_ray(
 ) -> JobReport:
     """Transcribe the rows not finished in `output` on Ray; `factory` (picklable: a module
     function or a `functools.partial` of one) builds each actor's transcriber."""
-    import ray
-
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise JobError("--ray needs Ray Data: pip install 'speech-corpus[ray]' (or the app's "
+                       "[ray] extra)") from None  # fmt: skip
     store = Store(output)
     todo, resumed = pending(entries, store)
     if quiet:  # Ray's own warnings and notices on the driver (the workers' stay in its logs)
