@@ -3,6 +3,7 @@
 
     python benchmarks/demo_wer.py                   # rebuild the clips once, then both systems
     python benchmarks/demo_wer.py --systems ours    # without NeMo (the clips once made)
+    python benchmarks/demo_wer.py --manifest        # both through the split's NeMo manifest
 
 Needs this workspace (jiwer is in the dev group), and the `reference` group (NeMo, torch; its
 scipy resamples the synthesised speech) and espeak-ng in the same environment; once the clips
@@ -27,6 +28,13 @@ takes them from NeMo's hypotheses). The times are for orientation, not a speed c
 (`benchmarks/e2e.py` is that). torch runs one thread (`--torch-threads`): on this project's
 2-core machine with other work running, two OpenMP threads made NeMo's `transcribe` 10x
 slower (218 s against 22 s), as `tools/train_demo_model.py` found for training.
+
+`--manifest`: the corpus job instead of a list of paths. NeMo's `transcribe` gets the
+split's NeMo manifest (the file `make_split` writes, absolute paths), ours runs the same
+manifest through `speech_corpus.transcribe_manifest` with `parakeet.transcriber` (what
+`parakeet --manifest ... --eval` runs), and both are scored by `speech_corpus.evaluate`
+(jiwer, no normaliser; `--normalizer` picks another), which prints WER, CER and RTFx per
+system and head. Token ids are not compared in this mode (an output manifest holds text).
 """
 
 from __future__ import annotations
@@ -94,7 +102,7 @@ def check_committed(rows: list[dict]) -> None:
 # --------------------------------------------------------------------------- the systems
 
 
-def nemo(paths: list[str], args: argparse.Namespace):
+def nemo(paths: list[str] | str, args: argparse.Namespace):
     import torch
     from nemo.collections.asr.models import ASRModel
 
@@ -107,16 +115,19 @@ def nemo(paths: list[str], args: argparse.Namespace):
         model.change_decoding_strategy(decoder_type=decoder, verbose=False)
         model.eval()
         start = time.perf_counter()
-        hyps = model.transcribe(paths, batch_size=args.batch_size, verbose=False)
+        hyps = model.transcribe(paths, batch_size=args.batch_size, verbose=False)  # or a manifest
         seconds = time.perf_counter() - start
         yield head, [h.text for h in hyps], [_ids(h, model, decoder) for h in hyps], seconds
 
 
-def ours(paths: list[str], args: argparse.Namespace):
+def ours(paths: list[str] | str, args: argparse.Namespace):
     import mlx_cpu_runtime.auto  # noqa: F401  (system BLAS and malloc tuning before mlx)
 
     import nemo_mlx_parakeet as parakeet
 
+    if isinstance(paths, str):  # a manifest: the corpus job
+        yield from ours_manifest(paths, args)
+        return
     for head in HEADS:
         model = parakeet.load("demo", dtype="float32", head=head, cache_dir=CACHE / "models",
                               verbose=False)  # fmt: skip
@@ -126,10 +137,30 @@ def ours(paths: list[str], args: argparse.Namespace):
         yield head, [t.text for t in out], [[tok.id for tok in t.tokens] for t in out], seconds
 
 
+def ours_manifest(manifest: str, args: argparse.Namespace):
+    """`parakeet --manifest` as a Python call, per head, into a scratch output manifest."""
+    import tempfile
+    from functools import partial
+
+    import nemo_mlx_parakeet as parakeet
+    from speech_corpus import transcribe_manifest
+
+    for head in HEADS:
+        factory = partial(parakeet.transcriber, "demo", dtype="float32", head=head,
+                          cache_dir=CACHE / "models")  # fmt: skip
+        factory()  # loaded once before the clock starts (the job loads it again: cached)
+        with tempfile.TemporaryDirectory() as scratch:
+            start = time.perf_counter()
+            result = transcribe_manifest(manifest, Path(scratch) / "out.jsonl", factory,
+                                         batch_size=args.batch_size)  # fmt: skip
+            seconds = time.perf_counter() - start
+        yield head, [row["pred_text"] for row in result.report.rows], None, seconds
+
+
 def serve(args: argparse.Namespace) -> None:
     """Worker: one system's transcripts of the paths read from stdin, one message per head."""
     channel = result_channel()
-    paths = json.loads(sys.stdin.readline())
+    paths = json.loads(sys.stdin.readline())  # a list of paths, or a manifest's path
     for head, texts, ids, seconds in {"nemo": nemo, "ours": ours}[args.worker](paths, args):
         send(channel, {"head": head, "texts": texts, "ids": ids, "seconds": seconds})
 
@@ -144,6 +175,10 @@ def main() -> None:
                         help="both systems' (16: what train_demo_model.py's evaluate uses)")  # fmt: skip
     parser.add_argument("--torch-threads", type=int, default=1, help="NeMo's (default 1)")
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    parser.add_argument("--manifest", action="store_true",
+                        help="both systems on the split's NeMo manifest (the corpus job), scored "
+                             "by speech_corpus.evaluate")  # fmt: skip
+    parser.add_argument("--normalizer", default="none", help="--manifest: the scores' normaliser")
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -154,6 +189,7 @@ def main() -> None:
     started = time.time()
     rows = heldout_set(args.workers)
     paths = [row["audio_filepath"] for row in rows]
+    source = str(training.WORK / "test.json") if args.manifest else paths
     refs = [row["text"] for row in rows]
     minutes = sum(row["duration"] for row in rows) / 60
     sha = hashlib.sha256(MODEL.read_bytes()).hexdigest()
@@ -164,12 +200,15 @@ def main() -> None:
     for system in args.systems:
         proc = start_worker(__file__, "--worker", system, "--batch-size", str(args.batch_size),
                             "--torch-threads", str(args.torch_threads))  # fmt: skip
-        proc.stdin.write(json.dumps(paths) + "\n")
+        proc.stdin.write(json.dumps(source) + "\n")
         proc.stdin.close()
         while (message := receive(proc)) is not None:
             results[system, message["head"]] = message
         if proc.wait() != 0 or not any(s == system for s, _ in results):
             print(f"{system}: failed: {failure(proc)}", flush=True)
+    if args.manifest:
+        report_manifest(rows, results, args)
+        return
     print(f"\n{'head':4s} {'system':6s} {'WER':>7s} {'subst':>6s} {'del':>5s} {'ins':>5s} "
           f"{'time s':>7s}  clips differing from NeMo's (text / ids)")  # fmt: skip
     for head in HEADS:
@@ -191,6 +230,31 @@ def main() -> None:
                   f"{score.deletions:5d} {score.insertions:5d} {result['seconds']:7.1f}  {differ}")  # fmt: skip
     words = sum(len(r.split()) for r in refs)
     print(f"\n{words} reference words; total run time {time.time() - started:.0f} s")
+
+
+def report_manifest(rows: list[dict], results: dict[tuple[str, str], dict], args) -> None:
+    """--manifest: speech_corpus's table per system and head (RTFx: the split's audio over
+    the job's wall time), and how many clips' texts differ from NeMo's."""
+    from speech_corpus import evaluate
+
+    audio = sum(row["duration"] for row in rows)
+    for head in HEADS:
+        for system in args.systems:
+            result = results.get((system, head))
+            if result is None:
+                print(f"{head} {system}: failed")
+                continue
+            scored = [{"text": row["text"], "pred_text": text}
+                      for row, text in zip(rows, result["texts"], strict=True)]  # fmt: skip
+            score = evaluate(scored, args.normalizer, rtfx=audio / result["seconds"])
+            nemo_result = results.get(("nemo", head))
+            differ = ""
+            if system != "nemo" and nemo_result is not None:
+                count = sum(
+                    a != b for a, b in zip(result["texts"], nemo_result["texts"], strict=True)
+                )
+                differ = f"; texts differing from NeMo's: {count} of {len(rows)}"
+            print(f"\n{head} {system}{differ}\n{score.table()}", end="")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ def test_all_members_exist():
         "mlx-diarization",
         "nemo-mlx-convert",
         "speech-transcript",
+        "speech-corpus",
         "parakeet",
         "canary",
         "serve",

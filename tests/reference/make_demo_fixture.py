@@ -33,6 +33,18 @@ FIXTURE = ROOT / "tests" / "fixtures" / "demo"
 COMMAND = "python tests/reference/make_demo_fixture.py"
 
 
+def provenance(command: str, model_file: Path) -> dict:
+    """What a demo fixture records of how it was made: the command, NeMo's, torch's and
+    Python's versions, and the model's SHA-256 (make_manifest_fixture.py records the same)."""
+    return {
+        "generated_by": command,
+        "nemo_version": nemo.__version__,
+        "torch_version": torch.__version__,
+        "python": sys.version.split()[0],
+        "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+    }
+
+
 def main() -> int:
     torch.manual_seed(0)
     heldout = json.loads((FIXTURE / "heldout.json").read_text())
@@ -51,11 +63,7 @@ def main() -> int:
     texts, ids, wer = heads["rnnt"]
     ctc_texts, ctc_ids, ctc_wer = heads["ctc"]
     out = {
-        "generated_by": COMMAND,
-        "nemo_version": nemo.__version__,
-        "torch_version": torch.__version__,
-        "python": sys.version.split()[0],
-        "model_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        **provenance(COMMAND, model_file),
         "transcribe": {
             "batch_size": 1,
             "decoding": "as saved (greedy_batch), TDT head then CTC head",

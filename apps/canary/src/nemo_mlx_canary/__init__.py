@@ -11,6 +11,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 
 from mlx_audio_frontend import AudioError
 
+from .corpus import transcriber
 from .errors import CanaryError
 from .loading import DEFAULT_MODEL, load, load_vad
 from .model import Canary
@@ -29,4 +30,5 @@ __all__ = [
     "build_prompt",
     "load",
     "load_vad",
+    "transcriber",
 ]

@@ -11,6 +11,7 @@ from mlx_cpu_runtime import kernels_compiled
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
+from speech_corpus import cli as corpus
 from speech_transcript import cli as common
 from speech_transcript.cli import Output, Timing
 from speech_transcript.options import float_between, positive_int
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Transcribe or translate speech with NVIDIA Canary models on MLX, with NeMo's "
         "exact output. Models are converted from NVIDIA's checkpoints on first use.",
     )
-    common.add_audio_argument(parser)
+    common.add_audio_argument(parser, nargs="*")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"Hugging Face repo id, .nemo file or model directory (default: {DEFAULT_MODEL})")  # fmt: skip
     task = parser.add_argument_group("task")
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                                f"(default {CHUNK_SECONDS:g})")  # fmt: skip
     common.add_dtype_argument(decoding)
     common.add_vad_argument(parser.add_argument_group("voice activity"))
+    corpus.add_corpus_arguments(parser)
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
     return parser
@@ -67,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.manifest is not None:
+        return _run_manifest(args)
+    corpus.check(args)
+    if not args.audio:
+        raise common.UsageError("no audio given (a file, -, or --manifest)")
     common.check_audio_arguments(args.audio)
     output = Output.from_args(args, [common.input_name(a) for a in args.audio])
     timing = Timing("canary", args.verbose)
@@ -83,6 +90,21 @@ def _run(args: argparse.Namespace) -> int:
     with kernels_compiled(model.dtype, "canary", notify=not args.quiet):
         failures = _run_files(model, args, options, output, timing)
     return 1 if failures else 0
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    """--manifest: the job runs in `speech_corpus` with a transcriber built from the options."""
+    from functools import partial
+
+    from .corpus import transcriber
+
+    factory = partial(transcriber, args.model, dtype=args.dtype, cache_dir=args.cache_dir,
+                      quantize=args.quantize, verbose=not args.quiet and args.ray is None,
+                      source_lang=args.source_lang, target_lang=args.target_lang, task=args.task,
+                      pnc=args.pnc, timestamps=args.timestamps, decoding=args.decoding,
+                      beam_size=args.beam_size, batch_size=args.batch_size,
+                      chunk_duration=args.chunk_duration)  # fmt: skip
+    return corpus.run("canary", args, factory)
 
 
 def _run_files(

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
 from mlx_frame_vad import FrameVAD
+from speech_corpus import cli as corpus
 from speech_transcript import SegmentLimits, Transcript
 from speech_transcript import cli as common
 from speech_transcript.cli import Output, Timing, UsageError
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoding_options(parser.add_argument_group("decoding"))
     common.add_vad_argument(parser.add_argument_group("voice activity"))
     _add_streaming_options(parser.add_argument_group("streaming"))
+    corpus.add_corpus_arguments(parser)
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
     return parser
@@ -170,6 +172,9 @@ def _overlap(args: argparse.Namespace) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.manifest is not None:
+        return _run_manifest(args)
+    corpus.check(args)
     _check(args)
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
@@ -199,6 +204,25 @@ def _run(args: argparse.Namespace) -> int:
         if args.streaming or args.mic:
             return _run_streaming(model, args, output)
         return _run_files(model, args, output, timing, vad)
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    """--manifest: the job runs in `speech_corpus` with a transcriber built from the options."""
+    if args.streaming or args.mic:
+        raise UsageError("--manifest transcribes whole rows; it takes no --streaming or --mic")
+    from functools import partial
+
+    from .corpus import transcriber
+
+    factory = partial(transcriber, args.model, dtype=args.dtype, head=args.head,
+                      cache_dir=args.cache_dir, quantize=args.quantize,
+                      attention_budget=round(args.attention_budget * 2**30),
+                      local_attention=args.local_attention,
+                      verbose=not args.quiet and args.ray is None, batch_size=args.batch_size,
+                      decoding=args.decoding, beam_size=args.beam_size,
+                      length_penalty=args.length_penalty, chunk_duration=args.chunk_duration,
+                      overlap_duration=_overlap(args), language=args.language)  # fmt: skip
+    return corpus.run("parakeet", args, factory)
 
 
 def _run_files(
