@@ -33,10 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from nemo.collections.asr.models import ASRModel
-from nemo.collections.asr.parts.context_biasing.boosting_graph_batched import (
-    BoostingTreeModelConfig,
-)
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_fusion_fixtures as fusion
@@ -57,17 +54,9 @@ def ctc_config(asr: ASRModel) -> Any:
 
 def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float]) -> None:
     """`greedy_batch` with the fusion models of `setting`, as a user sets them."""
-    cfg = copy.deepcopy(saved)
+    cfg = fusion.greedy_fusion_config(saved, setting, LM, fusion.PHRASES)
     with open_dict(cfg):
         cfg.strategy = "greedy_batch"
-        if "lm" in setting:
-            cfg.greedy.ngram_lm_model = str(LM)
-            cfg.greedy.ngram_lm_alpha = setting["lm"]
-        if "boost" in setting:
-            cfg.greedy.boosting_tree = OmegaConf.structured(
-                BoostingTreeModelConfig(key_phrases_list=fusion.PHRASES, use_triton=False)
-            )
-            cfg.greedy.boosting_tree_alpha = setting["boost"]
     if base.is_hybrid(asr):
         asr.change_decoding_strategy(cfg, decoder_type="ctc", verbose=False)
     else:

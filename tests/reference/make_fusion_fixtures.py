@@ -314,18 +314,30 @@ def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float], lm_path: Pa
     """The saved greedy decoding (`saved`, as restored: `change_decoding_strategy` stores
     each new config in the model's) with timestamps (so that TDT durations are recorded)
     and the fusion models of `setting`, as a user sets them in NeMo's decoding config."""
-    cfg = copy.deepcopy(saved)
+    cfg = greedy_fusion_config(saved, setting, lm_path, PHRASES)
     with open_dict(cfg):
         cfg.compute_timestamps = True
+    asr.change_decoding_strategy(cfg, verbose=False)
+
+
+def greedy_fusion_config(
+    saved: Any, setting: dict[str, float], lm_path: Path, phrases: list[str]
+) -> Any:
+    """A copy of a decoding config with the fusion models of `setting` ({"lm": alpha,
+    "boost": alpha}) in its `greedy` section, as a user sets them: `ngram_lm_model` with
+    `ngram_lm_alpha`, `boosting_tree` (the phrases, NeMo's defaults otherwise) with
+    `boosting_tree_alpha`."""
+    cfg = copy.deepcopy(saved)
+    with open_dict(cfg):
         if "lm" in setting:
             cfg.greedy.ngram_lm_model = str(lm_path)
             cfg.greedy.ngram_lm_alpha = setting["lm"]
         if "boost" in setting:
             cfg.greedy.boosting_tree = OmegaConf.structured(
-                BoostingTreeModelConfig(key_phrases_list=PHRASES, use_triton=False)
+                BoostingTreeModelConfig(key_phrases_list=phrases, use_triton=False)
             )
             cfg.greedy.boosting_tree_alpha = setting["boost"]
-    asr.change_decoding_strategy(cfg, verbose=False)
+    return cfg
 
 
 @torch.no_grad()

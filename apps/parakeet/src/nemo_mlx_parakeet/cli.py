@@ -13,6 +13,12 @@ from tqdm import tqdm
 from mlx_audio_frontend import AudioError
 from speech_transcript import SegmentLimits, Transcript
 from speech_transcript import cli as common
+from speech_transcript.biasing import (
+    Biasing,
+    BiasingError,
+    add_biasing_arguments,
+    biasing_from_args,
+)
 from speech_transcript.cli import Output, Timing, UsageError
 from speech_transcript.options import (
     FrameContext,
@@ -39,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Hugging Face repo id, .nemo file, model directory, or `demo` (bundled, offline) (default: {DEFAULT_MODEL})")  # fmt: skip
     _add_output_options(common.add_output_arguments(parser))
     _add_decoding_options(parser.add_argument_group("decoding"))
+    add_biasing_arguments(parser)
     _add_streaming_options(parser.add_argument_group("streaming"))
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
@@ -133,7 +140,7 @@ def _add_streaming_options(live: argparse._ArgumentGroup) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     return common.run_command(
-        "parakeet", _run, build_parser().parse_intermixed_args(argv), (ParakeetError,)
+        "parakeet", _run, build_parser().parse_intermixed_args(argv), (ParakeetError, BiasingError)
     )
 
 
@@ -166,6 +173,10 @@ def _overlap(args: argparse.Namespace) -> float:
 
 def _run(args: argparse.Namespace) -> int:
     _check(args)
+    biasing = biasing_from_args(args)  # phrase files and the LM read before the model loads
+    if biasing and args.decoding == "beam":
+        raise UsageError("--boost-* and --lm work with greedy decoding; beam search with them "
+                         "is not built yet")  # fmt: skip
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
     names = [common.input_name(a) for a in args.audio] or ["mic"]
@@ -185,15 +196,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
     model.attention_budget = round(args.attention_budget * 2**30)
+    model.fusion_models(biasing)  # a malformed LM or phrase is one line, before any audio
     if args.verbose:
         model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
-            return _run_streaming(model, args, output)
-        return _run_files(model, args, output, timing)
+            return _run_streaming(model, args, output, biasing)
+        return _run_files(model, args, output, timing, biasing)
 
 
-def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) -> int:
+def _run_files(
+    model, args: argparse.Namespace, output: Output, timing: Timing, biasing: Biasing
+) -> int:
     sources = [common.read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
@@ -202,7 +216,7 @@ def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) 
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
                                     overlap_duration=_overlap(args), progress=bar.update,
-                                    language=args.language)  # fmt: skip
+                                    language=args.language, biasing=biasing)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:
@@ -227,7 +241,7 @@ def _run_files(model, args: argparse.Namespace, output: Output, timing: Timing) 
     return 1 if failures else 0
 
 
-def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
+def _run_streaming(model, args: argparse.Namespace, output: Output, biasing: Biasing) -> int:
     """Stream each input (or the microphone) through `transcribe_stream` and the display.
 
     The live display goes to stdout; with --output-dir the final transcripts are also
@@ -238,7 +252,8 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--chunk is for offline-trained models; this cache-aware model streams "
                          "in the chunks it was trained for: choose them with --context LEFT RIGHT, "
                          f"one of {model.context_choices}")  # fmt: skip
-    options = {"chunk": args.chunk, "context": args.context, "language": args.language}
+    options = {"chunk": args.chunk, "context": args.context, "language": args.language,
+               "biasing": biasing}  # fmt: skip
     display = Display()
     if args.mic:
         result = run_stream(
