@@ -17,8 +17,8 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 import pytest
+from fusion_inputs import fusion_models
 
-from mlx_asr_fusion import BoostingTree, BoostingTreeConfig, FusionModel, NGramLM
 from mlx_transducer import Transducer
 from nemo_mlx_convert import convert_nemo, open_model_directory
 
@@ -53,19 +53,6 @@ def model(request, tmp_path_factory):
     name = request.param
     clips = DECODING["results"][name]["clips"]
     return name, *load_transducer(name, clips, tmp_path_factory.mktemp("converted"))
-
-
-def fusion_models(setting: dict, vocab_size: int) -> list[FusionModel]:
-    """NeMo's order: the LM, then the boosting tree."""
-    models = []
-    if "lm" in setting:
-        lm = NGramLM.from_arpa(FIXTURES / "fusion" / DECODING["lm"], vocab_size)
-        models.append(FusionModel(lm, setting["lm"]))
-    if "boost" in setting:
-        config = BoostingTreeConfig(key_phrases_list=DECODING["boosting_tree"]["key_phrases_list"])
-        tree = BoostingTree.from_config(config, FUSION["phrase_ids"].__getitem__, vocab_size)
-        models.append(FusionModel(tree, setting["boost"]))
-    return models
 
 
 @pytest.mark.parametrize("setting_name", SETTINGS)

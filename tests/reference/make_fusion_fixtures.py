@@ -314,18 +314,30 @@ def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float], lm_path: Pa
     """The saved greedy decoding (`saved`, as restored: `change_decoding_strategy` stores
     each new config in the model's) with timestamps (so that TDT durations are recorded)
     and the fusion models of `setting`, as a user sets them in NeMo's decoding config."""
-    cfg = copy.deepcopy(saved)
+    cfg = greedy_fusion_config(saved, setting, lm_path, PHRASES)
     with open_dict(cfg):
         cfg.compute_timestamps = True
+    asr.change_decoding_strategy(cfg, verbose=False)
+
+
+def greedy_fusion_config(
+    saved: Any, setting: dict[str, float], lm_path: Path, phrases: list[str]
+) -> Any:
+    """A copy of a decoding config with the fusion models of `setting` ({"lm": alpha,
+    "boost": alpha}) in its `greedy` section, as a user sets them: `ngram_lm_model` with
+    `ngram_lm_alpha`, `boosting_tree` (the phrases, NeMo's defaults otherwise) with
+    `boosting_tree_alpha`."""
+    cfg = copy.deepcopy(saved)
+    with open_dict(cfg):
         if "lm" in setting:
             cfg.greedy.ngram_lm_model = str(lm_path)
             cfg.greedy.ngram_lm_alpha = setting["lm"]
         if "boost" in setting:
             cfg.greedy.boosting_tree = OmegaConf.structured(
-                BoostingTreeModelConfig(key_phrases_list=PHRASES, use_triton=False)
+                BoostingTreeModelConfig(key_phrases_list=phrases, use_triton=False)
             )
             cfg.greedy.boosting_tree_alpha = setting["boost"]
-    asr.change_decoding_strategy(cfg, verbose=False)
+    return cfg
 
 
 def padded(encoded: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,28 +380,42 @@ def fused_decoding(name: str, lm_path: Path) -> dict[str, Any]:
         assert kinds == [k for f, k in FUSION_CLASSES.items() if f in setting], kinds
         single = {clip: decode(asr, [e])[0] for clip, e in encoded.items()}
         batched = dict(zip(encoded, decode(asr, list(encoded.values())), strict=True))
-        hyps = asr.transcribe(list(speech.values()), batch_size=1, verbose=False)
-        asr.eval()  # transcribe leaves the modules in training mode
-        hyps = hyps[0] if isinstance(hyps, tuple) else hyps
-        transcribed = {c: base.to_jsonable(h.y_sequence) for c, h in zip(speech, hyps, strict=True)}
         out["settings"][setting_name] = {
             "fusion": setting,
             "clips": single,
             "batched": batched,
-            "transcribe": transcribed,
+            "transcribe": transcribed_sequences(asr, speech),
         }
     plain = out["settings"]["plain"]["clips"]
     for clip, hyp in plain.items():  # without fusion: the model fixture's own references
         assert hyp["ids"] == meta["clips"][clip]["transducer"]["ids"], (name, clip)
-    for setting in out["settings"].values():
+    mark_differences(out["settings"])
+    return out
+
+
+def transcribed_sequences(asr: ASRModel, speech: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """NeMo's `transcribe` of the speech clips, batch size 1: each `y_sequence`."""
+    hyps = asr.transcribe(list(speech.values()), batch_size=1, verbose=False)
+    asr.eval()  # transcribe leaves the modules in training mode
+    hyps = hyps[0] if isinstance(hyps, tuple) else hyps
+    return {c: base.to_jsonable(h.y_sequence) for c, h in zip(speech, hyps, strict=True)}
+
+
+def mark_differences(settings: dict[str, Any], transcribed: str = "ids") -> None:
+    """Per setting: the clips whose ids differ from `plain`'s (`changed`), whose batched ids
+    differ from their own (`batched_differences`), and whose `transcribe` sequence differs
+    from their decoding's `transcribed` field (`transcribe_differences`)."""
+    plain = settings["plain"]["clips"]
+    for setting in settings.values():
         setting["changed"] = [c for c in plain if setting["clips"][c]["ids"] != plain[c]["ids"]]
         setting["batched_differences"] = [
             c for c in plain if setting["batched"][c]["ids"] != setting["clips"][c]["ids"]
         ]
         setting["transcribe_differences"] = [
-            c for c, ids in setting["transcribe"].items() if ids != setting["clips"][c]["ids"]
+            c
+            for c, sequence in setting["transcribe"].items()
+            if sequence != setting["clips"][c][transcribed]
         ]
-    return out
 
 
 def main() -> None:

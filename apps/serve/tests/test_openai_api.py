@@ -174,3 +174,57 @@ def test_a_language_prompt_model_takes_the_language_field(cache):
         with pytest.raises(openai.BadRequestError) as refused:
             transcribe(client, "nemotron", AUDIO / clip, language="xx-XX")
         assert "'xx-XX' is not supported by this model; supported: en-US, en," in str(refused.value)
+
+
+DEMO_FIXTURE = ROOT / "tests" / "fixtures" / "demo"
+BIASING = json.loads((DEMO_FIXTURE / "biasing.json").read_text())
+BOOSTED = BIASING["heads"]["rnnt"]["boost"]  # NeMo's transcripts with the phrases boosted
+PLAIN = BIASING["heads"]["rnnt"]["plain"]
+
+
+def boosted(client: OpenAI, clip: str, phrases: list[str] | None):
+    """A held-out clip transcribed by the demo model, with `phrases` boosted (the server's
+    `boost` form field, repeated; OpenAI's client sends it through extra_body)."""
+    body = {"boost": phrases, "boost_alpha": BIASING["boosting_tree_alpha"]} if phrases else {}
+    return transcribe(client, "demo", DEMO_FIXTURE / clip, extra_body=body).text
+
+
+def test_boost_phrases_per_request_give_nemos_boosted_text(client):
+    """The request's phrases change the words as NeMo's boosting tree does, and a request
+    without phrases (or after one with them) is plain."""
+    for clip in BOOSTED["changed"]:
+        assert boosted(client, clip, BIASING["phrases"]) == BOOSTED["clips"][clip]["text"], clip
+        assert boosted(client, clip, None) == PLAIN["clips"][clip]["text"], clip
+
+
+def test_concurrent_requests_with_different_phrases_do_not_share_a_tree(client, server):
+    """Requests sent at once with the phrases, with none and with other phrases: each is
+    decoded with its own (rounds take only equal options), as when sent alone."""
+    clips = BOOSTED["changed"][:3]
+    jobs = [(c, p) for c in clips for p in (BIASING["phrases"], None, ["zebra crossing"])] * 2
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(lambda job: boosted(client, *job), jobs))
+    for (clip, phrases), text in zip(jobs, results, strict=True):
+        if phrases == BIASING["phrases"]:
+            assert text == BOOSTED["clips"][clip]["text"], clip
+        elif phrases is None:
+            assert text == PLAIN["clips"][clip]["text"], clip
+        else:
+            assert text == boosted(client, clip, phrases), clip
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        ("demo", {"boost": ["anna"], "boost_alpha": -1}, "boost_alpha: Input should be greater"),
+        ("demo", {"boost_alpha": 2}, "boost_score and boost_alpha need boost phrases"),
+        ("demo", {"boost": ["anna", " "]}, "boost phrases must be non-empty text"),
+        ("canary", {"boost": ["anna"]}, "phrase boosting is served for Parakeet models"),
+    ],
+)
+def test_bad_boost_requests_are_one_clear_400(client, model, body, message):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        transcribe(client, model, EXAMPLE, extra_body=body)
+    assert message in str(refused.value)

@@ -15,6 +15,12 @@ from mlx_frame_vad import FrameVAD
 from speech_corpus import cli as corpus
 from speech_transcript import SegmentLimits, Transcript
 from speech_transcript import cli as common
+from speech_transcript.biasing import (
+    Biasing,
+    BiasingError,
+    add_biasing_arguments,
+    biasing_from_args,
+)
 from speech_transcript.cli import Output, Timing, UsageError
 from speech_transcript.options import (
     FrameContext,
@@ -43,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(common.add_output_arguments(parser))
     _add_decoding_options(parser.add_argument_group("decoding"))
     common.add_vad_argument(parser.add_argument_group("voice activity"))
+    add_biasing_arguments(parser)
     _add_streaming_options(parser.add_argument_group("streaming"))
     corpus.add_corpus_arguments(parser)
     common.add_model_arguments(parser)
@@ -138,7 +145,7 @@ def _add_streaming_options(live: argparse._ArgumentGroup) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     return common.run_command(
-        "parakeet", _run, build_parser().parse_intermixed_args(argv), (ParakeetError,)
+        "parakeet", _run, build_parser().parse_intermixed_args(argv), (ParakeetError, BiasingError)
     )
 
 
@@ -176,6 +183,10 @@ def _run(args: argparse.Namespace) -> int:
         return _run_manifest(args)
     corpus.check(args)
     _check(args)
+    biasing = biasing_from_args(args)  # phrase files and the LM read before the model loads
+    if biasing and args.decoding == "beam":
+        raise UsageError("--boost-* and --lm work with greedy decoding; beam search with them "
+                         "is not built yet")  # fmt: skip
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
     names = [common.input_name(a) for a in args.audio] or ["mic"]
@@ -198,12 +209,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
     model.attention_budget = round(args.attention_budget * 2**30)
+    model.fusion_models(biasing)  # a malformed LM or phrase is one line, before any audio
     if args.verbose:
         model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
-            return _run_streaming(model, args, output)
-        return _run_files(model, args, output, timing, vad)
+            return _run_streaming(model, args, output, biasing)
+        return _run_files(model, args, output, timing, biasing, vad)
 
 
 def _run_manifest(args: argparse.Namespace) -> int:
@@ -226,7 +238,12 @@ def _run_manifest(args: argparse.Namespace) -> int:
 
 
 def _run_files(
-    model, args: argparse.Namespace, output: Output, timing: Timing, vad: FrameVAD | None = None
+    model,
+    args: argparse.Namespace,
+    output: Output,
+    timing: Timing,
+    biasing: Biasing,
+    vad: FrameVAD | None = None,
 ) -> int:
     sources = [common.read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
@@ -236,7 +253,7 @@ def _run_files(
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
                                     overlap_duration=_overlap(args), progress=bar.update,
-                                    language=args.language, vad=vad)  # fmt: skip
+                                    language=args.language, vad=vad, biasing=biasing)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:
@@ -261,7 +278,7 @@ def _run_files(
     return 1 if failures else 0
 
 
-def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
+def _run_streaming(model, args: argparse.Namespace, output: Output, biasing: Biasing) -> int:
     """Stream each input (or the microphone) through `transcribe_stream` and the display.
 
     The live display goes to stdout; with --output-dir the final transcripts are also
@@ -272,7 +289,8 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--chunk is for offline-trained models; this cache-aware model streams "
                          "in the chunks it was trained for: choose them with --context LEFT RIGHT, "
                          f"one of {model.context_choices}")  # fmt: skip
-    options = {"chunk": args.chunk, "context": args.context, "language": args.language}
+    options = {"chunk": args.chunk, "context": args.context, "language": args.language,
+               "biasing": biasing}  # fmt: skip
     display = Display()
     if args.mic:
         result = run_stream(

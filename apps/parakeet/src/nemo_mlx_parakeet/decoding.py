@@ -12,6 +12,7 @@ from typing import Literal
 import mlx.core as mx
 import numpy as np
 
+from mlx_asr_fusion import FusionModel
 from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder import beam_search as ctc_beam
 from mlx_ctc_decoder import greedy_decode as ctc_greedy
@@ -67,9 +68,11 @@ def decode(
     decoding: str,
     beam_size: int,
     length_penalty: float = 1.0,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[Hypothesis]:
     """Hypotheses of a batch of encoder output with `head` (the CTC head for kind "ctc",
-    else the transducer); frames are relative to each row's start."""
+    else the transducer); frames are relative to each row's start. `fusion` (greedy only):
+    NeMo's greedy shallow fusion of an n-gram LM and a boosting tree."""
     if kind == "ctc":
         log_probs = head(encoded)
         blank_id = head.config.blank_id
@@ -80,9 +83,9 @@ def decode(
             return [Hypothesis(h.ids, h.frames, None, [None] * len(h.ids)) for h in best]
         return [
             from_tokens(h.tokens, kind)
-            for h in ctc_greedy(log_probs, encoded_len, blank_id=blank_id)
+            for h in ctc_greedy(log_probs, encoded_len, blank_id=blank_id, fusion=fusion)
         ]
     if decoding == "beam":
         nbests = head.beam(encoded, encoded_len, beam_size=beam_size, length_penalty=length_penalty)
         return [from_tokens(n[0].tokens if n else [], kind) for n in nbests]
-    return [from_tokens(h.tokens, kind) for h in head.greedy(encoded, encoded_len)]
+    return [from_tokens(h.tokens, kind) for h in head.greedy(encoded, encoded_len, fusion)]

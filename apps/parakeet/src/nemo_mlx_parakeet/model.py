@@ -16,12 +16,14 @@ from typing import Literal
 import mlx.core as mx
 import numpy as np
 
+from mlx_asr_fusion import FusionModel, fusion_models
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
 from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Transcript
 from speech_transcript import checkpoints as nemo
+from speech_transcript.biasing import Biasing, BiasingError
 
 from . import attention, batching
 from .attention import (
@@ -136,6 +138,7 @@ class Parakeet:
         chunk: float | None = None,
         language: str | None = None,
         on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
+        biasing: Biasing | None = None,
     ) -> TranscriptionStream:
         """A stream to feed with `add_audio(samples)`; use it as a context manager.
 
@@ -146,7 +149,8 @@ class Parakeet:
         A prompt model streams in `language` (default `auto`), as NeMo's
         `set_inference_prompt` before `conformer_stream_step`. End-of-utterance
         checkpoints call `on_end_of_utterance` with each `<EOU>` / `<EOB>` as it becomes
-        final (also in each update's `end_of_utterances`).
+        final (also in each update's `end_of_utterances`). `biasing`: phrases boosted and
+        an LM fused as `transcribe_many` takes them (the greedy stream carries their states).
         """
         return TranscriptionStream(
             self,
@@ -154,6 +158,7 @@ class Parakeet:
             chunk=chunk,
             on_end_of_utterance=on_end_of_utterance,
             language=self.language(language),
+            fusion=self.fusion_models(biasing),
         )
 
     def transcribe(
@@ -195,18 +200,26 @@ class Parakeet:
         progress: Callable[[int], None] | None = None,
         language: str | None = None,
         vad: VadChoice = None,
+        biasing: Biasing | None = None,
+        boost: Sequence[str] = (),
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
         called with the number of inputs finished. A prompt model (Nemotron 3.5 ASR)
         transcribes in `language`, one of `languages` (default `auto`: it finds the
         language itself, as NeMo's `transcribe(..., target_lang="auto")`); the transcript's
-        `language` says which was used.
+        `language` says which was used. `biasing` (`speech_transcript.biasing.Biasing`)
+        boosts key phrases and fuses an n-gram LM as NeMo's greedy decoding does;
+        `boost=[...]` is the short form for phrases with the default weights.
 
         With `vad` (a loaded `mlx_frame_vad.FrameVAD`, a frame-VAD reference to load, or
         True for the default, NVIDIA's Frame_VAD_Multilingual_MarbleNet_v2.0), only the
         speech segments it finds are transcribed (`vad.py`); times stay the whole input's."""
         _check_options(batch_size, decoding, beam_size, chunk_duration)
+        fusion = self.fusion_models(_biasing(biasing, boost))
+        if fusion and decoding != "greedy":
+            raise ParakeetError("phrase boosting and LM fusion work with greedy decoding; "
+                                "beam search with them is not built yet")  # fmt: skip
         prompt = self.language(language)
         detector = load_vad(vad)
         pieces: list[Piece] = []
@@ -230,7 +243,9 @@ class Parakeet:
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
         for batch in batching.batches(pieces, batch_size, limit):
             for piece, hypothesis in zip(
-                batch, self._decode(batch, decoding, beam_size, length_penalty, prompt), strict=True
+                batch,
+                self._decode(batch, decoding, beam_size, length_penalty, prompt, fusion),
+                strict=True,
             ):
                 decoded.setdefault(piece.item, []).append((piece, hypothesis))
                 remaining[piece.item] -= 1
@@ -298,6 +313,7 @@ class Parakeet:
         beam_size: int,
         length_penalty: float = 1.0,
         language: Language | None = None,
+        fusion: Sequence[FusionModel] = (),
     ) -> list[Hypothesis]:
         """Decode a batch of pieces; frames are relative to each piece's start."""
         longest = max(p.feature_frames for p in pieces)
@@ -307,7 +323,32 @@ class Parakeet:
             encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
         encoded = self.condition(encoded, language)
         head = self.ctc if self.head == "ctc" else self.transducer
-        return decode(self.head, head, encoded, encoded_len, decoding, beam_size, length_penalty)
+        return decode(self.head, head, encoded, encoded_len, decoding, beam_size, length_penalty,
+                      fusion)  # fmt: skip
+
+    def fusion_models(self, biasing: Biasing | None) -> list[FusionModel]:
+        """The decoders' fusion models for `biasing` (none without it): phrases through this
+        model's tokenizer, as NeMo's tree builder encodes them; kept for the next call with
+        equal options. ParakeetError for phrases or an LM the model cannot take."""
+        if not biasing:
+            return []
+        cache = self.__dict__.setdefault("_fusion_cache", {})
+        if biasing not in cache:
+            head = self.ctc if self.head == "ctc" else self.transducer
+            try:
+                cache.clear()  # one set of options kept: a server's requests vary
+                cache[biasing] = fusion_models(
+                    head.config.blank_id,
+                    self.tokenizer.encode,
+                    phrases=biasing.phrases,
+                    context_score=biasing.boost_score,
+                    boost_alpha=biasing.boost_alpha,
+                    lm=biasing.lm,
+                    lm_alpha=biasing.lm_alpha or 0.0,
+                )
+            except (ValueError, OSError) as err:
+                raise ParakeetError(str(err)) from None
+        return cache[biasing]
 
     def _padded_frames(self, frames: int) -> int:
         """The frame count a batch is padded to (`batching.padded_frames`, `bucket_frames`)."""
@@ -345,6 +386,20 @@ class Parakeet:
             self.notice(attention.switch_notice(seconds, batch, gib, self.attention_budget / 2**30,
                                                 chosen))  # fmt: skip
         return attention.attention_set(self.encoder, chosen)
+
+
+def _biasing(biasing: Biasing | None, boost: Sequence[str]) -> Biasing | None:
+    """`biasing`, or the phrases of `boost` with the default weights; not both."""
+    if not boost:
+        return biasing
+    if biasing is not None:
+        raise ParakeetError("give boost phrases as boost=[...] or in biasing, not both")
+    if isinstance(boost, str):
+        raise ParakeetError("boost takes a list of phrases, not one string")
+    try:
+        return Biasing(tuple(boost))
+    except BiasingError as err:
+        raise ParakeetError(str(err)) from None
 
 
 def _check_options(

@@ -25,13 +25,14 @@ also report each marker as it becomes final: an `EndOfUtterance` in the update's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import mlx.core as mx
 import numpy as np
 
+from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import LogMel, conv_stack_length, feature_frames, subsampling_stages
 from mlx_audio_frontend.streaming import StreamingLogMel, normalize_frames
 from mlx_conformer import Conformer
@@ -102,14 +103,19 @@ class _Head:
     """The model's decoding head as a stream: transducer or CTC greedy, reading the encoder
     frames as the model conditions them (a prompt model's `language`)."""
 
-    def __init__(self, model: StreamingModel, language: Language | None = None) -> None:
+    def __init__(
+        self,
+        model: StreamingModel,
+        language: Language | None = None,
+        fusion: Sequence[FusionModel] = (),
+    ) -> None:
         self.kind = model.head
         self._condition = lambda encoded: model.condition(encoded[None], language)[0]
         if self.kind == "ctc":
             self._ctc = model.ctc
-            self.stream = GreedyCTCStream(model.ctc.config.blank_id)
+            self.stream = GreedyCTCStream(model.ctc.config.blank_id, fusion)
         else:
-            self.stream = GreedyStream(model.transducer)
+            self.stream = GreedyStream(model.transducer, fusion)
         self.encoder_frames = 0
 
     def feed(self, encoded: mx.array) -> None:
@@ -145,6 +151,7 @@ class TranscriptionStream:
         chunk: float | None = None,
         on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
         language: Language | None = None,
+        fusion: Sequence[FusionModel] = (),
     ) -> None:
         self.model = model
         self.markers = Markers(model.tokenizer)
@@ -154,7 +161,7 @@ class TranscriptionStream:
         self.cache_aware = model.cache_aware
         self.language = language
         self.features = StreamingLogMel(model.frontend.config)
-        self.head = _Head(model, language)
+        self.head = _Head(model, language, fusion)
         self.factor = model.encoder.subsampling_factor
         self._samples = 0
         self._reported = 0  # decoded tokens already timed into `_final_timed`

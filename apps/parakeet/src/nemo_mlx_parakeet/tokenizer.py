@@ -110,6 +110,14 @@ class Tokenizer:
             return text
         return "".join(pieces).replace("▁", " ").strip()
 
+    def encode(self, text: str) -> list[int]:
+        """NeMo's `text_to_ids` (what its boosting tree encodes key phrases with);
+        ParakeetError without a SentencePiece model (a vocabulary alone cannot encode)."""
+        if self._processor is None:
+            raise ParakeetError("this model has no SentencePiece tokenizer file to encode "
+                                "boost phrases with")  # fmt: skip
+        return list(self._processor.encode_as_ids(text))
+
     def decode(self, ids: Sequence[int]) -> str:
         """NeMo's `ids_to_text`."""
         if self._processor is not None:
@@ -142,6 +150,11 @@ class CharTokenizer(Tokenizer):
 
     def decode_pieces(self, pieces: Sequence[str]) -> str:
         return "".join(pieces)
+
+    def encode(self, text: str) -> list[int]:
+        """NeMo builds no boosting tree for a character model (it has no tokenizer)."""
+        raise ParakeetError("phrase boosting needs a model with a tokenizer; character "
+                            "models have none (as in NeMo)")  # fmt: skip
 
 
 def _vocabulary(cfg: Mapping[str, Any]) -> list[str] | None:

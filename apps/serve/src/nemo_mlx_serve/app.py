@@ -15,6 +15,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from speech_transcript.biasing import Biasing, BiasingError
+
 from .batching import Batcher, BatchLimits
 from .compute import Compute
 from .errors import APIError
@@ -153,9 +155,9 @@ def audio_options(recognizer: Recognizer, form: TranscriptionForm, task: str) ->
     Canary's prompt asks for timestamps only where the format shows them, as the CLI's
     --timestamps: the prompt changes what the model writes."""
     wants_times = form.response_format in ("srt", "vtt", "verbose_json")
-    options = recognizer.check(
-        Options(task, form.language, form.target_language, timestamps=wants_times)  # type: ignore[arg-type]
-    )
+    asked = Options(task, form.language, form.target_language, timestamps=wants_times,  # type: ignore[arg-type]
+                    biasing=request_biasing(form))  # fmt: skip
+    options = recognizer.check(asked)
     needs_times = form.response_format in ("srt", "vtt") or "word" in form.timestamp_granularities
     if needs_times and not options.timestamps:
         raise APIError(
@@ -165,6 +167,20 @@ def audio_options(recognizer: Recognizer, form: TranscriptionForm, task: str) ->
             param="response_format",
         )
     return options
+
+
+def request_biasing(form: TranscriptionForm) -> Biasing | None:
+    """The request's phrases to boost (`boost`, repeated) with its weights; 400 for values
+    that cannot be used."""
+    if not form.boost:
+        if form.boost_score is not None or form.boost_alpha is not None:
+            raise APIError(400, "boost_score and boost_alpha need boost phrases", param="boost")
+        return None
+    settings = {"boost_score": form.boost_score, "boost_alpha": form.boost_alpha}
+    try:
+        return Biasing(tuple(form.boost), **{k: v for k, v in settings.items() if v is not None})
+    except BiasingError as err:
+        raise APIError(400, str(err), param="boost") from None
 
 
 async def audio(request: Request, task: str) -> Response:

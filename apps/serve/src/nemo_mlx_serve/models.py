@@ -15,6 +15,7 @@ import nemo_mlx_canary as canary
 import nemo_mlx_parakeet as parakeet
 from nemo_mlx_convert import ConversionError, resolve_model
 from speech_transcript import Transcript
+from speech_transcript.biasing import Biasing
 from speech_transcript.checkpoints import (
     CANARY_CLASSES,
     PARAKEET_CLASSES,
@@ -62,6 +63,7 @@ class Options:
     language: str | None = None
     target_language: str | None = None  # Canary: the language to write
     timestamps: bool = True
+    biasing: Biasing | None = None  # phrases boosted (a request's own: batched only with equals)
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Recognizer:
     def check(self, options: Options) -> Options:
         """The options this model will run (400 for what it cannot do)."""
         if self.kind == "parakeet":
+            biasing = options.biasing or None
             if options.task == "translate":
                 raise APIError(
                     400, f"model {self.name!r} transcribes only; translation needs a Canary model",
@@ -101,12 +104,15 @@ class Recognizer:
                     param="target_language",
                 )  # fmt: skip
             if not self.languages:  # it writes the language it hears: no input to it
-                return Options(timestamps=True)
+                return Options(timestamps=True, biasing=biasing)
             # a language-prompt model (Nemotron 3.5 ASR): NeMo's `target_lang`, default auto
             language = options.language or parakeet.DEFAULT_LANGUAGE
             if problem := language_problem(language, self.languages):
                 raise APIError(400, f"model {self.name!r}: {problem}", param="language")
-            return Options(language=language, timestamps=True)
+            return Options(language=language, timestamps=True, biasing=biasing)
+        if options.biasing:
+            raise APIError(400, f"model {self.name!r}: phrase boosting is served for Parakeet "
+                           "models; Canary's is not built yet", param="boost")  # fmt: skip
         source = options.language or "en"
         target = "en" if options.task == "translate" else (options.target_language or source)
         for param, code in (("language", source), ("target_language", target)):
@@ -125,9 +131,15 @@ class Recognizer:
     ) -> list[Transcript]:
         """Transcripts of `signals` (mono, at `sample_rate`), decoded together."""
         if self.kind == "parakeet":
-            return self.model.transcribe(
-                list(signals), batch_size=batch_size, language=options.language
-            )
+            try:
+                return self.model.transcribe(
+                    list(signals), batch_size=batch_size, language=options.language,
+                    biasing=options.biasing,
+                )  # fmt: skip
+            except parakeet.ParakeetError as err:  # phrases the model cannot take
+                if options.biasing is None:
+                    raise
+                raise APIError(400, f"model {self.name!r}: {err}", param="boost") from None
         target = options.target_language
         return list(
             self.model.transcribe(

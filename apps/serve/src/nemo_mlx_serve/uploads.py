@@ -26,6 +26,11 @@ class UploadLimits:
     read_timeout: float = 120.0  # seconds to receive the whole body
 
 
+_LIST_FIELDS = ("timestamp_granularities", "boost")
+MAX_BOOST = 1000  # phrases one request may boost
+MAX_FIELDS = 32 + MAX_BOOST  # form fields: OpenAI's, and each boost phrase as one
+
+
 class TranscriptionForm(BaseModel):
     """The form fields of OpenAI's transcription and translation requests (the file apart).
     `prompt` is read and not used: these models take no text prompt. `temperature` is
@@ -41,6 +46,10 @@ class TranscriptionForm(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Granularity] = Field(default_factory=list)
     stream: bool = False
+    # phrase boosting (this server's own fields; OpenAI's client sends them via extra_body)
+    boost: list[str] = Field(default_factory=list, max_length=MAX_BOOST)
+    boost_score: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    boost_alpha: float | None = Field(None, ge=0.0, allow_inf_nan=False)
 
 
 @dataclass
@@ -60,7 +69,7 @@ async def read_upload(request: Request, limits: UploadLimits) -> Upload:
     body = await _read_body(request, limits)
     try:
         async with _replayed(request, body).form(
-            max_files=1, max_fields=32, max_part_size=64 * 1024
+            max_files=1, max_fields=MAX_FIELDS, max_part_size=64 * 1024
         ) as form:
             fields: dict[str, object] = {}
             for key, value in form.multi_items():
@@ -68,8 +77,9 @@ async def read_upload(request: Request, limits: UploadLimits) -> Upload:
                     continue
                 if isinstance(value, UploadFile):
                     raise APIError(400, f"field {key!r} must be text, not a file", param=key)
-                if key in ("timestamp_granularities[]", "timestamp_granularities"):
-                    fields.setdefault("timestamp_granularities", []).append(value)  # type: ignore[union-attr]
+                name = key.removesuffix("[]")
+                if name in _LIST_FIELDS:  # repeated (OpenAI's client writes `key[]`)
+                    fields.setdefault(name, []).append(value)  # type: ignore[union-attr]
                 else:
                     fields[key] = value
             upload = form.get("file")

@@ -10,6 +10,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 from .acceptor import NEG_INF, AcceptorArrays, SuffixTreeAcceptor, advance_tables
 from .arpa import DEFAULT_TOKEN_OFFSET, NGram, read_arpa
 from .boosting import BoostingTree, BoostingTreeConfig
+from .build import fusion_models
 from .fusion import (
     FusionModel,
     add_fusion_scores,
@@ -35,6 +36,7 @@ __all__ = [
     "SuffixTreeAcceptor",
     "add_fusion_scores",
     "advance_tables",
+    "fusion_models",
     "fusion_scores",
     "fusion_shapes",
     "fusion_tables",

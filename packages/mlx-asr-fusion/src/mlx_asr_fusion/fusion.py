@@ -5,6 +5,12 @@ config's `ngram_lm_model` / `ngram_lm_alpha`, then `boosting_tree` / `boosting_t
 At each step every model is advanced from its state, its scores are cast to the joint's
 dtype and multiplied by the model's alpha, and added to the token logits one model after
 the other, in that order; the state moves on with each emitted token.
+
+A model whose every state's answer fits in `DENSE_ENTRIES` (states x vocabulary) is asked
+once for all its states (`dense_answers`) and then read by row: a decoding step's query is
+one gather instead of a walk down the back-off chain, one small operation per tree level or
+LM order, which on the CPU costs more than the decoding itself. The rows are `advance`'s own
+answers, so the scores are the same bits.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from .acceptor import SuffixTreeAcceptor, advance_tables
+
+DENSE_ENTRIES = 1 << 23  # states x vocabulary of a model whose answers are kept whole (64 MiB)
+_DENSE_CHUNK = 4096  # states asked at once while building them
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,10 @@ def fusion_tables(models: Sequence[FusionModel], vocab_size: int) -> list[dict[s
                 f"a fusion model over {fused.model.vocab_size} tokens cannot fuse with a "
                 f"decoder of {vocab_size} tokens"
             )
-    return [{**fused.model.tables, "alpha": _alpha(fused.alpha)} for fused in models]
+    return [
+        {**fused.model.tables, **dense_answers(fused.model), "alpha": _alpha(fused.alpha)}
+        for fused in models
+    ]
 
 
 def _alpha(alpha: float | Sequence[float]) -> mx.array:
@@ -43,6 +55,26 @@ def _alpha(alpha: float | Sequence[float]) -> mx.array:
     if isinstance(alpha, (int, float)):
         return mx.array(alpha, dtype=mx.float32)
     return mx.array(list(alpha), dtype=mx.float32)[:, None]
+
+
+def dense_answers(model: SuffixTreeAcceptor) -> dict[str, mx.array]:
+    """Every state's scores and next states, (num_states, V) each, as `dense_scores` and
+    `dense_next` (made once per model), or nothing for a model over `DENSE_ENTRIES`."""
+    if model.num_states * model.vocab_size > DENSE_ENTRIES:
+        return {}
+    cached = model.__dict__.get("_dense_answers")
+    if cached is None:
+        scores, targets = [], []
+        for start in range(0, model.num_states, _DENSE_CHUNK):
+            states = mx.arange(start, min(start + _DENSE_CHUNK, model.num_states), dtype=mx.int32)
+            score, nxt = advance_tables(model.tables, states, model.vocab_size, model.max_order)
+            mx.eval(score, nxt)
+            scores.append(score)
+            targets.append(nxt)
+        cached = {"dense_scores": mx.concatenate(scores), "dense_next": mx.concatenate(targets)}
+        mx.eval(cached)
+        model.__dict__["_dense_answers"] = cached
+    return cached
 
 
 def fusion_shapes(models: Sequence[FusionModel]) -> tuple[tuple[int, int], ...]:
@@ -59,7 +91,10 @@ def fusion_scores(
     """Each model's weighted scores (B, V) in `dtype`, and its next states (B, V)."""
     scores, candidates = [], []
     for table, state, (vocab_size, max_order) in zip(tables, states, shapes, strict=True):
-        score, nxt = advance_tables(table, state, vocab_size, max_order)
+        if "dense_scores" in table:  # every state's answer kept: one gather
+            score, nxt = table["dense_scores"][state], table["dense_next"][state]
+        else:
+            score, nxt = advance_tables(table, state, vocab_size, max_order)
         scores.append(score.astype(dtype) * table["alpha"].astype(dtype))
         candidates.append(nxt)
     return scores, candidates

@@ -1,7 +1,8 @@
 """CTC decoding on MLX, as NVIDIA NeMo: the `ConvASRDecoder` head and greedy decoding.
 
 `CTCConfig.from_nemo(cfg["decoder"])` (or `cfg["aux_ctc"]["decoder"]` for hybrid models),
-`CTCHead(config)` with NeMo's parameter names, `greedy_decode(log_probs, lengths, blank_id=...)`,
+`CTCHead(config)` with NeMo's parameter names, `greedy_decode(log_probs, lengths, blank_id=...)`
+(with `fusion=[...]`, NeMo's greedy shallow fusion of an n-gram LM and a boosting tree),
 `beam_search(log_probs, blank_id=...)` as NeMo's `beam_batch` strategy.
 """
 

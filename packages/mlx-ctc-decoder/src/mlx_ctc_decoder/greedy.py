@@ -1,11 +1,17 @@
-"""Greedy CTC decoding: per-frame argmax, repeats merged, blanks dropped, with frame spans."""
+"""Greedy CTC decoding: per-frame argmax, repeats merged, blanks dropped, with frame spans;
+with shallow fusion (`fusion`), NeMo's fused choice of each frame's label (`fused.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import mlx.core as mx
 import numpy as np
+
+from mlx_asr_fusion import FusionModel
+
+from .fused import fused_labels
 
 
 @dataclass(frozen=True)
@@ -48,13 +54,22 @@ class CTCHypothesis:
 
 
 def greedy_decode(
-    log_probs: mx.array, lengths: mx.array | None = None, *, blank_id: int
+    log_probs: mx.array,
+    lengths: mx.array | None = None,
+    *,
+    blank_id: int,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[CTCHypothesis]:
-    """Decode (B, T, C) log-probabilities with valid lengths (B,): one hypothesis per item."""
+    """Decode (B, T, C) log-probabilities with valid lengths (B,): one hypothesis per item.
+    With `fusion` (an n-gram LM, a boosting tree, each with its alpha; NeMo's order, LM
+    first), NeMo's greedy shallow fusion chooses the labels."""
     batch, time, _ = log_probs.shape
-    best = mx.argmax(log_probs, axis=-1)
-    best_logprob = mx.take_along_axis(log_probs, best[..., None], axis=-1)[..., 0]
-    labels, scores = np.array(best), np.array(best_logprob.astype(mx.float32))
+    if fusion:
+        labels, scores, _ = fused_labels(log_probs, fusion, blank_id)
+    else:
+        best = mx.argmax(log_probs, axis=-1)
+        best_logprob = mx.take_along_axis(log_probs, best[..., None], axis=-1)[..., 0]
+        labels, scores = np.array(best), np.array(best_logprob.astype(mx.float32))
     sizes = [time] * batch if lengths is None else np.array(lengths).tolist()
     return [_collapse(labels[b, : sizes[b]], scores[b, : sizes[b]], blank_id) for b in range(batch)]
 
