@@ -16,14 +16,14 @@ from typing import Literal
 import mlx.core as mx
 import numpy as np
 
-from mlx_asr_fusion import FusionModel, fusion_models
+from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
 from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Transcript
 from speech_transcript import checkpoints as nemo
-from speech_transcript.biasing import Biasing, BiasingError
+from speech_transcript.biasing import Biasing
 
 from . import attention, batching
 from .attention import (
@@ -33,6 +33,7 @@ from .attention import (
     Attention,
 )
 from .batching import BATCH_SECONDS, OVERLAP_SECONDS, Piece
+from .biasing import fusion_for, with_boost
 from .checkpoint import load_parts
 from .decoding import Head, Hypothesis, decode
 from .eou import EndOfUtterance
@@ -216,7 +217,7 @@ class Parakeet:
         True for the default, NVIDIA's Frame_VAD_Multilingual_MarbleNet_v2.0), only the
         speech segments it finds are transcribed (`vad.py`); times stay the whole input's."""
         _check_options(batch_size, decoding, beam_size, chunk_duration)
-        fusion = self.fusion_models(_biasing(biasing, boost))
+        fusion = self.fusion_models(with_boost(biasing, boost))
         if fusion and decoding != "greedy":
             raise ParakeetError("phrase boosting and LM fusion work with greedy decoding; "
                                 "beam search with them is not built yet")  # fmt: skip
@@ -327,27 +328,14 @@ class Parakeet:
                       fusion)  # fmt: skip
 
     def fusion_models(self, biasing: Biasing | None) -> list[FusionModel]:
-        """The decoders' fusion models for `biasing` (none without it): phrases through this
-        model's tokenizer, as NeMo's tree builder encodes them; kept for the next call with
-        equal options. ParakeetError for phrases or an LM the model cannot take."""
+        """The decoders' fusion models for `biasing` (`biasing.py`), kept for equal options."""
         if not biasing:
             return []
         cache = self.__dict__.setdefault("_fusion_cache", {})
         if biasing not in cache:
+            cache.clear()  # one set of options kept: a server's requests vary
             head = self.ctc if self.head == "ctc" else self.transducer
-            try:
-                cache.clear()  # one set of options kept: a server's requests vary
-                cache[biasing] = fusion_models(
-                    head.config.blank_id,
-                    self.tokenizer.encode,
-                    phrases=biasing.phrases,
-                    context_score=biasing.boost_score,
-                    boost_alpha=biasing.boost_alpha,
-                    lm=biasing.lm,
-                    lm_alpha=biasing.lm_alpha or 0.0,
-                )
-            except (ValueError, OSError) as err:
-                raise ParakeetError(str(err)) from None
+            cache[biasing] = fusion_for(biasing, head.config.blank_id, self.tokenizer.encode)
         return cache[biasing]
 
     def _padded_frames(self, frames: int) -> int:
@@ -386,20 +374,6 @@ class Parakeet:
             self.notice(attention.switch_notice(seconds, batch, gib, self.attention_budget / 2**30,
                                                 chosen))  # fmt: skip
         return attention.attention_set(self.encoder, chosen)
-
-
-def _biasing(biasing: Biasing | None, boost: Sequence[str]) -> Biasing | None:
-    """`biasing`, or the phrases of `boost` with the default weights; not both."""
-    if not boost:
-        return biasing
-    if biasing is not None:
-        raise ParakeetError("give boost phrases as boost=[...] or in biasing, not both")
-    if isinstance(boost, str):
-        raise ParakeetError("boost takes a list of phrases, not one string")
-    try:
-        return Biasing(tuple(boost))
-    except BiasingError as err:
-        raise ParakeetError(str(err)) from None
 
 
 def _check_options(
