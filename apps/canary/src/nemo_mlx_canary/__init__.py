@@ -12,7 +12,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 from mlx_audio_frontend import AudioError
 
 from .errors import CanaryError
-from .loading import DEFAULT_MODEL, load, load_vad
+from .loading import DEFAULT_MODEL, load, load_diarizer, load_vad
 from .model import Canary
 from .prompt import PromptOptions, build_prompt
 from .tokenizer import CanaryTokenizer
@@ -28,5 +28,6 @@ __all__ = [
     "PromptOptions",
     "build_prompt",
     "load",
+    "load_diarizer",
     "load_vad",
 ]

@@ -11,6 +11,7 @@ from mlx_cpu_runtime import kernels_compiled
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
+from mlx_diarization import Diarizer
 from mlx_frame_vad import FrameVAD
 from speech_transcript import SegmentLimits, Transcript
 from speech_transcript import cli as common
@@ -25,6 +26,7 @@ from speech_transcript.options import (
 
 from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
 from .batching import OVERLAP_SECONDS
+from .diarization import load_diarizer
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .vad import load_vad
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(common.add_output_arguments(parser))
     _add_decoding_options(parser.add_argument_group("decoding"))
     common.add_vad_argument(parser.add_argument_group("voice activity"))
+    common.add_diarize_argument(parser.add_argument_group("speakers"))
     _add_streaming_options(parser.add_argument_group("streaming"))
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
@@ -151,6 +154,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--realtime, --chunk and --context need --streaming or --mic")
     if streaming and args.vad:
         raise UsageError("--vad is for whole inputs, not --streaming or --mic")
+    if streaming and args.diarize:
+        raise UsageError("--diarize is for whole inputs, not --streaming or --mic")
     if streaming and args.decoding == "beam":
         raise UsageError("--streaming decodes greedily; --decoding beam is for whole inputs")
     if streaming and args.output_dir is None and args.output_format != "txt":
@@ -188,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
     vad = None
     if args.vad:
         vad = load_vad(args.vad, cache_dir=args.cache_dir, verbose=not args.quiet)
+    diarizer = load_diarizer(args.diarize, cache_dir=args.cache_dir, verbose=not args.quiet)
     timing.loaded()
     model.language(args.language)  # an unknown language is one line, before any audio is read
     if args.local_attention:
@@ -198,11 +204,16 @@ def _run(args: argparse.Namespace) -> int:
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
             return _run_streaming(model, args, output)
-        return _run_files(model, args, output, timing, vad)
+        return _run_files(model, args, output, timing, vad, diarizer)
 
 
 def _run_files(
-    model, args: argparse.Namespace, output: Output, timing: Timing, vad: FrameVAD | None = None
+    model,
+    args: argparse.Namespace,
+    output: Output,
+    timing: Timing,
+    vad: FrameVAD | None = None,
+    diarizer: Diarizer | None = None,
 ) -> int:
     sources = [common.read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
@@ -212,7 +223,7 @@ def _run_files(
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
                                     overlap_duration=_overlap(args), progress=bar.update,
-                                    language=args.language, vad=vad)  # fmt: skip
+                                    language=args.language, vad=vad, diarize=diarizer)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:

@@ -18,10 +18,12 @@ import numpy as np
 
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
+from mlx_diarization import DiarizerChoice
 from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ModelDirectory
-from speech_transcript import Transcript
+from speech_transcript import SpeakerTurn, Transcript
 from speech_transcript import checkpoints as nemo
+from speech_transcript.speakers import with_speakers
 
 from . import attention, batching
 from .attention import (
@@ -33,6 +35,7 @@ from .attention import (
 from .batching import BATCH_SECONDS, OVERLAP_SECONDS, Piece
 from .checkpoint import load_parts
 from .decoding import Head, Hypothesis, decode
+from .diarization import load_diarizer, speaker_turns
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .merging import merge_chunks
@@ -195,6 +198,7 @@ class Parakeet:
         progress: Callable[[int], None] | None = None,
         language: str | None = None,
         vad: VadChoice = None,
+        diarize: DiarizerChoice = None,
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
@@ -205,10 +209,16 @@ class Parakeet:
 
         With `vad` (a loaded `mlx_frame_vad.FrameVAD`, a frame-VAD reference to load, or
         True for the default, NVIDIA's Frame_VAD_Multilingual_MarbleNet_v2.0), only the
-        speech segments it finds are transcribed (`vad.py`); times stay the whole input's."""
+        speech segments it finds are transcribed (`vad.py`); times stay the whole input's.
+        With `diarize` (a loaded `mlx_diarization.Diarizer`, a Sortformer reference to load,
+        or True for the default, NVIDIA's diar_sortformer_4spk-v1), every word and segment
+        gets a speaker by NeMo's rule and segments split where it changes
+        (`diarization.py`, `speech_transcript.speakers`); `speakers` holds the turns."""
         _check_options(batch_size, decoding, beam_size, chunk_duration)
         prompt = self.language(language)
         detector = load_vad(vad)
+        diarizer = load_diarizer(diarize)
+        turns: dict[int, list[SpeakerTurn]] = {}
         pieces: list[Piece] = []
         durations: dict[int, float] = {}
         for index, item in enumerate(items):
@@ -220,11 +230,13 @@ class Parakeet:
                     progress(1)
                 continue
             durations[index] = len(signal) / self.sample_rate
+            if diarizer is not None:
+                turns[index] = speaker_turns(diarizer, signal)
             pieces.extend(self._pieces(index, signal, chunk_duration, overlap_duration, detector))
         decoded: dict[int, list[tuple[Piece, Hypothesis]]] = {}
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
         for index in [i for i, count in remaining.items() if count == 0]:  # no speech found
-            yield index, self._finish([], durations[index], items[index])
+            yield index, _labelled(self._finish([], durations[index], items[index]), turns, index)
             if progress is not None:
                 progress(1)
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
@@ -238,7 +250,7 @@ class Parakeet:
                     parts = sorted(decoded.pop(piece.item), key=lambda pair: pair[0].offset)
                     result = self._finish(parts, durations[piece.item], items[piece.item])
                     result.language = prompt.name if prompt is not None else None
-                    yield piece.item, result
+                    yield piece.item, _labelled(result, turns, piece.item)
                     if progress is not None:
                         progress(1)
 
@@ -369,3 +381,8 @@ __all__ = [
     "Parakeet",
     "Span",
 ]
+
+
+def _labelled(result: Transcript, turns: dict[int, list[SpeakerTurn]], index: int) -> Transcript:
+    """`result` with its speakers, where the input was diarized."""
+    return with_speakers(result, turns.pop(index)) if index in turns else result

@@ -1,0 +1,37 @@
+"""Speakers on words (`--diarize`, `transcribe(..., diarize=...)`): a NeMo Sortformer model
+(mlx-diarization) finds who spoke when over the whole input, with NeMo's post-processing, and
+`speech_transcript.speakers` gives every word and segment its speaker by NeMo's rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import mlx_diarization
+from mlx_diarization import Diarizer, DiarizerChoice
+from nemo_mlx_convert import ConversionError
+from speech_transcript import SpeakerTurn
+from speech_transcript.precision import load_settings
+from speech_transcript.speakers import named_turns
+
+from .errors import ParakeetError
+
+
+def load_diarizer(
+    choice: DiarizerChoice, *, cache_dir: str | Path | None = None, verbose: bool = True
+) -> Diarizer | None:
+    """`diarize=` / `--diarize` as a model (`mlx_diarization.resolve`: None, a model, True
+    for the default, or a reference, converted into the cache on first use and said on stderr
+    when `verbose`); ParakeetError (one line) for what is not a Sortformer."""
+    _, notify = load_settings("parakeet", None, None, gpu=False, verbose=verbose,
+                              error=ParakeetError)  # fmt: skip
+    try:
+        return mlx_diarization.resolve(choice, cache_dir=cache_dir, on_convert=notify)
+    except (ConversionError, ValueError) as err:
+        raise ParakeetError(f"--diarize: {err}") from None
+
+
+def speaker_turns(diarizer: Diarizer, signal: np.ndarray) -> list[SpeakerTurn]:
+    """The input's speaker turns (16 kHz samples), NeMo's `diarize()` output."""
+    return named_turns(diarizer.diarize(signal))
