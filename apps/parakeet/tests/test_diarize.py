@@ -53,12 +53,8 @@ def audio(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
+    """Where the Sortformer fixture is converted, once for the module."""
     return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load("demo", verbose=False)
 
 
 def _run(audio: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
@@ -67,7 +63,8 @@ def _run(audio: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
-def test_api_words_and_segments_carry_nemos_speakers(model, audio, cache):
+def test_api_words_and_segments_carry_nemos_speakers(audio, cache):
+    model = load("demo", verbose=False)
     diarizer = load_diarizer(DIARIZER, cache_dir=cache, verbose=False)
     result = model.transcribe(audio, diarize=diarizer)
     plain = model.transcribe(audio)

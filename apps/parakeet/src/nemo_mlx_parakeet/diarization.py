@@ -12,7 +12,7 @@ import mlx_diarization
 from mlx_diarization import Diarizer, DiarizerChoice
 from nemo_mlx_convert import ConversionError
 from speech_transcript import SpeakerTurn
-from speech_transcript.precision import load_settings
+from speech_transcript.precision import load_auxiliary
 from speech_transcript.speakers import named_turns
 
 from .errors import ParakeetError
@@ -24,12 +24,9 @@ def load_diarizer(
     """`diarize=` / `--diarize` as a model (`mlx_diarization.resolve`: None, a model, True
     for the default, or a reference, converted into the cache on first use and said on stderr
     when `verbose`); ParakeetError (one line) for what is not a Sortformer."""
-    _, notify = load_settings("parakeet", None, None, gpu=False, verbose=verbose,
-                              error=ParakeetError)  # fmt: skip
-    try:
-        return mlx_diarization.resolve(choice, cache_dir=cache_dir, on_convert=notify)
-    except (ConversionError, ValueError) as err:
-        raise ParakeetError(f"--diarize: {err}") from None
+    return load_auxiliary("parakeet", "--diarize", mlx_diarization.resolve, choice,
+                          cache_dir=cache_dir, verbose=verbose, error=ParakeetError,
+                          failures=(ConversionError, ValueError))  # fmt: skip
 
 
 def speaker_turns(diarizer: Diarizer, signal: np.ndarray) -> list[SpeakerTurn]:
