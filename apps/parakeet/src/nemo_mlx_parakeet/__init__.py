@@ -12,6 +12,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx
 from mlx_audio_frontend import AudioError
 from speech_transcript import Segment, TimedToken, Transcript, Word
 
+from .diarization import load_diarizer
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
@@ -34,4 +35,5 @@ __all__ = [
     "TranscriptionStream",
     "Word",
     "load",
+    "load_diarizer",
 ]

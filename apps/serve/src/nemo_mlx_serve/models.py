@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from speech_transcript.checkpoints import (
 )
 
 from .errors import APIError
+
+if TYPE_CHECKING:
+    from mlx_diarization import Diarizer
 
 Kind = Literal["parakeet", "canary"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -62,11 +65,13 @@ class Options:
     language: str | None = None
     target_language: str | None = None  # Canary: the language to write
     timestamps: bool = True
+    diarize: bool = False  # speakers on words and segments (the server's `--diarize` model)
 
 
 @dataclass
 class Recognizer:
-    """A loaded model under its served name."""
+    """A loaded model under its served name; `diarizer`, the server's `--diarize` model
+    (shared by all, run on the compute thread as the models are), or None."""
 
     name: str
     ref: str
@@ -74,6 +79,7 @@ class Recognizer:
     model: parakeet.Parakeet | canary.Canary
     created: int = 0
     languages: list[str] = field(default_factory=list)
+    diarizer: Diarizer | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -101,12 +107,12 @@ class Recognizer:
                     param="target_language",
                 )  # fmt: skip
             if not self.languages:  # it writes the language it hears: no input to it
-                return Options(timestamps=True)
+                return Options(timestamps=True, diarize=options.diarize)
             # a language-prompt model (Nemotron 3.5 ASR): NeMo's `target_lang`, default auto
             language = options.language or parakeet.DEFAULT_LANGUAGE
             if problem := language_problem(language, self.languages):
                 raise APIError(400, f"model {self.name!r}: {problem}", param="language")
-            return Options(language=language, timestamps=True)
+            return Options(language=language, timestamps=True, diarize=options.diarize)
         source = options.language or "en"
         target = "en" if options.task == "translate" else (options.target_language or source)
         for param, code in (("language", source), ("target_language", target)):
@@ -118,21 +124,23 @@ class Recognizer:
                     param=param,
                 )
         timestamps = options.timestamps and self.has_timestamps
-        return Options(options.task, source, target, timestamps)
+        return Options(options.task, source, target, timestamps, options.diarize)
 
     def run(
         self, signals: Sequence[np.ndarray], options: Options, batch_size: int
     ) -> list[Transcript]:
-        """Transcripts of `signals` (mono, at `sample_rate`), decoded together."""
+        """Transcripts of `signals` (mono, at `sample_rate`), decoded together; with speakers
+        when `options.diarize` (`check` has made sure that there is a diarizer)."""
+        diarizer = self.diarizer if options.diarize else None
         if self.kind == "parakeet":
             return self.model.transcribe(
-                list(signals), batch_size=batch_size, language=options.language
+                list(signals), batch_size=batch_size, language=options.language, diarize=diarizer
             )
         target = options.target_language
         return list(
             self.model.transcribe(
                 list(signals), source_lang=options.language or "en", target_lang=target,
-                timestamps=options.timestamps, batch_size=batch_size,
+                timestamps=options.timestamps, batch_size=batch_size, diarize=diarizer,
             )
         )  # fmt: skip
 
@@ -172,3 +180,15 @@ def _kind(ref: str, cache_dir: str | Path | None) -> Kind:
         f"--model {ref}: model class {model_dir.model_class!r} is not supported; "
         f"{supported_classes()}"
     )
+
+
+def load_diarizer(
+    reference: str | bool | None, cache_dir: str | Path | None = None
+) -> Diarizer | None:
+    """The server's `--diarize` model (parakeet's loader: a Sortformer reference, True for
+    the default, None for none); ModelLoadError (one line) for what is not one. Call it on
+    the compute thread, as `load_recognizer`."""
+    try:
+        return parakeet.load_diarizer(reference, cache_dir=cache_dir, verbose=False)
+    except parakeet.ParakeetError as err:
+        raise ModelLoadError(str(err)) from None

@@ -41,6 +41,7 @@ class TranscriptionForm(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Granularity] = Field(default_factory=list)
     stream: bool = False
+    diarize: bool = False  # speakers on words and segments (a server started with --diarize)
 
 
 @dataclass
