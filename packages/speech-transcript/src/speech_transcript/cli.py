@@ -136,7 +136,8 @@ class Output:
     """Where and how a run's transcripts go: each to stdout, or one file per input and format
     under `directory`, named by `template` ({stem} {name} {index} {ext}) and written whole or
     not at all. Several inputs on stdout are told apart: JSON as one line per input with its
-    `source`, the other formats as documents each after a `# <source>` line."""
+    `source`, RTTM as it is (its lines name the input), the other formats as documents each
+    after a `# <source>` line."""
 
     formats: tuple[str, ...]
     directory: Path | None = None
@@ -186,7 +187,7 @@ class Output:
                 text = render(result, fmt, limits=self.limits, highlight_words=self.highlight_words,
                               timestamps=self.timestamps)  # fmt: skip
             if self.directory is None:
-                if self.several and fmt != "json":
+                if self.several and fmt not in ("json", "rttm"):  # RTTM lines name their file
                     separator = "\n" if self.printed else ""
                     text = f"{separator}# {result.source or 'transcript'}\n{text}"
                 self.printed += 1
