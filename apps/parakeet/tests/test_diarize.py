@@ -21,7 +21,7 @@ import pytest
 from mlx_audio_frontend import load_audio
 from nemo_mlx_parakeet import load
 from nemo_mlx_parakeet.diarization import load_diarizer
-from speech_transcript import SpeakerTurn
+from speech_transcript import SpeakerTurn, Word
 from speech_transcript.speakers import in_time_order, word_speakers
 
 REPO = Path(__file__).resolve().parents[3]
@@ -116,7 +116,7 @@ def test_cli_json_and_rttm(audio, cache, tmp_path):
     [(["--output-format", "rttm"], "needs --diarize"),
      (["--diarize", str(FIXTURES / "models" / "tdt.nemo")], "not a Sortformer"),
      (["--diarize", "/no/such/model.nemo"], "--diarize"),
-     (["--diarize", str(DIARIZER), "--streaming"], "--diarize is for whole inputs")],
+     (["--diarize", str(DIARIZER), "--streaming"], "show no speakers live")],
 )  # fmt: skip
 def test_diarize_usage_errors_are_one_line(audio, cache, args, message):
     command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(audio), "--model", "demo",
@@ -125,3 +125,18 @@ def test_diarize_usage_errors_are_one_line(audio, cache, args, message):
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr
+
+
+def test_a_stream_gets_its_speakers_when_it_ends(audio, cache, tmp_path):
+    """`--streaming --diarize`: the lines shown live have no speakers; the transcript written
+    at the end does, the whole stream diarized (NeMo's turns) and NeMo's rule on its words."""
+    result = _run(audio, cache, "--streaming", "--output-format", "json",
+                  "--output-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "voices.json").read_text())
+    assert data["words"]
+    words = [Word(w["text"], w["start"], w["end"]) for w in data["words"]]
+    assert [w["speaker"] for w in data["words"]] == word_speakers(words, NEMO_TURNS)
+    assert [(t["start"], t["end"]) for t in data["speakers"]] == [
+        (t.start, t.end) for t in in_time_order(NEMO_TURNS)
+    ]

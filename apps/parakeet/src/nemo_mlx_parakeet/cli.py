@@ -8,6 +8,7 @@ import sys
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
 
+import numpy as np
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
@@ -26,7 +27,7 @@ from speech_transcript.options import (
 
 from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
 from .batching import OVERLAP_SECONDS
-from .diarization import load_diarizer
+from .diarization import kept, load_diarizer, with_speakers_of
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .vad import load_vad
@@ -154,8 +155,9 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--realtime, --chunk and --context need --streaming or --mic")
     if streaming and args.vad:
         raise UsageError("--vad is for whole inputs, not --streaming or --mic")
-    if streaming and args.diarize:
-        raise UsageError("--diarize is for whole inputs, not --streaming or --mic")
+    if streaming and args.diarize and args.output_dir is None:
+        raise UsageError("--streaming and --mic show no speakers live: with --diarize, the "
+                         "transcripts written to --output-dir get them when each stream ends")  # fmt: skip
     if streaming and args.decoding == "beam":
         raise UsageError("--streaming decodes greedily; --decoding beam is for whole inputs")
     if streaming and args.output_dir is None and args.output_format != "txt":
@@ -203,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
         model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
-            return _run_streaming(model, args, output)
+            return _run_streaming(model, args, output, diarizer)
         return _run_files(model, args, output, timing, vad, diarizer)
 
 
@@ -248,11 +250,14 @@ def _run_files(
     return 1 if failures else 0
 
 
-def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
+def _run_streaming(
+    model, args: argparse.Namespace, output: Output, diarizer: Diarizer | None = None
+) -> int:
     """Stream each input (or the microphone) through `transcribe_stream` and the display.
 
     The live display goes to stdout; with --output-dir the final transcripts are also
-    written in the chosen formats."""
+    written in the chosen formats, with speakers when `diarizer` is given (the whole stream
+    diarized when it ends: `diarization.with_speakers_of`)."""
     from .live import Display, microphone, pieces, run_stream
 
     if model.cache_aware and args.chunk is not None:
@@ -262,9 +267,10 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
     options = {"chunk": args.chunk, "context": args.context, "language": args.language}
     display = Display()
     if args.mic:
-        result = run_stream(
-            model, microphone(model.sample_rate), display, interruptible=True, **options
-        )
+        heard: list[np.ndarray] = []
+        result = run_stream(model, kept(microphone(model.sample_rate), heard), display,
+                            interruptible=True, **options)  # fmt: skip
+        result = with_speakers_of(result, diarizer, heard)
         result.source = "mic"
         if args.output_dir is not None:
             output.write(result, 0)
@@ -283,6 +289,7 @@ def _run_streaming(model, args: argparse.Namespace, output: Output) -> int:
         result = run_stream(
             model, pieces(samples, model.sample_rate, args.realtime), display, **options
         )
+        result = with_speakers_of(result, diarizer, [samples])
         result.source = common.input_name(name)
         if args.output_dir is not None:
             output.write(result, index)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import numpy as np
 import mlx_diarization
 from mlx_diarization import Diarizer, DiarizerChoice
 from nemo_mlx_convert import ConversionError
-from speech_transcript import SpeakerTurn
+from speech_transcript import SpeakerTurn, Transcript
 from speech_transcript.precision import load_auxiliary
-from speech_transcript.speakers import named_turns
+from speech_transcript.speakers import named_turns, with_speakers
 
 from .errors import ParakeetError
 
@@ -32,3 +33,21 @@ def load_diarizer(
 def speaker_turns(diarizer: Diarizer, signal: np.ndarray) -> list[SpeakerTurn]:
     """The input's speaker turns (16 kHz samples), NeMo's `diarize()` output."""
     return named_turns(diarizer.diarize(signal))
+
+
+def kept(source: Iterable[np.ndarray], store: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """`source`'s pieces as they come, each also put in `store` (a live stream, such as the
+    microphone's, is diarized when it ends)."""
+    for piece in source:
+        store.append(piece)
+        yield piece
+
+
+def with_speakers_of(
+    result: Transcript, diarizer: Diarizer | None, audio: list[np.ndarray]
+) -> Transcript:
+    """A streamed transcript with the speakers of its whole `audio` (its pieces in order),
+    diarized offline once the stream has ended; as it is without a diarizer or audio."""
+    if diarizer is None or not audio:
+        return result
+    return with_speakers(result, speaker_turns(diarizer, np.concatenate(audio)))
