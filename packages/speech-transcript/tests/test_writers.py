@@ -68,7 +68,8 @@ def test_json_follows_the_schema():
     assert model.words[2].text == "world."
     assert model.duration == 3725.25
     assert set(data) == {
-        "text", "duration", "model", "language", "source", "segments", "words", "tokens"
+        "text", "duration", "model", "language", "source", "segments", "words", "tokens",
+        "speakers",
     }  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from mlx_audio_frontend import AudioError
 
 from .corpus import transcriber
 from .errors import CanaryError
-from .loading import DEFAULT_MODEL, load, load_vad
+from .loading import DEFAULT_MODEL, load, load_diarizer, load_vad
 from .model import Canary
 from .prompt import PromptOptions, build_prompt
 from .tokenizer import CanaryTokenizer
@@ -29,6 +29,7 @@ __all__ = [
     "PromptOptions",
     "build_prompt",
     "load",
+    "load_diarizer",
     "load_vad",
     "transcriber",
 ]

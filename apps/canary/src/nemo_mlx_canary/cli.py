@@ -17,7 +17,7 @@ from speech_transcript.cli import Output, Timing
 from speech_transcript.options import float_between, positive_int
 
 from .errors import CanaryError
-from .loading import DEFAULT_MODEL, load, load_vad
+from .loading import DEFAULT_MODEL, load, load_diarizer, load_vad
 from .model import CHUNK_SECONDS
 from .prompt import PromptOptions
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_dtype_argument(decoding)
     common.add_vad_argument(parser.add_argument_group("voice activity"))
     corpus.add_corpus_arguments(parser)
+    common.add_diarize_argument(parser.add_argument_group("speakers"))
     common.add_model_arguments(parser)
     common.add_verbosity_arguments(parser)
     return parser
@@ -75,15 +76,19 @@ def _run(args: argparse.Namespace) -> int:
     if not args.audio:
         raise common.UsageError("no audio given (a file, -, or --manifest)")
     common.check_audio_arguments(args.audio)
+    if args.diarize and not args.timestamps:
+        raise common.UsageError("--diarize needs --timestamps: words get speakers by their times")
     output = Output.from_args(args, [common.input_name(a) for a in args.audio])
     timing = Timing("canary", args.verbose)
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
                  quantize=args.quantize)  # fmt: skip
     vad = load_vad(args.vad, cache_dir=args.cache_dir, verbose=not args.quiet)
+    diarizer = load_diarizer(args.diarize, cache_dir=args.cache_dir, verbose=not args.quiet)
     timing.loaded()
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
-                   batch_size=args.batch_size, chunk_duration=args.chunk_duration, vad=vad)  # fmt: skip
+                   batch_size=args.batch_size, chunk_duration=args.chunk_duration, vad=vad,
+                   diarize=diarizer)  # fmt: skip
     # Languages, task and timestamps are checked before any audio is read.
     model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc,
                                timestamps=args.timestamps))  # fmt: skip

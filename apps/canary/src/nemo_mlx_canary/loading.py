@@ -8,10 +8,12 @@ import mlx_cpu_runtime
 
 import mlx.core as mx
 
+import mlx_diarization
 import mlx_frame_vad as frame_vad
+from mlx_diarization import Diarizer, DiarizerChoice
 from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ConversionError, resolve_model
-from speech_transcript.precision import load_settings
+from speech_transcript.precision import load_auxiliary, load_settings
 
 from .errors import CanaryError
 from .model import Canary
@@ -49,8 +51,17 @@ def load_vad(
     """`--vad` as a frame-VAD model (`mlx_frame_vad.resolve`: None, a model, True for the
     default, or a reference, converted into the cache on first use and said on stderr when
     `verbose`); CanaryError (one line) for what is not one."""
-    _, notify = load_settings("canary", None, None, gpu=False, verbose=verbose, error=CanaryError)
-    try:
-        return frame_vad.resolve(choice, cache_dir=cache_dir, on_convert=notify)
-    except (ConversionError, ValueError) as err:
-        raise CanaryError(f"--vad: {err}") from None
+    return load_auxiliary("canary", "--vad", frame_vad.resolve, choice, cache_dir=cache_dir,
+                          verbose=verbose, error=CanaryError,
+                          failures=(ConversionError, ValueError))  # fmt: skip
+
+
+def load_diarizer(
+    choice: DiarizerChoice, *, cache_dir: str | Path | None = None, verbose: bool = True
+) -> Diarizer | None:
+    """`--diarize` as a Sortformer (`mlx_diarization.resolve`: None, a model, True for the
+    default, or a reference, converted into the cache on first use and said on stderr when
+    `verbose`); CanaryError (one line) for what is not one."""
+    return load_auxiliary("canary", "--diarize", mlx_diarization.resolve, choice,
+                          cache_dir=cache_dir, verbose=verbose, error=CanaryError,
+                          failures=(ConversionError, ValueError))  # fmt: skip

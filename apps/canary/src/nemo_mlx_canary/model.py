@@ -13,11 +13,13 @@ import numpy as np
 
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, quantize_linears
+from mlx_diarization import Diarizer
 from mlx_frame_vad import FrameVAD
 from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
 from speech_transcript import checkpoints as nemo
+from speech_transcript.speakers import named_turns, with_speakers
 
 from . import timestamps as frame_times
 from .errors import CanaryError
@@ -118,6 +120,7 @@ class Canary:
         chunk_duration: float = CHUNK_SECONDS,
         progress: Callable[[int], None] | None = None,
         vad: FrameVAD | None = None,
+        diarize: Diarizer | None = None,
     ) -> Transcript | list[Transcript]:
         """Text of each input, in `target_lang` (default: the spoken `source_lang`).
 
@@ -130,12 +133,18 @@ class Canary:
         speech segments it finds are decoded, each as an input of its own (cut on encoder
         frames, rounded inwards: `speech_transcript.checkpoints.speech_spans`), in chunks if
         longer than `chunk_duration`; times stay the whole input's.
+        With `diarize` (an `mlx_diarization.Diarizer`; `canary.load_diarizer` loads one), each
+        word and segment gets a speaker by NeMo's rule (`speech_transcript.speakers`; segments
+        split where it changes) and `speakers` holds the turns; it needs `timestamps` (words
+        without times cannot be given speakers).
         """
         options = PromptOptions(
             source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc,
             timestamps=timestamps,
         )  # fmt: skip
         prompt = self.prompt(options)
+        if diarize is not None and not timestamps:
+            raise CanaryError("diarization needs timestamps: words get speakers by their times")
         single = not isinstance(audio, (list, tuple))
         items = [audio] if single else list(audio)
         if batch_size < 1:
@@ -165,7 +174,10 @@ class Canary:
         for index, signal in enumerate(signals):
             duration = len(signal) / self.sample_rate
             parts = sorted(decoded.get(index, []), key=lambda part: part[0].start)
-            results.append(self._transcript(parts, duration, target, chunk_duration))
+            result = self._transcript(parts, duration, target, chunk_duration)
+            if diarize is not None:
+                result = with_speakers(result, named_turns(diarize.diarize(signal)))
+            results.append(result)
         return results[0] if single else results
 
     def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:

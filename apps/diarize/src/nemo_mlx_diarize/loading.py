@@ -1,14 +1,14 @@
-"""A Sortformer model from what the user names, converted once and cached."""
+"""A Sortformer model from what the user names, converted once and cached
+(`mlx_diarization.load_model`), with the command's one-line error."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mlx_diarization import MODEL_CLASS, Diarizer
-from mlx_diarization import load as load_directory
-from nemo_mlx_convert import ConversionError, resolve_model
+from mlx_diarization import DEFAULT_MODEL, Diarizer, load_model
+from nemo_mlx_convert import ConversionError
 
-DEFAULT_MODEL = "nvidia/diar_sortformer_4spk-v1"
+__all__ = ["DEFAULT_MODEL", "DiarizeError", "load"]
 
 
 class DiarizeError(ValueError):
@@ -18,15 +18,6 @@ class DiarizeError(ValueError):
 def load(model: str | Path = DEFAULT_MODEL, cache_dir: str | Path | None = None) -> Diarizer:
     """A Hugging Face repo id, `.nemo` file or model directory -> a `Diarizer`."""
     try:
-        directory = resolve_model(model, cache_dir=cache_dir)
-    except ConversionError as err:
+        return load_model(model, cache_dir=cache_dir)
+    except (ConversionError, ValueError) as err:
         raise DiarizeError(str(err)) from None
-    if directory.model_class != MODEL_CLASS:
-        name = directory.model_class.rsplit(".", 1)[-1] or "unknown"
-        raise DiarizeError(
-            f"{model}: a {name} model, not a Sortformer diarizer (SortformerEncLabelModel)"
-        )
-    try:
-        return load_directory(directory.path)
-    except ValueError as err:
-        raise DiarizeError(f"{model}: {err}") from None

@@ -13,6 +13,7 @@ from mlx_audio_frontend import AudioError
 from speech_transcript import Segment, TimedToken, Transcript, Word
 
 from .corpus import transcriber
+from .diarization import load_diarizer
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
@@ -35,5 +36,6 @@ __all__ = [
     "TranscriptionStream",
     "Word",
     "load",
+    "load_diarizer",
     "transcriber",
 ]

@@ -8,9 +8,11 @@ import sys
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
 
+import numpy as np
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
+from mlx_diarization import Diarizer
 from mlx_frame_vad import FrameVAD
 from speech_corpus import cli as corpus
 from speech_transcript import SegmentLimits, Transcript
@@ -32,6 +34,7 @@ from speech_transcript.options import (
 
 from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
 from .batching import OVERLAP_SECONDS
+from .diarization import kept, load_diarizer, with_speakers_of
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .vad import load_vad
@@ -50,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoding_options(parser.add_argument_group("decoding"))
     common.add_vad_argument(parser.add_argument_group("voice activity"))
     add_biasing_arguments(parser)
+    common.add_diarize_argument(parser.add_argument_group("speakers"))
     _add_streaming_options(parser.add_argument_group("streaming"))
     corpus.add_corpus_arguments(parser)
     common.add_model_arguments(parser)
@@ -160,6 +164,9 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--realtime, --chunk and --context need --streaming or --mic")
     if streaming and args.vad:
         raise UsageError("--vad is for whole inputs, not --streaming or --mic")
+    if streaming and args.diarize and args.output_dir is None:
+        raise UsageError("--streaming and --mic show no speakers live: with --diarize, the "
+                         "transcripts written to --output-dir get them when each stream ends")  # fmt: skip
     if streaming and args.decoding == "beam":
         raise UsageError("--streaming decodes greedily; --decoding beam is for whole inputs")
     if streaming and args.output_dir is None and args.output_format != "txt":
@@ -204,6 +211,7 @@ def _run(args: argparse.Namespace) -> int:
     vad = None
     if args.vad:
         vad = load_vad(args.vad, cache_dir=args.cache_dir, verbose=not args.quiet)
+    diarizer = load_diarizer(args.diarize, cache_dir=args.cache_dir, verbose=not args.quiet)
     timing.loaded()
     model.language(args.language)  # an unknown language is one line, before any audio is read
     if args.local_attention:
@@ -214,8 +222,8 @@ def _run(args: argparse.Namespace) -> int:
         model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
-            return _run_streaming(model, args, output, biasing)
-        return _run_files(model, args, output, timing, biasing, vad)
+            return _run_streaming(model, args, output, biasing, diarizer)
+        return _run_files(model, args, output, timing, biasing, vad, diarizer)
 
 
 def _run_manifest(args: argparse.Namespace) -> int:
@@ -244,6 +252,7 @@ def _run_files(
     timing: Timing,
     biasing: Biasing,
     vad: FrameVAD | None = None,
+    diarizer: Diarizer | None = None,
 ) -> int:
     sources = [common.read_input(name) for name in args.audio]
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
@@ -253,7 +262,8 @@ def _run_files(
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
                                     overlap_duration=_overlap(args), progress=bar.update,
-                                    language=args.language, vad=vad, biasing=biasing)  # fmt: skip
+                                    language=args.language, vad=vad, biasing=biasing,
+                                    diarize=diarizer)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:
@@ -278,11 +288,18 @@ def _run_files(
     return 1 if failures else 0
 
 
-def _run_streaming(model, args: argparse.Namespace, output: Output, biasing: Biasing) -> int:
+def _run_streaming(
+    model,
+    args: argparse.Namespace,
+    output: Output,
+    biasing: Biasing,
+    diarizer: Diarizer | None = None,
+) -> int:
     """Stream each input (or the microphone) through `transcribe_stream` and the display.
 
     The live display goes to stdout; with --output-dir the final transcripts are also
-    written in the chosen formats."""
+    written in the chosen formats, with speakers when `diarizer` is given (the whole stream
+    diarized when it ends: `diarization.with_speakers_of`)."""
     from .live import Display, microphone, pieces, run_stream
 
     if model.cache_aware and args.chunk is not None:
@@ -293,9 +310,10 @@ def _run_streaming(model, args: argparse.Namespace, output: Output, biasing: Bia
                "biasing": biasing}  # fmt: skip
     display = Display()
     if args.mic:
-        result = run_stream(
-            model, microphone(model.sample_rate), display, interruptible=True, **options
-        )
+        heard: list[np.ndarray] = []
+        result = run_stream(model, kept(microphone(model.sample_rate), heard), display,
+                            interruptible=True, **options)  # fmt: skip
+        result = with_speakers_of(result, diarizer, heard)
         result.source = "mic"
         if args.output_dir is not None:
             output.write(result, 0)
@@ -314,6 +332,7 @@ def _run_streaming(model, args: argparse.Namespace, output: Output, biasing: Bia
         result = run_stream(
             model, pieces(samples, model.sample_rate, args.realtime), display, **options
         )
+        result = with_speakers_of(result, diarizer, [samples])
         result.source = common.input_name(name)
         if args.output_dir is not None:
             output.write(result, index)

@@ -19,9 +19,10 @@ import numpy as np
 from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
+from mlx_diarization import DiarizerChoice
 from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ModelDirectory
-from speech_transcript import Transcript
+from speech_transcript import SpeakerTurn, Transcript
 from speech_transcript import checkpoints as nemo
 from speech_transcript.biasing import Biasing
 
@@ -35,7 +36,9 @@ from .attention import (
 from .batching import BATCH_SECONDS, OVERLAP_SECONDS, Piece
 from .biasing import fusion_for, with_boost
 from .checkpoint import load_parts
+from .checks import check_options
 from .decoding import Head, Hypothesis, decode
+from .diarization import labelled, load_diarizer, speaker_turns
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .merging import merge_chunks
@@ -203,6 +206,7 @@ class Parakeet:
         vad: VadChoice = None,
         biasing: Biasing | None = None,
         boost: Sequence[str] = (),
+        diarize: DiarizerChoice = None,
     ) -> Iterator[tuple[int, Transcript | AudioError]]:
         """Yield (index, transcript) for each input, or (index, AudioError) for one that
         cannot be read. Inputs are decoded in batches of similar length; `progress` is
@@ -215,14 +219,20 @@ class Parakeet:
 
         With `vad` (a loaded `mlx_frame_vad.FrameVAD`, a frame-VAD reference to load, or
         True for the default, NVIDIA's Frame_VAD_Multilingual_MarbleNet_v2.0), only the
-        speech segments it finds are transcribed (`vad.py`); times stay the whole input's."""
-        _check_options(batch_size, decoding, beam_size, chunk_duration)
+        speech segments it finds are transcribed (`vad.py`); times stay the whole input's.
+        With `diarize` (a loaded `mlx_diarization.Diarizer`, a Sortformer reference to load,
+        or True for the default, NVIDIA's diar_sortformer_4spk-v1), every word and segment
+        gets a speaker by NeMo's rule and segments split where it changes
+        (`diarization.py`, `speech_transcript.speakers`); `speakers` holds the turns."""
+        check_options(batch_size, decoding, beam_size, chunk_duration)
         fusion = self.fusion_models(with_boost(biasing, boost))
         if fusion and decoding != "greedy":
             raise ParakeetError("phrase boosting and LM fusion work with greedy decoding; "
                                 "beam search with them is not built yet")  # fmt: skip
         prompt = self.language(language)
         detector = load_vad(vad)
+        diarizer = load_diarizer(diarize)
+        turns: dict[int, list[SpeakerTurn]] = {}
         pieces: list[Piece] = []
         durations: dict[int, float] = {}
         for index, item in enumerate(items):
@@ -234,11 +244,13 @@ class Parakeet:
                     progress(1)
                 continue
             durations[index] = len(signal) / self.sample_rate
+            if diarizer is not None:
+                turns[index] = speaker_turns(diarizer, signal)
             pieces.extend(self._pieces(index, signal, chunk_duration, overlap_duration, detector))
         decoded: dict[int, list[tuple[Piece, Hypothesis]]] = {}
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
         for index in [i for i, count in remaining.items() if count == 0]:  # no speech found
-            yield index, self._finish([], durations[index], items[index])
+            yield index, labelled(self._finish([], durations[index], items[index]), turns, index)
             if progress is not None:
                 progress(1)
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
@@ -254,7 +266,7 @@ class Parakeet:
                     parts = sorted(decoded.pop(piece.item), key=lambda pair: pair[0].offset)
                     result = self._finish(parts, durations[piece.item], items[piece.item])
                     result.language = prompt.name if prompt is not None else None
-                    yield piece.item, result
+                    yield piece.item, labelled(result, turns, piece.item)
                     if progress is not None:
                         progress(1)
 
@@ -374,20 +386,6 @@ class Parakeet:
             self.notice(attention.switch_notice(seconds, batch, gib, self.attention_budget / 2**30,
                                                 chosen))  # fmt: skip
         return attention.attention_set(self.encoder, chosen)
-
-
-def _check_options(
-    batch_size: int, decoding: str, beam_size: int, chunk_duration: float | None
-) -> None:
-    """ParakeetError for a transcription option out of its range (before any audio is read)."""
-    if batch_size < 1:
-        raise ParakeetError(f"batch_size must be at least 1, got {batch_size}")
-    if decoding not in ("greedy", "beam"):
-        raise ParakeetError(f"decoding must be 'greedy' or 'beam', got {decoding!r}")
-    if decoding == "beam" and beam_size < 1:
-        raise ParakeetError(f"beam_size must be at least 1, got {beam_size}")
-    if chunk_duration is not None and chunk_duration <= 0:
-        raise ParakeetError(f"chunk_duration must be positive, got {chunk_duration:g} s")
 
 
 __all__ = [

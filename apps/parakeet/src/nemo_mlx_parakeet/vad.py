@@ -20,7 +20,7 @@ import mlx_frame_vad as frame_vad
 from mlx_frame_vad import FrameVAD, VadChoice
 from nemo_mlx_convert import ConversionError
 from speech_transcript import checkpoints
-from speech_transcript.precision import load_settings
+from speech_transcript.precision import load_auxiliary
 
 from .batching import Piece
 from .errors import ParakeetError
@@ -32,12 +32,9 @@ def load_vad(
     """`vad=` / `--vad` as a model (`mlx_frame_vad.resolve`: None, a model, True for the
     default, or a reference, converted into the cache on first use and said on stderr when
     `verbose`); ParakeetError (one line) for what is not a frame-VAD model."""
-    _, notify = load_settings("parakeet", None, None, gpu=False, verbose=verbose,
-                              error=ParakeetError)  # fmt: skip
-    try:
-        return frame_vad.resolve(choice, cache_dir=cache_dir, on_convert=notify)
-    except (ConversionError, ValueError) as err:
-        raise ParakeetError(f"--vad: {err}") from None
+    return load_auxiliary("parakeet", "--vad", frame_vad.resolve, choice, cache_dir=cache_dir,
+                          verbose=verbose, error=ParakeetError,
+                          failures=(ConversionError, ValueError))  # fmt: skip
 
 
 def speech_spans(

@@ -152,12 +152,18 @@ async def get_model(request: Request) -> Response:
 
 def audio_options(recognizer: Recognizer, form: TranscriptionForm, task: str) -> Options:
     """What the model is asked for; 400 for a format that needs times the model lacks.
-    Canary's prompt asks for timestamps only where the format shows them, as the CLI's
-    --timestamps: the prompt changes what the model writes."""
-    wants_times = form.response_format in ("srt", "vtt", "verbose_json")
+    Canary's prompt asks for timestamps only where the format shows them or speakers need
+    them (`diarize`), as the CLI's --timestamps: the prompt changes what the model writes."""
+    if form.diarize and recognizer.diarizer is None:
+        raise APIError(400, "this server diarizes nothing: start it with --diarize",
+                       param="diarize")  # fmt: skip
+    wants_times = form.diarize or form.response_format in ("srt", "vtt", "verbose_json")
     asked = Options(task, form.language, form.target_language, timestamps=wants_times,  # type: ignore[arg-type]
-                    biasing=request_biasing(form))  # fmt: skip
+                    biasing=request_biasing(form), diarize=form.diarize)  # fmt: skip
     options = recognizer.check(asked)
+    if form.diarize and not options.timestamps:
+        raise APIError(400, f"model {recognizer.name!r} gives no timestamps: its words cannot "
+                       "get speakers", param="diarize")  # fmt: skip
     needs_times = form.response_format in ("srt", "vtt") or "word" in form.timestamp_granularities
     if needs_times and not options.timestamps:
         raise APIError(

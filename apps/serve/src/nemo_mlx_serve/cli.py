@@ -7,13 +7,18 @@ import sys
 import time
 from pathlib import Path
 
-from speech_transcript.cli import add_dtype_argument, command_parser, run_command
+from speech_transcript.cli import (
+    add_diarize_argument,
+    add_dtype_argument,
+    command_parser,
+    run_command,
+)
 from speech_transcript.options import float_between
 
 from .app import ServerSettings, create_app
 from .batching import BatchLimits
 from .compute import Compute
-from .models import ModelLoadError, ModelSpec, load_recognizer
+from .models import ModelLoadError, ModelSpec, load_diarizer, load_recognizer
 from .uploads import UploadLimits
 
 PROG = "nemo-mlx-serve"
@@ -27,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a model to serve (repeat for several): `demo`, a Hugging Face repo id, "
                              "a .nemo file or a converted directory; served as NAME, else as REF")  # fmt: skip
     add_dtype_argument(models)
+    add_diarize_argument(models)
     models.add_argument(
         "--cache-dir",
         type=Path,
@@ -103,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         recognizers.append(compute.call(load_recognizer, spec, args.cache_dir, args.dtype))
         print(f"{PROG}: loaded {spec.name} ({recognizers[-1].kind}) in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
+    diarizer = compute.call(load_diarizer, args.diarize, args.cache_dir)
+    for recognizer in recognizers:
+        recognizer.diarizer = diarizer
     settings = ServerSettings(
         api_key=args.api_key or os.environ.get("NEMO_MLX_API_KEY") or None,
         upload=UploadLimits(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from speech_transcript.checkpoints import (
 )
 
 from .errors import APIError
+
+if TYPE_CHECKING:
+    from mlx_diarization import Diarizer
 
 Kind = Literal["parakeet", "canary"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -64,11 +67,13 @@ class Options:
     target_language: str | None = None  # Canary: the language to write
     timestamps: bool = True
     biasing: Biasing | None = None  # phrases boosted (a request's own: batched only with equals)
+    diarize: bool = False  # speakers on words and segments (the server's `--diarize` model)
 
 
 @dataclass
 class Recognizer:
-    """A loaded model under its served name."""
+    """A loaded model under its served name; `diarizer`, the server's `--diarize` model
+    (shared by all, run on the compute thread as the models are), or None."""
 
     name: str
     ref: str
@@ -76,6 +81,7 @@ class Recognizer:
     model: parakeet.Parakeet | canary.Canary
     created: int = 0
     languages: list[str] = field(default_factory=list)
+    diarizer: Diarizer | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -104,12 +110,13 @@ class Recognizer:
                     param="target_language",
                 )  # fmt: skip
             if not self.languages:  # it writes the language it hears: no input to it
-                return Options(timestamps=True, biasing=biasing)
+                return Options(timestamps=True, biasing=biasing, diarize=options.diarize)
             # a language-prompt model (Nemotron 3.5 ASR): NeMo's `target_lang`, default auto
             language = options.language or parakeet.DEFAULT_LANGUAGE
             if problem := language_problem(language, self.languages):
                 raise APIError(400, f"model {self.name!r}: {problem}", param="language")
-            return Options(language=language, timestamps=True, biasing=biasing)
+            return Options(language=language, timestamps=True, biasing=biasing,
+                           diarize=options.diarize)  # fmt: skip
         if options.biasing:
             raise APIError(400, f"model {self.name!r}: phrase boosting is served for Parakeet "
                            "models; Canary's is not built yet", param="boost")  # fmt: skip
@@ -124,17 +131,19 @@ class Recognizer:
                     param=param,
                 )
         timestamps = options.timestamps and self.has_timestamps
-        return Options(options.task, source, target, timestamps)
+        return Options(options.task, source, target, timestamps, diarize=options.diarize)
 
     def run(
         self, signals: Sequence[np.ndarray], options: Options, batch_size: int
     ) -> list[Transcript]:
-        """Transcripts of `signals` (mono, at `sample_rate`), decoded together."""
+        """Transcripts of `signals` (mono, at `sample_rate`), decoded together; with speakers
+        when `options.diarize` (`check` has made sure that there is a diarizer)."""
+        diarizer = self.diarizer if options.diarize else None
         if self.kind == "parakeet":
             try:
                 return self.model.transcribe(
                     list(signals), batch_size=batch_size, language=options.language,
-                    biasing=options.biasing,
+                    biasing=options.biasing, diarize=diarizer,
                 )  # fmt: skip
             except parakeet.ParakeetError as err:  # phrases the model cannot take
                 if options.biasing is None:
@@ -144,7 +153,7 @@ class Recognizer:
         return list(
             self.model.transcribe(
                 list(signals), source_lang=options.language or "en", target_lang=target,
-                timestamps=options.timestamps, batch_size=batch_size,
+                timestamps=options.timestamps, batch_size=batch_size, diarize=diarizer,
             )
         )  # fmt: skip
 
@@ -184,3 +193,15 @@ def _kind(ref: str, cache_dir: str | Path | None) -> Kind:
         f"--model {ref}: model class {model_dir.model_class!r} is not supported; "
         f"{supported_classes()}"
     )
+
+
+def load_diarizer(
+    reference: str | bool | None, cache_dir: str | Path | None = None
+) -> Diarizer | None:
+    """The server's `--diarize` model (parakeet's loader: a Sortformer reference, True for
+    the default, None for none); ModelLoadError (one line) for what is not one. Call it on
+    the compute thread, as `load_recognizer`."""
+    try:
+        return parakeet.load_diarizer(reference, cache_dir=cache_dir, verbose=False)
+    except parakeet.ParakeetError as err:
+        raise ModelLoadError(str(err)) from None

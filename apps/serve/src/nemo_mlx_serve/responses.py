@@ -34,24 +34,33 @@ def verbose_json(
         "text": body.text,
     }
     if "word" in granularities:
-        out["words"] = [{"word": w.text, "start": w.start, "end": w.end} for w in body.words]
+        out["words"] = [_with_speaker({"word": w.text, "start": w.start, "end": w.end}, w.speaker)
+                        for w in body.words]  # fmt: skip
     if "segment" in granularities:
         out["segments"] = [
-            {
-                "id": index,
-                "seek": 0,
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "tokens": [],
-                "temperature": 0.0,
-                "avg_logprob": 0.0,
-                "compression_ratio": 0.0,
-                "no_speech_prob": 0.0,
-            }
+            _with_speaker(
+                {
+                    "id": index,
+                    "seek": 0,
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "tokens": [],
+                    "temperature": 0.0,
+                    "avg_logprob": 0.0,
+                    "compression_ratio": 0.0,
+                    "no_speech_prob": 0.0,
+                },
+                s.speaker,
+            )
             for index, s in enumerate(body.segments)
         ]
     return out
+
+
+def _with_speaker(item: dict, speaker: str | None) -> dict:
+    """`item` with its `speaker` where the request asked for speakers (`diarize`)."""
+    return item if speaker is None else {**item, "speaker": speaker}
 
 
 def respond(

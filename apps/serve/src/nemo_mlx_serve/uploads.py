@@ -50,6 +50,7 @@ class TranscriptionForm(BaseModel):
     boost: list[str] = Field(default_factory=list, max_length=MAX_BOOST)
     boost_score: float | None = Field(None, gt=0.0, allow_inf_nan=False)
     boost_alpha: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    diarize: bool = False  # speakers on words and segments (a server started with --diarize)
 
 
 @dataclass

@@ -12,13 +12,16 @@ from .diarizer import Diarizer
 from .loader import MODEL_CLASS, load
 from .model import Sortformer
 from .postprocess import PostProcessing, Turn, speaker_turns
+from .resolving import DEFAULT_MODEL, DiarizerChoice, load_model, resolve
 from .streaming import StreamingState, stream_probabilities
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MODEL",
     "MODEL_CLASS",
     "Diarizer",
+    "DiarizerChoice",
     "PostProcessing",
     "Sortformer",
     "SortformerConfig",
@@ -27,6 +30,8 @@ __all__ = [
     "TransformerConfig",
     "Turn",
     "load",
+    "load_model",
+    "resolve",
     "speaker_turns",
     "stream_probabilities",
 ]

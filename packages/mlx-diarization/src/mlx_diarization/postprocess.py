@@ -41,12 +41,6 @@ class Turn:
         """NeMo's output line: `"0.480 1.440 speaker_0"`."""
         return f"{self.start:.3f} {self.end:.3f} speaker_{self.speaker}"
 
-    def rttm(self, file_id: str) -> str:
-        return (
-            f"SPEAKER {file_id} 1 {self.start:.3f} {self.end - self.start:.3f} "
-            f"<NA> <NA> speaker_{self.speaker} <NA> <NA>"
-        )
-
 
 def _segment(start: float, end: float) -> np.ndarray:
     return np.array([[start, end]], np.float32)

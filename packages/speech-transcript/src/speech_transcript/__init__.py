@@ -2,7 +2,7 @@
 command-line pieces are in `speech_transcript.cli` and `speech_transcript.precision`."""
 
 from .files import check_writable, write_atomically
-from .model import Segment, TimedToken, Transcript, Word, seconds_at
+from .model import Segment, SpeakerTurn, TimedToken, Transcript, Word, seconds_at
 from .segmenting import SegmentLimits, resegment
 from .writers import FORMATS, TranscriptJSON, formats_for, render, to_json_model
 
@@ -12,6 +12,7 @@ __all__ = [
     "FORMATS",
     "Segment",
     "SegmentLimits",
+    "SpeakerTurn",
     "TimedToken",
     "Transcript",
     "TranscriptJSON",

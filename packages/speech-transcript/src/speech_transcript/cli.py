@@ -82,6 +82,16 @@ def add_vad_argument(group: argparse._ActionsContainer) -> None:
                             "nvidia/Frame_VAD_Multilingual_MarbleNet_v2.0)")  # fmt: skip
 
 
+def add_diarize_argument(group: argparse._ActionsContainer) -> None:
+    """Add --diarize [MODEL]: a Sortformer checkpoint whose speaker turns label every word and
+    segment (True without MODEL: mlx-diarization's default; unset: no diarization)."""
+    group.add_argument("--diarize", nargs="?", const=True, metavar="MODEL",
+                       help="who spoke when: a speaker on every word and segment (segments split "
+                            "where it changes), from a NeMo Sortformer diarizer with NeMo's "
+                            "post-processing; --output-format rttm writes its turns (MODEL: repo "
+                            "id, .nemo or model directory; default nvidia/diar_sortformer_4spk-v1)")  # fmt: skip
+
+
 def add_verbosity_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --verbose (the load time, each input's timing and a total on stderr) and --quiet."""
     parser.add_argument("--verbose", action="store_true",
@@ -126,7 +136,8 @@ class Output:
     """Where and how a run's transcripts go: each to stdout, or one file per input and format
     under `directory`, named by `template` ({stem} {name} {index} {ext}) and written whole or
     not at all. Several inputs on stdout are told apart: JSON as one line per input with its
-    `source`, the other formats as documents each after a `# <source>` line."""
+    `source`, RTTM as it is (its lines name the input), the other formats as documents each
+    after a `# <source>` line."""
 
     formats: tuple[str, ...]
     directory: Path | None = None
@@ -152,7 +163,10 @@ class Output:
         formats to stdout; a directory that cannot be written; a template with an unknown
         field, naming a file outside the directory, or giving two outputs one name (checked
         before any model is loaded)."""
-        formats = tuple(formats_for(args.output_format))
+        speakers = bool(getattr(args, "diarize", None))
+        if args.output_format == "rttm" and not speakers:
+            raise UsageError("--output-format rttm writes speaker turns: it needs --diarize")
+        formats = tuple(formats_for(args.output_format, speakers))
         if args.output_dir is None and len(formats) > 1:
             raise UsageError("--output-format all needs --output-dir")
         if args.output_dir is not None:
@@ -173,7 +187,7 @@ class Output:
                 text = render(result, fmt, limits=self.limits, highlight_words=self.highlight_words,
                               timestamps=self.timestamps)  # fmt: skip
             if self.directory is None:
-                if self.several and fmt != "json":
+                if self.several and fmt not in ("json", "rttm"):  # RTTM lines name their file
                     separator = "\n" if self.printed else ""
                     text = f"{separator}# {result.source or 'transcript'}\n{text}"
                 self.printed += 1

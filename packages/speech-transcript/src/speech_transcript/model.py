@@ -32,6 +32,24 @@ class Word:
     start: float
     end: float
     confidence: float | None = None
+    speaker: str | None = None  # with diarization (`speakers.with_speakers`)
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """One speaker's speech from `start` to `end` seconds; `speaker` as NeMo names it
+    (`speaker_0`, ...)."""
+
+    start: float
+    end: float
+    speaker: str
+
+    def rttm(self, file_id: str) -> str:
+        """The turn as an RTTM `SPEAKER` line of recording `file_id`."""
+        return (
+            f"SPEAKER {file_id} 1 {self.start:.3f} {self.end - self.start:.3f} "
+            f"<NA> <NA> {self.speaker} <NA> <NA>"
+        )
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,7 @@ class Segment:
     start: float
     end: float
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # with diarization: every word's speaker
 
 
 @dataclass
@@ -56,6 +75,7 @@ class Transcript:
     segments: list[Segment] = field(default_factory=list)
     source: str | None = None  # the input's name (a path, "-" for stdin, or None for an array)
     language: str | None = None
+    speakers: list[SpeakerTurn] = field(default_factory=list)  # diarization's turns, by time
 
     @property
     def sentences(self) -> list[Segment]:

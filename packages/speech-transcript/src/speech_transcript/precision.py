@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DTYPES = ("float32", "bfloat16", "float16")
 QUANTIZE_BITS = (8, 4)
@@ -52,3 +56,24 @@ def load_settings(
     if hint is not None:
         hint(prog)
     return name, lambda message: print(f"{prog}: {message}", file=sys.stderr)
+
+
+def load_auxiliary(
+    prog: str,
+    option: str,
+    resolve: Callable[..., T],
+    choice: object,
+    *,
+    cache_dir: str | Path | None,
+    verbose: bool,
+    error: type[Exception],
+    failures: tuple[type[Exception], ...] = (ValueError,),
+) -> T:
+    """A second model an app's `option` names (`--vad`, `--diarize`): `resolve(choice,
+    cache_dir=, on_convert=)` (the model package's), with conversion notices as `load`'s;
+    the `failures` it raises become one line, `error("<option>: ...")`."""
+    _, notify = load_settings(prog, None, None, gpu=False, verbose=verbose, error=error)
+    try:
+        return resolve(choice, cache_dir=cache_dir, on_convert=notify)
+    except failures as err:
+        raise error(f"{option}: {err}") from None

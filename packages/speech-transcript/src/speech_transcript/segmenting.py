@@ -13,7 +13,7 @@ class SegmentLimits:
     """Limits for subtitle segments; None means unlimited.
 
     A segment ends after a word ending in sentence punctuation, before a silence of at least
-    `gap` seconds, or before exceeding `max_words`, `max_duration` seconds or `max_chars`.
+    `gap` seconds, where the speaker changes (diarized words), or before exceeding `max_words`, `max_duration` seconds or `max_chars`.
     """
 
     max_words: int | None = None
@@ -30,7 +30,8 @@ def resegment(words: Sequence[Word], limits: SegmentLimits) -> list[Segment]:
     def close() -> None:
         if current:
             text = " ".join(w.text for w in current)
-            segments.append(Segment(text, current[0].start, current[-1].end, tuple(current)))
+            segments.append(Segment(text, current[0].start, current[-1].end, tuple(current),
+                                    current[0].speaker))  # fmt: skip
             current.clear()
 
     for word in words:
@@ -48,7 +49,7 @@ def resegment(words: Sequence[Word], limits: SegmentLimits) -> list[Segment]:
                 )
             )
             silence = limits.gap is not None and word.start - current[-1].end >= limits.gap
-            if too_long or silence:
+            if too_long or silence or word.speaker != current[-1].speaker:
                 close()
         current.append(word)
         if word.text and word.text[-1] in limits.sentence_end:

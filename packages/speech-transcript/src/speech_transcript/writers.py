@@ -1,16 +1,22 @@
-"""TXT, SRT, VTT, TSV and JSON renderings of a Transcript."""
+"""TXT, SRT, VTT, TSV, JSON and RTTM renderings of a Transcript.
+
+A diarized transcript (`speakers.with_speakers`) shows its speakers: a `[speaker_0] ` prefix
+on each txt line and subtitle cue, a `speaker` column in TSV, `speaker` fields and the
+`speakers` turns in JSON; RTTM is the turns alone."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import PurePath
 
 from pydantic import BaseModel, Field
 
 from .model import Segment, Transcript
 from .segmenting import SegmentLimits, resegment
 
-FORMATS = ("txt", "srt", "vtt", "tsv", "json")
+FORMATS = ("txt", "srt", "vtt", "tsv", "json", "rttm")
+TRANSCRIPT_FORMATS = FORMATS[:-1]  # what `all` means without diarization
 
 
 class JSONToken(BaseModel):
@@ -28,12 +34,20 @@ class JSONWord(BaseModel):
     start: float
     end: float
     confidence: float | None = None
+    speaker: str | None = Field(None, description="who said it (`speaker_0`, ...) when diarized")
 
 
 class JSONSegment(BaseModel):
     text: str
     start: float
     end: float
+    speaker: str | None = Field(None, description="who said it when diarized (one per segment)")
+
+
+class JSONTurn(BaseModel):
+    start: float
+    end: float
+    speaker: str
 
 
 class TranscriptJSON(BaseModel):
@@ -49,6 +63,9 @@ class TranscriptJSON(BaseModel):
     segments: list[JSONSegment]
     words: list[JSONWord]
     tokens: list[JSONToken]
+    speakers: list[JSONTurn] = Field(
+        default_factory=list, description="the diarizer's speaker turns by start; empty if none"
+    )
 
 
 def to_json_model(transcript: Transcript) -> TranscriptJSON:
@@ -59,10 +76,17 @@ def to_json_model(transcript: Transcript) -> TranscriptJSON:
         language=transcript.language,
         source=transcript.source,
         segments=[
-            JSONSegment(text=s.text, start=_r(s.start), end=_r(s.end)) for s in transcript.segments
+            JSONSegment(text=s.text, start=_r(s.start), end=_r(s.end), speaker=s.speaker)
+            for s in transcript.segments
         ],
         words=[
-            JSONWord(text=w.text, start=_r(w.start), end=_r(w.end), confidence=_c(w.confidence))
+            JSONWord(
+                text=w.text,
+                start=_r(w.start),
+                end=_r(w.end),
+                confidence=_c(w.confidence),
+                speaker=w.speaker,
+            )
             for w in transcript.words
         ],
         tokens=[
@@ -70,6 +94,10 @@ def to_json_model(transcript: Transcript) -> TranscriptJSON:
                 id=t.id, text=t.text, start=_r(t.start), end=_r(t.end), confidence=_c(t.confidence)
             )
             for t in transcript.tokens
+        ],
+        speakers=[
+            JSONTurn(start=_r(t.start), end=_r(t.end), speaker=t.speaker)
+            for t in transcript.speakers
         ],
     )
 
@@ -80,8 +108,22 @@ def to_json(transcript: Transcript, **_: object) -> str:
 
 def to_txt(transcript: Transcript, timestamps: bool = False, **_: object) -> str:
     if timestamps:  # one timed line per segment
-        return "".join(f"[{s.start:.2f} - {s.end:.2f}] {s.text}\n" for s in transcript.segments)
+        return "".join(f"[{s.start:.2f} - {s.end:.2f}] {_label(s)}{s.text}\n"
+                       for s in transcript.segments)  # fmt: skip
+    if transcript.speakers:  # one line per speaker's run of segments
+        lines: list[tuple[str | None, list[str]]] = []
+        for s in transcript.segments:
+            if not lines or lines[-1][0] != s.speaker:
+                lines.append((s.speaker, []))
+            lines[-1][1].append(s.text)
+        return "".join(f"{_label(speaker)}{' '.join(texts)}\n" for speaker, texts in lines)
     return transcript.text.strip() + "\n"
+
+
+def _label(item: Segment | str | None) -> str:
+    """`[speaker_0] ` for a segment (or name) with a speaker, else nothing."""
+    speaker = item.speaker if isinstance(item, Segment) else item
+    return f"[{speaker}] " if speaker else ""
 
 
 def _cues(transcript: Transcript, limits: SegmentLimits | None) -> list[Segment]:
@@ -108,13 +150,13 @@ def _subtitles(
     for segment in _cues(transcript, limits):
         if highlight_words and segment.words:
             for i, word in enumerate(segment.words):
-                text = " ".join(
+                text = _label(segment) + " ".join(
                     f"<u>{w.text}</u>" if j == i else w.text for j, w in enumerate(segment.words)
                 )
                 end = segment.words[i + 1].start if i + 1 < len(segment.words) else segment.end
                 blocks.append((word.start, max(end, word.end), text))
         else:
-            blocks.append((segment.start, segment.end, _wrap(segment.text)))
+            blocks.append((segment.start, segment.end, _wrap(_label(segment) + segment.text)))
     out = []
     for index, (start, end, text) in enumerate(blocks, start=1):
         head = f"{index}\n" if numbered else ""
@@ -144,11 +186,19 @@ def to_vtt(
 
 
 def to_tsv(transcript: Transcript, limits: SegmentLimits | None = None, **_: object) -> str:
-    rows = ["start\tend\ttext"]
+    speakers = bool(transcript.speakers)  # a speaker column when diarized
+    rows = ["start\tend\tspeaker\ttext" if speakers else "start\tend\ttext"]
     for segment in _cues(transcript, limits):
         text = segment.text.replace("\t", " ").replace("\n", " ")
-        rows.append(f"{round(segment.start * 1000)}\t{round(segment.end * 1000)}\t{text}")
+        who = f"{segment.speaker or ''}\t" if speakers else ""
+        rows.append(f"{round(segment.start * 1000)}\t{round(segment.end * 1000)}\t{who}{text}")
     return "\n".join(rows) + "\n"
+
+
+def to_rttm(transcript: Transcript, **_: object) -> str:
+    """The speaker turns as RTTM lines, the recording named after the source's stem."""
+    file_id = PurePath(transcript.source or "transcript").stem
+    return "".join(turn.rttm(file_id) + "\n" for turn in transcript.speakers)
 
 
 WRITERS: dict[str, Callable[..., str]] = {
@@ -157,6 +207,7 @@ WRITERS: dict[str, Callable[..., str]] = {
     "vtt": to_vtt,
     "tsv": to_tsv,
     "json": to_json,
+    "rttm": to_rttm,
 }
 
 
@@ -186,6 +237,8 @@ def _c(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def formats_for(spec: str) -> Sequence[str]:
-    """`--output-format` value -> list of formats ("all" expands)."""
-    return FORMATS if spec == "all" else (spec,)
+def formats_for(spec: str, speakers: bool = False) -> Sequence[str]:
+    """`--output-format` value -> list of formats ("all" expands: RTTM only with `speakers`)."""
+    if spec == "all":
+        return FORMATS if speakers else TRANSCRIPT_FORMATS
+    return (spec,)
