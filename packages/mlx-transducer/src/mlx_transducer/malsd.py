@@ -153,14 +153,7 @@ def malsd_batch(
     `fusion_models` (LM first, then the boosting tree); `pruning_mode` and
     `blank_lm_score_mode` as NeMo's (its decoding config's defaults: late,
     lm_weighted_full); `length_penalty` 1.0 is NeMo's `score_norm=True`, 0.0 `False`."""
-    if pruning_mode not in PRUNING_MODES:
-        raise ValueError(f"pruning_mode must be one of {PRUNING_MODES}, not {pruning_mode!r}")
-    if blank_lm_score_mode not in BLANK_LM_SCORE_MODES:
-        raise ValueError(
-            f"blank_lm_score_mode must be one of {BLANK_LM_SCORE_MODES}, not {blank_lm_score_mode!r}"
-        )
-    if beam_size < 1:
-        raise ValueError("beam_size must be at least 1")
+    _check(pruning_mode, blank_lm_score_mode, beam_size)
     tdt = bool(durations)
     batch, time, _ = encoder_output.shape
     beam = beam_size
@@ -190,38 +183,11 @@ def malsd_batch(
         logits = np.array(joint(f, g).astype(mx.float32)).reshape(batch, beam, -1)
         log_probs = _log_softmax(logits[..., : blank_id + 1])
         raw = log_probs.copy()
-        fused = None if fusion_state is None else fusion_state.scores.reshape(batch, beam, -1)
-        if tdt:
-            duration_log_probs = _log_softmax(logits[..., blank_id + 1 :])
-            values, top_labels, top_durations = _tdt_topk(
-                log_probs, duration_log_probs, fused,
-                fusion_state.alpha_sum if fusion_state else 0.0, beam, pruning_mode, blank_lm_score_mode,
-            )  # fmt: skip
-            top_durations = np.where(
-                (top_labels == blank_id) & (top_durations == 0), 1, top_durations
-            )
-            forced_blank = log_probs[..., -1] + duration_log_probs.max(-1)
-        else:
-            if fused is None:
-                values, top_labels = _topk(log_probs, beam)
-            else:
-                values, top_labels = _fused_topk(log_probs, fused, fusion_state.alpha_sum, beam,
-                                                 pruning_mode, blank_lm_score_mode)  # fmt: skip
-            forced_blank = log_probs[..., blank_id]
-        scores = beams.scores
-        candidates = scores[..., None] + values
-        forced = scores + forced_blank
-        candidates = np.where(active[..., None], candidates, INACTIVE_SCORE)
-        candidates[..., 0] = np.where(active, candidates[..., 0], scores)
-        top_labels = np.where(active[..., None], top_labels, NO_LABEL)
-        force = active & (
-            beams.tokens_on_frame >= (max_symbols if max_symbols is not None else np.inf)
-        )
-        candidates = np.where(force[..., None], INACTIVE_SCORE, candidates)
-        candidates[..., 0] = np.where(force, forced, candidates[..., 0])
-        top_labels = np.where(force[..., None], blank_id, top_labels)
-        if tdt:
-            top_durations = np.where(force[..., None] & (top_durations == 0), 1, top_durations)
+        candidates, top_labels, top_durations = _expand(
+            log_probs, logits, beams, active, fusion_state, blank_id=blank_id, tdt=tdt,
+            beam=beam, max_symbols=max_symbols, pruning_mode=pruning_mode,
+            blank_lm_score_mode=blank_lm_score_mode,
+        )  # fmt: skip
 
         next_scores, chosen = _topk(candidates.reshape(batch, -1).astype(np.float32), beam)
         parents = chosen // beam
@@ -234,21 +200,99 @@ def malsd_batch(
         beams.add(parents, next_labels, next_scores, logprobs, next_durations)
         beams.recombine()
 
-        emitted = np.where(next_labels >= 0, next_labels, blank_id)
-        keep = mx.array((emitted == blank_id).reshape(-1))
         source = mx.array((item_rows * beam + parents).reshape(-1))
-        labels = mx.array(emitted.reshape(-1).astype(np.int32))
-        previous_g = g[source]
-        previous_state = (state[0][:, source], state[1][:, source])
-        out, state = prednet(labels, previous_state)
-        g = mx.where(keep[:, None], previous_g, joint.project_prednet(out))
-        state = tuple(
-            mx.where(keep[None, :, None], p, s) for p, s in zip(previous_state, state, strict=True)
-        )
-        if fusion_state is not None:
-            fusion_state.follow(source, labels, keep)
+        g, state = _follow(prednet, joint, g, state, source, next_labels, blank_id, fusion_state)
 
         moved = np.where(next_labels >= 0, next_durations, 0) if tdt else (next_labels == blank_id)
         frames = np.take_along_axis(frames, parents, axis=-1) + moved
         active = frames <= last
     return beams.nbest(length_penalty)
+
+
+def _expand(
+    log_probs: np.ndarray,
+    logits: np.ndarray,
+    beams: BatchedBeams,
+    active: np.ndarray,
+    fusion_state: _Fusion | None,
+    *,
+    blank_id: int,
+    tdt: bool,
+    beam: int,
+    max_symbols: int | None,
+    pruning_mode: str,
+    blank_lm_score_mode: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each hypothesis's `beam` best extensions (B, beam, beam): their scores, labels and
+    (TDT) durations, with NeMo's handling of finished hypotheses (kept once, as they are)
+    and of `max_symbols` (only a forced blank)."""
+    batch = log_probs.shape[0]
+    top_durations = None
+    fused = None if fusion_state is None else fusion_state.scores.reshape(batch, beam, -1)
+    if tdt:
+        duration_log_probs = _log_softmax(logits[..., blank_id + 1 :])
+        values, top_labels, top_durations = _tdt_topk(
+            log_probs, duration_log_probs, fused,
+            fusion_state.alpha_sum if fusion_state else 0.0, beam, pruning_mode, blank_lm_score_mode,
+        )  # fmt: skip
+        top_durations = np.where((top_labels == blank_id) & (top_durations == 0), 1, top_durations)
+        forced_blank = log_probs[..., -1] + duration_log_probs.max(-1)
+    else:
+        if fused is None:
+            values, top_labels = _topk(log_probs, beam)
+        else:
+            values, top_labels = _fused_topk(log_probs, fused, fusion_state.alpha_sum, beam,
+                                             pruning_mode, blank_lm_score_mode)  # fmt: skip
+        forced_blank = log_probs[..., blank_id]
+    scores = beams.scores
+    candidates = scores[..., None] + values
+    forced = scores + forced_blank
+    candidates = np.where(active[..., None], candidates, INACTIVE_SCORE)
+    candidates[..., 0] = np.where(active, candidates[..., 0], scores)
+    top_labels = np.where(active[..., None], top_labels, NO_LABEL)
+    force = active & (beams.tokens_on_frame >= (max_symbols if max_symbols is not None else np.inf))
+    candidates = np.where(force[..., None], INACTIVE_SCORE, candidates)
+    candidates[..., 0] = np.where(force, forced, candidates[..., 0])
+    top_labels = np.where(force[..., None], blank_id, top_labels)
+    if tdt:
+        top_durations = np.where(force[..., None] & (top_durations == 0), 1, top_durations)
+    return candidates, top_labels, top_durations
+
+
+def _follow(
+    prednet: PredictionNetwork,
+    joint: JointNetwork,
+    g: mx.array,
+    state: tuple[mx.array, mx.array],
+    source: mx.array,
+    next_labels: np.ndarray,
+    blank_id: int,
+    fusion_state: _Fusion | None,
+) -> tuple[mx.array, tuple[mx.array, mx.array]]:
+    """The prediction network (and the fusion models) of the chosen hypotheses: their
+    parents' (rows `source`), stepped on the label each emitted; a blank keeps them."""
+    emitted = np.where(next_labels >= 0, next_labels, blank_id)
+    keep = mx.array((emitted == blank_id).reshape(-1))
+    labels = mx.array(emitted.reshape(-1).astype(np.int32))
+    previous_g = g[source]
+    previous_state = (state[0][:, source], state[1][:, source])
+    out, state = prednet(labels, previous_state)
+    g = mx.where(keep[:, None], previous_g, joint.project_prednet(out))
+    state = tuple(
+        mx.where(keep[None, :, None], p, s) for p, s in zip(previous_state, state, strict=True)
+    )
+    if fusion_state is not None:
+        fusion_state.follow(source, labels, keep)
+    return g, state
+
+
+def _check(pruning_mode: str, blank_lm_score_mode: str, beam_size: int) -> None:
+    """ValueError for a mode NeMo does not have, or a beam of no hypotheses."""
+    if pruning_mode not in PRUNING_MODES:
+        raise ValueError(f"pruning_mode must be one of {PRUNING_MODES}, not {pruning_mode!r}")
+    if blank_lm_score_mode not in BLANK_LM_SCORE_MODES:
+        raise ValueError(
+            f"blank_lm_score_mode must be one of {BLANK_LM_SCORE_MODES}, not {blank_lm_score_mode!r}"
+        )
+    if beam_size < 1:
+        raise ValueError("beam_size must be at least 1")
