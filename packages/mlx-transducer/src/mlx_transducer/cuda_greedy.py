@@ -106,6 +106,7 @@ class FusedGreedy:
             mx.array(durations or (0,), dtype=mx.int32),
         ]
         mx.eval(self.weights)
+        self._cast: dict[mx.Dtype, list[mx.array]] = {}
         self.hidden = prednet.hidden
         self.joint_hidden = joint.pred.weight.shape[0]
         self.outputs = joint.joint_net[-1].weight.shape[0]
@@ -139,6 +140,15 @@ class FusedGreedy:
             and "bias" in joint.joint_net[-1]
         )
 
+    def _weights(self, dtype: mx.Dtype) -> list[mx.array]:
+        """The weights in the encoder output's dtype, cast once per dtype rather than on
+        every launch (integer tables stay as they are)."""
+        if dtype not in self._cast:
+            self._cast[dtype] = [w if w.dtype in (dtype, mx.int32) else w.astype(dtype)
+                                 for w in self.weights]  # fmt: skip
+            mx.eval(self._cast[dtype])
+        return self._cast[dtype]
+
     def run(self, enc_proj: mx.array, lengths: mx.array, state: dict, limit: int):
         """At most `limit` steps from `state`; the new state and the records: emit, label,
         frame, duration (steps, B) as int32 and the emitted tokens' log-probabilities."""
@@ -147,7 +157,7 @@ class FusedGreedy:
         c0 = mx.stack([c for _, c in state["layers"]])
         layers, hidden = h0.shape[0], self.hidden
         blocks = BLOCKS or _multiprocessors()
-        weights = [w.astype(dtype) if w.dtype != mx.int32 else w for w in self.weights]
+        weights = self._weights(dtype)
         inputs = [
             enc_proj, lengths.astype(mx.int32), *weights,
             state["g"].astype(dtype), h0.astype(dtype), c0.astype(dtype),
