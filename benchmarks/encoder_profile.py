@@ -80,7 +80,7 @@ def main() -> None:
             lambda: [pos.sin @ half_weight.T, pos.cos @ half_weight.T],
         ),
         "attention core (+ rel-pos)": (
-            lambda: att._full(q, q, q, q, p, None),
+            lambda: att._full(q, q, q, q, p, None, None),
             # content scores, weights @ values, and the positional scores it computes
             lambda: [q @ q.swapaxes(-1, -2), scores @ q, q @ p[:, : t + 63].swapaxes(-1, -2)],
         ),

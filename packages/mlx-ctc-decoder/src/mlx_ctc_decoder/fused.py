@@ -61,21 +61,36 @@ def fused_labels(
     batch, time, _ = log_probs.shape
     if state is None:
         state = initial_state(fusion, batch, blank_id)
+    if time == 0:
+        return np.zeros((batch, 0), np.int64), np.zeros((batch, 0), np.float32), state
+    # A frame whose plain argmax is blank for every item keeps blank whatever the models
+    # say (NeMo's rule): no model moves and the last label becomes blank. Only the other
+    # frames (about one per token) go through the fused step.
+    plain = mx.argmax(log_probs, axis=-1).astype(mx.int32)
+    plain_scores = mx.take_along_axis(log_probs, plain[..., None], axis=-1)[..., 0]
+    mx.eval(plain, plain_scores)
+    labels, scores = np.array(plain).astype(np.int64), np.array(plain_scores.astype(mx.float32))
+    busy = np.flatnonzero((labels != blank_id).any(axis=0))
     step = _step_for(fusion_shapes(fusion), blank_id)
     tables = fusion_tables(fusion, blank_id)
-    labels, scores = [], []
-    for t in range(time):
-        label, score, states = step(log_probs[:, t], state.last, state.states, tables)
+    blank = mx.full((batch,), blank_id, dtype=mx.int32)
+    chosen, previous = [], -1
+    for k, t in enumerate(busy):
+        last = state.last if t == previous + 1 else blank  # a skipped frame left blank
+        label, score, states = step(log_probs[:, int(t)], last, state.states, tables)
         state = FusedState(states, label)
-        labels.append(label)
-        scores.append(score)
-        if (t + 1) % EVAL_EVERY == 0:
-            mx.eval(labels, scores, state.states)
-    if not labels:
-        return np.zeros((batch, 0), np.int64), np.zeros((batch, 0), np.float32), state
-    stacked = mx.stack(labels, axis=1), mx.stack(scores, axis=1).astype(mx.float32)
-    mx.eval(stacked, state.states)
-    return np.array(stacked[0]), np.array(stacked[1]), state
+        chosen.append((label, score))
+        previous = int(t)
+        if (k + 1) % EVAL_EVERY == 0:
+            mx.eval(chosen[-EVAL_EVERY:], state.states)
+    if previous != time - 1:
+        state = FusedState(state.states, blank)
+    if chosen:
+        stacked = (mx.stack([c[0] for c in chosen], axis=1),
+                   mx.stack([c[1] for c in chosen], axis=1).astype(mx.float32))  # fmt: skip
+        mx.eval(stacked, state.states)
+        labels[:, busy], scores[:, busy] = np.array(stacked[0]), np.array(stacked[1])
+    return labels, scores, state
 
 
 _STEPS: dict[tuple, object] = {}
