@@ -6,11 +6,36 @@ does."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from mlx_asr_fusion import FusionModel, fusion_models
 from speech_transcript.biasing import Biasing, BiasingError
 
 from .errors import ParakeetError
+from .spotting import WordSpotter
+
+if TYPE_CHECKING:
+    from .model import Parakeet
+
+
+Aids = tuple[list[FusionModel], WordSpotter | None]
+
+
+def aids_for(biasing: Biasing, model: Parakeet) -> Aids:
+    """What the decoders take for `biasing`: the fusion models of the chosen head, or the
+    word spotter (`spotting.py`) on the model's CTC head."""
+    if biasing.word_spotter:
+        return [], WordSpotter(biasing, model.ctc, model.tokenizer)
+    head = model.ctc if model.head == "ctc" else model.transducer
+    return fusion_for(biasing, head.config.blank_id, model.tokenizer.encode), None
+
+
+def without_spotter(aids: Aids) -> list[FusionModel]:
+    """The fusion models alone, for decoders that cannot spot (a stream): ParakeetError
+    where a word spotter was asked for."""
+    if aids[1] is not None:
+        raise ParakeetError("the word spotter works on whole inputs, not on a stream")
+    return aids[0]
 
 
 def fusion_for(
