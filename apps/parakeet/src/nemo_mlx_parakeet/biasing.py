@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mlx_asr_fusion import FusionModel, fusion_models
 from speech_transcript.biasing import Biasing, BiasingError
+from speech_transcript.biasing import with_boost as merged_boost
 
 from .errors import ParakeetError
 from .spotting import WordSpotter
@@ -59,13 +60,7 @@ def fusion_for(
 
 def with_boost(biasing: Biasing | None, boost: Sequence[str]) -> Biasing | None:
     """`biasing`, or the phrases of `boost` with the default weights; not both."""
-    if not boost:
-        return biasing
-    if biasing is not None:
-        raise ParakeetError("give boost phrases as boost=[...] or in biasing, not both")
-    if isinstance(boost, str):
-        raise ParakeetError("boost takes a list of phrases, not one string")
     try:
-        return Biasing(tuple(boost))
+        return merged_boost(biasing, boost)
     except BiasingError as err:
         raise ParakeetError(str(err)) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +75,18 @@ class Biasing:
 
     def __bool__(self) -> bool:
         return bool(self.phrases) or self.lm is not None
+
+
+def with_boost(biasing: Biasing | None, boost: Sequence[str]) -> Biasing | None:
+    """The apps' `boost=[...]` short form: `biasing`, or the phrases of `boost` with the
+    default weights; BiasingError for both, or one string instead of a list."""
+    if not boost:
+        return biasing
+    if biasing is not None:
+        raise BiasingError("give boost phrases as boost=[...] or in biasing, not both")
+    if isinstance(boost, str):
+        raise BiasingError("boost takes a list of phrases, not one string")
+    return Biasing(tuple(boost))
 
 
 def _check_weight(name: str, value: float, positive: bool = False) -> None:
