@@ -106,12 +106,7 @@ def tdt_hypotheses(asr: ASRModel, encoded_all: list) -> list:
 
 
 def main() -> None:
-    torch.manual_seed(0)
-    heldout = json.loads((demo.FIXTURE / "heldout.json").read_text())
-    model_file = demo.DEMO / "demo.nemo"
-    asr = ASRModel.restore_from(str(model_file), map_location="cpu").eval()
-    files = [clip["file"] for clip in heldout["clips"]]
-    paths = [str(demo.FIXTURE / f) for f in files]
+    asr, model_file, files, paths = demo.restore_with_clips()
     logprobs, encoded_all = ctc_logprobs(asr, paths)
     asr.eval()
     tdt = tdt_hypotheses(asr, encoded_all)

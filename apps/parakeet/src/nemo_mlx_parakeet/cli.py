@@ -197,9 +197,8 @@ def _run(args: argparse.Namespace) -> int:
     corpus.check(args)
     _check(args)
     biasing = biasing_from_args(args)  # phrase files and the LM read before the model loads
-    if biasing and args.decoding == "beam":
-        raise UsageError("--boost-* and --lm work with greedy decoding; beam search with them "
-                         "is not built yet")  # fmt: skip
+    if biasing.word_spotter and args.decoding == "beam":
+        raise UsageError("--word-spotter works with greedy decoding (NeMo's recipe)")
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
     names = [common.input_name(a) for a in args.audio] or ["mic"]

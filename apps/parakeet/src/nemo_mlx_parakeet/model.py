@@ -214,7 +214,8 @@ class Parakeet:
         language itself, as NeMo's `transcribe(..., target_lang="auto")`); the transcript's
         `language` says which was used. `biasing` (`speech_transcript.biasing.Biasing`)
         boosts key phrases and fuses an n-gram LM as NeMo's greedy decoding does;
-        `boost=[...]` is the short form for phrases with the default weights; with
+        `boost=[...]` is the short form for phrases with the default weights (beam search:
+        NeMo's fused `malsd_batch` transducer beam, or its CTC `beam_batch`); with
         `biasing.word_spotter` the phrases are spotted by NeMo's CTC word spotter instead.
 
         With `vad` (a loaded `mlx_frame_vad.FrameVAD`, a frame-VAD reference to load, or
@@ -226,9 +227,8 @@ class Parakeet:
         (`diarization.py`, `speech_transcript.speakers`); `speakers` holds the turns."""
         check_options(batch_size, decoding, beam_size, chunk_duration)
         aids = self.decoding_aids(with_boost(biasing, boost))
-        if any(aids) and decoding != "greedy":
-            raise ParakeetError("phrase boosting, LM fusion and word spotting work with greedy "
-                                "decoding; beam search with them is not built yet")  # fmt: skip
+        if aids[1] is not None and decoding != "greedy":
+            raise ParakeetError("the word spotter works with greedy decoding (NeMo's recipe)")
         prompt = self.language(language)
         detector = load_vad(vad)
         diarizer = load_diarizer(diarize)
