@@ -35,7 +35,9 @@ SETTINGS = {"boost": {"boost": 1.0}, "lm": {"lm": 0.3}}
 
 def biasing(setting: dict) -> Biasing:
     lm = {"lm": FIXTURES / FUSION["lm"], "lm_alpha": setting["lm"]} if "lm" in setting else {}
-    phrases = {"phrases": tuple(PHRASES), "boost_alpha": setting["boost"]} if "boost" in setting else {}
+    phrases = (
+        {"phrases": tuple(PHRASES), "boost_alpha": setting["boost"]} if "boost" in setting else {}
+    )
     return Biasing(**phrases, **lm)
 
 
