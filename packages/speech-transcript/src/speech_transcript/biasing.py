@@ -118,7 +118,7 @@ def add_biasing_arguments(parser: argparse.ArgumentParser) -> None:
     """The `biasing` group: --boost-phrase, --boost-file, --boost-score, --boost-alpha,
     --lm, --lm-alpha (values checked while parsing: one line naming the option)."""
     group = parser.add_argument_group(
-        "biasing", "NeMo's phrase boosting and n-gram LM shallow fusion (greedy decoding)"
+        "biasing", "NeMo's phrase boosting and n-gram LM shallow fusion"
     )
     group.add_argument("--boost-phrase", action="append", default=[], metavar="PHRASE",
                        help="boost this word or phrase (repeatable), e.g. \"Anna Lopez\"; "
