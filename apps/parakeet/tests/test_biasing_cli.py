@@ -50,6 +50,10 @@ def bad_arpa(tmp_path_factory) -> Path:
          "--word-spotter works with greedy decoding"),
         (["--word-spotter", "--boost-phrase", "anna", "--boost-alpha", "2"], 1,
          "--word-spotter takes phrases and --boost-score only"),
+        (["--word-spotter", "--boost-phrase", "anna", "--streaming"], 1,
+         "the word spotter works on whole inputs, not on a stream"),
+        (["--manifest", "rows.jsonl", "--boost-phrase", "anna"], 1,
+         "--manifest takes no --boost-*, --lm or --word-spotter"),
     ],
 )  # fmt: skip
 def test_bad_values_are_one_line(cache, bad_arpa, args, code, message):

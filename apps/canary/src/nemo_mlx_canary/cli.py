@@ -107,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_manifest(args: argparse.Namespace) -> int:
     """--manifest: the job runs in `speech_corpus` with a transcriber built from the options."""
+    if biasing_from_args(args):
+        raise common.UsageError("--manifest takes no --boost-* or --lm (not built yet)")
     from functools import partial
 
     from .corpus import transcriber

@@ -235,6 +235,8 @@ def _run_manifest(args: argparse.Namespace) -> int:
     """--manifest: the job runs in `speech_corpus` with a transcriber built from the options."""
     if args.streaming or args.mic:
         raise UsageError("--manifest transcribes whole rows; it takes no --streaming or --mic")
+    if biasing_from_args(args):
+        raise UsageError("--manifest takes no --boost-*, --lm or --word-spotter (not built yet)")
     from functools import partial
 
     from .corpus import transcriber
