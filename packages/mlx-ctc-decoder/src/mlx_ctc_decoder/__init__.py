@@ -4,9 +4,8 @@
 `CTCHead(config)` with NeMo's parameter names, `greedy_decode(log_probs, lengths, blank_id=...)`
 (with `fusion=[...]`, NeMo's greedy shallow fusion of an n-gram LM and a boosting tree),
 `beam_search(log_probs, blank_id=...)` as NeMo's `beam_batch` strategy (with `fusion=[...]`,
-its fused beam); CTC-based word
-spotting as NeMo's `run_word_spotter` (`SpottingGraph`, `spot_words`) and its merge into a
-greedy CTC or transducer result (`merge_spotted`).
+its fused beam); CTC-based word spotting as NeMo's `run_word_spotter` (`SpottingGraph`,
+`spot_words`) and its merge into a greedy CTC or transducer result (`merge_spotted`).
 """
 
 import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
