@@ -142,9 +142,8 @@ class Canary:
         word and segment gets a speaker by NeMo's rule (`speech_transcript.speakers`; segments
         split where it changes) and `speakers` holds the turns; it needs `timestamps` (words
         without times cannot be given speakers).
-        `biasing` (`speech_transcript.biasing.Biasing`) boosts key phrases and fuses an
-        n-gram LM as NeMo's AED beam search does (`biasing.py`; beam decoding only, as
-        NeMo); `boost=[...]` is the short form for phrases with the default weights.
+        `biasing` (a `speech_transcript.biasing.Biasing`; `boost=[...]` for phrases alone) is
+        fused into the beam search as NeMo's AED beam does it (`biasing.py`; beam only).
         """
         options = PromptOptions(
             source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc,
