@@ -72,6 +72,14 @@ def set_decoding(asr: ASRModel, head: str, saved: Any, setting: dict[str, float]
     asr.eval()
 
 
+def saved_decodings(asr: ASRModel) -> dict[str, Any]:
+    """The decoding configs as saved, per head: the transducer's and the CTC head's."""
+    return {
+        "rnnt": copy.deepcopy(asr.cfg.decoding),
+        "ctc": copy.deepcopy(asr.cfg.aux_ctc.decoding),
+    }
+
+
 def word_counts(texts: list[str]) -> dict[str, int]:
     """How often each phrase occurs as whole words in the texts."""
     return {p: sum(f" {t} ".count(f" {p} ") for t in texts) for p in PHRASES}
@@ -91,10 +99,7 @@ def main() -> None:
     assert not held & set(lines), "the LM must not see the held-out sentences"
     token_lines = [asr.tokenizer.text_to_ids(line) for line in lines]
     LM.write_text(fusion.arpa_text(token_lines, 3, unk=True))
-    saved = {
-        "rnnt": copy.deepcopy(asr.cfg.decoding),
-        "ctc": copy.deepcopy(asr.cfg.aux_ctc.decoding),
-    }
+    saved = saved_decodings(asr)
     heads: dict[str, Any] = {}
     for head in ("rnnt", "ctc"):
         heads[head] = {}

@@ -45,6 +45,17 @@ def provenance(command: str, model_file: Path) -> dict:
     }
 
 
+def restore_with_clips() -> tuple[ASRModel, Path, list[str], list[str]]:
+    """NeMo's restore of the bundled demo model (eval mode, torch seeded), its file, and
+    the held-out clips: their fixture-relative files and their paths."""
+    torch.manual_seed(0)
+    heldout = json.loads((FIXTURE / "heldout.json").read_text())
+    model_file = DEMO / "demo.nemo"
+    asr = ASRModel.restore_from(str(model_file), map_location="cpu").eval()
+    files = [clip["file"] for clip in heldout["clips"]]
+    return asr, model_file, files, [str(FIXTURE / f) for f in files]
+
+
 def main() -> int:
     torch.manual_seed(0)
     heldout = json.loads((FIXTURE / "heldout.json").read_text())

@@ -46,8 +46,14 @@ def bad_arpa(tmp_path_factory) -> Path:
          "argument --boost-alpha: must be a number of at least 0, got -1"),
         (["--lm", "/no/such.arpa", "--lm-alpha", "0.5"], 1, "LM file /no/such.arpa does not exist"),
         (["--lm", "BAD", "--lm-alpha", "0.5"], 1, "not an ARPA file (no \\data\\ header)"),
-        (["--boost-phrase", "anna", "--decoding", "beam"], 1,
-         "--boost-* and --lm work with greedy decoding"),
+        (["--word-spotter", "--boost-phrase", "anna", "--decoding", "beam"], 1,
+         "--word-spotter works with greedy decoding"),
+        (["--word-spotter", "--boost-phrase", "anna", "--boost-alpha", "2"], 1,
+         "--word-spotter takes phrases and --boost-score only"),
+        (["--word-spotter", "--boost-phrase", "anna", "--streaming"], 1,
+         "the word spotter works on whole inputs, not on a stream"),
+        (["--manifest", "rows.jsonl", "--boost-phrase", "anna"], 1,
+         "--manifest takes no --boost-*, --lm or --word-spotter"),
     ],
 )  # fmt: skip
 def test_bad_values_are_one_line(cache, bad_arpa, args, code, message):

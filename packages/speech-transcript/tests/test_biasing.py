@@ -9,10 +9,13 @@ import pytest
 
 from speech_transcript.biasing import (
     DEFAULT_BOOST_ALPHA,
+    DEFAULT_BOOST_SCORE,
+    DEFAULT_SPOTTER_SCORE,
     Biasing,
     BiasingError,
     add_biasing_arguments,
     biasing_from_args,
+    with_boost,
 )
 from speech_transcript.cli import command_parser
 
@@ -104,3 +107,24 @@ def test_bad_values_are_one_line_while_parsing(capsys, argv, message):
 def test_the_api_checks_the_same(kwargs, message):
     with pytest.raises(BiasingError, match=message):
         Biasing(**{"phrases": ("a",), **kwargs})
+
+
+def test_word_spotter_mode(tmp_path):
+    assert Biasing(("a",)).boost_score == DEFAULT_BOOST_SCORE
+    assert Biasing(("a",), word_spotter=True).boost_score == DEFAULT_SPOTTER_SCORE
+    assert Biasing(("a",), boost_score=2.0, word_spotter=True).boost_score == 2.0
+    with pytest.raises(BiasingError, match="needs phrases"):
+        Biasing(word_spotter=True)
+    lm = tmp_path / "lm.arpa"
+    lm.write_text("\\data\\\n")
+    with pytest.raises(BiasingError, match="leave out the LM"):
+        Biasing(("a",), lm=lm, lm_alpha=0.5, word_spotter=True)
+
+
+def test_boost_short_form():
+    assert with_boost(None, ["a", "b"]) == Biasing(("a", "b"))
+    assert with_boost(Biasing(("c",)), []) == Biasing(("c",))
+    with pytest.raises(BiasingError, match="not both"):
+        with_boost(Biasing(("c",)), ["a"])
+    with pytest.raises(BiasingError, match="not one string"):
+        with_boost(None, "ab")

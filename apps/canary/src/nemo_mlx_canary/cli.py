@@ -13,9 +13,11 @@ from tqdm import tqdm
 from mlx_audio_frontend import AudioError
 from speech_corpus import cli as corpus
 from speech_transcript import cli as common
+from speech_transcript.biasing import BiasingError, add_biasing_arguments, biasing_from_args
 from speech_transcript.cli import Output, Timing
 from speech_transcript.options import float_between, positive_int
 
+from .biasing import fusion_for
 from .errors import CanaryError
 from .loading import DEFAULT_MODEL, load, load_diarizer, load_vad
 from .model import CHUNK_SECONDS
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                                f"(default {CHUNK_SECONDS:g})")  # fmt: skip
     common.add_dtype_argument(decoding)
     common.add_vad_argument(parser.add_argument_group("voice activity"))
+    add_biasing_arguments(parser)
     corpus.add_corpus_arguments(parser)
     common.add_diarize_argument(parser.add_argument_group("speakers"))
     common.add_model_arguments(parser)
@@ -65,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     return common.run_command(
-        "canary", _run, build_parser().parse_intermixed_args(argv), (CanaryError, AudioError)
+        "canary",
+        _run,
+        build_parser().parse_intermixed_args(argv),
+        (CanaryError, AudioError, BiasingError),
     )
 
 
@@ -78,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     common.check_audio_arguments(args.audio)
     if args.diarize and not args.timestamps:
         raise common.UsageError("--diarize needs --timestamps: words get speakers by their times")
+    biasing = biasing_from_args(args)  # phrase files and the LM read before the model loads
     output = Output.from_args(args, [common.input_name(a) for a in args.audio])
     timing = Timing("canary", args.verbose)
     model = load(args.model, dtype=args.dtype, cache_dir=args.cache_dir, verbose=not args.quiet,
@@ -88,10 +95,11 @@ def _run(args: argparse.Namespace) -> int:
     options = dict(source_lang=args.source_lang, target_lang=args.target_lang, task=args.task, pnc=args.pnc,
                    timestamps=args.timestamps, decoding=args.decoding, beam_size=args.beam_size,
                    batch_size=args.batch_size, chunk_duration=args.chunk_duration, vad=vad,
-                   diarize=diarizer)  # fmt: skip
-    # Languages, task and timestamps are checked before any audio is read.
+                   diarize=diarizer, biasing=biasing)  # fmt: skip
+    # Languages, task, timestamps and fusion are checked before any audio is read.
     model.prompt(PromptOptions(args.source_lang, args.target_lang, args.task, args.pnc,
                                timestamps=args.timestamps))  # fmt: skip
+    fusion_for(biasing, model.tokenizer, args.source_lang, args.decoding or model.default_decoding)
     with kernels_compiled(model.dtype, "canary", notify=not args.quiet):
         failures = _run_files(model, args, options, output, timing)
     return 1 if failures else 0
@@ -99,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_manifest(args: argparse.Namespace) -> int:
     """--manifest: the job runs in `speech_corpus` with a transcriber built from the options."""
+    if biasing_from_args(args):
+        raise common.UsageError("--manifest takes no --boost-* or --lm (not built yet)")
     from functools import partial
 
     from .corpus import transcriber

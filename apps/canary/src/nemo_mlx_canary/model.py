@@ -11,6 +11,7 @@ from typing import Literal
 import mlx.core as mx
 import numpy as np
 
+from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
 from mlx_conformer import Conformer, quantize_linears
 from mlx_diarization import Diarizer
@@ -19,9 +20,11 @@ from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import Segment, TimedToken, Transcript, Word, seconds_at
 from speech_transcript import checkpoints as nemo
+from speech_transcript.biasing import Biasing
 from speech_transcript.speakers import named_turns, with_speakers
 
 from . import timestamps as frame_times
+from .biasing import fusion_for, with_boost
 from .errors import CanaryError
 from .prompt import PromptOptions, Task, build_prompt, timestamps_unsupported
 from .tokenizer import CanaryTokenizer
@@ -121,6 +124,8 @@ class Canary:
         progress: Callable[[int], None] | None = None,
         vad: FrameVAD | None = None,
         diarize: Diarizer | None = None,
+        biasing: Biasing | None = None,
+        boost: Sequence[str] = (),
     ) -> Transcript | list[Transcript]:
         """Text of each input, in `target_lang` (default: the spoken `source_lang`).
 
@@ -137,6 +142,8 @@ class Canary:
         word and segment gets a speaker by NeMo's rule (`speech_transcript.speakers`; segments
         split where it changes) and `speakers` holds the turns; it needs `timestamps` (words
         without times cannot be given speakers).
+        `biasing` (a `speech_transcript.biasing.Biasing`; `boost=[...]` for phrases alone) is
+        fused into the beam search as NeMo's AED beam does it (`biasing.py`; beam only).
         """
         options = PromptOptions(
             source_lang=source_lang, target_lang=target_lang, task=task, pnc=pnc,
@@ -157,6 +164,7 @@ class Canary:
             raise CanaryError(f"decoding must be 'greedy' or 'beam', got {decoding!r}")
         decoding = decoding or self.default_decoding
         beam_size = self.default_beam_size if beam_size is None else beam_size
+        fusion = fusion_for(with_boost(biasing, boost), self.tokenizer, source_lang, decoding)
         signals = [self._load(item, sample_rate) for item in items]
         pieces = [p for i, s in enumerate(signals) for p in self._pieces(i, s, chunk_duration, vad)]
         pieces.sort(key=lambda p: -len(p.samples))  # similar lengths together: less padding
@@ -164,7 +172,7 @@ class Canary:
         for first in range(0, len(pieces), batch_size):
             batch = pieces[first : first + batch_size]
             for piece, (ids, _confidence) in zip(
-                batch, self._decode(batch, prompt, decoding, beam_size), strict=True
+                batch, self._decode(batch, prompt, decoding, beam_size, fusion), strict=True
             ):
                 decoded.setdefault(piece.item, []).append((piece, ids))
             if progress is not None:
@@ -227,7 +235,12 @@ class Canary:
         return pieces
 
     def _decode(
-        self, batch: list[_Piece], prompt: list[int], decoding: Decoding, beam_size: int
+        self,
+        batch: list[_Piece],
+        prompt: list[int],
+        decoding: Decoding,
+        beam_size: int,
+        fusion: Sequence[FusionModel] = (),
     ) -> list[tuple[list[int], float]]:
         features = []
         for piece in batch:
@@ -255,6 +268,7 @@ class Canary:
         found = beam_search(
             self.decoder, states, lengths, prompts, eos_id=t.eos_id, pad_id=t.pad_id,
             beam_size=beam_size, length_penalty=self.length_penalty, max_delta=self.max_deltas["beam"],
+            fusion=fusion,
         )  # fmt: skip
         return [(_text_ids(r.tokens, t), float("nan")) for r in found]
 

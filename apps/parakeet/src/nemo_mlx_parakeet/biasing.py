@@ -6,11 +6,37 @@ does."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from mlx_asr_fusion import FusionModel, fusion_models
 from speech_transcript.biasing import Biasing, BiasingError
+from speech_transcript.biasing import with_boost as merged_boost
 
 from .errors import ParakeetError
+from .spotting import WordSpotter
+
+if TYPE_CHECKING:
+    from .model import Parakeet
+
+
+Aids = tuple[list[FusionModel], WordSpotter | None]
+
+
+def aids_for(biasing: Biasing, model: Parakeet) -> Aids:
+    """What the decoders take for `biasing`: the fusion models of the chosen head, or the
+    word spotter (`spotting.py`) on the model's CTC head."""
+    if biasing.word_spotter:
+        return [], WordSpotter(biasing, model.ctc, model.tokenizer)
+    head = model.ctc if model.head == "ctc" else model.transducer
+    return fusion_for(biasing, head.config.blank_id, model.tokenizer.encode), None
+
+
+def without_spotter(aids: Aids) -> list[FusionModel]:
+    """The fusion models alone, for decoders that cannot spot (a stream): ParakeetError
+    where a word spotter was asked for."""
+    if aids[1] is not None:
+        raise ParakeetError("the word spotter works on whole inputs, not on a stream")
+    return aids[0]
 
 
 def fusion_for(
@@ -34,13 +60,7 @@ def fusion_for(
 
 def with_boost(biasing: Biasing | None, boost: Sequence[str]) -> Biasing | None:
     """`biasing`, or the phrases of `boost` with the default weights; not both."""
-    if not boost:
-        return biasing
-    if biasing is not None:
-        raise ParakeetError("give boost phrases as boost=[...] or in biasing, not both")
-    if isinstance(boost, str):
-        raise ParakeetError("boost takes a list of phrases, not one string")
     try:
-        return Biasing(tuple(boost))
+        return merged_boost(biasing, boost)
     except BiasingError as err:
         raise ParakeetError(str(err)) from None

@@ -98,6 +98,12 @@ def _add_decoding_options(decoding: argparse._ArgumentGroup) -> None:
                                "(default 1, NeMo's score_norm; 0: raw score)")  # fmt: skip
     decoding.add_argument("--head", choices=["auto", "tdt", "rnnt", "ctc"], default="auto",
                           help="decoder of a hybrid TDT-CTC model (default: the transducer)")  # fmt: skip
+    decoding.add_argument("--word-spotter", action="store_true",
+                          help="spot the --boost-phrase / --boost-file phrases with NeMo's CTC-based "
+                               "word spotter on the CTC head (CTC or hybrid models, greedy) and "
+                               "merge them into the result, instead of boosting them in the "
+                               "search; --boost-score is its bonus per token (default 3, NeMo's "
+                               "recipe's); a phrase word_spelling1_spelling2 gives spellings")  # fmt: skip
     decoding.add_argument("--language",
                           help="language-prompt models (nvidia/nemotron-3.5-asr-streaming-0.6b): "
                                "the language to transcribe, one of the model's locales (en-US, "
@@ -191,9 +197,8 @@ def _run(args: argparse.Namespace) -> int:
     corpus.check(args)
     _check(args)
     biasing = biasing_from_args(args)  # phrase files and the LM read before the model loads
-    if biasing and args.decoding == "beam":
-        raise UsageError("--boost-* and --lm work with greedy decoding; beam search with them "
-                         "is not built yet")  # fmt: skip
+    if biasing.word_spotter and args.decoding == "beam":
+        raise UsageError("--word-spotter works with greedy decoding (NeMo's recipe)")
     limits = SegmentLimits(max_words=args.max_words, max_duration=args.max_duration, max_chars=args.max_chars,
                            gap=args.split_gap)  # fmt: skip
     names = [common.input_name(a) for a in args.audio] or ["mic"]
@@ -217,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.local_attention:
         model.encoder.change_attention_model("rel_pos_local_attn", args.local_attention)
     model.attention_budget = round(args.attention_budget * 2**30)
-    model.fusion_models(biasing)  # a malformed LM or phrase is one line, before any audio
+    model.decoding_aids(biasing)  # a malformed LM or phrase is one line, before any audio
     if args.verbose:
         model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
@@ -230,6 +235,8 @@ def _run_manifest(args: argparse.Namespace) -> int:
     """--manifest: the job runs in `speech_corpus` with a transcriber built from the options."""
     if args.streaming or args.mic:
         raise UsageError("--manifest transcribes whole rows; it takes no --streaming or --mic")
+    if biasing_from_args(args):
+        raise UsageError("--manifest takes no --boost-*, --lm or --word-spotter (not built yet)")
     from functools import partial
 
     from .corpus import transcriber

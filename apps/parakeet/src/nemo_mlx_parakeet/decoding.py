@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import mlx.core as mx
 import numpy as np
@@ -17,6 +17,9 @@ from mlx_ctc_decoder import CTCHead
 from mlx_ctc_decoder import beam_search as ctc_beam
 from mlx_ctc_decoder import greedy_decode as ctc_greedy
 from mlx_transducer import Transducer
+
+if TYPE_CHECKING:
+    from .spotting import WordSpotter
 
 Head = Literal["tdt", "rnnt", "ctc"]
 
@@ -69,23 +72,35 @@ def decode(
     beam_size: int,
     length_penalty: float = 1.0,
     fusion: Sequence[FusionModel] = (),
+    spotter: WordSpotter | None = None,
 ) -> list[Hypothesis]:
     """Hypotheses of a batch of encoder output with `head` (the CTC head for kind "ctc",
-    else the transducer); frames are relative to each row's start. `fusion` (greedy only):
-    NeMo's greedy shallow fusion of an n-gram LM and a boosting tree."""
+    else the transducer); frames are relative to each row's start. `fusion`: NeMo's shallow
+    fusion of an n-gram LM and a boosting tree (greedy; beam: NeMo's `malsd_batch` for a
+    transducer, `beam_batch` for CTC); `spotter` (greedy only): NeMo's CTC word spotter's
+    words merged into the greedy result."""
     if kind == "ctc":
         log_probs = head(encoded)
         blank_id = head.config.blank_id
         if decoding == "beam":
             probs, sizes = np.array(log_probs), np.array(encoded_len).tolist()
-            best = [ctc_beam(probs[b, : sizes[b]], blank_id=blank_id, beam_size=beam_size)[0]
-                    for b in range(len(sizes))]  # fmt: skip
+            best = [ctc_beam(probs[b, : sizes[b]], blank_id=blank_id, beam_size=beam_size,
+                             fusion=fusion)[0] for b in range(len(sizes))]  # fmt: skip
             return [Hypothesis(h.ids, h.frames, None, [None] * len(h.ids)) for h in best]
-        return [
-            from_tokens(h.tokens, kind)
-            for h in ctc_greedy(log_probs, encoded_len, blank_id=blank_id, fusion=fusion)
-        ]
+        found = ctc_greedy(log_probs, encoded_len, blank_id=blank_id, fusion=fusion)
+        hypotheses = [from_tokens(h.tokens, kind) for h in found]
+        if spotter is None:
+            return hypotheses
+        ends = [[t.end_frame for t in h.tokens] for h in found]  # where NeMo's merge puts them
+        return spotter(log_probs, encoded, encoded_len, hypotheses, ends, transducer=False)
     if decoding == "beam":
-        nbests = head.beam(encoded, encoded_len, beam_size=beam_size, length_penalty=length_penalty)
+        # NeMo's transducer beam with fusion models is `malsd_batch`; without, `beam`
+        strategy = "malsd_batch" if fusion else "default"
+        nbests = head.beam(encoded, encoded_len, beam_size=beam_size, length_penalty=length_penalty,
+                           strategy=strategy, fusion=fusion)  # fmt: skip
         return [from_tokens(n[0].tokens if n else [], kind) for n in nbests]
-    return [from_tokens(h.tokens, kind) for h in head.greedy(encoded, encoded_len, fusion)]
+    hypotheses = [from_tokens(h.tokens, kind) for h in head.greedy(encoded, encoded_len, fusion)]
+    if spotter is None:
+        return hypotheses
+    frames = [h.frames for h in hypotheses]
+    return spotter(None, encoded, encoded_len, hypotheses, frames, transducer=True)

@@ -1,10 +1,9 @@
 """`Parakeet`: a loaded Parakeet model (TDT, RNNT, CTC or hybrid TDT-CTC) that transcribes.
 
 The class composes the parts: `checkpoint` (the modules from a model directory, with a
-prompt model's language projection),
-`batching` (inputs into pieces and batches), `attention` (the long-audio policy),
-`decoding` (the heads' hypotheses), `merging` (chunks joined) and `transcripts` (a
-hypothesis into a `Transcript`)."""
+prompt model's language projection), `batching` (inputs into pieces and batches),
+`attention` (the long-audio policy), `decoding` (the heads' hypotheses), `biasing` (fusion
+or word spotting), `merging` (chunks joined), `transcripts` (hypothesis to `Transcript`)."""
 
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ from .attention import (
     Attention,
 )
 from .batching import BATCH_SECONDS, OVERLAP_SECONDS, Piece
-from .biasing import fusion_for, with_boost
+from .biasing import Aids, aids_for, with_boost, without_spotter
 from .checkpoint import load_parts
 from .checks import check_options
 from .decoding import Head, Hypothesis, decode
@@ -215,7 +214,9 @@ class Parakeet:
         language itself, as NeMo's `transcribe(..., target_lang="auto")`); the transcript's
         `language` says which was used. `biasing` (`speech_transcript.biasing.Biasing`)
         boosts key phrases and fuses an n-gram LM as NeMo's greedy decoding does;
-        `boost=[...]` is the short form for phrases with the default weights.
+        `boost=[...]` is the short form for phrases with the default weights (beam search:
+        NeMo's fused `malsd_batch` transducer beam, or its CTC `beam_batch`); with
+        `biasing.word_spotter` the phrases are spotted by NeMo's CTC word spotter instead.
 
         With `vad` (a loaded `mlx_frame_vad.FrameVAD`, a frame-VAD reference to load, or
         True for the default, NVIDIA's Frame_VAD_Multilingual_MarbleNet_v2.0), only the
@@ -225,10 +226,9 @@ class Parakeet:
         gets a speaker by NeMo's rule and segments split where it changes
         (`diarization.py`, `speech_transcript.speakers`); `speakers` holds the turns."""
         check_options(batch_size, decoding, beam_size, chunk_duration)
-        fusion = self.fusion_models(with_boost(biasing, boost))
-        if fusion and decoding != "greedy":
-            raise ParakeetError("phrase boosting and LM fusion work with greedy decoding; "
-                                "beam search with them is not built yet")  # fmt: skip
+        aids = self.decoding_aids(with_boost(biasing, boost))
+        if aids[1] is not None and decoding != "greedy":
+            raise ParakeetError("the word spotter works with greedy decoding (NeMo's recipe)")
         prompt = self.language(language)
         detector = load_vad(vad)
         diarizer = load_diarizer(diarize)
@@ -257,7 +257,7 @@ class Parakeet:
         for batch in batching.batches(pieces, batch_size, limit):
             for piece, hypothesis in zip(
                 batch,
-                self._decode(batch, decoding, beam_size, length_penalty, prompt, fusion),
+                self._decode(batch, decoding, beam_size, length_penalty, prompt, aids),
                 strict=True,
             ):
                 decoded.setdefault(piece.item, []).append((piece, hypothesis))
@@ -326,9 +326,10 @@ class Parakeet:
         beam_size: int,
         length_penalty: float = 1.0,
         language: Language | None = None,
-        fusion: Sequence[FusionModel] = (),
+        aids: Aids = ([], None),
     ) -> list[Hypothesis]:
-        """Decode a batch of pieces; frames are relative to each piece's start."""
+        """Decode a batch of pieces, with `aids` (fusion or a word spotter); frames are
+        relative to each piece's start."""
         longest = max(p.feature_frames for p in pieces)
         features = batching.batch_features(self.frontend, pieces, self._padded_frames(longest))
         feature_len = mx.array([p.feature_frames for p in pieces])
@@ -337,17 +338,18 @@ class Parakeet:
         encoded = self.condition(encoded, language)
         head = self.ctc if self.head == "ctc" else self.transducer
         return decode(self.head, head, encoded, encoded_len, decoding, beam_size, length_penalty,
-                      fusion)  # fmt: skip
+                      *aids)  # fmt: skip
 
     def fusion_models(self, biasing: Biasing | None) -> list[FusionModel]:
-        """The decoders' fusion models for `biasing` (`biasing.py`), kept for equal options."""
-        if not biasing:
-            return []
+        """The decoders' fusion models for `biasing` (a stream's: no word spotter there)."""
+        return without_spotter(self.decoding_aids(biasing))
+
+    def decoding_aids(self, biasing: Biasing | None) -> Aids:
+        """The fusion models or the word spotter of `biasing` (`biasing.aids_for`), kept."""
         cache = self.__dict__.setdefault("_fusion_cache", {})
         if biasing not in cache:
             cache.clear()  # one set of options kept: a server's requests vary
-            head = self.ctc if self.head == "ctc" else self.transducer
-            cache[biasing] = fusion_for(biasing, head.config.blank_id, self.tokenizer.encode)
+            cache[biasing] = aids_for(biasing, self) if biasing else ([], None)
         return cache[biasing]
 
     def _padded_frames(self, frames: int) -> int:

@@ -8,6 +8,12 @@ recombined, keeping the best score (NeMo's CTC recombination takes the max, not 
 An optional `scorer(prefix, label) -> float` adds an external score (e.g. an n-gram LM or a
 word list, weighted by the caller) whenever a path emits a new label.
 
+`fusion` (mlx-asr-fusion's models with their alphas, LM first: NeMo's `beam.ngram_lm_model`
+/ `beam.boosting_tree`) is NeMo's fused CTC beam: each model's alpha-weighted scores are
+added to every non-blank label that does not repeat the path's last label, each path's
+model states follow its new labels, and at the end an LM's final weights (not a boosting
+tree's, as NeMo) are added before the n-best is sorted.
+
 The n-best list is sorted by score, as NeMo's batched CTC beam returns it.
 """
 
@@ -16,7 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import mlx.core as mx
 import numpy as np
+
+from mlx_asr_fusion import BoostingTree, FusionModel
+from mlx_asr_fusion.fusion import dense_answers
 
 Scorer = Callable[[tuple[int, ...], int], float]
 _INACTIVE = -np.inf
@@ -37,10 +47,12 @@ def beam_search(
     beam_beta: float = 0.0,
     beam_threshold: float = 20.0,
     scorer: Scorer | None = None,
+    fusion: Sequence[FusionModel] = (),
 ) -> list[CTCBeamHypothesis]:
     """N-best hypotheses for one utterance's (T, V) log-probabilities, best first."""
     log_probs = np.asarray(log_probs, dtype=np.float32)
     frames, classes = log_probs.shape
+    fused = [_Fused(f, beam_size, classes, blank_id) for f in fusion]
     labels_range = np.arange(classes)
     scores = np.full(beam_size, _INACTIVE, dtype=np.float32)
     scores[0] = 0.0
@@ -57,6 +69,8 @@ def beam_search(
             for beam in np.flatnonzero(np.isfinite(scores)):
                 for label in np.flatnonzero(new_label[beam]):
                     candidates[beam, label] += np.float32(scorer(transcripts[beam], int(label)))
+        for model in fused:  # NeMo: model after model, nothing for a repeat or the blank
+            candidates[:, :-1] += model.weighted(last)
         flat = candidates.reshape(-1)
         order = np.argsort(-flat, kind="stable")[:beam_size]
         next_scores = flat[order].copy()
@@ -68,12 +82,63 @@ def beam_search(
         starts = [
             starts[p] + (t,) if e else starts[p] for p, e in zip(parents, extended, strict=True)
         ]
+        for model in fused:
+            model.follow(parents, next_labels, last)
         last = next_labels
         scores = _recombine(next_scores, transcripts, last)
+    for model in fused:
+        scores = model.finish(scores)
     keep = [b for b in np.argsort(-scores, kind="stable") if np.isfinite(scores[b])]
     return [
         CTCBeamHypothesis(list(transcripts[b]), float(scores[b]), list(starts[b])) for b in keep
     ]
+
+
+class _Fused:
+    """One fusion model in the search: each path's state, its weighted scores (float32, as
+    NeMo's alpha times its scores) and its states' moves, read from the model's answers for
+    every state (`dense_answers`) or asked per frame."""
+
+    def __init__(self, fused: FusionModel, beam_size: int, classes: int, blank_id: int) -> None:
+        if blank_id != classes - 1:
+            raise ValueError("fusion needs the blank as the last class (as NeMo's CTC models)")
+        if fused.model.vocab_size != classes - 1:
+            raise ValueError(f"a fusion model over {fused.model.vocab_size} tokens cannot fuse "
+                             f"with {classes - 1} CTC labels")  # fmt: skip
+        if not isinstance(fused.alpha, (int, float)):
+            raise ValueError("CTC beam search takes one alpha per model, not one per item")
+        self.model, self.alpha = fused.model, np.float32(fused.alpha)
+        dense = dense_answers(fused.model)
+        self.dense = {k: np.array(v) for k, v in dense.items()}
+        self.states = np.array(fused.model.get_init_states(beam_size, bos=True))
+        self.next: np.ndarray | None = None
+
+    def weighted(self, last: np.ndarray) -> np.ndarray:
+        """(beam, V) weighted scores of each path's state, 0 where a label repeats."""
+        if self.dense:
+            scores, self.next = (
+                self.dense["dense_scores"][self.states],
+                self.dense["dense_next"][self.states],
+            )
+        else:
+            answer = self.model.advance(mx.array(self.states))
+            scores, self.next = np.array(answer[0]), np.array(answer[1])
+        repeated = last[:, None] == np.arange(scores.shape[1])[None, :]
+        return self.alpha * np.where(repeated, np.float32(0), scores)
+
+    def follow(self, parents: np.ndarray, labels: np.ndarray, last: np.ndarray) -> None:
+        """The new paths' states: the parent's, moved on by a new non-blank label."""
+        previous = self.states[parents]
+        keep = (labels == self.next.shape[1]) | (labels == last[parents])
+        moved = self.next[parents, np.minimum(labels, self.next.shape[1] - 1)]
+        self.states = np.where(keep, previous, moved)
+
+    def finish(self, scores: np.ndarray) -> np.ndarray:
+        """An LM's final weights added at the end (a boosting tree's not, as NeMo)."""
+        if isinstance(self.model, BoostingTree):
+            return scores
+        final = np.array(self.model.get_final(mx.array(self.states)))
+        return (scores + final * self.alpha).astype(np.float32)
 
 
 def _recombine(

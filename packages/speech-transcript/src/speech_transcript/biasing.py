@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from .options import non_negative_float, positive_float
 DEFAULT_BOOST_ALPHA = 1.0
 # NeMo's `BoostingTreeModelConfig.context_score` (and the value its docs recommend).
 DEFAULT_BOOST_SCORE = 1.0
+# The word spotter's per-token bonus in NeMo's recipe script (its `context_score` default).
+DEFAULT_SPOTTER_SCORE = 3.0
 
 
 class BiasingError(ValueError):
@@ -31,19 +33,33 @@ class Biasing:
 
     `phrases` are boosted as NeMo's GPU phrase-boosting tree does (`boost_score` is its
     `context_score`, `boost_alpha` its `boosting_tree_alpha`); `lm` is a token-level ARPA
-    file (NeMo's `ngram_lm_model`) weighted `lm_alpha` (`ngram_lm_alpha`)."""
+    file (NeMo's `ngram_lm_model`) weighted `lm_alpha` (`ngram_lm_alpha`).
+
+    With `word_spotter`, the phrases are not boosted in the search but spotted in the CTC
+    log-probs afterwards and merged into the greedy result (NeMo's CTC-based word spotter);
+    `boost_score` is then the spotter's per-token bonus (default DEFAULT_SPOTTER_SCORE,
+    NeMo's recipe's) and an LM is refused (NeMo's recipe runs it without fusion)."""
 
     phrases: tuple[str, ...] = ()
-    boost_score: float = DEFAULT_BOOST_SCORE
+    boost_score: float | None = None  # None: the default of the mode
     boost_alpha: float = DEFAULT_BOOST_ALPHA
     lm: Path | None = None
     lm_alpha: float | None = None
+    word_spotter: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phrases", tuple(self.phrases))
         for phrase in self.phrases:
             if not isinstance(phrase, str) or not phrase.strip():
                 raise BiasingError(f"boost phrases must be non-empty text, got {phrase!r}")
+        if self.boost_score is None:
+            default = DEFAULT_SPOTTER_SCORE if self.word_spotter else DEFAULT_BOOST_SCORE
+            object.__setattr__(self, "boost_score", default)
+        if self.word_spotter and not self.phrases:
+            raise BiasingError("the word spotter needs phrases to spot")
+        if self.word_spotter and self.lm is not None:
+            raise BiasingError("the word spotter runs on plain greedy decoding, as NeMo's "
+                               "recipe: leave out the LM")  # fmt: skip
         _check_weight("boost score", self.boost_score, positive=True)
         _check_weight("boost alpha", self.boost_alpha)
         if self.lm is not None:
@@ -59,6 +75,18 @@ class Biasing:
 
     def __bool__(self) -> bool:
         return bool(self.phrases) or self.lm is not None
+
+
+def with_boost(biasing: Biasing | None, boost: Sequence[str]) -> Biasing | None:
+    """The apps' `boost=[...]` short form: `biasing`, or the phrases of `boost` with the
+    default weights; BiasingError for both, or one string instead of a list."""
+    if not boost:
+        return biasing
+    if biasing is not None:
+        raise BiasingError("give boost phrases as boost=[...] or in biasing, not both")
+    if isinstance(boost, str):
+        raise BiasingError("boost takes a list of phrases, not one string")
+    return Biasing(tuple(boost))
 
 
 def _check_weight(name: str, value: float, positive: bool = False) -> None:
@@ -90,7 +118,7 @@ def add_biasing_arguments(parser: argparse.ArgumentParser) -> None:
     """The `biasing` group: --boost-phrase, --boost-file, --boost-score, --boost-alpha,
     --lm, --lm-alpha (values checked while parsing: one line naming the option)."""
     group = parser.add_argument_group(
-        "biasing", "NeMo's phrase boosting and n-gram LM shallow fusion (greedy decoding)"
+        "biasing", "NeMo's phrase boosting and n-gram LM shallow fusion"
     )
     group.add_argument("--boost-phrase", action="append", default=[], metavar="PHRASE",
                        help="boost this word or phrase (repeatable), e.g. \"Anna Lopez\"; "
@@ -113,8 +141,15 @@ def add_biasing_arguments(parser: argparse.ArgumentParser) -> None:
 
 def biasing_from_args(args: argparse.Namespace) -> Biasing:
     """The `Biasing` the options ask for (empty without phrases and LM); BiasingError for
-    options that do not go together, a missing or empty phrase file, a missing LM file."""
+    options that do not go together, a missing or empty phrase file, a missing LM file.
+    An app with a `--word-spotter` flag (`args.word_spotter`) spots the phrases instead."""
     phrases = gather_phrases(args.boost_phrase, args.boost_file)
+    spotter = getattr(args, "word_spotter", False)
+    if spotter and (args.boost_alpha is not None or args.lm is not None):
+        raise BiasingError("--word-spotter takes phrases and --boost-score only "
+                           "(no --boost-alpha, no --lm)")  # fmt: skip
+    if spotter and not phrases:
+        raise BiasingError("--word-spotter needs --boost-phrase or --boost-file")
     if not phrases and (args.boost_score is not None or args.boost_alpha is not None):
         raise BiasingError("--boost-score and --boost-alpha need --boost-phrase or --boost-file")
     if args.lm is None and args.lm_alpha is not None:
@@ -126,5 +161,6 @@ def biasing_from_args(args: argparse.Namespace) -> Biasing:
         tuple(phrases),
         lm=args.lm,
         lm_alpha=args.lm_alpha,
+        word_spotter=spotter,
         **{k: v for k, v in settings.items() if v is not None},
     )
