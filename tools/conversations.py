@@ -102,7 +102,8 @@ class Timing:
 def place(
     rng: random.Random, clips: list[tuple[str, str, np.ndarray]], timing: Timing
 ) -> tuple[np.ndarray, list[Turn]]:
-    """Mix (speaker, text, samples) turns one after another with pauses and overlaps."""
+    """Mix (speaker, text, samples) turns one after another with pauses and overlaps (a
+    speaker never overlaps their own earlier turn)."""
     turns: list[Turn] = []
     cursor = rng.uniform(*timing.lead)
     prev_start = 0.0
@@ -111,6 +112,7 @@ def place(
             if rng.random() < timing.overlap_share:
                 prev_len = turns[-1].end - prev_start
                 cursor -= min(rng.uniform(*timing.overlap), 0.6 * prev_len)
+                cursor = max([cursor] + [t.end + 0.1 for t in turns if t.speaker == speaker])
             elif rng.random() < timing.long_pause_share:
                 cursor += rng.uniform(*timing.long_pause)
             else:
