@@ -51,6 +51,19 @@ def score(
     return {"der": der, "confusion": confusion, "false_alarm": false_alarm, "miss": miss}
 
 
+def speaker_map(reference: list[str], hypothesis: list[str], duration: float) -> dict[str, str]:
+    """NeMo's optimal one-to-one map of one recording's true speakers to hypothesis speakers
+    (the map its DER uses, "full" mode)."""
+    from nemo.collections.asr.metrics.der import score_labels_from_rttm_labels
+
+    result = score_labels_from_rttm_labels(
+        [("x", reference)], [("x", hypothesis)], uem_segments_list=[("x", [[0.0, duration]])],
+        collar=0.0, ignore_overlap=False, verbose=False,
+    )  # fmt: skip
+    assert result is not None, "NeMo's scorer refused the labels"
+    return dict(result[1].get("x", {}))
+
+
 def one_speaker(references: dict[str, list[str]], durations: dict[str, float]) -> dict:
     """Two trivial answers: one speaker over the whole recording, and one speaker over the
     true speech (a perfect voice detector that never tells speakers apart)."""

@@ -16,7 +16,9 @@ Then NeMo's ASR + diarization on one conversation (`ASR_CONVERSATION`): the demo
 (apps/parakeet/.../demo/demo.nemo) transcribes it with word timestamps (`transcribe(...,
 timestamps=True)`, batch 1), and NeMo's `OfflineDiarWithASR.get_word_level_json_list` (its
 diarizer config's defaults: anchor at the word's start, offset 0) gives each word a speaker
-from the time-ordered `diarize()` labels. Writes tests/fixtures/diarization/demo_sortformer.json.
+from the time-ordered `diarize()` labels; `right_speaker_share` is the share of those words
+whose speaker is, through NeMo's scorer's speaker map, the true speaker of a turn the word's
+middle lies in. Writes tests/fixtures/diarization/demo_sortformer.json.
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ def words_with_speakers(path: Path, lines: list[str]) -> list[dict]:
             for w, s in zip(words, speakers, strict=True)]  # fmt: skip
 
 
+def right_share(words: list[dict], reference: list[str], truth_map: dict[str, str]) -> float:
+    """The share of words whose speaker is the mapped true speaker of a turn around the
+    word's middle (a word in no true turn counts as wrong)."""
+    turns = [(float(a), float(b), truth_map.get(s)) for a, b, s in (r.split() for r in reference)]
+    right = 0
+    for w in words:
+        middle = (w["start"] + w["end"]) / 2
+        right += any(a <= middle <= b and s == w["speaker"] for a, b, s in turns)
+    return right / max(len(words), 1)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     meta = json.loads((TESTSET / "testset.json").read_text())
@@ -86,6 +99,11 @@ def main() -> None:
         }
         for n in names
     }
+    asr_words = words_with_speakers(paths[names.index(ASR_CONVERSATION)],
+                                    hypotheses[ASR_CONVERSATION])  # fmt: skip
+    truth_map = der_scoring.speaker_map(
+        references[ASR_CONVERSATION], hypotheses[ASR_CONVERSATION], durations[ASR_CONVERSATION]
+    )
     training = json.loads((FOLDER / "demo_sortformer.training.json").read_text())
     record = {
         "generated_by": "python tests/reference/make_demo_sortformer_fixture.py",
@@ -104,8 +122,9 @@ def main() -> None:
         "asr_with_speakers": {
             "conversation": ASR_CONVERSATION,
             "asr_model": "apps/parakeet/src/nemo_mlx_parakeet/demo/demo.nemo",
-            "words": words_with_speakers(paths[names.index(ASR_CONVERSATION)],
-                                         hypotheses[ASR_CONVERSATION]),
+            "words": asr_words,
+            "speaker_map": truth_map,
+            "right_speaker_share": right_share(asr_words, references[ASR_CONVERSATION], truth_map),
         },
     }  # fmt: skip
     (FOLDER / "demo_sortformer.json").write_text(json.dumps(record, indent=1) + "\n")
