@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "tests" / "fixtures" / "diarization"
 TESTSET = FOLDER / "testset"
 DEMO_ASR = ROOT / "apps" / "parakeet" / "src" / "nemo_mlx_parakeet" / "demo" / "demo.nemo"
-ASR_CONVERSATION = "three_speakers"
+ASR_CONVERSATION = "two_speakers"
 
 
 def words_with_speakers(path: Path, lines: list[str]) -> list[dict]:
