@@ -1,7 +1,7 @@
 """NeMo's diarization of the multi-speaker test set with the demo Sortformer, and its DER.
 
     python tests/reference/make_diarization_testset.py     # the test set (espeak-ng)
-    python tools/train_demo_sortformer.py                  # the model (35 min on one thread)
+    python tools/train_demo_sortformer.py                  # the model (34 min on one thread)
     python tests/reference/make_demo_sortformer_fixture.py
 
 Restores tests/fixtures/diarization/demo_sortformer.nemo with NeMo 3.0.0 and runs NeMo's own
