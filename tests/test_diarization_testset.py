@@ -20,13 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import der_scoring
 import pytest
 
 from nemo_mlx_convert import convert_nemo
 from nemo_mlx_diarize.cli import main as diarize_main
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import der_scoring
 
 FOLDER = Path(__file__).resolve().parent / "fixtures" / "diarization"
 TESTSET = FOLDER / "testset"
