@@ -29,6 +29,10 @@ PROMPT_HYBRID_CLASS = (
 )
 # NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
 EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
+# Multitalker ASR (multitalker-parakeet-streaming-0.6b-v1): an RNNT model with speaker kernels
+MULTITALKER_CLASS = (
+    "nemo.collections.asr.models.multitalker_asr_models.EncDecMultiTalkerRNNTBPEModel"
+)
 CHAR_CLASSES = (CHAR_TRANSDUCER_CLASS, CHAR_CTC_CLASS, CHAR_HYBRID_CLASS)
 CTC_CLASSES = (CTC_CLASS, CHAR_CTC_CLASS)  # a CTC head only, no transducer
 PARAKEET_CLASSES = (
@@ -38,6 +42,7 @@ PARAKEET_CLASSES = (
     EOU_TRANSDUCER_CLASS,
     PROMPT_TRANSDUCER_CLASS,
     PROMPT_HYBRID_CLASS,
+    MULTITALKER_CLASS,
     *CHAR_CLASSES,
 )
 CANARY_CLASSES = (MULTITASK_CLASS,)
