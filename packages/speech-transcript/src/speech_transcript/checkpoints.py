@@ -59,7 +59,10 @@ def model_class_problem(name: str, model_class: str, app: App) -> str | None:
     short = model_class.rsplit(".", 1)[-1]
     if app == "parakeet" and "MultiTask" in model_class:
         return f"{name} is a Canary model ({short}): use the `canary` command"
-    if app == "canary" and short.startswith(("EncDecRNNT", "EncDecCTC", "EncDecHybrid")):
+    parakeet = model_class in PARAKEET_CLASSES
+    if app == "canary" and (
+        parakeet or short.startswith(("EncDecRNNT", "EncDecCTC", "EncDecHybrid"))
+    ):
         return f"{name} is a Parakeet model: use the `parakeet` command"
     return f"{name}: model class {model_class!r} is not supported; {supported_classes()}"
 
