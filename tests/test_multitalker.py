@@ -11,6 +11,8 @@ streaming (`SpeakerTaggedASR`) for each of the checkpoint's four lookaheads.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import mlx.core as mx
@@ -21,6 +23,7 @@ import nemo_mlx_parakeet as parakeet
 from mlx_conformer import SpeakerKernels, SpeakerTargets
 from mlx_conformer.speaker import fit_mask
 from nemo_mlx_convert import supported_classes
+from nemo_mlx_parakeet.speaker_asr import transcribe_by_speaker
 
 ROOT = Path(__file__).resolve().parent
 FIXTURE = ROOT / "fixtures" / "checkpoints" / "multitalker-parakeet-streaming-0.6b-v1"
@@ -115,3 +118,49 @@ def test_mask_lengths_follow_nemo():
     assert np.allclose(np.array(long), [[0.3, 0.4, 0.5, 0.6]])
     assert np.allclose(np.array(fit_mask(None, x, 0.0)), 0.0)
     assert SpeakerTargets(None).background is None
+
+
+class _GivenActivity:
+    """A diarizer stand-in whose probabilities are the fixture's activity."""
+
+    def __init__(self, activity: np.ndarray) -> None:
+        self.activity = activity
+
+    def probabilities(self, audio) -> np.ndarray:
+        return self.activity
+
+
+def test_by_speaker_merges_the_active_speakers(model, reference, clip):
+    """`--diarize` on a multitalker checkpoint: speakers above 0.5 somewhere (3 is not), each
+    with its NeMo-equal transcript, words and segments labelled and in time order."""
+    activity = np.array(reference["activity"], dtype=np.float32)
+    merged = transcribe_by_speaker(model, clip, _GivenActivity(activity))
+    per_speaker = parakeet.transcribe_speakers(model, clip, activity, speakers=[0, 1, 2])
+    for result in per_speaker:
+        label = f"speaker_{result.speaker}"
+        assert [w.text for w in merged.words if w.speaker == label] == [
+            w.text for w in result.transcript.words
+        ]
+    assert {w.speaker for w in merged.words} <= {"speaker_0", "speaker_1", "speaker_2"}
+    assert [w.start for w in merged.words] == sorted(w.start for w in merged.words)
+    assert all(s.speaker is not None for s in merged.segments)
+    assert [t.speaker for t in merged.speakers] == [s.speaker for s in merged.segments]
+
+
+def test_cli_diarize_gives_speakers(tmp_path):
+    """The command with a Sortformer fixture: every word has the speaker whose instance
+    transcribed it, one of those the diarizer finds active."""
+    diarizer = ROOT / "fixtures" / "checkpoints" / "diar_sortformer_4spk-v1.nemo"
+    audio = AUDIO / "speech_16k_mono.wav"
+    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(audio), "--model",
+               f"{FIXTURE}.nemo", "--diarize", str(diarizer), "--cache-dir", str(tmp_path / "c"),
+               "--quiet", "--output-format", "json", "--output-dir", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "speech_16k_mono.json").read_text())
+    assert data["words"]
+    assert all(w["speaker"].startswith("speaker_") for w in data["words"])
+    bad = subprocess.run([*command, "--decoding", "beam"], capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "multitalker" in bad.stderr
