@@ -5,7 +5,8 @@ configured as nvidia/multitalker-parakeet-streaming-0.6b-v1 (the nemotron-speech
 checkpoint fixture with the card's speaker kernels before layer 0 and background kernels),
 and NeMo's outputs for four speakers' activity on a 10.2 s clip: offline (forward after
 `set_speaker_targets`), without targets (what `transcribe()` runs), and NeMo's parallel
-streaming (`SpeakerTaggedASR`) for each of the checkpoint's four lookaheads.
+streaming (`SpeakerTaggedASR`) for each of the checkpoint's four lookaheads, with and
+without its cache gating.
 """
 
 from __future__ import annotations
@@ -87,12 +88,30 @@ def test_streaming_ids_per_speaker_equal_nemo(model, reference, clip, context):
     activity = np.array(reference["activity"], dtype=np.float32)
     left, right = (int(v) for v in context.split("_"))
     results = parakeet.transcribe_speakers(
-        model, clip, activity, streaming=True, context=[left, right]
+        model, clip, activity, streaming=True, context=[left, right], cache_gating=False
     )
     nemo = reference["streaming"][context]["speakers"]
     for result in results:
         ours = [t.id for t in result.transcript.tokens]
         assert ours == nemo[str(result.speaker)]["ids"], (context, result.speaker)
+
+
+@pytest.mark.parametrize("context", ["70_13", "70_6", "70_1", "70_0"])
+def test_gated_streaming_ids_per_speaker_equal_nemo(model, reference, clip, context):
+    """NeMo's default cache gating: an instance runs only the chunks where its speaker was
+    active in the last two; a speaker NeMo never ran (3) has no tokens."""
+    activity = np.array(reference["activity"], dtype=np.float32)
+    left, right = (int(v) for v in context.split("_"))
+    results = parakeet.transcribe_speakers(
+        model, clip, activity, streaming=True, context=[left, right]
+    )
+    nemo = reference["streaming_gated"][context]["speakers"]
+    assert "3" not in nemo
+    for result in results:
+        ours = [t.id for t in result.transcript.tokens]
+        assert ours == nemo.get(str(result.speaker), {"ids": []})["ids"], (context, result.speaker)
+    ungated = reference["streaming"][context]["speakers"]
+    assert any(nemo[s]["ids"] != ungated[s]["ids"] for s in nemo)
 
 
 def test_one_speaker_and_bad_activity(model, reference, clip):

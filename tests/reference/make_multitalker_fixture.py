@@ -38,7 +38,12 @@ Recorded, for the `long` clip of the streaming fixtures (10.2 s, three test clip
   every chunk), `binary_diar_preds: false`, `single_speaker_mode: false`; the diarization
   model object it needs for its state is the committed diar_streaming_sortformer_4spk-v2
   fixture, whose predictions are not used. Final ids, frames and text per speaker, per
-  lookahead, and the seglst it writes.
+  lookahead, and the seglst it writes;
+- `streaming_gated[<left>_<right>]`: the same with `cache_gating: true` and
+  `cache_gating_buffer_size: 2` (the defaults of NeMo's `MultitalkerTranscriptionConfig`,
+  the card's example configuration): a speaker's instance runs a chunk only when the
+  speaker is above 0.5 in the last two chunks (speaker 3 never is; 0 stops, 2 comes and
+  goes).
 
 Writes tests/fixtures/checkpoints/multitalker-parakeet-streaming-0.6b-v1.{nemo,json}.
 """
@@ -92,7 +97,8 @@ STREAM_CFG = {  # MultitalkerTranscriptionConfig's fields SpeakerTaggedASR reads
     "max_num_of_spks": SPEAKERS,
     "masked_asr": False,
     "mask_preencode": False,
-    "cache_gating": False,
+    "cache_gating": False,  # both are recorded (`streaming`, `streaming_gated`)
+    "cache_gating_buffer_size": 2,
     "single_speaker_mode": False,
     "sent_break_sec": 30.0,
     "generate_realtime_scripts": False,
@@ -184,10 +190,12 @@ def offline(
 
 
 @torch.no_grad()
-def streaming(model, diar_model, signal: np.ndarray, act: np.ndarray, context: list[int]) -> dict:
+def streaming(
+    model, diar_model, signal: np.ndarray, act: np.ndarray, context: list[int], gating: bool
+) -> dict:
     model.encoder.set_default_att_context_size(context)
     cfg = OmegaConf.create({**STREAM_CFG, "att_context_size": context, "audio_file": "clip.wav",
-                            "manifest_file": None})  # fmt: skip
+                            "manifest_file": None, "cache_gating": gating})  # fmt: skip
     diar_model.rttms_mask_mats = torch.from_numpy(act[None])
     streamer = SpeakerTaggedASR(cfg, model, diar_model)
     buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False,
@@ -205,6 +213,9 @@ def streaming(model, diar_model, signal: np.ndarray, act: np.ndarray, context: l
     speakers = {}
     for speaker in state.get_speakers():
         hyp = state.previous_hypothesis[speaker]
+        if hyp is None:  # an instance added for a higher speaker's index, never run
+            speakers[str(speaker)] = {"ids": [], "frames": [], "text": ""}
+            continue
         speakers[str(speaker)] = {"ids": base.to_jsonable(hyp.y_sequence),
                                   "frames": base.to_jsonable(hyp.timestamp), "text": hyp.text}  # fmt: skip
     return {"steps": steps, "speakers": speakers, "seglst": base.to_jsonable(state.seglsts)}
@@ -247,14 +258,17 @@ def main() -> None:
         "no_targets": offline(model, signal, None, 0),
         "offline": {str(s): offline(model, signal, act, s) for s in range(SPEAKERS)},
         "streaming": {
-            f"{c[0]}_{c[1]}": streaming(model, diar_model, signal, act, c) for c in contexts
+            f"{c[0]}_{c[1]}": streaming(model, diar_model, signal, act, c, False) for c in contexts
+        },
+        "streaming_gated": {
+            f"{c[0]}_{c[1]}": streaming(model, diar_model, signal, act, c, True) for c in contexts
         },
     }
     model.encoder.set_default_att_context_size(contexts[0])
     for s, out in record["offline"].items():
         print(s, "offline", out["ids"], len(out["ids"]))
     print("none", record["no_targets"]["ids"])
-    for key, run in record["streaming"].items():
+    for key, run in (*record["streaming"].items(), *record["streaming_gated"].items()):
         print(key, {s: v["ids"] for s, v in run["speakers"].items()})
     ids = [tuple(v["ids"]) for v in record["offline"].values()]
     assert len(set(ids)) == SPEAKERS, "every speaker's transcript should differ"

@@ -11,9 +11,14 @@ NeMo's `binary_diar_preds`).
 - `streaming=False`: the whole input through the encoder once per speaker (all speakers in
   one batch), greedy decoding: NeMo's forward after `set_speaker_targets`.
 - `streaming=True`: NeMo's parallel streaming (`SpeakerTaggedASR.perform_parallel_streaming_stt_spk`
-  with given targets, no cache gating): cache-aware chunks of `context` (one of the
-  checkpoint's [left, right]), each speaker with its own caches and decoder state, chunk i
-  taking activity frames [i * (right + 1), (i + 1) * (right + 1)).
+  with given targets): cache-aware chunks of `context` (one of the checkpoint's [left,
+  right]), each speaker with its own caches and decoder state, chunk i taking activity
+  frames [i * (right + 1), (i + 1) * (right + 1)). With `cache_gating` (NeMo's default) a
+  speaker's instance runs a chunk only if the speaker is above 0.5 somewhere in the last
+  `GATING_CHUNKS` chunks of activity (its caches and decoder state wait otherwise), and
+  the background of the k-th active speaker is, as NeMo's code has it, the active
+  *positions* 0, 1, ... other than k's own index; without it every speaker runs every
+  chunk with every other speaker as background.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .decoding import decode, from_tokens
 from .errors import ParakeetError
 
 ACTIVE = 0.5  # NeMo's threshold of speaker activity (background speakers, binary targets)
+GATING_CHUNKS = 2  # NeMo's `cache_gating_buffer_size`
 
 
 @dataclass(frozen=True)
@@ -43,10 +49,14 @@ class SpeakerTranscript:
     transcript: Transcript
 
 
-def speaker_targets(activity: np.ndarray, speaker: int, binary: bool = False) -> SpeakerTargets:
-    """The masks of `speaker` from `activity` (T, N) as NeMo's parallel streaming builds them."""
+def speaker_targets(
+    activity: np.ndarray, speaker: int, binary: bool = False, others: Sequence[int] | None = None
+) -> SpeakerTargets:
+    """The masks of `speaker` from `activity` (T, N) as NeMo's parallel streaming builds them;
+    the background is `others` (default: every other speaker)."""
     activity = np.asarray(activity, dtype=np.float32)
-    others = [i for i in range(activity.shape[1]) if i != speaker]
+    if others is None:
+        others = [i for i in range(activity.shape[1]) if i != speaker]
     background = (activity[:, others] > ACTIVE).any(-1).astype(np.float32)
     active = activity[:, speaker]
     if binary:
@@ -84,19 +94,23 @@ def transcribe_speakers(
     streaming: bool = False,
     context: Sequence[int] | None = None,
     binary: bool = False,
+    cache_gating: bool = True,
 ) -> list[SpeakerTranscript]:
     """A transcript per speaker of `audio` (what `Parakeet.transcribe` takes, one input) from
     `activity` (T, N): each speaker's probability per encoder frame (e.g. Sortformer's).
     `speakers`: the columns to transcribe (default all); `streaming`, `context`: NeMo's
-    cache-aware parallel streaming with that [left, right] (default the checkpoint's first)."""
+    cache-aware parallel streaming with that [left, right] (default the checkpoint's first),
+    `cache_gating` its skipping of inactive speakers (streaming only)."""
     chosen = check_activity(model, activity, speakers)
     signal = model.load_audio(audio)
     features, lengths = model.frontend(signal[None])
     duration = len(signal) / model.sample_rate
-    targets = [speaker_targets(activity, s, binary) for s in chosen]
     if streaming:
-        ids = [_stream(model, features[0, : int(lengths[0])], t, context) for t in targets]
+        gating = _Gating(np.asarray(activity, np.float32), binary, cache_gating)
+        frames = features[0, : int(lengths[0])]
+        ids = [_stream(model, frames, gating, s, context) for s in chosen]
     else:
+        targets = [speaker_targets(activity, s, binary) for s in chosen]
         ids = _offline(model, features, lengths, targets)
     return [
         SpeakerTranscript(s, model.assemble(h, duration)) for s, h in zip(chosen, ids, strict=True)
@@ -113,7 +127,33 @@ def _offline(model, features: mx.array, lengths: mx.array, targets: list[Speaker
     return decode(model.head, model.transducer, encoded, encoded_len, "greedy", 1)
 
 
-def _stream(model, features: mx.array, targets: SpeakerTargets, context: Sequence[int] | None):
+@dataclass(frozen=True)
+class _Gating:
+    """Which speakers run each chunk, and their masks there (NeMo's parallel streaming)."""
+
+    activity: np.ndarray  # (T, N)
+    binary: bool
+    gated: bool
+
+    def active(self, step: int, size: int) -> list[int]:
+        """The speakers that run chunk `step` (`_find_active_speakers` over the last chunks)."""
+        if not self.gated:
+            return list(range(self.activity.shape[1]))
+        end = (step + 1) * size
+        window = self.activity[max(0, end - size * GATING_CHUNKS) : end]
+        if window.shape[0] == 0:
+            return []
+        return [int(s) for s in np.flatnonzero(window.max(axis=0) > ACTIVE)]
+
+    def targets(self, step: int, size: int, speaker: int) -> SpeakerTargets:
+        """`speaker`'s masks for chunk `step`; the background as NeMo's code picks it."""
+        active = self.active(step, size)
+        others = [i for i in range(len(active)) if i != speaker]
+        chunk = self.activity[step * size : (step + 1) * size]
+        return speaker_targets(chunk, speaker, self.binary, others)
+
+
+def _stream(model, features: mx.array, gating: _Gating, speaker: int, context):
     """One speaker's cache-aware stream over `features` (T, F); its greedy hypothesis."""
     if not model.cache_aware:
         raise ParakeetError(f"{model.name} is not a cache-aware streaming checkpoint")
@@ -122,12 +162,12 @@ def _stream(model, features: mx.array, targets: SpeakerTargets, context: Sequenc
     if chosen not in choices:
         raise ParakeetError(f"context {chosen} is not one of the model's {choices}")
     size = chosen[1] + 1  # activity frames per chunk (NeMo's `_nframes_per_chunk`)
-
-    def chunk(step: int) -> SpeakerTargets:
-        window = slice(step * size, (step + 1) * size)
-        return SpeakerTargets(targets.active[:, window], targets.background[:, window])
-
-    streamer = CacheAwareStreamer(model.encoder, streaming_config(model.encoder, chosen), chunk)
+    streamer = CacheAwareStreamer(
+        model.encoder,
+        streaming_config(model.encoder, chosen),
+        speakers=lambda step: gating.targets(step, size, speaker),
+        active=lambda step: speaker in gating.active(step, size),
+    )
     decoder = GreedyStream(model.transducer)
     decoder.feed(streamer.add(features.astype(model.dtype)))
     decoder.feed(streamer.finish())

@@ -131,12 +131,15 @@ class CacheAwareStreamer:
     chunk that is complete; `finish()` runs what is left as NeMo does at the end of a
     buffer (the last chunk keeps all its outputs; a tail shorter than one subsampling step
     is dropped, as NeMo drops it). One stream (batch 1). `speakers(step)`, if given, is a
-    multitalker model's speaker activity for chunk `step` (0, 1, ...).
+    multitalker model's speaker activity for chunk `step` (0, 1, ...); `active(step)`, if
+    given, says whether chunk `step` runs at all: a skipped chunk leaves the cache as it was
+    and gives no output (NeMo's cache gating of multitalker instances).
     """
 
     encoder: object
     streaming: StreamingConfig
     speakers: Callable[[int], SpeakerTargets | None] | None = None
+    active: Callable[[int], bool] | None = None
     _buffer: list = field(default_factory=list)
     _frames: int = 0
     _index: int = 0
@@ -197,6 +200,9 @@ class CacheAwareStreamer:
             length = mx.array([chunk_features.shape[1]], dtype=mx.int32)
             self._index += shift
             last = self._index >= self._frames and final
+            if self.active is not None and not self.active(self._step):
+                self._step += 1
+                continue
             out, lengths, self.cache = cache_aware_step(
                 self.encoder,
                 chunk_features,
