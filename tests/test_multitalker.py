@@ -142,8 +142,9 @@ def test_mask_lengths_follow_nemo():
 class _GivenActivity:
     """A diarizer stand-in whose probabilities are the fixture's activity."""
 
-    def __init__(self, activity: np.ndarray) -> None:
+    def __init__(self, activity: np.ndarray, frame_seconds: float = 0.08) -> None:
         self.activity = activity
+        self.frame_seconds = frame_seconds
 
     def probabilities(self, audio) -> np.ndarray:
         return self.activity
@@ -164,6 +165,8 @@ def test_by_speaker_merges_the_active_speakers(model, reference, clip):
     assert [w.start for w in merged.words] == sorted(w.start for w in merged.words)
     assert all(s.speaker is not None for s in merged.segments)
     assert [t.speaker for t in merged.speakers] == [s.speaker for s in merged.segments]
+    with pytest.raises(parakeet.ParakeetError, match="same frames"):
+        transcribe_by_speaker(model, clip, _GivenActivity(activity, 0.04))
 
 
 def test_cli_diarize_gives_speakers(tmp_path):

@@ -14,6 +14,7 @@ from mlx_audio_frontend import AudioError
 from mlx_diarization import Diarizer
 from speech_transcript import SpeakerTurn, Transcript
 
+from .errors import ParakeetError
 from .multitalker import ACTIVE, SpeakerTranscript, transcribe_speakers
 
 
@@ -44,7 +45,14 @@ def merge_speakers(results: Sequence[SpeakerTranscript], model: str, duration: f
 
 def transcribe_by_speaker(model, audio, diarizer: Diarizer) -> Transcript:
     """`audio` transcribed per speaker: the diarizer's probabilities per frame, the speakers
-    active (above 0.5) somewhere in the input, NeMo's offline multitalker pass for each."""
+    active (above 0.5) somewhere in the input, NeMo's offline multitalker pass for each.
+    The diarizer's frames must be the model's (NeMo's multitalker inference checks that
+    their strides and subsampling agree), or ParakeetError."""
+    if not np.isclose(diarizer.frame_seconds, model.frame_seconds):
+        raise ParakeetError(
+            f"the diarizer's frames last {diarizer.frame_seconds:g} s and {model.name}'s "
+            f"{model.frame_seconds:g} s: multitalker ASR needs the same frames (as NeMo's)"
+        )
     signal = model.load_audio(audio)
     activity = np.asarray(diarizer.probabilities(signal), dtype=np.float32)
     active = [int(s) for s in np.flatnonzero(activity.max(axis=0) > ACTIVE)]
