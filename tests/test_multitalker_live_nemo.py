@@ -5,12 +5,15 @@ NeMo's `EncDecMultiTalkerRNNTBPEModel` restored from the committed fixture
 `set_speaker_targets(target, background)` for activity the fixture does not hold: random
 soft activity, binary targets (NeMo's `binary_diar_preds`), and activity shorter and
 longer than the encoder's frames (NeMo's `solve_length_mismatch` pads on the left or keeps
-the last frames). `transcribe_speakers` must give NeMo's ids for every speaker. Runs where
-NeMo is importable.
+the last frames); and NeMo's parallel streaming (`SpeakerTaggedASR`, through the fixture
+script's `streaming`) on activity where speakers stop and return, with and without cache
+gating. `transcribe_speakers` must give NeMo's ids for every speaker. Runs where NeMo is
+importable.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +84,35 @@ def test_speakers_equal_nemo(nemo_model, ours, signal, case, extra, binary):
     expected = [_nemo_ids(nemo_model, signal, activity, s, binary)[0] for s in range(SPEAKERS)]
     assert [[t.id for t in r.transcript.tokens] for r in results] == expected
     assert len({tuple(e) for e in expected}) > 1, "the speakers should differ"
+
+
+def _reference_script():
+    sys.path.insert(0, str(ROOT / "reference"))
+    import make_multitalker_fixture
+
+    return make_multitalker_fixture
+
+
+@pytest.mark.parametrize("gating", [True, False], ids=["gated", "ungated"])
+@pytest.mark.parametrize("context", [[70, 13], [70, 1]], ids=["70_13", "70_1"])
+def test_streaming_speakers_equal_nemo(nemo_model, ours, signal, context, gating):
+    """NeMo's `SpeakerTaggedASR` parallel streaming on activity where speakers stop and come
+    back (a gated instance resumes with the caches it had), with and without cache gating."""
+    script = _reference_script()
+    diar_model = models.SortformerEncLabelModel.restore_from(
+        str(script.DIAR_FIXTURE), map_location="cpu"
+    ).eval()
+    frames = _nemo_ids(nemo_model, signal, np.ones((1, 1), np.float32), 0, False)[1]
+    turns = np.zeros((frames, 4), dtype=np.float32)
+    t = np.arange(frames)
+    turns[:, 0] = np.where((t // 20) % 2 == 0, 0.8, 0.2)  # on and off every 1.6 s
+    turns[:, 1] = np.where((t // 20) % 2 == 1, 0.7, 0.1)
+    turns[:, 2] = np.where(t > frames - 30, 0.9, 0.0)  # only at the end
+    nemo = script.streaming(nemo_model, diar_model, signal, turns, context, gating)
+    nemo_model.encoder.set_default_att_context_size(context)
+    results = parakeet.transcribe_speakers(
+        ours, signal, turns, streaming=True, context=context, cache_gating=gating
+    )
+    for result in results:
+        expected = nemo["speakers"].get(str(result.speaker), {"ids": []})["ids"]
+        assert [t.id for t in result.transcript.tokens] == expected, result.speaker

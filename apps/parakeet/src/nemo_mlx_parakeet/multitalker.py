@@ -107,8 +107,9 @@ def transcribe_speakers(
     duration = len(signal) / model.sample_rate
     if streaming:
         gating = _Gating(np.asarray(activity, np.float32), binary, cache_gating)
-        frames = features[0, : int(lengths[0])]
-        ids = [_stream(model, frames, gating, s, context) for s in chosen]
+        # every frame of the tensor, the preprocessor's masked last one too: NeMo's streaming
+        # buffer counts it as audio (its chunk lengths, and so the masks' alignment, do)
+        ids = [_stream(model, features[0], gating, s, context) for s in chosen]
     else:
         targets = [speaker_targets(activity, s, binary) for s in chosen]
         ids = _offline(model, features, lengths, targets)
