@@ -18,6 +18,7 @@ from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .model import DEFAULT_LANGUAGE, Parakeet
+from .multitalker import SpeakerTranscript, transcribe_speakers
 from .streaming import StreamUpdate, TranscriptionStream
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "Parakeet",
     "ParakeetError",
     "Segment",
+    "SpeakerTranscript",
     "StreamUpdate",
     "TimedToken",
     "Transcript",
@@ -37,5 +39,6 @@ __all__ = [
     "Word",
     "load",
     "load_diarizer",
+    "transcribe_speakers",
     "transcriber",
 ]

@@ -1,5 +1,6 @@
 """A Parakeet checkpoint's parts from its model directory: the class check, the weights
-into the front end, encoder, language prompt and heads, their dtype and quantisation, and
+into the front end, encoder (with a multitalker model's speaker kernels), language prompt
+and heads, their dtype and quantisation, and
 the tokenizer."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 
 from mlx_audio_frontend import LogMel, LogMelConfig
-from mlx_conformer import Conformer, LanguagePrompt, quantize_linears
+from mlx_conformer import Conformer, LanguagePrompt, SpeakerKernels, quantize_linears
 from mlx_ctc_decoder import CTCHead
 from mlx_transducer import Transducer
 from nemo_mlx_convert import ModelDirectory
@@ -43,6 +44,8 @@ def load_parts(
     weights = mx.load(str(model_dir.weights))
     frontend = LogMel(LogMelConfig.from_nemo(cfg["preprocessor"]))
     encoder = Conformer.from_nemo(cfg, weights)
+    # a multitalker model's speaker kernels (`spk_kernels.*`) run inside the encoder
+    encoder.attach_speaker_kernels(SpeakerKernels.from_nemo(weights))
     transducer = None if model_class in CTC_CLASSES else Transducer.from_nemo(cfg, weights)
     # a hybrid's head is `ctc_decoder.*`, a CTC model's `decoder.*`: the class decides
     ctc = CTCHead.from_nemo(cfg, weights, model_class)

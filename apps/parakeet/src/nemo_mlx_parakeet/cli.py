@@ -37,6 +37,7 @@ from .batching import OVERLAP_SECONDS
 from .diarization import kept, load_diarizer, with_speakers_of
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
+from .speaker_asr import by_speaker, is_multitalker
 from .vad import load_vad
 
 
@@ -227,6 +228,10 @@ def _run(args: argparse.Namespace) -> int:
         model.notice = lambda line: print(f"parakeet: {line}", file=sys.stderr)
     with kernels_compiled(model.dtype, "parakeet", notify=not args.quiet):
         if args.streaming or args.mic:
+            if diarizer is not None and is_multitalker(model):
+                raise UsageError("--diarize on a multitalker checkpoint transcribes whole inputs "
+                                 "per speaker; per-speaker streaming is the Python API's "
+                                 "transcribe_speakers(..., streaming=True)")  # fmt: skip
             return _run_streaming(model, args, output, biasing, diarizer)
         return _run_files(model, args, output, timing, biasing, vad, diarizer)
 
@@ -265,12 +270,16 @@ def _run_files(
     show_progress = len(sources) > 1 and not args.quiet and (args.verbose or sys.stderr.isatty())
     bar = tqdm(total=len(sources), unit="file", disable=not show_progress, file=sys.stderr)
     failures = 0
-    results = model.transcribe_many(sources, batch_size=args.batch_size, decoding=args.decoding,
+    if diarizer is not None and is_multitalker(model):  # a transcript per speaker, merged
+        _check_multitalker(args, vad, biasing)
+        results = by_speaker(model, sources, diarizer)
+    else:
+        results = model.transcribe_many(sources, batch_size=args.batch_size, decoding=args.decoding,
                                     beam_size=args.beam_size, length_penalty=args.length_penalty,
                                     chunk_duration=args.chunk_duration,
-                                    overlap_duration=_overlap(args), progress=bar.update,
-                                    language=args.language, vad=vad, biasing=biasing,
-                                    diarize=diarizer)  # fmt: skip
+                                        overlap_duration=_overlap(args), progress=bar.update,
+                                        language=args.language, vad=vad, biasing=biasing,
+                                        diarize=diarizer)  # fmt: skip
     finished: dict[int, Transcript | None] = {}
     next_index = 0
     for index, result in results:
@@ -293,6 +302,15 @@ def _run_files(
     bar.close()
     timing.total()
     return 1 if failures else 0
+
+
+def _check_multitalker(args: argparse.Namespace, vad, biasing: Biasing) -> None:
+    """--diarize on a multitalker checkpoint runs NeMo's per-speaker pass: whole inputs,
+    greedy, no VAD, no biasing, no chunking."""
+    if vad is not None or biasing or args.decoding == "beam" or args.chunk_duration:
+        raise UsageError("--diarize on a multitalker checkpoint transcribes each speaker of "
+                         "whole inputs greedily: leave out --vad, --boost-*/--lm, "
+                         "--decoding beam and --chunk-duration")  # fmt: skip
 
 
 def _run_streaming(

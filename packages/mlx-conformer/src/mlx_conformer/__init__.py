@@ -10,6 +10,7 @@ from .config import ConformerConfig
 from .encoder import Conformer
 from .prompt import DEFAULT_LANGUAGE, LanguagePrompt, PromptConfig
 from .quantize import quantize_linears
+from .speaker import SpeakerKernels, SpeakerTargets
 
 __version__ = "0.1.0"
 
@@ -19,5 +20,7 @@ __all__ = [
     "ConformerConfig",
     "LanguagePrompt",
     "PromptConfig",
+    "SpeakerKernels",
+    "SpeakerTargets",
     "quantize_linears",
 ]

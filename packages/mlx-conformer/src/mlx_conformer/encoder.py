@@ -17,6 +17,7 @@ from .cache import StreamCache
 from .config import ConformerConfig
 from .layers import ConformerLayer
 from .positional import RelativePositions, SymmetricPositions, local_positions
+from .speaker import SpeakerKernels, SpeakerTargets
 from .subsampling import ConvSubsampling
 
 
@@ -110,6 +111,17 @@ class Conformer(nn.Module):
         return encoder
 
     @property
+    def speaker_kernels(self) -> SpeakerKernels | None:
+        """A multitalker model's speaker kernels (`attach_speaker_kernels`), else None."""
+        return self.get("speaker_kernels")
+
+    def attach_speaker_kernels(self, kernels: SpeakerKernels | None) -> None:
+        """Run `kernels` before the layers they belong to, as NeMo's multitalker model hooks
+        them onto its encoder (they are the model's, not the encoder config's)."""
+        if kernels is not None:
+            self["speaker_kernels"] = kernels
+
+    @property
     def subsampling_factor(self) -> int:
         return self.config.subsampling_factor
 
@@ -120,6 +132,7 @@ class Conformer(nn.Module):
         cache: StreamCache | None = None,
         drop_pre_encoded: int = 0,
         pre_encoded: bool = False,
+        speakers: SpeakerTargets | None = None,
     ) -> tuple[mx.array, mx.array]:
         """Encode a zero-padded batch; `lengths` are valid feature frames (default: all).
 
@@ -129,6 +142,8 @@ class Conformer(nn.Module):
         `pre_encoded`: `features` are already `pre_encode`'s output (B, T', d_model) with
         their lengths, NeMo's `bypass_pre_encode` (Sortformer's streaming re-encodes cached
         subsampled frames with each new chunk's).
+        `speakers`: a multitalker model's target and background speaker activity per encoder
+        frame (of this chunk, in a stream), for its `speaker_kernels` (`speaker.py`).
         """
         batch, frames, _ = features.shape
         if lengths is None:
@@ -144,7 +159,10 @@ class Conformer(nn.Module):
             x = x * self._xscale
         pos_emb, attention_lengths, mask, pad_mask = self._attention_inputs(x, lengths, cache)
         layer_caches = cache.layers if cache is not None else [None] * len(self.layers)
-        for layer, layer_cache in zip(self.layers, layer_caches, strict=True):
+        kernels = self.speaker_kernels
+        for index, (layer, layer_cache) in enumerate(zip(self.layers, layer_caches, strict=True)):
+            if kernels is not None:
+                x = kernels.before_layer(index, x, speakers)
             x = layer(x, pos_emb, attention_lengths, pad_mask, mask, layer_cache)
         if cache is not None:
             cache.advance(x.shape[1])

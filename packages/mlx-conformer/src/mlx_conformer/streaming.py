@@ -14,12 +14,14 @@ feature frames as they arrive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mlx.core as mx
 import numpy as np
 
 from .cache import StreamCache
+from .speaker import SpeakerTargets
 
 __all__ = [
     "CacheAwareStreamer",
@@ -95,8 +97,10 @@ def cache_aware_step(
     streaming: StreamingConfig,
     keep_all_outputs: bool = False,
     drop_extra_pre_encoded: int | None = None,
+    speakers: SpeakerTargets | None = None,
 ) -> tuple[mx.array, mx.array, StreamCache]:
-    """One `cache_aware_stream_step`: features (B, T, F) of a chunk with its pre-encode cache.
+    """One `cache_aware_stream_step`: features (B, T, F) of a chunk with its pre-encode cache
+    (and a multitalker model's speaker activity for the chunk, `speakers`).
 
     Returns encoder output (B, T', D), its valid lengths and the cache, updated in place.
     """
@@ -112,7 +116,7 @@ def cache_aware_step(
             "drop (the lookahead, right context x layers), so no step can follow it (NeMo's "
             "streaming fails there too)"
         )
-    x, lengths = encoder(features, lengths, cache=cache, drop_pre_encoded=drop)
+    x, lengths = encoder(features, lengths, cache=cache, drop_pre_encoded=drop, speakers=speakers)
     if streaming.valid_out_len > 0 and (not keep_all_outputs or streaming.style == "regular"):
         x = x[:, : streaming.valid_out_len]
         lengths = mx.minimum(lengths, streaming.valid_out_len)
@@ -126,11 +130,16 @@ class CacheAwareStreamer:
     `add(frames)` appends (T, F) feature frames and returns the encoder frames of every
     chunk that is complete; `finish()` runs what is left as NeMo does at the end of a
     buffer (the last chunk keeps all its outputs; a tail shorter than one subsampling step
-    is dropped, as NeMo drops it). One stream (batch 1).
+    is dropped, as NeMo drops it). One stream (batch 1). `speakers(step)`, if given, is a
+    multitalker model's speaker activity for chunk `step` (0, 1, ...); `active(step)`, if
+    given, says whether chunk `step` runs at all: a skipped chunk leaves the cache as it was
+    and gives no output (NeMo's cache gating of multitalker instances).
     """
 
     encoder: object
     streaming: StreamingConfig
+    speakers: Callable[[int], SpeakerTargets | None] | None = None
+    active: Callable[[int], bool] | None = None
     _buffer: list = field(default_factory=list)
     _frames: int = 0
     _index: int = 0
@@ -191,6 +200,9 @@ class CacheAwareStreamer:
             length = mx.array([chunk_features.shape[1]], dtype=mx.int32)
             self._index += shift
             last = self._index >= self._frames and final
+            if self.active is not None and not self.active(self._step):
+                self._step += 1
+                continue
             out, lengths, self.cache = cache_aware_step(
                 self.encoder,
                 chunk_features,
@@ -199,6 +211,7 @@ class CacheAwareStreamer:
                 cfg,
                 keep_all_outputs=last,
                 drop_extra_pre_encoded=0 if first else cfg.drop_extra_pre_encoded,
+                speakers=self.speakers(self._step) if self.speakers is not None else None,
             )
             self._step += 1
             out = out[0, : int(lengths[0])]

@@ -17,7 +17,8 @@ directories therefore load as they are). What changes:
   `ffn`; see `_TRANSFORMER_ENCODER`); its `sortformer_modules.*` keep their names, but for
   `hidden_to_spks`, which NeMo's inference never calls (dropped);
 - a prompt model's `prompt_kernel.{0,2}.*` (Nemotron 3.5 ASR's language projection) keep
-  their names and layouts;
+  their names and layouts, as do a multitalker model's speaker kernels
+  (`spk_kernels.<layer>.{0,3}.*`, `bg_spk_kernels.<layer>.{0,3}.*`);
 - the preprocessor's `window` and `fb` buffers are dropped (mlx-audio-frontend computes
   both exactly, bit for bit for the filterbank), as is every `num_batches_tracked`.
 
@@ -67,6 +68,10 @@ _TRANSDUCER = (
 # NeMo's language-ID prompt projection after the encoder (`PromptStreamingMixin`), kept
 # under its NeMo names for mlx-conformer's `LanguagePrompt`: Linear, ReLU (no tensors), Linear.
 _PROMPT = r"prompt_kernel\.[02]\.(weight|bias)"
+# NeMo's speaker kernels (`SpeakerKernelMixin`, multitalker ASR): per encoder layer index, an
+# `ff` kernel Linear, ReLU, Dropout, Linear (tensors at 0 and 3), for the target speaker and
+# (`add_bg_spk_kernel`) the background speakers; kept under their NeMo names for mlx-conformer.
+_SPEAKER_KERNELS = rf"(bg_)?spk_kernels\.{_I}\.[03]\.(weight|bias)"
 # NeMo's ConvASREncoder (MarbleNet frame VAD): JasperBlocks of masked convolutions
 # (`mconv.<i>`, residual `res.<j>.<i>`) and batch norms, kept under their NeMo names for
 # mlx-frame-vad; its frame classifier is NeMo's MultiLayerPerceptron (`decoder.layer<i>`).
@@ -150,6 +155,12 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
         *_TRANSDUCER,
         _HYBRID_CTC_HEAD,
         _PROMPT,
+    ),
+    # Multitalker ASR (multitalker-parakeet-streaming-0.6b-v1): an RNNT model with speaker kernels
+    f"{_ASR}.multitalker_asr_models.EncDecMultiTalkerRNNTBPEModel": (
+        *_ENCODER,
+        *_TRANSDUCER,
+        _SPEAKER_KERNELS,
     ),
     f"{_ASR}.aed_multitask_models.EncDecMultiTaskModel": (
         *_ENCODER,

@@ -29,6 +29,10 @@ PROMPT_HYBRID_CLASS = (
 )
 # NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
 EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
+# Multitalker ASR (multitalker-parakeet-streaming-0.6b-v1): an RNNT model with speaker kernels
+MULTITALKER_CLASS = (
+    "nemo.collections.asr.models.multitalker_asr_models.EncDecMultiTalkerRNNTBPEModel"
+)
 CHAR_CLASSES = (CHAR_TRANSDUCER_CLASS, CHAR_CTC_CLASS, CHAR_HYBRID_CLASS)
 CTC_CLASSES = (CTC_CLASS, CHAR_CTC_CLASS)  # a CTC head only, no transducer
 PARAKEET_CLASSES = (
@@ -38,6 +42,7 @@ PARAKEET_CLASSES = (
     EOU_TRANSDUCER_CLASS,
     PROMPT_TRANSDUCER_CLASS,
     PROMPT_HYBRID_CLASS,
+    MULTITALKER_CLASS,
     *CHAR_CLASSES,
 )
 CANARY_CLASSES = (MULTITASK_CLASS,)
@@ -54,7 +59,10 @@ def model_class_problem(name: str, model_class: str, app: App) -> str | None:
     short = model_class.rsplit(".", 1)[-1]
     if app == "parakeet" and "MultiTask" in model_class:
         return f"{name} is a Canary model ({short}): use the `canary` command"
-    if app == "canary" and short.startswith(("EncDecRNNT", "EncDecCTC", "EncDecHybrid")):
+    parakeet = model_class in PARAKEET_CLASSES
+    if app == "canary" and (
+        parakeet or short.startswith(("EncDecRNNT", "EncDecCTC", "EncDecHybrid"))
+    ):
         return f"{name} is a Parakeet model: use the `parakeet` command"
     return f"{name}: model class {model_class!r} is not supported; {supported_classes()}"
 
