@@ -29,7 +29,8 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
     )
     supported = (
         "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel, "
-        "EncDecRNNTBPEEOUModel, EncDecRNNTBPEModelWithPrompt, EncDecHybridRNNTCTCBPEModelWithPrompt, "
+        "EncDecRNNTBPEEOUModel, EncDecHybridRNNTCTCBPEEOUModel, EncDecRNNTBPEModelWithPrompt, "
+        "EncDecHybridRNNTCTCBPEModelWithPrompt, "
         "EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
         "`canary` runs EncDecMultiTaskModel"
     )

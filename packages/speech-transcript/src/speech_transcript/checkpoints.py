@@ -27,8 +27,10 @@ PROMPT_HYBRID_CLASS = (
     "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt."
     "EncDecHybridRNNTCTCBPEModelWithPrompt"
 )
-# NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
+# NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>), and its hybrid
+# RNNT + CTC sibling (the same markers, emitted by both heads)
 EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
+EOU_HYBRID_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecHybridRNNTCTCBPEEOUModel"
 CHAR_CLASSES = (CHAR_TRANSDUCER_CLASS, CHAR_CTC_CLASS, CHAR_HYBRID_CLASS)
 CTC_CLASSES = (CTC_CLASS, CHAR_CTC_CLASS)  # a CTC head only, no transducer
 PARAKEET_CLASSES = (
@@ -36,6 +38,7 @@ PARAKEET_CLASSES = (
     CTC_CLASS,
     HYBRID_CLASS,
     EOU_TRANSDUCER_CLASS,
+    EOU_HYBRID_CLASS,
     PROMPT_TRANSDUCER_CLASS,
     PROMPT_HYBRID_CLASS,
     *CHAR_CLASSES,
