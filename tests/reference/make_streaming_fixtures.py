@@ -158,6 +158,8 @@ def stream(model: ASRModel, signal: np.ndarray, head: str) -> dict[str, Any]:
             text=hyp.text,
             frames=base.to_jsonable(hyp.timestamp),
         )
+        if hyp.token_duration is not None and len(hyp.token_duration):  # TDT, where kept
+            out["durations"] = base.to_jsonable(hyp.token_duration)
     else:
         alignment = base.to_jsonable(pred_out[0])
         ids, spans = base.ctc_collapse(alignment, blank=model.tokenizer.vocab_size)
