@@ -71,6 +71,20 @@ style too (`setup_streaming_params`: lookahead = right context x layers, `cache_
   `decoding.strip_lang_tags` on. It asserts that the languages decode some clip differently.
   No `regular`-style copy.
 
+Three NeMo classes of which NVIDIA released no checkpoint, each on a released checkpoint's
+config adapted to it as NeMo's own example config of the class does (`configs/<name>.yaml`
+holds the keys laid over it; `adapted_from` names the checkpoint; `checkpoint` is null):
+- `hybrid_eou_streaming` (`EncDecHybridRNNTCTCBPEEOUModel`): parakeet_realtime_eou_120m-v1's
+  config with the `aux_ctc` of NeMo's hybrid EOU example. Recorded as the EOU model, plus the
+  markers favoured on the CTC head too and, per clip, `eou[...]["ctc"]`: NeMo's CTC EOU
+  predictions (`ctc_eou`); `plain_class` is `EncDecHybridRNNTCTCBPEModel`.
+- `hybrid_prompt_streaming` (`EncDecHybridRNNTCTCBPEModelWithPrompt`): nemotron-3.5's config
+  with the `aux_ctc` of NeMo's hybrid prompt example; recorded as the prompt model (without
+  the card's extra lookahead), plus `transcribe_ctc` per language.
+- `cache_aware_tdt_ctc_streaming` (`EncDecHybridRNNTCTCBPEModel` with a TDT transducer):
+  stt_en_fastconformer_hybrid_large_streaming_multi's config with the TDT keys of NeMo's
+  TDT-CTC recipe (`TDT_STATED`); the streamed hypotheses' `durations` are recorded.
+
 To keep the repository lean the clips are three (`CLIPS`), made from the 16 kHz WAV test
 clips, which every loader reads exactly: `long` (three clips end to end, 10.2 s, 127 encoder
 frames: the 70-frame left-context cache fills and then drops frames), `short` (1000 samples,
@@ -379,7 +393,10 @@ def eou_references(
                 encoded, encoded_len, return_hypotheses=True
             )
             (prediction,) = model._get_eou_predictions_from_hypotheses(hyps, None)
-            per_clip[clip] = {**marked_frames(prediction), "ids": base.to_jsonable(hyps[0].y_sequence)}
+            per_clip[clip] = {
+                **marked_frames(prediction),
+                "ids": base.to_jsonable(hyps[0].y_sequence),
+            }
             if isinstance(model, EncDecHybridRNNTCTCBPEModel):
                 per_clip[clip]["ctc"] = ctc_eou(model, encoded, encoded_len)
         out[f"{context[0]}_{context[1]}"] = per_clip
@@ -460,7 +477,9 @@ def keep_durations(model: ASRModel) -> None:
     with open_dict(cfg):
         cfg.tdt_include_token_duration = True
     hybrid = isinstance(model, EncDecHybridRNNTCTCBPEModel)
-    model.change_decoding_strategy(cfg, verbose=False, **({"decoder_type": "rnnt"} if hybrid else {}))
+    model.change_decoding_strategy(
+        cfg, verbose=False, **({"decoder_type": "rnnt"} if hybrid else {})
+    )
 
 
 def load_clips() -> dict[str, np.ndarray]:
@@ -630,7 +649,9 @@ def make_fixture(
         )  # fmt: skip
     tokenizer = ckpt.train_tokenizer(work / name / "tokenizer", published, spec)
     append_markers(tokenizer, checkpoint.markers)
-    config, shrunk = ckpt.shrink(published, tokenizer, issubclass(spec.cls, EncDecHybridRNNTCTCBPEModel))
+    config, shrunk = ckpt.shrink(
+        published, tokenizer, issubclass(spec.cls, EncDecHybridRNNTCTCBPEModel)
+    )
     assert config["encoder"]["att_context_style"] == "chunked_limited", name
     contexts = contexts_of(config)
     torch.manual_seed(SEED)
