@@ -232,6 +232,7 @@ class StreamingCheckpoint:
     # was released): where the class comes from, and the checkpoint adapted
     class_source: str = ""
     adapted_from: str = ""
+    sizes: tuple[tuple[str, int], ...] = ()  # over `make_checkpoint_fixtures.SIZES`
 
 
 CHECKPOINTS: dict[str, StreamingCheckpoint] = {
@@ -300,6 +301,10 @@ TDT_STATED: dict[str, tuple[Any, str]] = {
         _TDT_SOURCE,
     ),
 }  # fmt: skip
+# smaller than the released checkpoints' fixtures (d_model 32, 16 subsampling channels),
+# to keep the repository lean: every flag is kept as those are
+SMALL = (("d_model", 32), ("subsampling_conv_channels", 16), ("pred_hidden", 32),
+         ("joint_hidden", 32))  # fmt: skip
 CHECKPOINTS.update({
     HYBRID_EOU: StreamingCheckpoint(
         ckpt.Checkpoint(EncDecHybridRNNTCTCBPEEOUModel, "lower", 128 - len(MARKERS), 0.8,
@@ -309,6 +314,8 @@ CHECKPOINTS.update({
         "of EncDecHybridRNNTCTCBPEEOUModel (examples/asr/conf/asr_eou/"
         "fastconformer_hybrid_transducer_ctc_bpe_streaming.yaml)",
         adapted_from=EOU,
+        sizes=SMALL,
+        max_mb=1.5,
     ),
     HYBRID_PROMPT: StreamingCheckpoint(
         ckpt.Checkpoint(EncDecHybridRNNTCTCBPEModelWithPrompt, "multilingual", 128, 0.6,
@@ -319,6 +326,8 @@ CHECKPOINTS.update({
         "config of EncDecHybridRNNTCTCBPEModelWithPrompt (examples/asr/conf/fastconformer/"
         "hybrid_transducer_ctc/fastconformer_hybrid_transducer_ctc_bpe_prompt.yaml)",
         adapted_from="nemotron-3.5-asr-streaming-0.6b",
+        sizes=SMALL,
+        max_mb=2.0,  # four lookaheads in three languages
     ),
     TDT_STREAMING: StreamingCheckpoint(
         ckpt.Checkpoint(EncDecHybridRNNTCTCBPEModel, "lower", 128, 0.8,
@@ -329,6 +338,8 @@ CHECKPOINTS.update({
         ".yaml: its target, EncDecHybridRNNTCTCBPEModel (a TDT decoder is its decoding's "
         "model_type)",
         adapted_from="stt_en_fastconformer_hybrid_large_streaming_multi",
+        sizes=SMALL,
+        max_mb=1.5,
     ),
 })  # fmt: skip
 
@@ -416,7 +427,12 @@ def marked_frames(prediction: Any) -> dict[str, Any]:
 def ctc_eou(model: ASRModel, encoded: torch.Tensor, encoded_len: torch.Tensor) -> dict[str, Any]:
     """A hybrid EOU model's CTC EOU predictions as its `validation_pass` makes them: NeMo's
     CTC greedy hypothesis with its alignment preserved (the class's own decoding setting),
-    through `_get_eou_predictions_from_hypotheses` (per frame: the argmax is the marker)."""
+    through `_get_eou_predictions_from_hypotheses` (per frame: the argmax is the marker).
+    NeMo cannot stream the CTC head with that setting (`streaming.streamable_ctc`)."""
+    cfg = copy.deepcopy(model.cfg.aux_ctc.decoding)
+    with open_dict(cfg):
+        cfg.preserve_alignments = True  # as the class sets it (streaming turned it off)
+    model.change_decoding_strategy(cfg, decoder_type="ctc", verbose=False)
     log_probs = model.ctc_decoder(encoder_output=encoded)
     hyps = model.ctc_decoding.ctc_decoder_predictions_tensor(
         log_probs, decoder_lengths=encoded_len, return_hypotheses=True
@@ -649,9 +665,14 @@ def make_fixture(
         )  # fmt: skip
     tokenizer = ckpt.train_tokenizer(work / name / "tokenizer", published, spec)
     append_markers(tokenizer, checkpoint.markers)
-    config, shrunk = ckpt.shrink(
-        published, tokenizer, issubclass(spec.cls, EncDecHybridRNNTCTCBPEModel)
-    )
+    default_sizes = dict(ckpt.SIZES)
+    ckpt.SIZES.update(checkpoint.sizes)
+    try:
+        config, shrunk = ckpt.shrink(
+            published, tokenizer, issubclass(spec.cls, EncDecHybridRNNTCTCBPEModel)
+        )
+    finally:
+        ckpt.SIZES.update(default_sizes)
     assert config["encoder"]["att_context_style"] == "chunked_limited", name
     contexts = contexts_of(config)
     torch.manual_seed(SEED)
