@@ -171,8 +171,6 @@ def stream(model: ASRModel, signal: np.ndarray, head: str) -> dict[str, Any]:
             text=hyp.text,
             frames=base.to_jsonable(hyp.timestamp),
         )
-        if hyp.token_duration is not None and len(hyp.token_duration):  # TDT, where kept
-            out["durations"] = base.to_jsonable(hyp.token_duration)
     else:
         alignment = base.to_jsonable(pred_out[0])
         ids, spans = base.ctc_collapse(alignment, blank=model.tokenizer.vocab_size)
@@ -208,6 +206,8 @@ def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray
         "encoded_length": t_enc,
         "rnnt": {"ids": base.to_jsonable(hyp.y_sequence), "text": hyp.text},
     }
+    if hyp.token_duration is not None and len(hyp.token_duration):  # TDT, where kept
+        result["rnnt"]["durations"] = base.to_jsonable(hyp.token_duration)
     if "ctc" in heads(model):
         log_probs = model.ctc_decoder(encoder_output=prompted)
         alignment = base.to_jsonable(log_probs[0, :t_enc].argmax(-1))
