@@ -2,7 +2,8 @@
 
 A language-prompt model (nemotron-3.5-asr-streaming-0.6b) runs once per recorded language,
 `--language X` against NeMo's `transcribe(..., target_lang=X)` (`auto`: no option, NeMo's
-default); its JSON says the language used."""
+default); its JSON says the language used. NeMo's hybrid prompt class (`hybrid_prompt_streaming`)
+runs so with each head (`--head ctc` against NeMo's `transcribe` with its CTC decoder)."""
 
 from __future__ import annotations
 
@@ -23,26 +24,34 @@ MODELS = ["models/tdt", "models/rnnt", "models/ctc", "models/hybrid_tdt_ctc",
           "checkpoints/stt_zh_conformer_transducer_large", "checkpoints/conformer_ctc_char",
           "checkpoints/conformer_hybrid_transducer_ctc_char",
           # a language-prompt model, per target language (make_streaming_checkpoint_fixtures.py)
-          *(f"checkpoints/nemotron-3.5-asr-streaming-0.6b@{lang}" for lang in ("auto", "en-US", "de-DE"))]  # fmt: skip
+          *(f"checkpoints/nemotron-3.5-asr-streaming-0.6b@{lang}" for lang in ("auto", "en-US", "de-DE")),
+          # NeMo's hybrid prompt class, per language and head (`#ctc`: `--head ctc`)
+          *(f"checkpoints/hybrid_prompt_streaming@{lang}{head}"
+            for lang in ("auto", "en-US", "de-DE") for head in ("", "#ctc"))]  # fmt: skip
 CLIPS = list(json.loads((FIXTURES / "audio" / "clips.json").read_text())["clips"])
 SHORT = "shorter_than_frame_16k.wav"  # under 1 s: NeMo pads it (see below)
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda name: name.split("/")[1])
 def run(request, tmp_path_factory):
-    name, _, language = request.param.partition("@")
+    name, _, rest = request.param.partition("@")
+    language, _, head = rest.partition("#")
     cache = tmp_path_factory.mktemp("cache")
     command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", *[str(FIXTURES / "audio" / c) for c in CLIPS],
                "--model", str(FIXTURES / f"{name}.nemo"), "--output-format", "json",
                "--dtype", "float32", "--batch-size", "8", "--cache-dir", str(cache), "--quiet"]  # fmt: skip
     if language and language != "auto":  # auto: the default, as NeMo's
         command += ["--language", language]
+    if head:
+        command += ["--head", head]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     meta = json.loads((FIXTURES / f"{name}.json").read_text())
     if language:  # NeMo's outputs in that language, and the language the JSON must name
-        meta = {**meta["languages"][language], "language": language}
+        entry = meta["languages"][language]
+        transcribed = entry["transcribe_ctc" if head == "ctc" else "transcribe"]
+        meta = {**entry, "transcribe": transcribed, "language": language}
     return name, dict(zip(CLIPS, outputs, strict=True)), meta
 
 

@@ -15,6 +15,13 @@ References come from NeMo's own cache-aware streaming simulation
   (`EncDecRNNTBPEModelWithPrompt`), left context 56 and lookaheads 3/0/6/13 plus the model
   card's 1 (80/160/320/560/1120 ms chunks), in three target languages (`auto`, NeMo's
   default, `en-US`, `de-DE`): NeMo's `conformer_stream_step` after `set_inference_prompt`.
+- NeMo classes no released checkpoint has, on a released checkpoint's config adapted to each
+  as NeMo's example config of the class does (the same script): `hybrid_eou_streaming`
+  (`EncDecHybridRNNTCTCBPEEOUModel`, parakeet_realtime_eou_120m-v1's with a CTC head),
+  `hybrid_prompt_streaming` (`EncDecHybridRNNTCTCBPEModelWithPrompt`, nemotron-3.5's with a
+  CTC head: both heads read the prompted frames) and `cache_aware_tdt_ctc_streaming`
+  (stt_en_fastconformer_hybrid_large_streaming_multi's with a TDT transducer: NeMo's
+  streamed ids, frames and durations per lookahead).
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ MULTI = "stt_en_fastconformer_hybrid_large_streaming_multi"
 NEMOTRON = "nemotron-speech-streaming-en-0.6b"
 EOU = "parakeet_realtime_eou_120m-v1"
 NEMOTRON35 = "nemotron-3.5-asr-streaming-0.6b"
+HYBRID_EOU = "hybrid_eou_streaming"
+HYBRID_PROMPT = "hybrid_prompt_streaming"
+TDT = "cache_aware_tdt_ctc_streaming"
+LANGUAGES = ("auto", "en-US", "de-DE")
 # variant id -> (fixture path without suffix, attention style or None for the published one,
 # a prompt model's target language or None)
 VARIANTS = {
@@ -57,9 +68,11 @@ VARIANTS = {
     f"{MULTI}/regular": (CHECKPOINTS / MULTI, "regular", None),
     NEMOTRON: (CHECKPOINTS / NEMOTRON, None, None),
     f"{NEMOTRON}/regular": (CHECKPOINTS / NEMOTRON, "regular", None),
-    **{f"{NEMOTRON35}/{lang}": (CHECKPOINTS / NEMOTRON35, None, lang)
-       for lang in ("auto", "en-US", "de-DE")},
+    **{f"{NEMOTRON35}/{lang}": (CHECKPOINTS / NEMOTRON35, None, lang) for lang in LANGUAGES},
     EOU: (CHECKPOINTS / EOU, None, None),
+    HYBRID_EOU: (CHECKPOINTS / HYBRID_EOU, None, None),
+    **{f"{HYBRID_PROMPT}/{lang}": (CHECKPOINTS / HYBRID_PROMPT, None, lang) for lang in LANGUAGES},
+    TDT: (CHECKPOINTS / TDT, None, None),
 }  # fmt: skip
 
 
@@ -203,6 +216,29 @@ def test_eou_fixture_keeps_the_real_context(converted):
     assert model.frontend_config.n_mels == cfg.feat_in == 128
 
 
+def test_the_adapted_class_fixtures_keep_their_heads_and_contexts(converted):
+    """The fixtures of NeMo classes without a released checkpoint: each keeps the contexts
+    of the config it adapts, and has the heads of its class (a CTC head on each; a TDT
+    transducer with durations 0-4 on the cache-aware TDT one; a prompt on the prompt one)."""
+    expected = {
+        HYBRID_EOU: (((70, 1),), False, None),
+        HYBRID_PROMPT: (((56, 3), (56, 0), (56, 6), (56, 13)), False, "auto"),
+        TDT: (((70, 13), (70, 6), (70, 1), (70, 0)), True, None),
+    }
+    for name, (sizes, tdt, language) in expected.items():
+        model = Streaming(CHECKPOINTS / name, converted(CHECKPOINTS / name), language=language)
+        cfg = model.encoder.config
+        assert cfg.att_context_sizes == sizes, name
+        assert (cfg.att_context_style, cfg.causal_downsampling) == ("chunked_limited", True)
+        assert model.ctc is not None, name
+        assert model.transducer.config.is_tdt == tdt, name
+        if tdt:
+            assert model.transducer.config.durations == (0, 1, 2, 3, 4)
+            # the offline references carry NeMo's durations, some of them over 1
+            clips = [c for e in model.contexts.values() for c in e["clips"].values()]
+            assert any(d > 1 for c in clips for d in c["offline"]["rnnt"].get("durations", []))
+
+
 def test_the_prompt_checkpoint_keeps_its_contexts_and_languages(converted):
     """nemotron-3.5-asr-streaming-0.6b: left context 56 with its four lookaheads (the first,
     3, the default), its language dictionary with `auto` at 101, 128 prompts."""
@@ -223,12 +259,11 @@ def test_the_prompt_checkpoint_keeps_its_contexts_and_languages(converted):
     assert model.meta["languages_differ_on"]  # the language changes NeMo's output
 
 
-def test_prompt_projection_equals_nemo(converted):
+@pytest.mark.parametrize("name", [NEMOTRON35, HYBRID_PROMPT])
+def test_prompt_projection_equals_nemo(converted, name):
     """The projection on NeMo's own encoder output equals NeMo's `_apply_prompt_to_encoded`
     for each recorded language (the `long` clip, default lookahead)."""
-    model = Streaming(
-        CHECKPOINTS / NEMOTRON35, converted(CHECKPOINTS / NEMOTRON35), language="auto"
-    )
+    model = Streaming(CHECKPOINTS / name, converted(CHECKPOINTS / name), language="auto")
     key = next(iter(model.contexts))
     raw = mx.array(model.reference(key, "long", "offline_encoder"))[None]
     for lang in model.meta["languages"]:
@@ -347,8 +382,13 @@ def test_offline_ids_equal_nemo(model):
             assert int(lengths[0]) == offline["encoded_length"], (key, clip)
             (hyp,) = model.transducer.greedy(model.condition(out), lengths)
             assert hyp.ids == offline["rnnt"]["ids"], (key, clip)
+            if "durations" in offline["rnnt"]:  # a TDT transducer's (NeMo's streamed
+                # hypothesis does not merge its durations across steps: offline only)
+                durations = [t.duration for t in hyp.tokens]
+                assert durations == offline["rnnt"]["durations"], (key, clip)
             if model.ctc is not None:
-                alignment = np.array(mx.argmax(model.ctc(out)[0], axis=-1)).tolist()
+                logits = model.ctc(model.condition(out))[0]  # a prompt hybrid's: prompted
+                alignment = np.array(mx.argmax(logits, axis=-1)).tolist()
                 assert alignment == offline["ctc"]["alignment"], (key, clip)
 
 
@@ -364,7 +404,7 @@ def stream_clip(model, clip, context, piece=1234):
         if frames.shape[0]:
             rnnt.feed(model.condition(frames))
             if ctc is not None:
-                ctc.feed(model.ctc(frames[None])[0])
+                ctc.feed(model.ctc(model.condition(frames)[None])[0])
 
     for start in range(0, len(samples), piece):
         consume(streamer.add(features.add(samples[start : start + piece])))

@@ -71,6 +71,20 @@ style too (`setup_streaming_params`: lookahead = right context x layers, `cache_
   `decoding.strip_lang_tags` on. It asserts that the languages decode some clip differently.
   No `regular`-style copy.
 
+Three NeMo classes of which NVIDIA released no checkpoint, each on a released checkpoint's
+config adapted to it as NeMo's own example config of the class does (`configs/<name>.yaml`
+holds the keys laid over it; `adapted_from` names the checkpoint; `checkpoint` is null):
+- `hybrid_eou_streaming` (`EncDecHybridRNNTCTCBPEEOUModel`): parakeet_realtime_eou_120m-v1's
+  config with the `aux_ctc` of NeMo's hybrid EOU example. Recorded as the EOU model, plus the
+  markers favoured on the CTC head too and, per clip, `eou[...]["ctc"]`: NeMo's CTC EOU
+  predictions (`ctc_eou`); `plain_class` is `EncDecHybridRNNTCTCBPEModel`.
+- `hybrid_prompt_streaming` (`EncDecHybridRNNTCTCBPEModelWithPrompt`): nemotron-3.5's config
+  with the `aux_ctc` of NeMo's hybrid prompt example; recorded as the prompt model (without
+  the card's extra lookahead), plus `transcribe_ctc` per language.
+- `cache_aware_tdt_ctc_streaming` (`EncDecHybridRNNTCTCBPEModel` with a TDT transducer):
+  stt_en_fastconformer_hybrid_large_streaming_multi's config with the TDT keys of NeMo's
+  TDT-CTC recipe (`TDT_STATED`); the offline hypotheses' `durations` are recorded.
+
 To keep the repository lean the clips are three (`CLIPS`), made from the 16 kHz WAV test
 clips, which every loader reads exactly: `long` (three clips end to end, 10.2 s, 127 encoder
 frames: the 70-frame left-context cache fills and then drops frames), `short` (1000 samples,
@@ -109,7 +123,13 @@ from nemo.collections.asr.models import (
     EncDecRNNTBPEModel,
     EncDecRNNTBPEModelWithPrompt,
 )
-from nemo.collections.asr.models.asr_eou_models import EncDecRNNTBPEEOUModel
+from nemo.collections.asr.models.asr_eou_models import (
+    EncDecHybridRNNTCTCBPEEOUModel,
+    EncDecRNNTBPEEOUModel,
+)
+from nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt import (
+    EncDecHybridRNNTCTCBPEModelWithPrompt,
+)
 from omegaconf import OmegaConf, open_dict
 from sentencepiece import sentencepiece_model_pb2
 
@@ -208,6 +228,11 @@ class StreamingCheckpoint:
     languages: tuple[str, ...] = ()
     extra_contexts: tuple[tuple[int, int], ...] = ()
     max_mb: float = MAX_MB  # the three files together
+    # a NeMo class run on a released checkpoint's config adapted to it (no such checkpoint
+    # was released): where the class comes from, and the checkpoint adapted
+    class_source: str = ""
+    adapted_from: str = ""
+    sizes: tuple[tuple[str, int], ...] = ()  # over `make_checkpoint_fixtures.SIZES`
 
 
 CHECKPOINTS: dict[str, StreamingCheckpoint] = {
@@ -259,6 +284,65 @@ _EOU_CLASS_SOURCE = (
     "the released .nemo restores as EncDecRNNTBPEModel (run as `plain_class`)"
 )
 
+# NeMo classes that no released checkpoint has, each on a released checkpoint's config adapted
+# to it as NeMo's own example config of the class does (the overlay file's header says how).
+HYBRID_EOU, HYBRID_PROMPT, TDT_STREAMING = (
+    "hybrid_eou_streaming", "hybrid_prompt_streaming", "cache_aware_tdt_ctc_streaming"
+)  # fmt: skip
+_TDT_SOURCE = (
+    "tests/reference/configs/parakeet-tdt_ctc-110m.yaml (NeMo's fastconformer_hybrid_tdt_ctc_bpe.yaml): "
+    "its `loss` section, interpolations resolved, in place of the streaming config's"
+)
+TDT_STATED: dict[str, tuple[Any, str]] = {
+    "loss": (
+        {"loss_name": "tdt",
+         "tdt_kwargs": {"fastemit_lambda": 0.0, "clamp": -1.0, "durations": [0, 1, 2, 3, 4],
+                        "sigma": 0.02, "omega": 0.1}},
+        _TDT_SOURCE,
+    ),
+}  # fmt: skip
+# smaller than the released checkpoints' fixtures (d_model 32, 16 subsampling channels),
+# to keep the repository lean: every flag is kept as those are
+SMALL = (("d_model", 32), ("subsampling_conv_channels", 16), ("pred_hidden", 32),
+         ("joint_hidden", 32))  # fmt: skip
+CHECKPOINTS.update({
+    HYBRID_EOU: StreamingCheckpoint(
+        ckpt.Checkpoint(EncDecHybridRNNTCTCBPEEOUModel, "lower", 128 - len(MARKERS), 0.8,
+                        base=EOU, stated=EOU_STATED),
+        complete=False, regular=False, markers=MARKERS,
+        class_source=f"tests/reference/configs/{HYBRID_EOU}.yaml, header: NeMo's example config "
+        "of EncDecHybridRNNTCTCBPEEOUModel (examples/asr/conf/asr_eou/"
+        "fastconformer_hybrid_transducer_ctc_bpe_streaming.yaml)",
+        adapted_from=EOU,
+        sizes=SMALL,
+        max_mb=1.5,
+    ),
+    HYBRID_PROMPT: StreamingCheckpoint(
+        ckpt.Checkpoint(EncDecHybridRNNTCTCBPEModelWithPrompt, "multilingual", 128, 0.6,
+                        base="nemotron-3.5-asr-streaming-0.6b", stated=STATED_35,
+                        special=LANGUAGE_TAGS),
+        complete=False, languages=("auto", "en-US", "de-DE"),
+        class_source=f"tests/reference/configs/{HYBRID_PROMPT}.yaml, header: NeMo's example "
+        "config of EncDecHybridRNNTCTCBPEModelWithPrompt (examples/asr/conf/fastconformer/"
+        "hybrid_transducer_ctc/fastconformer_hybrid_transducer_ctc_bpe_prompt.yaml)",
+        adapted_from="nemotron-3.5-asr-streaming-0.6b",
+        max_mb=4.0,  # four lookaheads in three languages; at d_model 32 no token was left
+    ),
+    TDT_STREAMING: StreamingCheckpoint(
+        # blank share 0.5: at 0.8 (d_model 32) tokens came on 7 of 216 frames
+        ckpt.Checkpoint(EncDecHybridRNNTCTCBPEModel, "lower", 128, 0.5,
+                        base="stt_en_fastconformer_hybrid_large_streaming_multi",
+                        stated=TDT_STATED),
+        complete=False, regular=False,
+        class_source="tests/reference/configs/stt_en_fastconformer_hybrid_large_streaming_multi"
+        ".yaml: its target, EncDecHybridRNNTCTCBPEModel (a TDT decoder is its decoding's "
+        "model_type)",
+        adapted_from="stt_en_fastconformer_hybrid_large_streaming_multi",
+        sizes=SMALL,
+        max_mb=1.5,
+    ),
+})  # fmt: skip
+
 
 def append_markers(tokenizer: dict[str, Any], markers: tuple[str, ...]) -> None:
     """Append `markers` to the SentencePiece model as user-defined pieces after all others
@@ -282,19 +366,23 @@ def append_markers(tokenizer: dict[str, Any], markers: tuple[str, ...]) -> None:
 def favour_markers(model: ASRModel, speech: list[np.ndarray], texts: list[str]) -> dict[str, Any]:
     """Raise each marker's joint bias so that it beats every other output, the blank
     included (as `make_decisions_depend_on_audio` set it), on its share (`MARKER_SHARES`)
-    of the (frame, state) samples; returns the biases chosen."""
+    of the (frame, state) samples; a hybrid's CTC head the same on its share of the frames.
+    Returns the biases chosen."""
     frames = base.encoder_frames(model, speech)
     states = base.prediction_outputs(model, texts)
-    hidden = base.output_inputs(model, model.joint, frames, states)
-    layer, blank = base.output_layer(model.joint), base.blank_index(model.joint)
+    heads = [("", model.joint, base.output_inputs(model, model.joint, frames, states))]
+    if isinstance(model, EncDecHybridRNNTCTCBPEModel):
+        heads.append(("ctc_", model.ctc_decoder, frames))
     chosen: dict[str, Any] = {}
-    for marker, share in MARKER_SHARES.items():
-        label = model.tokenizer.token_to_id(marker)
-        logits = base.logits_of(layer, hidden, slice(0, blank + 1))
-        others = torch.cat([logits[:, :label], logits[:, label + 1 :]], dim=1)
-        margin = logits[:, label] - others.max(-1).values
-        layer.bias[label] -= base.threshold_between_samples(margin, 1 - share)
-        chosen[f"{marker}_bias"] = float(layer.bias[label])
+    for prefix, head, hidden in heads:
+        layer, blank = base.output_layer(head), base.blank_index(head)
+        for marker, share in MARKER_SHARES.items():
+            label = model.tokenizer.token_to_id(marker)
+            logits = base.logits_of(layer, hidden, slice(0, blank + 1))
+            others = torch.cat([logits[:, :label], logits[:, label + 1 :]], dim=1)
+            margin = logits[:, label] - others.max(-1).values
+            layer.bias[label] -= base.threshold_between_samples(margin, 1 - share)
+            chosen[f"{prefix}{marker}_bias"] = float(layer.bias[label])
     return chosen
 
 
@@ -317,14 +405,43 @@ def eou_references(
             )
             (prediction,) = model._get_eou_predictions_from_hypotheses(hyps, None)
             per_clip[clip] = {
-                "frames": len(prediction.eou_preds),
-                "eou_frames": [i for i, p in enumerate(prediction.eou_preds) if p],
-                "eob_frames": [i for i, p in enumerate(prediction.eob_preds) if p],
+                **marked_frames(prediction),
                 "ids": base.to_jsonable(hyps[0].y_sequence),
             }
+            if isinstance(model, EncDecHybridRNNTCTCBPEModel):
+                per_clip[clip]["ctc"] = ctc_eou(model, encoded, encoded_len)
         out[f"{context[0]}_{context[1]}"] = per_clip
     model.encoder.set_default_att_context_size(contexts[0])
     return out
+
+
+def marked_frames(prediction: Any) -> dict[str, Any]:
+    """An `EOUPrediction`'s frames marked with `<EOU>` and `<EOB>`, and how many frames."""
+    return {
+        "frames": len(prediction.eou_preds),
+        "eou_frames": [i for i, p in enumerate(prediction.eou_preds) if p],
+        "eob_frames": [i for i, p in enumerate(prediction.eob_preds) if p],
+    }
+
+
+def ctc_eou(model: ASRModel, encoded: torch.Tensor, encoded_len: torch.Tensor) -> dict[str, Any]:
+    """A hybrid EOU model's CTC EOU predictions as its `validation_pass` makes them: NeMo's
+    CTC greedy hypothesis with its alignment preserved (the class's own decoding setting),
+    through `_get_eou_predictions_from_hypotheses` (per frame: the argmax is the marker), and
+    the hypothesis's per-frame labels.
+    NeMo cannot stream the CTC head with that setting (`streaming.streamable_ctc`)."""
+    cfg = copy.deepcopy(model.cfg.aux_ctc.decoding)
+    with open_dict(cfg):
+        cfg.preserve_alignments = True  # as the class sets it (streaming turned it off)
+    model.change_decoding_strategy(cfg, decoder_type="ctc", verbose=False)
+    log_probs = model.ctc_decoder(encoder_output=encoded)
+    hyps = model.ctc_decoding.ctc_decoder_predictions_tensor(
+        log_probs, decoder_lengths=encoded_len, return_hypotheses=True
+    )
+    assert isinstance(hyps[0].alignments, tuple), "the CTC alignment was not preserved"
+    (prediction,) = model._get_eou_predictions_from_hypotheses(hyps, None)
+    # the CTC hypothesis's `y_sequence` here is the per-frame greedy labels, uncollapsed
+    return {**marked_frames(prediction), "alignment": base.to_jsonable(hyps[0].y_sequence)}
 
 
 @torch.no_grad()
@@ -332,16 +449,18 @@ def plain_class(
     config: dict[str, Any], restored: ASRModel, signals: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     """The same config and weights as `EncDecRNNTBPEModel` (the class the released .nemo
-    has): its offline ids per clip, and NeMo's `transcribe(timestamps=True)` of the clips
+    has; `EncDecHybridRNNTCTCBPEModel` for the hybrid EOU class): its offline ids per clip, and NeMo's `transcribe(timestamps=True)` of the clips
     of 1 s or more (shorter ones are padded by `transcribe`, which the others are not)."""
-    plain = EncDecRNNTBPEModel(cfg=OmegaConf.create(config)).eval()
+    hybrid = isinstance(restored, EncDecHybridRNNTCTCBPEModel)
+    cls = EncDecHybridRNNTCTCBPEModel if hybrid else EncDecRNNTBPEModel
+    plain = cls(cfg=OmegaConf.create(config)).eval()
     plain.load_state_dict(restored.state_dict())
     streaming.no_timestamps(plain)
     offline = {clip: streaming.offline(plain, x)[2]["rnnt"]["ids"] for clip, x in signals.items()}
     base.enable_timestamps(plain)
     long_enough = {c: x for c, x in signals.items() if len(x) >= 16000}
     return {
-        "model_class": "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel",
+        "model_class": f"{cls.__module__}.{cls.__name__}",
         "offline_ids": offline,
         "transcribe": base.transcripts(plain, long_enough, batch_size=1),
     }
@@ -365,6 +484,22 @@ def check_markers(stats: dict[str, Any], eou: dict[str, Any]) -> None:
     assert any(stats["<EOU>"].values()), stats
     for clips in eou.values():
         assert 0 < len(clips["long"]["eou_frames"]) < clips["long"]["frames"] / 10, clips["long"]
+
+
+def keep_durations(model: ASRModel) -> None:
+    """A TDT model's hypotheses carry each token's duration (`tdt_include_token_duration`,
+    which records and decides nothing else), so that the offline ones are recorded. (NeMo's
+    streamed hypothesis does not merge them across steps as it merges `y_sequence`: they
+    are not recorded.)"""
+    cfg = copy.deepcopy(model.cfg.decoding)
+    if cfg.get("model_type") != "tdt":
+        return
+    with open_dict(cfg):
+        cfg.tdt_include_token_duration = True
+    hybrid = isinstance(model, EncDecHybridRNNTCTCBPEModel)
+    model.change_decoding_strategy(
+        cfg, verbose=False, **({"decoder_type": "rnnt"} if hybrid else {})
+    )
 
 
 def load_clips() -> dict[str, np.ndarray]:
@@ -469,6 +604,12 @@ def prompt_references(
         offline_arrays, clips = base.clip_references(model, speech)
         stats = base.decision_stats(clips, offline_arrays, blank=model.tokenizer.vocab_size)
         transcribed = base.transcripts(model, test_clips, batch_size=1, target_lang=lang)
+        by_ctc = {}
+        if isinstance(model, EncDecHybridRNNTCTCBPEModel):  # the hybrid's CTC head too
+            streaming.set_head(model, "ctc")
+            by_ctc = {"transcribe_ctc": base.transcripts(model, test_clips, batch_size=1,
+                                                         target_lang=lang)}  # fmt: skip
+            streaming.set_head(model, "rnnt")
         streaming.no_timestamps(model)
         lang_arrays, streamed = streaming.references(model, signals, every)
         for key, value in lang_arrays.items():
@@ -483,6 +624,7 @@ def prompt_references(
             "offline_clips": clips,
             "stats": stats,
             "transcribe": transcribed,
+            **by_ctc,
             **streamed,
         }
     model.set_inference_prompt(checkpoint.languages[0])
@@ -520,17 +662,25 @@ def make_fixture(
     published, sources = ckpt.full_config(name, spec)
     if not checkpoint.complete:
         sources["model_class"] = (
-            _EOU_CLASS_SOURCE if checkpoint.markers
+            checkpoint.class_source if checkpoint.class_source
+            else _EOU_CLASS_SOURCE if checkpoint.markers
             else _CLASS_SOURCE_35 if checkpoint.languages
             else _CLASS_SOURCE
         )  # fmt: skip
     tokenizer = ckpt.train_tokenizer(work / name / "tokenizer", published, spec)
     append_markers(tokenizer, checkpoint.markers)
-    config, shrunk = ckpt.shrink(published, tokenizer, spec.cls is EncDecHybridRNNTCTCBPEModel)
+    default_sizes = dict(ckpt.SIZES)
+    ckpt.SIZES.update(checkpoint.sizes)
+    try:
+        config, shrunk = ckpt.shrink(
+            published, tokenizer, issubclass(spec.cls, EncDecHybridRNNTCTCBPEModel)
+        )
+    finally:
+        ckpt.SIZES.update(default_sizes)
     assert config["encoder"]["att_context_style"] == "chunked_limited", name
     contexts = contexts_of(config)
     torch.manual_seed(SEED)
-    model = spec.cls(cfg=OmegaConf.create(config)).eval()
+    model = spec.cls(cfg=OmegaConf.create(config), trainer=None).eval()
     speech = {clip: base.load_clip(clip) for clip in base.SPEECH_CLIPS}
     texts = ckpt.corpus(spec.text, random.Random(SEED))[:48]
     if checkpoint.languages:  # tuned on what the joint reads: the default language's prompt
@@ -564,6 +714,7 @@ def make_fixture(
         extra.update(prompted)
     else:
         streaming.no_timestamps(restored)  # NeMo's partial-hypothesis merge fails with timestamps
+        keep_durations(restored)
         arrays, published_style = streaming.references(restored, signals, contexts)
     if checkpoint.regular and not checkpoint.languages:
         # the same checkpoint and weights with att_context_style: regular
@@ -597,7 +748,8 @@ def make_fixture(
     meta = {
         **base.made_by(f"{COMMAND} {name}"),
         "tokenizer_model_sha256": base.file_sha256(Path(tokenizer["dir"]) / "tokenizer.model"),
-        "checkpoint": f"nvidia/{name}",
+        "checkpoint": None if checkpoint.adapted_from else f"nvidia/{name}",
+        "adapted_from": f"nvidia/{checkpoint.adapted_from}" if checkpoint.adapted_from else None,
         "published_config": str(config_path.relative_to(base.ROOT)),
         "published_config_sha256": base.file_sha256(config_path),
         "complete_config_published": checkpoint.complete,
@@ -617,7 +769,8 @@ def make_fixture(
         **extra,
     }
     np.savez_compressed(staging / f"{name}.npz", **arrays)
-    (staging / f"{name}.json").write_text(json.dumps(base.to_jsonable(meta), indent=1) + "\n")
+    indent = None if checkpoint.adapted_from else 1  # the adapted ones' JSON compact: smaller
+    (staging / f"{name}.json").write_text(json.dumps(base.to_jsonable(meta), indent=indent) + "\n")
     report(name, meta, staging, checkpoint.max_mb)
     return meta
 

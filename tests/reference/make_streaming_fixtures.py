@@ -96,6 +96,17 @@ def set_head(model: ASRModel, head: str) -> None:
         model.change_decoding_strategy(decoder_type=head, verbose=False)
 
 
+def streamable_ctc(model: ASRModel) -> None:
+    """NeMo's `conformer_stream_step` hands its CTC decoding the greedy labels, not the
+    log-probs, which NeMo refuses when the decoding keeps alignments ("Requested for
+    alignments, but predictions provided were labels"): set by the hybrid EOU class, and
+    left by `transcribe(timestamps=True)`. Off for streaming; it decides nothing."""
+    cfg = model.cfg.aux_ctc.decoding
+    if cfg.get("preserve_alignments"):
+        with open_dict(cfg):
+            cfg.preserve_alignments = False
+
+
 def heads(model: ASRModel) -> list[str]:
     return ["rnnt", "ctc"] if isinstance(model, EncDecHybridRNNTCTCBPEModel) else ["rnnt"]
 
@@ -103,6 +114,8 @@ def heads(model: ASRModel) -> list[str]:
 @torch.no_grad()
 def stream(model: ASRModel, signal: np.ndarray, head: str) -> dict[str, Any]:
     """NeMo's cache-aware streaming simulation of one clip with the current lookahead."""
+    if head == "ctc":
+        streamable_ctc(model)
     set_head(model, head)
     buffer = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False)
     buffer.append_audio(signal, stream_id=-1)
@@ -193,6 +206,8 @@ def offline(model: ASRModel, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray
         "encoded_length": t_enc,
         "rnnt": {"ids": base.to_jsonable(hyp.y_sequence), "text": hyp.text},
     }
+    if hyp.token_duration is not None and len(hyp.token_duration):  # TDT, where kept
+        result["rnnt"]["durations"] = base.to_jsonable(hyp.token_duration)
     if "ctc" in heads(model):
         log_probs = model.ctc_decoder(encoder_output=prompted)
         alignment = base.to_jsonable(log_probs[0, :t_enc].argmax(-1))

@@ -29,8 +29,9 @@ def test_each_app_takes_its_classes_and_names_the_other_command():
     )
     supported = (
         "`parakeet` runs EncDecRNNTBPEModel, EncDecCTCModelBPE, EncDecHybridRNNTCTCBPEModel, "
-        "EncDecRNNTBPEEOUModel, EncDecRNNTBPEModelWithPrompt, EncDecHybridRNNTCTCBPEModelWithPrompt, "
-        "EncDecMultiTalkerRNNTBPEModel, EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
+        "EncDecRNNTBPEEOUModel, EncDecHybridRNNTCTCBPEEOUModel, EncDecRNNTBPEModelWithPrompt, "
+        "EncDecHybridRNNTCTCBPEModelWithPrompt, EncDecMultiTalkerRNNTBPEModel, "
+        "EncDecRNNTModel, EncDecCTCModel, EncDecHybridRNNTCTCModel; "
         "`canary` runs EncDecMultiTaskModel"
     )
     for app in ("canary", "parakeet"):

@@ -1,5 +1,6 @@
 """End-of-utterance markers: the `<EOU>` and `<EOB>` tokens of NVIDIA's end-of-utterance
-checkpoints (parakeet_realtime_eou_120m-v1, NeMo's `EncDecRNNTBPEEOUModel`).
+checkpoints (parakeet_realtime_eou_120m-v1, NeMo's `EncDecRNNTBPEEOUModel`, and its hybrid
+RNNT + CTC sibling `EncDecHybridRNNTCTCBPEEOUModel`, whose two heads both emit them).
 
 The model writes `<EOU>` into its token stream where it judges that the speaker finished
 an utterance, and `<EOB>` where a backchannel ("uh-huh", "yeah") ended. NeMo keeps them in
@@ -77,3 +78,10 @@ class Markers:
         marker of `kind` was emitted on each of the `n_frames` encoder frames."""
         marked = {f for t, f in zip(ids, frames, strict=True) if self.kinds.get(t) == kind}
         return [frame in marked for frame in range(n_frames)]
+
+    def ctc_frame_predictions(
+        self, alignment: Sequence[int], kind: Kind = "utterance"
+    ) -> list[bool]:
+        """NeMo's per-frame EOU (or EOB) predictions of a CTC head (a hybrid EOU model's):
+        whether the frame's greedy label (`alignment`, before collapsing) is the marker."""
+        return [self.kinds.get(label) == kind for label in alignment]

@@ -133,8 +133,14 @@ MODEL_CLASSES: dict[str, tuple[str, ...]] = {
         *_TRANSDUCER,
         _HYBRID_CTC_HEAD,
     ),
-    # NeMo's end-of-utterance RNNT model: an RNNT model whose vocabulary holds <EOU> / <EOB>
+    # NeMo's end-of-utterance models: an RNNT model (and a hybrid RNNT + CTC one) whose
+    # vocabulary holds <EOU> / <EOB>
     f"{_ASR}.asr_eou_models.EncDecRNNTBPEEOUModel": (*_ENCODER, *_TRANSDUCER),
+    f"{_ASR}.asr_eou_models.EncDecHybridRNNTCTCBPEEOUModel": (
+        *_ENCODER,
+        *_TRANSDUCER,
+        _HYBRID_CTC_HEAD,
+    ),
     f"{_ASR}.rnnt_models.EncDecRNNTModel": (*_ENCODER, *_TRANSDUCER),
     f"{_ASR}.ctc_models.EncDecCTCModel": (*_ENCODER, _CTC_HEAD),
     f"{_ASR}.hybrid_rnnt_ctc_models.EncDecHybridRNNTCTCModel": (

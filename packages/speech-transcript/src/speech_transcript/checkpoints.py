@@ -27,8 +27,10 @@ PROMPT_HYBRID_CLASS = (
     "nemo.collections.asr.models.hybrid_rnnt_ctc_bpe_models_prompt."
     "EncDecHybridRNNTCTCBPEModelWithPrompt"
 )
-# NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>)
+# NeMo's end-of-utterance RNNT model (its vocabulary ends with <EOU> and <EOB>), and its hybrid
+# RNNT + CTC sibling (the same markers, emitted by both heads)
 EOU_TRANSDUCER_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecRNNTBPEEOUModel"
+EOU_HYBRID_CLASS = "nemo.collections.asr.models.asr_eou_models.EncDecHybridRNNTCTCBPEEOUModel"
 # Multitalker ASR (multitalker-parakeet-streaming-0.6b-v1): an RNNT model with speaker kernels
 MULTITALKER_CLASS = (
     "nemo.collections.asr.models.multitalker_asr_models.EncDecMultiTalkerRNNTBPEModel"
@@ -40,6 +42,7 @@ PARAKEET_CLASSES = (
     CTC_CLASS,
     HYBRID_CLASS,
     EOU_TRANSDUCER_CLASS,
+    EOU_HYBRID_CLASS,
     PROMPT_TRANSDUCER_CLASS,
     PROMPT_HYBRID_CLASS,
     MULTITALKER_CLASS,
