@@ -128,9 +128,11 @@ def write_clip(job: tuple[corpus.Utterance, str]) -> float:
     return len(samples) / SAMPLE_RATE
 
 
-def make_split(split: str, count: int, workers: int, exclude: frozenset[str]) -> Path:
+def make_split(
+    split: str, count: int, workers: int, exclude: frozenset[str], rarity: corpus.Rarity
+) -> Path:
     """Synthesise one split into WORK/<split>/ and write its NeMo manifest."""
-    texts = corpus.sentences(split, count, SEED, exclude)
+    texts = corpus.sentences(split, count, SEED, exclude, rarity)
     utts = corpus.utterances(split, texts, SEED)
     folder = WORK / split
     manifest = WORK / f"{split}.json"
@@ -658,7 +660,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="do not write the committed outputs")
     p.add_argument("--init-from", type=Path, help="start from this .nemo's weights (same data)")
+    p.add_argument(
+        "--rare", default="", help="comma-separated words kept in at most --rare-max training "
+        "sentences each (the rare-word benchmark); implies --no-write"
+    )  # fmt: skip
+    p.add_argument("--rare-max", type=int, default=5)
+    p.add_argument("--work", type=Path, default=WORK, help="data and model folder (git-ignored)")
     args = p.parse_args()
+    if args.rare:
+        args.no_write = True
     if args.quick:
         args.train_clips, args.val_clips, args.test_clips = 2000, 100, 100
         args.epochs, args.max_minutes, args.no_write = 4, 10.0, True
@@ -670,6 +680,9 @@ def main() -> int:
     if args.check_loss:
         check_loss()
         return 0
+    global WORK
+    WORK = args.work
+    rarity = corpus.Rarity(frozenset(w for w in args.rare.split(",") if w), args.rare_max)
     random.seed(SEED)
     WORK.mkdir(parents=True, exist_ok=True)
     with cpu_busy():
@@ -677,7 +690,7 @@ def main() -> int:
         start = time.time()
         reserved = frozenset({EXAMPLE.text})
         manifests = {
-            split: make_split(split, count, args.workers, reserved)
+            split: make_split(split, count, args.workers, reserved, rarity)
             for split, count in (("train", args.train_clips), ("val", args.val_clips),
                                  ("test", args.test_clips))
         }  # fmt: skip
