@@ -129,10 +129,14 @@ def write_clip(job: tuple[corpus.Utterance, str]) -> float:
 
 
 def make_split(
-    split: str, count: int, workers: int, exclude: frozenset[str], rarity: corpus.Rarity
+    split: str,
+    count: int,
+    workers: int,
+    exclude: frozenset[str],
+    rarity: corpus.Rarity | None = None,
 ) -> Path:
     """Synthesise one split into WORK/<split>/ and write its NeMo manifest."""
-    texts = corpus.sentences(split, count, SEED, exclude, rarity)
+    texts = corpus.sentences(split, count, SEED, exclude, rarity or corpus.Rarity())
     utts = corpus.utterances(split, texts, SEED)
     folder = WORK / split
     manifest = WORK / f"{split}.json"
