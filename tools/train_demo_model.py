@@ -34,6 +34,10 @@ model's configuration is NVIDIA's, `loss_name: tdt` included: only the kernel is
 One torch thread by default: on a 2-core machine shared with other work, two OpenMP threads
 waiting on each other at every operation made steps 4-10x slower than one thread.
 
+`--rare w1,w2,... --rare-max N --work DIR`: a variant whose training split holds each of
+those words in at most N sentences (`demo_corpus.Rarity`; `benchmarks/rare_words.py`), in
+its own git-ignored folder; it never writes the committed outputs.
+
 While data generation and training run, /tmp/cpu-busy.lock exists (others skip timing runs).
 """
 
