@@ -710,7 +710,7 @@ def main() -> int:
                  "data_minutes": round(data_minutes, 1), "heldout_clips": args.test_clips,
                  "heldout_wer": wer, "nemo_file_bytes": nemo_file.stat().st_size,
                  "args": vars(args)})  # fmt: skip
-    (WORK / "result.json").write_text(json.dumps(info, indent=1) + "\n")
+    (WORK / "result.json").write_text(json.dumps(info, indent=1, default=str) + "\n")
     print(f"held-out WER (NeMo, {args.test_clips} clips, unseen voices and sentences): {wer:.4f}")
     print(f".nemo: {nemo_file.stat().st_size / 1e6:.2f} MB; training {info['train_minutes']} min")
     if not args.no_write:
