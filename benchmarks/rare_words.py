@@ -132,11 +132,11 @@ def ours(model_file: Path, paths: list[str]) -> dict[tuple[str, str], dict]:
     return out
 
 
-def rare_counts(refs: list[str], hyps: list[str]) -> tuple[int, int, int]:
-    """Occurrences, hits and false alarms of the rare words on jiwer's word alignment."""
+def rare_counts(refs: list[str], hyps: list[str], words: list[str] = RARE) -> tuple[int, int, int]:
+    """Occurrences, hits and false alarms of `words` on jiwer's word alignment."""
     import jiwer
 
-    rare = set(RARE)
+    rare = set(words)
     gt = hits = false = 0
     aligned = jiwer.process_words(refs, hyps)
     for ref, hyp, chunks in zip(aligned.references, aligned.hypotheses, aligned.alignments,
@@ -149,6 +149,25 @@ def rare_counts(refs: list[str], hyps: list[str]) -> tuple[int, int, int]:
             elif c.type in ("substitute", "insert"):
                 false += sum(w in rare for w in h)
     return gt, hits, false
+
+
+def per_word(rows: list[dict], results: dict) -> str:
+    """Each rare word's occurrences and hits, plain -> boosted, per head."""
+    refs = [r["text"] for r in rows]
+    out = []
+    for head in HEADS:
+        parts = []
+        for word in RARE:
+            keep = [i for i, r in enumerate(refs) if word in r.split()]
+            counts = [
+                rare_counts(
+                    [refs[i] for i in keep], [results[head, n]["texts"][i] for i in keep], [word]
+                )
+                for n in ("plain", "boost")
+            ]
+            parts.append(f"{word} {counts[0][1]}->{counts[1][1]}/{counts[0][0]}")
+        out.append(f"{head.upper()} hits plain->boosted/occurrences: " + ", ".join(parts))
+    return "\n".join(out)
 
 
 def table(rows: list[dict], results: dict) -> str:
@@ -194,7 +213,8 @@ def main() -> None:
                for h in HEADS}  # fmt: skip
     print(f"texts boosting changed: {changed}")
     print(table(rows, theirs))
-    if args.model != MODEL:
+    print(per_word(rows, theirs))
+    if args.model != MODEL or not (MODEL_DIR / "result.json").exists():
         return
     result = json.loads((MODEL_DIR / "result.json").read_text())
     print(
