@@ -195,18 +195,43 @@ def split_of(text: str) -> str:
     return "train" if bucket < 80 else "val" if bucket < 90 else "test"
 
 
+@dataclass(frozen=True)
+class Rarity:
+    """Words kept rare in the training split: each in at most `limit` training sentences
+    (the rare-word benchmark's corpus). Other splits and the draws themselves are unchanged."""
+
+    words: frozenset[str] = frozenset()
+    limit: int = 5
+
+    def admits(self, text: str, counts: dict[str, int]) -> bool:
+        """Whether a training sentence fits under the limits; counts it if it does."""
+        hits = self.words.intersection(text.split())
+        if any(counts.get(w, 0) >= self.limit for w in hits):
+            return False
+        for w in hits:
+            counts[w] = counts.get(w, 0) + 1
+        return True
+
+
 def sentences(
-    split: str, count: int, seed: int, exclude: frozenset[str] = frozenset()
+    split: str,
+    count: int,
+    seed: int,
+    exclude: frozenset[str] = frozenset(),
+    rarity: Rarity = Rarity(),
 ) -> list[str]:
     """`count` distinct sentences of one split (short single words may repeat in train)."""
     rng = random.Random(f"{seed}-{split}")
     out: list[str] = []
     seen: set[str] = set()
+    rare_counts: dict[str, int] = {}
     while len(out) < count:
         text = sentence(rng)
         if split_of(text) != split or text in exclude:
             continue
         if text in seen and (split != "train" or len(text.split()) > 3):
+            continue
+        if split == "train" and rarity.words and not rarity.admits(text, rare_counts):
             continue
         seen.add(text)
         out.append(text)

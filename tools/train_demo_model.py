@@ -34,6 +34,10 @@ model's configuration is NVIDIA's, `loss_name: tdt` included: only the kernel is
 One torch thread by default: on a 2-core machine shared with other work, two OpenMP threads
 waiting on each other at every operation made steps 4-10x slower than one thread.
 
+`--rare w1,w2,... --rare-max N --work DIR`: a variant whose training split holds each of
+those words in at most N sentences (`demo_corpus.Rarity`; `benchmarks/rare_words.py`), in
+its own git-ignored folder; it never writes the committed outputs.
+
 While data generation and training run, /tmp/cpu-busy.lock exists (others skip timing runs).
 """
 
@@ -128,9 +132,15 @@ def write_clip(job: tuple[corpus.Utterance, str]) -> float:
     return len(samples) / SAMPLE_RATE
 
 
-def make_split(split: str, count: int, workers: int, exclude: frozenset[str]) -> Path:
+def make_split(
+    split: str,
+    count: int,
+    workers: int,
+    exclude: frozenset[str],
+    rarity: corpus.Rarity | None = None,
+) -> Path:
     """Synthesise one split into WORK/<split>/ and write its NeMo manifest."""
-    texts = corpus.sentences(split, count, SEED, exclude)
+    texts = corpus.sentences(split, count, SEED, exclude, rarity or corpus.Rarity())
     utts = corpus.utterances(split, texts, SEED)
     folder = WORK / split
     manifest = WORK / f"{split}.json"
@@ -658,7 +668,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="do not write the committed outputs")
     p.add_argument("--init-from", type=Path, help="start from this .nemo's weights (same data)")
+    p.add_argument(
+        "--rare", default="", help="comma-separated words kept in at most --rare-max training "
+        "sentences each (the rare-word benchmark); implies --no-write"
+    )  # fmt: skip
+    p.add_argument("--rare-max", type=int, default=5)
+    p.add_argument("--work", type=Path, default=WORK, help="data and model folder (git-ignored)")
     args = p.parse_args()
+    if args.rare:
+        args.no_write = True
     if args.quick:
         args.train_clips, args.val_clips, args.test_clips = 2000, 100, 100
         args.epochs, args.max_minutes, args.no_write = 4, 10.0, True
@@ -670,6 +688,9 @@ def main() -> int:
     if args.check_loss:
         check_loss()
         return 0
+    global WORK
+    WORK = args.work
+    rarity = corpus.Rarity(frozenset(w for w in args.rare.split(",") if w), args.rare_max)
     random.seed(SEED)
     WORK.mkdir(parents=True, exist_ok=True)
     with cpu_busy():
@@ -677,7 +698,7 @@ def main() -> int:
         start = time.time()
         reserved = frozenset({EXAMPLE.text})
         manifests = {
-            split: make_split(split, count, args.workers, reserved)
+            split: make_split(split, count, args.workers, reserved, rarity)
             for split, count in (("train", args.train_clips), ("val", args.val_clips),
                                  ("test", args.test_clips))
         }  # fmt: skip
@@ -689,7 +710,7 @@ def main() -> int:
                  "data_minutes": round(data_minutes, 1), "heldout_clips": args.test_clips,
                  "heldout_wer": wer, "nemo_file_bytes": nemo_file.stat().st_size,
                  "args": vars(args)})  # fmt: skip
-    (WORK / "result.json").write_text(json.dumps(info, indent=1) + "\n")
+    (WORK / "result.json").write_text(json.dumps(info, indent=1, default=str) + "\n")
     print(f"held-out WER (NeMo, {args.test_clips} clips, unseen voices and sentences): {wer:.4f}")
     print(f".nemo: {nemo_file.stat().st_size / 1e6:.2f} MB; training {info['train_minutes']} min")
     if not args.no_write:
