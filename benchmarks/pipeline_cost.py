@@ -80,6 +80,7 @@ def main() -> None:
             start = time.perf_counter()
             model.transcribe(path, **options)
             times[name].append(time.perf_counter() - start)
+            print(f"  {name}: {times[name][-1]:.1f} s", flush=True)
     plain = statistics.median(times["plain"])
     print(f"{args.minutes:g} min input, median of {args.repeats}; the VAD kept "
           f"{kept_share(model, vad, path):.0%} of it")  # fmt: skip
