@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from demo_cli import check_cli_clips
 
 import nemo_mlx_parakeet as parakeet
 from mlx_asr_fusion import BoostingTree, BoostingTreeConfig, FusionModel, NGramLM
@@ -78,15 +77,6 @@ def test_ctc_beam_nbest_equals_nemo(fusion, name):
 @pytest.mark.parametrize("head", ["rnnt", "ctc"])
 @pytest.mark.parametrize("name", SETTINGS)
 def test_cli_beam_equals_nemo(tmp_path, head, name):
-    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", "--model", "demo",
-               "--head", "ctc" if head == "ctc" else "tdt", "--decoding", "beam",
-               "--beam-size", str(BEAM["beam_size"]), "--output-format", "json",
-               "--cache-dir", str(tmp_path), "--quiet", *options(name),
-               *(str(FIXTURE / f) for f in FILES)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = BEAM["heads"][head][name]["clips"]
-    for file, ours in zip(FILES, lines, strict=True):
-        assert ours["text"] == expected[file]["text"], (head, name, file)
-        assert [t["id"] for t in ours["tokens"]] == expected[file]["ids"], (head, name, file)
+    beam = ["--decoding", "beam", "--beam-size", str(BEAM["beam_size"])]
+    check_cli_clips(tmp_path, head, [*beam, *options(name)], FIXTURE, FILES,
+                    BEAM["heads"][head][name]["clips"], (head, name))  # fmt: skip

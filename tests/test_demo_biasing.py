@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from demo_cli import check_cli_clips
 
 from nemo_mlx_parakeet import demo
 
@@ -43,14 +42,5 @@ def test_fixture_is_for_the_bundled_model_and_shows_changes():
 
 @pytest.mark.parametrize(("head", "name"), CASES)
 def test_cli_equals_nemo(tmp_path, head, name):
-    command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", "--model", "demo",
-               "--head", "ctc" if head == "ctc" else "tdt", "--output-format", "json",
-               "--cache-dir", str(tmp_path), "--quiet", *options(name),
-               *(str(FIXTURE / f) for f in FILES)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = BIASING["heads"][head][name]["clips"]
-    for file, ours in zip(FILES, lines, strict=True):
-        assert ours["text"] == expected[file]["text"], (head, name, file)
-        assert [t["id"] for t in ours["tokens"]] == expected[file]["ids"], (head, name, file)
+    check_cli_clips(tmp_path, head, options(name), FIXTURE, FILES,
+                    BIASING["heads"][head][name]["clips"], (head, name))  # fmt: skip
