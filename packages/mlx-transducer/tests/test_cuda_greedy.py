@@ -42,7 +42,7 @@ def _model(vocab: int, durations: tuple[int, ...], seed: int) -> Transducer:
 
 @pytest.mark.parametrize("vocab", [1024, 8192])
 @pytest.mark.parametrize("durations", [(0, 1, 2, 3, 4), ()], ids=["tdt", "rnnt"])
-@pytest.mark.parametrize("batch", [1, 5, 32, 64])
+@pytest.mark.parametrize("batch", [1, 5, 16, 32, 64])
 def test_kernel_equals_the_compiled_step(vocab, durations, batch):
     for seed in range(3):
         model = _model(vocab, durations, seed)

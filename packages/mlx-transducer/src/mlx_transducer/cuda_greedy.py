@@ -32,7 +32,11 @@ import mlx.core as mx
 from .networks import JointNetwork, PredictionNetwork
 
 MAX_BATCH = 64  # utterances per launch (per-utterance state lives in shared memory)
-SHARED_BUDGET = 180_000  # bytes of dynamic shared memory a block may ask (the joint's hidden rows)
+SHARED_BUDGET = 180_000  # bytes of dynamic shared memory a block may ask (`_shared_floats`)
+# At least this much, so that MLX always raises the kernel's limit: it does so only for sizes
+# over the default 48 KiB, which the dynamic size plus the ~14 KiB of static arrays can pass
+# while the dynamic size alone does not (the launch then fails).
+SHARED_FLOOR = 64 * 1024
 THREADS = 256
 _ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
 
@@ -63,6 +67,15 @@ def _multiprocessors() -> int:
 
 
 BLOCKS: int | None = None  # blocks per launch; None: one per multiprocessor (benchmarks vary it)
+
+
+def _shared_floats(batch: int, joint_hidden: int, hidden: int) -> int:
+    """Floats of dynamic shared memory a block takes: the joint's hidden layer for the batch
+    (rounded up to 8 utterances, so that few sizes get compiled), or, when more, the staged
+    LSTM inputs and states of as many emitting utterances as the budget holds."""
+    rounded = -(-batch // 8) * 8
+    staged = min(rounded, SHARED_BUDGET // (4 * 2 * hidden)) * 2 * hidden
+    return max(rounded * joint_hidden, staged, SHARED_FLOOR // 4)
 
 
 @functools.cache
@@ -128,10 +141,12 @@ class FusedGreedy:
 
         layers = prednet.prediction["dec_rnn"].lstm
         linear = all(type(m) is nn.Linear for m in (joint.pred, joint.enc, joint.joint_net[-1]))
+        shared = _shared_floats(batch, joint.pred.weight.shape[0], prednet.hidden) * 4
         return (
             available()
             and 0 < batch <= MAX_BATCH
-            and batch * joint.pred.weight.shape[0] * 4 <= SHARED_BUDGET
+            and 8 * prednet.hidden <= SHARED_BUDGET
+            and shared <= SHARED_BUDGET
             and linear
             and type(prednet.prediction["embed"]) is nn.Embedding
             and all(layer.Wx.shape[1] == prednet.hidden for layer in layers)
@@ -172,10 +187,10 @@ class FusedGreedy:
             (units, mx.float32), ((batch, 3), mx.int32), ((1,), mx.int32),
             ((2, blocks, batch, 5), mx.float32), ((64,), mx.uint32),
         ]  # fmt: skip
-        bucket = 8 * width * 4  # shared memory in steps of 8 utterances: few kernels to compile
-        outputs = _kernel(-(-batch * width * 4 // bucket) * bucket)(
+        floats = _shared_floats(batch, width, hidden)
+        outputs = _kernel(floats * 4)(
             inputs=inputs,
-            template=[("T", dtype), *self.template],
+            template=[("T", dtype), ("SHF", floats), *self.template],
             grid=(blocks * THREADS, 1, 1),
             threadgroup=(THREADS, 1, 1),
             output_shapes=[shape for shape, _ in results],
