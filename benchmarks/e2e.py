@@ -82,6 +82,7 @@ WORKLOADS = {  # name: (audio, batch size)
 # duration bias emits `max_symbols` tokens on most frames (as a real model can on noise), so
 # greedy decoding costs a prediction-network step per token: ~125 tokens per audio second.
 DENSE_MODEL = CACHE / "tdt-0.6b-speechlike.nemo"
+SYSTEM_ENV = {"ours-refblas": {"MLX_CPU_BLAS": "off"}, "ours-sgemm": {"MLX_CPU_GEMV": "off"}}
 
 
 # --------------------------------------------------------------------------- audio
@@ -289,7 +290,7 @@ def make_worker(args: argparse.Namespace) -> Worker:
         return NeMo(args)
     if args.worker == "port":
         return Port(args)
-    if args.worker in ("ours", "ours-refblas", "baseline"):  # refblas: MLX's bundled BLAS
+    if args.worker in ("ours", "ours-refblas", "ours-sgemm", "baseline"):  # refblas: MLX's own BLAS
         return Ours(args, None)
     if args.worker.startswith("ours-q"):
         return Ours(args, int(args.worker.removeprefix("ours-q")))
@@ -352,7 +353,7 @@ def run_workload(
     for system in systems:
         command = ["--worker", system, "--workload", workload, "--device", args.device,
                    "--dtype", args.dtype, "--model", str(model), "--model-dir", str(model_dir)]  # fmt: skip
-        env = os.environ | ({"MLX_CPU_BLAS": "off"} if system == "ours-refblas" else {})
+        env = os.environ | SYSTEM_ENV.get(system, {})
         if system == "baseline":
             env = env | {"PYTHONPATH": baseline_path(args.baseline)}
         procs[system] = start_worker(__file__, *command, env=env)
@@ -503,7 +504,8 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--systems", nargs="+", default=["ours", "nemo", "port"],
-                        help="ours, ours-q8, ours-q4, ours-refblas (MLX_CPU_BLAS=off), nemo, port, "
+                        help="ours, ours-q8, ours-q4, ours-refblas (MLX_CPU_BLAS=off), ours-sgemm "
+                             "(MLX_CPU_GEMV=off: one-row products through sgemm), nemo, port, "
                              "baseline (ours at the revision checked out in --baseline)")  # fmt: skip
     parser.add_argument("--baseline", type=Path,
                         help="a checkout of an earlier revision (git worktree add DIR REV) to time as "

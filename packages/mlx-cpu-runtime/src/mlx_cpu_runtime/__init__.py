@@ -1,6 +1,6 @@
 """Process setup that makes MLX's CPU backend fast on Linux; a no-op elsewhere.
 
-Two measured problems, both invisible on macOS:
+Three measured problems, all invisible on macOS:
 
 - MLX's Linux CPU wheel links the reference (netlib) BLAS: a 1024x1024 float32 matmul is
   ~30x slower than with OpenBLAS. A BLAS loaded with global symbols before `mlx` is
@@ -10,9 +10,14 @@ Two measured problems, both invisible on macOS:
   ran 3x slower for it. Keeping freed memory in the heap (`mallopt`) removes that cost,
   as a caching allocator would; the price is that RSS does not shrink after a peak.
 
-`configure()` does both, once, and must run before `mlx` is imported; every package of
+- OpenBLAS's sgemm packs the whole matrix even when the other side is one row, as in each
+  step of a batch-1 decoder: its sgemv is ~5x faster there. A small `cblas_sgemm` compiled
+  once (`gemv.py`) sends such products to sgemv and the rest to sgemm.
+
+`configure()` does all three, once, and must run before `mlx` is imported; every package of
 this project calls it first thing. Environment overrides, read at that moment:
-`MLX_CPU_BLAS=off` or `MLX_CPU_BLAS=/path/to/libblas.so` and `MLX_CPU_MALLOC=off`.
+`MLX_CPU_BLAS=off` or `MLX_CPU_BLAS=/path/to/libblas.so`, `MLX_CPU_MALLOC=off` and
+`MLX_CPU_GEMV=off`.
 `hint()` prints, once, what to install when no optimised BLAS was found.
 `kernels_compiled()` says when MLX is about to compile its CPU kernels for a dtype (the
 first run in it takes 10-30 s longer).

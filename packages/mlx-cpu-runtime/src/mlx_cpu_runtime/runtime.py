@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
+from . import gemv
+
 # Shared libraries that export the standard `cblas_*` symbols, most preferred first.
 # (numpy's and scipy's bundled OpenBLAS builds rename their symbols and cannot serve.)
 _CANDIDATES = (
@@ -37,6 +39,8 @@ class RuntimeStatus:
     blas_reason: str = ""
     malloc_tuned: bool = False
     too_late: bool = False  # mlx was imported before configure() ran
+    gemv: str | None = None  # the sgemm shim sending one-row products to sgemv (gemv.py)
+    gemv_reason: str = ""
 
     @property
     def needs_blas_hint(self) -> bool:
@@ -102,19 +106,30 @@ def configure() -> RuntimeStatus:
         return _STATUS
     choice = os.environ.get("MLX_CPU_BLAS", "auto").strip()
     blas, reason = None, ""
+    shim, shim_reason = None, "no optimised BLAS"
     if blas_turned_off():
         reason = "turned off by MLX_CPU_BLAS"
     else:
         path = find_blas() if choice.lower() in ("", "auto") else choice
         if path is None:
             reason = "not found"
-        elif _load_blas(path):
-            blas = path
         else:
-            reason = f"{path} could not be loaded or has no cblas_sgemm"
+            if gemv.turned_off():
+                shim, shim_reason = None, "turned off by MLX_CPU_GEMV"
+            else:  # before the BLAS goes global, so that MLX's cblas_sgemm binds to it
+                shim, shim_reason = gemv.install(path)
+            if _load_blas(path):
+                blas = path
+            else:
+                reason = f"{path} could not be loaded or has no cblas_sgemm"
     malloc = os.environ.get("MLX_CPU_MALLOC", "on").strip().lower() not in ("off", "0")
     _STATUS = RuntimeStatus(
-        platform=system, blas=blas, blas_reason=reason, malloc_tuned=malloc and _tune_malloc()
+        platform=system,
+        blas=blas,
+        blas_reason=reason,
+        malloc_tuned=malloc and _tune_malloc(),
+        gemv=shim,
+        gemv_reason=shim_reason,
     )
     return _STATUS
 
