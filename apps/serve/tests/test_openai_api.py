@@ -219,7 +219,6 @@ def test_concurrent_requests_with_different_phrases_do_not_share_a_tree(client, 
         ("demo", {"boost": ["anna"], "boost_alpha": -1}, "boost_alpha: Input should be greater"),
         ("demo", {"boost_alpha": 2}, "boost_score and boost_alpha need boost phrases"),
         ("demo", {"boost": ["anna", " "]}, "boost phrases must be non-empty text"),
-        ("canary", {"boost": ["anna"]}, "phrase boosting is served for Parakeet models"),
     ],
 )
 def test_bad_boost_requests_are_one_clear_400(client, model, body, message):
