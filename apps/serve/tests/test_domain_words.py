@@ -38,11 +38,6 @@ SPOTTER_CLIPS = SPOTTED["changed"]["tdt"]  # the demo model's head is its TDT
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="module")
 def greedy_canary(tmp_path_factory) -> Path:
     """The Canary fixture converted, its config's decoding made NeMo's greedy strategy
     (the published checkpoints' is beam): a checkpoint whose default cannot fuse."""
@@ -57,18 +52,18 @@ def greedy_canary(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(cache, greedy_canary):
+def server(cache_dir, greedy_canary):
     with running_server(
         "--model", "demo", "--model", f"canary={CANARY_FIXTURE}",
         "--model", f"rnnt={RNNT_FIXTURE}", "--model", f"canary-greedy={greedy_canary}",
-        "--cache-dir", str(cache), "--max-wait-ms", "200",
+        "--cache-dir", str(cache_dir), "--max-wait-ms", "200",
     ) as handle:  # fmt: skip
         yield handle
 
 
 @pytest.fixture(scope="module")
 def client(server) -> OpenAI:
-    return OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return server.client()
 
 
 def cli(command: str, model: str, files: list[Path], cache: Path, *options: str) -> list[dict]:
@@ -102,12 +97,12 @@ def cli_words(result: dict) -> list[tuple[str, float, float]]:
     return [(w["text"], w["start"], w["end"]) for w in result["words"]]
 
 
-def test_canary_boost_equals_canary_boost_phrase(client, cache):
+def test_canary_boost_equals_canary_boost_phrase(client, cache_dir):
     """Text as `canary --boost-phrase ...` (the checkpoint's beam search with NeMo's tree
     fused), on clips where the phrases change it; without `boost`, the plain text."""
-    boosted = cli("canary", str(CANARY_FIXTURE), CANARY_CLIPS, cache,
+    boosted = cli("canary", str(CANARY_FIXTURE), CANARY_CLIPS, cache_dir,
                   *phrase_options(CANARY_PHRASES))  # fmt: skip
-    plain = cli("canary", str(CANARY_FIXTURE), CANARY_CLIPS, cache)
+    plain = cli("canary", str(CANARY_FIXTURE), CANARY_CLIPS, cache_dir)
     changed = 0
     for clip, expected, before in zip(CANARY_CLIPS, boosted, plain, strict=True):
         served = transcribe(client, "canary", clip, {"boost": CANARY_PHRASES})
@@ -117,12 +112,12 @@ def test_canary_boost_equals_canary_boost_phrase(client, cache):
     assert changed, "the phrases change no clip: nothing is proved"
 
 
-def test_canary_boost_weights_and_timestamps_equal_the_cli(client, cache):
+def test_canary_boost_weights_and_timestamps_equal_the_cli(client, cache_dir):
     """`boost_score` / `boost_alpha` are the CLI's --boost-score / --boost-alpha; the words
     of verbose_json are those of `canary --timestamps --boost-phrase ...`."""
     clip = CANARY_CLIPS[0]
     weights = {"boost_score": 2.5, "boost_alpha": 0.5}
-    (expected,) = cli("canary", str(CANARY_FIXTURE), [clip], cache, "--timestamps",
+    (expected,) = cli("canary", str(CANARY_FIXTURE), [clip], cache_dir, "--timestamps",
                       "--boost-score", "2.5", "--boost-alpha", "0.5",
                       *phrase_options(CANARY_PHRASES))  # fmt: skip
     verbose = transcribe(client, "canary", clip, {"boost": CANARY_PHRASES, **weights},
@@ -132,14 +127,14 @@ def test_canary_boost_weights_and_timestamps_equal_the_cli(client, cache):
     assert expected["words"]
 
 
-def test_word_spotter_equals_parakeet_word_spotter(client, cache):
+def test_word_spotter_equals_parakeet_word_spotter(client, cache_dir):
     """Text and word times as `parakeet --word-spotter --boost-phrase ...`, and NeMo's merged
     text, on the clips where NeMo's spotter changed the demo model's; without the field the
     same phrases are boosted, not spotted, and no field at all gives the plain text."""
     clips = [FIXTURES / "demo" / clip for clip in SPOTTER_CLIPS]
     phrases = phrase_options(SPOTTER_PHRASES)
-    spotted = cli("parakeet", "demo", clips, cache, "--word-spotter", *phrases)
-    boosted = cli("parakeet", "demo", clips, cache, *phrases)
+    spotted = cli("parakeet", "demo", clips, cache_dir, "--word-spotter", *phrases)
+    boosted = cli("parakeet", "demo", clips, cache_dir, *phrases)
     for name, clip, expected, by_boost in zip(SPOTTER_CLIPS, clips, spotted, boosted, strict=True):
         body = {"boost": SPOTTER_PHRASES, "word_spotter": True}
         verbose = transcribe(client, "demo", clip, body, response_format="verbose_json",
@@ -151,9 +146,9 @@ def test_word_spotter_equals_parakeet_word_spotter(client, cache):
         assert boost.text == by_boost["text"], name
 
 
-def test_word_spotter_score_is_the_clis_boost_score(client, cache):
+def test_word_spotter_score_is_the_clis_boost_score(client, cache_dir):
     clip = FIXTURES / "demo" / SPOTTER_CLIPS[0]
-    (expected,) = cli("parakeet", "demo", [clip], cache, "--word-spotter", "--boost-score",
+    (expected,) = cli("parakeet", "demo", [clip], cache_dir, "--word-spotter", "--boost-score",
                       "6", *phrase_options(SPOTTER_PHRASES))  # fmt: skip
     body = {"boost": SPOTTER_PHRASES, "word_spotter": "true", "boost_score": 6}
     assert transcribe(client, "demo", clip, body).text == expected["text"]
@@ -164,8 +159,9 @@ def test_spotting_boosting_and_plain_requests_never_share_a_round(client):
     it gets alone (a round takes only requests with equal options)."""
     clips = [FIXTURES / "demo" / clip for clip in SPOTTER_CLIPS[:3]]
     bodies = [{"boost": SPOTTER_PHRASES, "word_spotter": True}, {"boost": SPOTTER_PHRASES}, {}]
-    jobs = [(clip, body) for clip in clips for body in bodies] * 2
-    alone = {(c.name, json.dumps(b)): transcribe(client, "demo", c, b).text for c, b in jobs}
+    once = [(clip, body) for clip in clips for body in bodies]
+    alone = {(c.name, json.dumps(b)): transcribe(client, "demo", c, b).text for c, b in once}
+    jobs = once * 2
     with ThreadPoolExecutor(len(jobs)) as pool:
         together = list(pool.map(lambda job: transcribe(client, "demo", *job).text, jobs))
     for (clip, body), text in zip(jobs, together, strict=True):

@@ -41,7 +41,7 @@ def server(cache):
 
 @pytest.fixture(scope="module")
 def client(server) -> OpenAI:
-    return OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return server.client()
 
 
 def transcribe(client: OpenAI, model: str, audio: Path, **options):
@@ -164,7 +164,7 @@ def test_a_language_prompt_model_takes_the_language_field(cache):
     with running_server(
         "--model", f"nemotron={PROMPT_FIXTURE}.nemo", "--cache-dir", str(cache)
     ) as server:
-        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        client = server.client()
         for language, entry in meta["languages"].items():
             options = {} if language == "auto" else {"language": language}
             verbose = transcribe(client, "nemotron", AUDIO / clip, response_format="verbose_json",
