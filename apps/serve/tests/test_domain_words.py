@@ -18,6 +18,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -97,19 +98,24 @@ def cli_words(result: dict) -> list[tuple[str, float, float]]:
     return [(w["text"], w["start"], w["end"]) for w in result["words"]]
 
 
-def test_canary_boost_equals_canary_boost_phrase(client, cache_dir):
+def test_canary_boost_equals_canary_boost_phrase(client, server, cache_dir):
     """Text as `canary --boost-phrase ...` (the checkpoint's beam search with NeMo's tree
-    fused), on clips where the phrases change it; without `boost`, the plain text."""
+    fused), on clips where the phrases change it; without `boost`, the plain text. Sent at
+    once, the boosted requests share rounds and still get the CLI's text."""
     boosted = cli("canary", str(CANARY_FIXTURE), CANARY_CLIPS, cache_dir,
                   *phrase_options(CANARY_PHRASES))  # fmt: skip
     plain = cli("canary", str(CANARY_FIXTURE), CANARY_CLIPS, cache_dir)
+    body = {"boost": CANARY_PHRASES}
     changed = 0
     for clip, expected, before in zip(CANARY_CLIPS, boosted, plain, strict=True):
-        served = transcribe(client, "canary", clip, {"boost": CANARY_PHRASES})
-        assert served.text == expected["text"], clip.name
+        assert transcribe(client, "canary", clip, body).text == expected["text"], clip.name
         assert transcribe(client, "canary", clip).text == before["text"], clip.name
         changed += expected["text"] != before["text"]
     assert changed, "the phrases change no clip: nothing is proved"
+    with ThreadPoolExecutor(len(CANARY_CLIPS)) as pool:
+        together = list(pool.map(lambda c: transcribe(client, "canary", c, body), CANARY_CLIPS))
+    assert [r.text for r in together] == [r["text"] for r in boosted]
+    assert httpx.get(f"{server.url}/health").json()["batches"]["canary"]["largest_round"] > 1
 
 
 def test_canary_boost_weights_and_timestamps_equal_the_cli(client, cache_dir):

@@ -151,19 +151,16 @@ class Recognizer:
         self, signals: Sequence[np.ndarray], options: Options, batch_size: int
     ) -> list[Transcript]:
         """Transcripts of `signals` (mono, at `sample_rate`), decoded together; with speakers
-        when `options.diarize` (`check` has made sure that there is a diarizer)."""
+        when `options.diarize` (`check` has made sure that there is a diarizer). The app's
+        error for phrases the model cannot take is a 400 naming `boost`."""
         diarizer = self.diarizer if options.diarize else None
-        if self.kind == "parakeet":
-            try:
+        try:
+            if self.kind == "parakeet":
                 return self.model.transcribe(
                     list(signals), batch_size=batch_size, language=options.language,
                     biasing=options.biasing, diarize=diarizer,
                 )  # fmt: skip
-            except parakeet.ParakeetError as err:  # phrases the model cannot take
-                if options.biasing is None:
-                    raise
-                raise APIError(400, f"model {self.name!r}: {err}", param="boost") from None
-        try:  # a boosted request: the checkpoint's beam search with the tree fused
+            # boosted: the checkpoint's decoding (beam, `check` made sure) with the tree fused
             return list(
                 self.model.transcribe(
                     list(signals), source_lang=options.language or "en",
@@ -171,7 +168,7 @@ class Recognizer:
                     batch_size=batch_size, diarize=diarizer, biasing=options.biasing,
                 )
             )  # fmt: skip
-        except canary.CanaryError as err:  # phrases the model cannot take
+        except (parakeet.ParakeetError, canary.CanaryError) as err:
             if options.biasing is None:
                 raise
             raise APIError(400, f"model {self.name!r}: {err}", param="boost") from None
