@@ -76,6 +76,8 @@ def cli(command: str, model: str, files: list[Path], cache: Path, *options: str)
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    if len(files) == 1:  # one file's JSON is indented, several are one line each
+        return [json.loads(result.stdout)]
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
