@@ -34,6 +34,12 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def client(self, api_key: str = "unused"):
+        """The official `openai` client of this server, without retries (each answer seen)."""
+        from openai import OpenAI
+
+        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0)
+
 
 @contextlib.contextmanager
 def running_server(

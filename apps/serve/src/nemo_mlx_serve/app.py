@@ -176,15 +176,23 @@ def audio_options(recognizer: Recognizer, form: TranscriptionForm, task: str) ->
 
 
 def request_biasing(form: TranscriptionForm) -> Biasing | None:
-    """The request's phrases to boost (`boost`, repeated) with its weights; 400 for values
+    """The request's phrases (`boost`, repeated) with their weights, to boost, or to spot
+    with `word_spotter` (as the CLI's --boost-phrase and --word-spotter); 400 for values
     that cannot be used."""
     if not form.boost:
+        if form.word_spotter:
+            raise APIError(400, "word_spotter spots the request's boost phrases: give boost",
+                           param="word_spotter")  # fmt: skip
         if form.boost_score is not None or form.boost_alpha is not None:
             raise APIError(400, "boost_score and boost_alpha need boost phrases", param="boost")
         return None
+    if form.word_spotter and form.boost_alpha is not None:
+        raise APIError(400, "word_spotter takes boost phrases and boost_score only (no "
+                       "boost_alpha)", param="boost_alpha")  # fmt: skip
     settings = {"boost_score": form.boost_score, "boost_alpha": form.boost_alpha}
     try:
-        return Biasing(tuple(form.boost), **{k: v for k, v in settings.items() if v is not None})
+        return Biasing(tuple(form.boost), word_spotter=form.word_spotter,
+                       **{k: v for k, v in settings.items() if v is not None})  # fmt: skip
     except BiasingError as err:
         raise APIError(400, str(err), param="boost") from None
 

@@ -66,7 +66,8 @@ class Options:
     language: str | None = None
     target_language: str | None = None  # Canary: the language to write
     timestamps: bool = True
-    biasing: Biasing | None = None  # phrases boosted (a request's own: batched only with equals)
+    # phrases boosted, or spotted (`word_spotter`): a request's own, batched only with equals
+    biasing: Biasing | None = None
     diarize: bool = False  # speakers on words and segments (the server's `--diarize` model)
 
 
@@ -97,8 +98,8 @@ class Recognizer:
 
     def check(self, options: Options) -> Options:
         """The options this model will run (400 for what it cannot do)."""
+        biasing = self._biasing(options.biasing)
         if self.kind == "parakeet":
-            biasing = options.biasing or None
             if options.task == "translate":
                 raise APIError(
                     400, f"model {self.name!r} transcribes only; translation needs a Canary model",
@@ -117,9 +118,6 @@ class Recognizer:
                 raise APIError(400, f"model {self.name!r}: {problem}", param="language")
             return Options(language=language, timestamps=True, biasing=biasing,
                            diarize=options.diarize)  # fmt: skip
-        if options.biasing:
-            raise APIError(400, f"model {self.name!r}: phrase boosting is served for Parakeet "
-                           "models; Canary's is not built yet", param="boost")  # fmt: skip
         source = options.language or "en"
         target = "en" if options.task == "translate" else (options.target_language or source)
         for param, code in (("language", source), ("target_language", target)):
@@ -131,31 +129,49 @@ class Recognizer:
                     param=param,
                 )
         timestamps = options.timestamps and self.has_timestamps
-        return Options(options.task, source, target, timestamps, diarize=options.diarize)
+        return Options(options.task, source, target, timestamps, biasing, options.diarize)
+
+    def _biasing(self, biasing: Biasing | None) -> Biasing | None:
+        """The request's phrases, if this model can take them as asked: the word spotter
+        reads a CTC head; Canary boosts in its checkpoint's decoding (the CLI's default),
+        which must be NeMo's beam search, the only one that fuses."""
+        if not biasing:
+            return None
+        if biasing.word_spotter:
+            if self.kind == "canary" or self.model.ctc is None:
+                raise APIError(400, f"model {self.name!r} has no CTC head: the word spotter "
+                               "needs a CTC or hybrid Parakeet model", param="word_spotter")  # fmt: skip
+        elif self.kind == "canary" and self.model.default_decoding != "beam":
+            raise APIError(400, f"model {self.name!r} decodes greedily (its checkpoint's "
+                           "decoding) and NeMo boosts phrases only in beam search",
+                           param="boost")  # fmt: skip
+        return biasing
 
     def run(
         self, signals: Sequence[np.ndarray], options: Options, batch_size: int
     ) -> list[Transcript]:
         """Transcripts of `signals` (mono, at `sample_rate`), decoded together; with speakers
-        when `options.diarize` (`check` has made sure that there is a diarizer)."""
+        when `options.diarize` (`check` has made sure that there is a diarizer). The app's
+        error for phrases the model cannot take is a 400 naming `boost`."""
         diarizer = self.diarizer if options.diarize else None
-        if self.kind == "parakeet":
-            try:
+        try:
+            if self.kind == "parakeet":
                 return self.model.transcribe(
                     list(signals), batch_size=batch_size, language=options.language,
                     biasing=options.biasing, diarize=diarizer,
                 )  # fmt: skip
-            except parakeet.ParakeetError as err:  # phrases the model cannot take
-                if options.biasing is None:
-                    raise
-                raise APIError(400, f"model {self.name!r}: {err}", param="boost") from None
-        target = options.target_language
-        return list(
-            self.model.transcribe(
-                list(signals), source_lang=options.language or "en", target_lang=target,
-                timestamps=options.timestamps, batch_size=batch_size, diarize=diarizer,
-            )
-        )  # fmt: skip
+            # boosted: the checkpoint's decoding (beam, `check` made sure) with the tree fused
+            return list(
+                self.model.transcribe(
+                    list(signals), source_lang=options.language or "en",
+                    target_lang=options.target_language, timestamps=options.timestamps,
+                    batch_size=batch_size, diarize=diarizer, biasing=options.biasing,
+                )
+            )  # fmt: skip
+        except (parakeet.ParakeetError, canary.CanaryError) as err:
+            if options.biasing is None:
+                raise
+            raise APIError(400, f"model {self.name!r}: {err}", param="boost") from None
 
 
 def load_recognizer(

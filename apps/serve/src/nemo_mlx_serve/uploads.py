@@ -46,10 +46,12 @@ class TranscriptionForm(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Granularity] = Field(default_factory=list)
     stream: bool = False
-    # phrase boosting (this server's own fields; OpenAI's client sends them via extra_body)
+    # phrase boosting or spotting (this server's own fields; OpenAI's client sends them
+    # via extra_body)
     boost: list[str] = Field(default_factory=list, max_length=MAX_BOOST)
     boost_score: float | None = Field(None, gt=0.0, allow_inf_nan=False)
     boost_alpha: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    word_spotter: bool = False  # spot the boost phrases (CTC heads), as `--word-spotter`
     diarize: bool = False  # speakers on words and segments (a server started with --diarize)
 
 
