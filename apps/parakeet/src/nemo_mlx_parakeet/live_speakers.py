@@ -17,6 +17,7 @@ when its first tokens appear; later tokens of it change its text, not its speake
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,12 +120,21 @@ class LiveSpeakers:
         return [w.speaker for w in self.words]
 
     def label(self, transcript: Transcript) -> Transcript:
-        """`transcript` (the stream's) with the live labels on its words, in order; a word
-        beyond the labelled ones (the stream ended first) takes the last label."""
+        """`transcript` (the stream's) with the live labels on its words: a word takes the
+        label of the word of the text (`text.split()`, as NeMo's words) its first character
+        is in; words beyond the labelled ones (the stream still running) take the last."""
         if not self.words:
             return transcript
-        speakers = self.speakers[: len(transcript.words)]
-        speakers += speakers[-1:] * (len(transcript.words) - len(speakers))
+        text = transcript.text
+        ends = [m.end() for m in re.finditer(r"\S+", text)]
+        speakers, cursor, index = [], 0, 0
+        for word in transcript.words:
+            at = text.find(word.text, cursor)
+            start = at if at >= 0 else cursor
+            cursor = start + len(word.text) if at >= 0 else cursor
+            while index < len(ends) - 1 and ends[index] <= start:
+                index += 1
+            speakers.append(self.words[min(index, len(self.words) - 1)].speaker)
         return with_word_speakers(transcript, speakers)
 
 
