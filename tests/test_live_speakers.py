@@ -161,7 +161,7 @@ def test_cli_streaming_diarize_writes_nemo_speakers(model, diar_dir, tmp_path, m
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(audio), "--model", str(ASR),
-         "--cache-dir", str(tmp_path / "cache"),
+         "--cache-dir", str(tmp_path / "cache"), "--dtype", "float32",
          "--streaming", "--context", left, right, "--diarize", str(directory),
          "--output-dir", str(out), "--output-format", "json", "--quiet"],
         capture_output=True, text=True, check=False,
