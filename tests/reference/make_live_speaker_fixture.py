@@ -13,13 +13,22 @@ carried across chunks, `drop_extra_pre_encoded` as the ASR's, no left/right cont
 new word of the hypothesis gets a speaker from the probabilities so far
 (`get_frame_and_words_online`).
 
-Models: the committed NeMo-made fixtures `checkpoints/nemotron-speech-streaming-en-0.6b.nemo`
-(cache-aware RNNT, 128 features; tests/reference/make_streaming_checkpoint_fixtures.py) and
-`checkpoints/diar_streaming_sortformer_4spk-v2.nemo` (tests/reference/make_sortformer_fixtures.py),
-restored unchanged. The ASR's decoding is set as the example sets it (greedy, max_symbols 10);
-the Sortformer's speaker-cache settings (`SORTFORMER`) are the shrunk fixture's sizes, so that
-the cache is compressed several times on the clip. `STREAM_CFG` holds the example's defaults
-of the fields SpeakerTaggedASR reads.
+Models: the committed NeMo-made fixture `checkpoints/nemotron-speech-streaming-en-0.6b.nemo`
+(cache-aware RNNT, 128 features; tests/reference/make_streaming_checkpoint_fixtures.py),
+restored unchanged, its decoding set as the example sets it (greedy, max_symbols 10); and
+`diarization/live_sortformer.nemo`, made here: the committed streaming Sortformer fixture
+(`checkpoints/diar_streaming_sortformer_4spk-v2.nemo`, tests/reference/make_sortformer_fixtures.py,
+diar_streaming_sortformer_4spk-v2's recipe with sizes shrunk) with the speaker-cache settings
+`SORTFORMER` in its config (the shrunk cache, compressed several times on the clip) and its
+head's last layer re-tuned for the live path (below), saved with `save_to`. `STREAM_CFG`
+holds the example's defaults of the fields SpeakerTaggedASR reads.
+
+Tuning: the live path feeds the Sortformer the ASR's features, not normalised (the recipe
+normalises `per_feature` over the recording), and the committed fixture's head, tuned on
+normalised features, then gives one speaker everywhere. So `single_hidden_to_spks` is
+rescaled and offset as make_sortformer_fixtures.py tunes it (its `ACTIVE_SHARE`,
+`LOGIT_SPREAD`), from the head's logits on the live run's chunks (both contexts); the script
+asserts that every speaker is active on some frames and that words get several speakers.
 
 Recorded per ASR context (`contexts`): each step's chunk length and drop, the hypothesis text
 and token frames, the Sortformer's probabilities of every frame (npz `<context>/preds`), and
@@ -44,6 +53,7 @@ from omegaconf import OmegaConf, open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_model_fixtures as base
+import make_sortformer_fixtures as sortformers
 import make_streaming_checkpoint_fixtures as checkpoints
 
 COMMAND = "python tests/reference/make_live_speaker_fixture.py"
@@ -52,6 +62,7 @@ ASR_FIXTURE = CHECKPOINTS / "nemotron-speech-streaming-en-0.6b.nemo"
 DIAR_FIXTURE = CHECKPOINTS / "diar_streaming_sortformer_4spk-v2.nemo"
 OUT = base.ROOT / "tests" / "fixtures" / "diarization"
 NAME = "live_speakers"
+LIVE_DIAR = OUT / "live_sortformer.nemo"
 CLIP = "long"  # make_streaming_checkpoint_fixtures' clip: speech, silence, speech
 CONTEXTS = [[70, 13], [70, 1]]  # the ASR's first and third att_context_size
 SORTFORMER = {"spkcache_len": 16, "fifo_len": 8, "spkcache_update_period": 6}
@@ -139,6 +150,35 @@ def serial(
     return record, {f"{context[0]}_{context[1]}/preds": preds}
 
 
+def live_sortformer(asr: ASRModel, signal: np.ndarray) -> tuple[SortformerEncLabelModel, dict]:
+    """The committed streaming Sortformer with `SORTFORMER` in its config and its head tuned
+    on the live run's logits; saved to LIVE_DIAR and restored from it."""
+    diar = SortformerEncLabelModel.restore_from(str(DIAR_FIXTURE), map_location="cpu").eval()
+    with open_dict(diar.cfg):
+        diar.cfg.sortformer_modules.update(SORTFORMER)
+    for key, value in SORTFORMER.items():
+        setattr(diar.sortformer_modules, key, value)
+    layer = diar.sortformer_modules.single_hidden_to_spks
+    logits: list[np.ndarray] = []
+    hook = layer.register_forward_hook(lambda _m, _i, out: logits.append(out[0].numpy().copy()))
+    try:
+        for context in CONTEXTS:
+            serial(asr, diar, signal, context)
+    finally:
+        hook.remove()
+    every = np.concatenate(logits).astype(np.float64)
+    centre = np.array(
+        [np.quantile(every[:, k], 1 - s) for k, s in enumerate(sortformers.ACTIVE_SHARE)]
+    )
+    scale = sortformers.LOGIT_SPREAD / float(np.std(every - centre))
+    with torch.no_grad():
+        layer.weight.mul_(scale)
+        layer.bias.copy_(scale * (layer.bias - torch.from_numpy(centre).float()))
+    diar.save_to(str(LIVE_DIAR))
+    diar = SortformerEncLabelModel.restore_from(str(LIVE_DIAR), map_location="cpu").eval()
+    return diar, {"centre": centre.tolist(), "scale": scale}
+
+
 def buffer_features(asr: ASRModel, signal: np.ndarray) -> np.ndarray:
     """The features the buffer cuts its chunks from: (frames, features)."""
     buffer = CacheAwareStreamingAudioBuffer(model=asr, online_normalization=False,
@@ -152,9 +192,8 @@ def main() -> None:
     signal = checkpoints.load_clips()[CLIP]
     asr = ASRModel.restore_from(str(ASR_FIXTURE), map_location="cpu").eval()
     set_greedy(asr)
-    diar = SortformerEncLabelModel.restore_from(str(DIAR_FIXTURE), map_location="cpu").eval()
-    for key, value in SORTFORMER.items():
-        setattr(diar.sortformer_modules, key, value)
+    diar, tuning = live_sortformer(asr, signal)
+    assert all(getattr(diar.sortformer_modules, k) == v for k, v in SORTFORMER.items())
     arrays: dict[str, np.ndarray] = {"features": buffer_features(asr, signal)}
     record: dict[str, Any] = {
         "generated_by": COMMAND,
@@ -162,7 +201,9 @@ def main() -> None:
         "torch_version": torch.__version__,
         "python": platform.python_version(),
         "asr_fixture": f"tests/fixtures/checkpoints/{ASR_FIXTURE.name}",
-        "diar_fixture": f"tests/fixtures/checkpoints/{DIAR_FIXTURE.name}",
+        "diar_fixture": f"tests/fixtures/diarization/{LIVE_DIAR.name}",
+        "diar_made_from": f"tests/fixtures/checkpoints/{DIAR_FIXTURE.name}",
+        "head_tuning": tuning,
         "nemo_path": "SpeakerTaggedASR.perform_serial_streaming_stt_spk, driven as "
         "speech_to_text_multitalker_streaming_infer.launch_serial_streaming",
         "decoding": "greedy, max_symbols 10 (the example's)",
@@ -174,6 +215,8 @@ def main() -> None:
     for context in CONTEXTS:
         result, preds = serial(asr, diar, signal, context)
         print(context, result["text"][:80], result["speakers"], result["active_share"], flush=True)
+        assert all(0.02 < share < 0.98 for share in result["active_share"]), result
+        assert len(result["speakers"]) > 1, result
         record["contexts"][f"{context[0]}_{context[1]}"] = result
         arrays.update(preds)
     OUT.mkdir(parents=True, exist_ok=True)
