@@ -165,3 +165,18 @@ def test_cli_streaming_diarize_writes_nemo_speakers(tmp_path):
     words = json.loads((out / "clip.json").read_text())["words"]
     assert [w["speaker"] for w in words] == [w["speaker"] for w in record["words"]]
     assert "[speaker_" in result.stdout
+
+
+def test_cli_refuses_an_offline_sortformer_live_in_one_line(tmp_path):
+    audio = tmp_path / "clip.wav"
+    soundfile.write(audio, clip()[:16000], 16000, subtype="FLOAT")
+    offline = FIXTURES / "checkpoints" / "diar_sortformer_4spk-v1.nemo"
+    result = subprocess.run(
+        [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(audio), "--model", str(ASR),
+         "--cache-dir", str(tmp_path / "cache"), "--streaming", "--diarize", str(offline),
+         "--quiet"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "streaming Sortformer" in result.stderr
