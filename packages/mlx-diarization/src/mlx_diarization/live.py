@@ -37,7 +37,8 @@ class LiveDiarization:
     model: Sortformer
     config: StreamingConfig
     state: StreamingState
-    _chunks: list[np.ndarray] = field(default_factory=list)
+    _preds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    _frames: int = 0
 
     @classmethod
     def start(cls, model: Sortformer, config: StreamingConfig) -> LiveDiarization:
@@ -48,7 +49,8 @@ class LiveDiarization:
                 "nvidia/diar_streaming_sortformer_4spk-v2), not an offline one"
             )
         config.checked(model.config.num_speakers)
-        return cls(model, config, StreamingState.empty(model.config.encoder.d_model))
+        preds = np.zeros((256, model.config.num_speakers), np.float32)
+        return cls(model, config, StreamingState.empty(model.config.encoder.d_model), preds)
 
     @property
     def num_features(self) -> int:
@@ -63,14 +65,16 @@ class LiveDiarization:
                 f"a chunk must be (frames, {self.num_features}) features, got {features.shape}"
             )
         preds = step(self.model, self.state, features[None], 0, 0, self.config, drop)
-        self._chunks.append(preds)
+        end = self._frames + preds.shape[0]
+        if end > self._preds.shape[0]:  # grown by doubling: a long stream copies little
+            grown = np.zeros((max(end, 2 * self._preds.shape[0]), self._preds.shape[1]), np.float32)
+            grown[: self._frames] = self._preds[: self._frames]
+            self._preds = grown
+        self._preds[self._frames : end] = preds
+        self._frames = end
         return preds
 
     @property
     def probabilities(self) -> np.ndarray:
         """Every frame's probabilities so far (frames, speakers): NeMo's `total_preds`."""
-        if not self._chunks:
-            return np.zeros((0, self.model.config.num_speakers), np.float32)
-        if len(self._chunks) > 1:
-            self._chunks = [np.concatenate(self._chunks)]
-        return self._chunks[0]
+        return self._preds[: self._frames]
