@@ -115,8 +115,7 @@ def test_cli_json_and_rttm(audio, cache, tmp_path):
     ("args", "message"),
     [(["--output-format", "rttm"], "needs --diarize"),
      (["--diarize", str(FIXTURES / "models" / "tdt.nemo")], "not a Sortformer"),
-     (["--diarize", "/no/such/model.nemo"], "--diarize"),
-     (["--diarize", str(DIARIZER), "--streaming"], "show no speakers live")],
+     (["--diarize", "/no/such/model.nemo"], "--diarize")],
 )  # fmt: skip
 def test_diarize_usage_errors_are_one_line(audio, cache, args, message):
     command = [sys.executable, "-m", "nemo_mlx_parakeet.cli", str(audio), "--model", "demo",
@@ -128,11 +127,15 @@ def test_diarize_usage_errors_are_one_line(audio, cache, args, message):
 
 
 def test_a_stream_gets_its_speakers_when_it_ends(audio, cache, tmp_path):
-    """`--streaming --diarize`: the lines shown live have no speakers; the transcript written
-    at the end does, the whole stream diarized (NeMo's turns) and NeMo's rule on its words."""
+    """`--streaming --diarize` on a model that is not cache-aware (NeMo labels no such stream
+    live): the lines shown live have no speakers; the last line and the transcript written at
+    the end do, the whole stream diarized (NeMo's turns) and NeMo's rule on its words."""
     result = _run(audio, cache, "--streaming", "--output-format", "json",
                   "--output-dir", str(tmp_path))  # fmt: skip
     assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "[speaker_" in lines[-1]
+    assert not any("[speaker_" in line for line in lines[:-1])
     data = json.loads((tmp_path / "voices.json").read_text())
     assert data["words"]
     words = [Word(w["text"], w["start"], w["end"]) for w in data["words"]]

@@ -6,7 +6,13 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from mlx_diarization import PostProcessing, Sortformer, SortformerConfig, speaker_turns
+from mlx_diarization import (
+    LiveDiarization,
+    PostProcessing,
+    Sortformer,
+    SortformerConfig,
+    speaker_turns,
+)
 from mlx_diarization.speaker_cache import compress
 from mlx_diarization.streaming import feature_chunks, stream_probabilities
 
@@ -52,6 +58,28 @@ def test_streaming_gives_one_output_per_subsampled_frame(model):
     preds = stream_probabilities(model, features, model.config.streaming)
     offline = model(features, mx.array([397]))
     assert preds.shape == tuple(offline.shape[1:]) == (50, 4)
+
+
+def test_live_steps_are_the_streaming_chunks_without_context():
+    """Live chunks fed one by one (no left/right context) are what the offline streaming
+    pass computes with zero context and the same chunks; only a streaming model streams."""
+    mx.random.seed(1)
+    model = Sortformer(SortformerConfig.from_nemo({**NEMO_CONFIG, "streaming_mode": True}))
+    config = model.config.streaming.with_chunks(chunk_left_context=0, chunk_right_context=0)
+    features = mx.random.normal((1, 203, 16))
+    whole = stream_probabilities(model, features, config)
+    live = LiveDiarization.start(model, config)
+    size = config.chunk_len * 8
+    parts = [live.step(features[0, i : i + size]) for i in range(0, 203, size)]
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(live.probabilities, np.concatenate(parts))
+    with pytest.raises(ValueError, match=r"\(frames, 16\)"):
+        live.step(np.zeros((24, 8), np.float32))
+
+
+def test_live_needs_a_streaming_model(model):
+    with pytest.raises(ValueError, match="streaming Sortformer"):
+        LiveDiarization.start(model, model.config.streaming)
 
 
 def test_feature_chunks_carry_nemo_context():

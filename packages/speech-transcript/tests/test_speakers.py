@@ -18,7 +18,7 @@ from speech_transcript import (
     resegment,
 )
 from speech_transcript.cli import Output, UsageError
-from speech_transcript.speakers import with_speakers, word_speakers
+from speech_transcript.speakers import with_speakers, with_word_speakers, word_speakers
 
 A = SpeakerTurn(0.0, 1.0, "speaker_0")
 B = SpeakerTurn(1.0, 2.0, "speaker_1")
@@ -42,6 +42,21 @@ def test_the_cursor_moves_one_turn_per_word_as_nemos_does():
     turns = [A, SpeakerTurn(1.1, 1.2, "speaker_2"), SpeakerTurn(1.3, 1.4, "speaker_3")]
     words = [Word("x", 5.0, 5.1), Word("y", 5.2, 5.3), Word("z", 5.4, 5.5)]
     assert word_speakers(words, turns) == ["speaker_2", "speaker_3", "speaker_3"]
+
+
+def test_per_word_speakers_split_segments_and_make_turns():
+    """A live stream's labels come per word: segments split where they change, the turns are
+    the runs of words with one speaker."""
+    labels = ["speaker_1", "speaker_0", "speaker_0", "speaker_1"]
+    t = with_word_speakers(_transcript(), labels)
+    assert [w.speaker for w in t.words] == labels
+    assert [(s.text, s.speaker) for s in t.segments] == [
+        ("hi", "speaker_1"), ("there.", "speaker_0"), ("yes", "speaker_0"), ("no", "speaker_1")
+    ]  # fmt: skip
+    assert t.speakers == [SpeakerTurn(0.1, 0.3, "speaker_1"), SpeakerTurn(0.5, 1.4, "speaker_0"),
+                          SpeakerTurn(1.6, 1.8, "speaker_1")]  # fmt: skip
+    with pytest.raises(ValueError, match="3 speakers for 4 words"):
+        with_word_speakers(_transcript(), labels[:3])
 
 
 def test_no_turns_no_speakers():

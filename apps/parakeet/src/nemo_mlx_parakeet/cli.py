@@ -8,7 +8,6 @@ import sys
 import mlx_cpu_runtime.auto  # noqa: F401  (loads the optimised BLAS before mlx)
 from mlx_cpu_runtime import kernels_compiled
 
-import numpy as np
 from tqdm import tqdm
 
 from mlx_audio_frontend import AudioError
@@ -34,7 +33,7 @@ from speech_transcript.options import (
 
 from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
 from .batching import OVERLAP_SECONDS
-from .diarization import kept, load_diarizer, with_speakers_of
+from .diarization import live_choice, load_diarizer
 from .errors import ParakeetError
 from .loading import DEFAULT_MODEL, load
 from .speaker_asr import by_speaker, is_multitalker
@@ -171,9 +170,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--realtime, --chunk and --context need --streaming or --mic")
     if streaming and args.vad:
         raise UsageError("--vad is for whole inputs, not --streaming or --mic")
-    if streaming and args.diarize and args.output_dir is None:
-        raise UsageError("--streaming and --mic show no speakers live: with --diarize, the "
-                         "transcripts written to --output-dir get them when each stream ends")  # fmt: skip
     if streaming and args.decoding == "beam":
         raise UsageError("--streaming decodes greedily; --decoding beam is for whole inputs")
     if streaming and args.output_dir is None and args.output_format != "txt":
@@ -217,7 +213,8 @@ def _run(args: argparse.Namespace) -> int:
     vad = None
     if args.vad:
         vad = load_vad(args.vad, cache_dir=args.cache_dir, verbose=not args.quiet)
-    diarizer = load_diarizer(args.diarize, cache_dir=args.cache_dir, verbose=not args.quiet)
+    choice = live_choice(args.diarize) if args.streaming or args.mic else args.diarize
+    diarizer = load_diarizer(choice, cache_dir=args.cache_dir, verbose=not args.quiet)
     timing.loaded()
     model.language(args.language)  # an unknown language is one line, before any audio is read
     if args.local_attention:
@@ -323,8 +320,8 @@ def _run_streaming(
     """Stream each input (or the microphone) through `transcribe_stream` and the display.
 
     The live display goes to stdout; with --output-dir the final transcripts are also
-    written in the chosen formats, with speakers when `diarizer` is given (the whole stream
-    diarized when it ends: `diarization.with_speakers_of`)."""
+    written in the chosen formats, with speakers when `diarizer` is given (live on a
+    cache-aware transducer model, else the whole stream diarized when it ends)."""
     from .live import Display, microphone, pieces, run_stream
 
     if model.cache_aware and args.chunk is not None:
@@ -332,13 +329,11 @@ def _run_streaming(
                          "in the chunks it was trained for: choose them with --context LEFT RIGHT, "
                          f"one of {model.context_choices}")  # fmt: skip
     options = {"chunk": args.chunk, "context": args.context, "language": args.language,
-               "biasing": biasing}  # fmt: skip
+               "biasing": biasing, "diarize": diarizer}  # fmt: skip
     display = Display()
     if args.mic:
-        heard: list[np.ndarray] = []
-        result = run_stream(model, kept(microphone(model.sample_rate), heard), display,
-                            interruptible=True, **options)  # fmt: skip
-        result = with_speakers_of(result, diarizer, heard)
+        result = run_stream(model, microphone(model.sample_rate), display, interruptible=True,
+                            **options)  # fmt: skip
         result.source = "mic"
         if args.output_dir is not None:
             output.write(result, 0)
@@ -357,7 +352,6 @@ def _run_streaming(
         result = run_stream(
             model, pieces(samples, model.sample_rate, args.realtime), display, **options
         )
-        result = with_speakers_of(result, diarizer, [samples])
         result.source = common.input_name(name)
         if args.output_dir is not None:
             output.write(result, index)

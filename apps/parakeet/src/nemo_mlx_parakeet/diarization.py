@@ -1,10 +1,10 @@
 """Speakers on words (`--diarize`, `transcribe(..., diarize=...)`): a NeMo Sortformer model
 (mlx-diarization) finds who spoke when over the whole input, with NeMo's post-processing, and
-`speech_transcript.speakers` gives every word and segment its speaker by NeMo's rule."""
+`speech_transcript.speakers` gives every word and segment its speaker by NeMo's rule.
+A cache-aware stream's words are labelled live instead (`live_speakers.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +35,10 @@ def speaker_turns(diarizer: Diarizer, signal: np.ndarray) -> list[SpeakerTurn]:
     return named_turns(diarizer.diarize(signal))
 
 
-def kept(source: Iterable[np.ndarray], store: list[np.ndarray]) -> Iterator[np.ndarray]:
-    """`source`'s pieces as they come, each also put in `store` (a live stream, such as the
-    microphone's, is diarized when it ends)."""
-    for piece in source:
-        store.append(piece)
-        yield piece
+def live_choice(choice: DiarizerChoice) -> DiarizerChoice:
+    """A stream's `diarize=`: True means mlx-diarization's streaming model (live labels need
+    one), anything else as it is."""
+    return mlx_diarization.STREAMING_MODEL if choice is True else choice
 
 
 def with_speakers_of(

@@ -6,6 +6,8 @@ dimmed. Elsewhere (a pipe, a file) each update that adds final text prints one p
 End-of-utterance checkpoints add a line per marker as it becomes final,
 `<seconds of audio>\tEOU\t<time of the marker>\t<the utterance's text>` (`EOB` for the end
 of a backchannel); on a terminal the live line is kept and such a line printed after it.
+With --diarize the text carries `[speaker_k]` where the speaker changes: live on
+cache-aware transducer models, in the last line only on others (diarized when they end).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -33,16 +35,17 @@ class Display:
         self._last_final = None
 
     def show(self, update: StreamUpdate) -> None:
+        final = labelled_text(update.final_text, update.speakers)
         if self.live:
             width = shutil.get_terminal_size().columns - 1
-            final, tentative = update.final_text, update.tentative_text
+            tentative = update.tentative_text
             text = (final + tentative)[-width:]
             cut = max(0, len(text) - len(tentative))
             line = text[:cut] + "\x1b[2m" + text[cut:] + "\x1b[0m"
             self.out.write("\r\x1b[K" + line)
             self.out.flush()
         elif update.final_text != self._last_final and update.final_text:
-            self.out.write(f"{update.audio_seconds:.2f}\t{update.final_text}\n")
+            self.out.write(f"{update.audio_seconds:.2f}\t{final}\n")
             self.out.flush()
         self._last_final = update.final_text
         for event in update.end_of_utterances:
@@ -58,6 +61,21 @@ class Display:
         for event in events:
             self.out.write(eou_line(event, seconds))
         self.out.flush()
+
+
+def labelled_text(text: str, speakers: Sequence[str | None]) -> str:
+    """`text` with `[speaker_k] ` before each word where the speaker changes (`speakers`:
+    its words' speakers; words beyond them keep the last one), as the writers label turns."""
+    if not any(speakers):
+        return text
+    parts, last = [], None
+    for index, word in enumerate(text.split()):
+        speaker = speakers[index] if index < len(speakers) else last
+        if speaker != last and speaker is not None:
+            parts.append(f"[{speaker}]")
+        parts.append(word)
+        last = speaker
+    return " ".join(parts)
 
 
 def eou_line(event: EndOfUtterance, audio_seconds: float) -> str:
@@ -99,7 +117,8 @@ def run_stream(
                 raise
         transcript = stream.finalize()
     last = stream.last_update
-    display.close(transcript.text, last.audio_seconds, last.end_of_utterances)
+    text = labelled_text(transcript.text, [w.speaker for w in transcript.words])
+    display.close(text, last.audio_seconds, last.end_of_utterances)
     return transcript
 
 

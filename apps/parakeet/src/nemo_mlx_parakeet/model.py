@@ -37,7 +37,7 @@ from .biasing import Aids, aids_for, with_boost, without_spotter
 from .checkpoint import load_parts
 from .checks import check_options
 from .decoding import Head, Hypothesis, decode
-from .diarization import labelled, load_diarizer, speaker_turns
+from .diarization import labelled, live_choice, load_diarizer, speaker_turns
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .merging import merge_chunks
@@ -142,6 +142,7 @@ class Parakeet:
         language: str | None = None,
         on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
         biasing: Biasing | None = None,
+        diarize: DiarizerChoice = None,
     ) -> TranscriptionStream:
         """A stream to feed with `add_audio(samples)`; use it as a context manager.
 
@@ -154,15 +155,13 @@ class Parakeet:
         checkpoints call `on_end_of_utterance` with each `<EOU>` / `<EOB>` as it becomes
         final (also in each update's `end_of_utterances`). `biasing`: phrases boosted and
         an LM fused as `transcribe_many` takes them (the greedy stream carries their states).
-        """
-        return TranscriptionStream(
-            self,
-            context=context,
-            chunk=chunk,
-            on_end_of_utterance=on_end_of_utterance,
-            language=self.language(language),
-            fusion=self.fusion_models(biasing),
-        )
+        `diarize` (as `transcribe_many`'s; True: a streaming Sortformer): speakers on the
+        words, live on cache-aware transducer models (`live_speakers.py`), else at the end."""
+        return TranscriptionStream(self, context=context, chunk=chunk,
+                                   on_end_of_utterance=on_end_of_utterance,
+                                   language=self.language(language),
+                                   fusion=self.fusion_models(biasing),
+                                   diarizer=load_diarizer(live_choice(diarize)))  # fmt: skip
 
     def transcribe(
         self, audio: AudioInput | Sequence[AudioInput], **options

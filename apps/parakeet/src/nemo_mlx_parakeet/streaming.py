@@ -21,6 +21,10 @@ Two ways, chosen by the checkpoint:
 End-of-utterance checkpoints (a vocabulary with `<EOU>` / `<EOB>`, parakeet_realtime_eou_120m-v1)
 also report each marker as it becomes final: an `EndOfUtterance` in the update's
 `end_of_utterances` and to the `on_end_of_utterance` callback, with NeMo's frame.
+
+With a `diarizer` (Sortformer), a cache-aware transducer stream labels each word as it
+appears, as NeMo's speaker-tagged streaming does (`live_speakers.py`; `speakers` of each
+update); other streams are diarized offline when they end (NeMo has no live path there).
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ from mlx_transducer.streaming import GreedyStream
 from speech_transcript import TimedToken, Transcript
 
 from .decoding import Head, Hypothesis, from_tokens
+from .diarization import with_speakers_of
 from .eou import EndOfUtterance, Markers
 from .errors import ParakeetError
+from .live_speakers import LiveSpeakers, decode_chunks
 from .prompting import Language
 from .tokenizer import Tokenizer
 
@@ -97,6 +103,8 @@ class StreamUpdate:
     audio_seconds: float = 0.0
     # markers that became final with this update (end-of-utterance checkpoints only)
     end_of_utterances: list[EndOfUtterance] = field(default_factory=list)
+    # with a diarizer on a cache-aware model: the speaker of each word of `final_text`
+    speakers: list[str] = field(default_factory=list)
 
 
 class _Head:
@@ -152,8 +160,11 @@ class TranscriptionStream:
         on_end_of_utterance: Callable[[EndOfUtterance], None] | None = None,
         language: Language | None = None,
         fusion: Sequence[FusionModel] = (),
+        diarizer=None,
     ) -> None:
         self.model = model
+        self.diarizer, self.live = diarizer, None
+        self._heard: list[np.ndarray] | None = [] if diarizer is not None else None
         self.markers = Markers(model.tokenizer)
         self.on_end_of_utterance = on_end_of_utterance
         self.end_of_utterances: list[EndOfUtterance] = []  # every marker so far
@@ -182,6 +193,8 @@ class TranscriptionStream:
             self.streaming = streaming_config(model.encoder, self.context)
             self._streamer = CacheAwareStreamer(model.encoder, self.streaming)
             self.chunk_frames = self.context[1] + 1
+            if diarizer is not None:  # live labels: NeMo's speaker-tagged streaming
+                self.live, self._heard = LiveSpeakers.start(model, diarizer, self.streaming), None
         else:
             seconds = model.frame_seconds
             chunk = DEFAULT_CHUNK_SECONDS if chunk is None else float(chunk)
@@ -217,9 +230,11 @@ class TranscriptionStream:
             raise ParakeetError("the stream is finalized")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._samples += samples.size
+        if self._heard is not None:  # diarized offline when the stream ends
+            self._heard.append(samples)
         features = self.features.add(samples)
         if self.cache_aware:
-            self.head.feed(self._streamer.add(features))
+            decode_chunks(self.head, self._streamer.add_chunks(features), self.live)
         else:
             self._append(features)
             self._run(final=False)
@@ -231,8 +246,8 @@ class TranscriptionStream:
             raise ParakeetError("the stream is finalized")
         features = self.features.finish()
         if self.cache_aware:
-            self.head.feed(self._streamer.add(features))
-            self.head.feed(self._streamer.finish())
+            decode_chunks(self.head, self._streamer.add_chunks(features), self.live)
+            decode_chunks(self.head, self._streamer.finish_chunks(), self.live)
         else:
             valid = feature_frames(self._samples, self.model.frontend.config.hop_length,
                                    self.model.frontend.config.n_fft, self.model.frontend.config.exact_pad)  # fmt: skip
@@ -249,7 +264,9 @@ class TranscriptionStream:
         hypothesis = from_tokens(self.head.stream.tokens, self.head.kind)
         result = self.model.assemble(hypothesis, self._samples / self.model.sample_rate)
         result.language = self.language.name if self.language is not None else None
-        return result
+        if self.live is not None:
+            return self.live.label(result)
+        return with_speakers_of(result, self.diarizer, self._heard or [])
 
     @property
     def final_frames(self) -> int:
@@ -375,4 +392,5 @@ class TranscriptionStream:
             new_tokens=new,
             audio_seconds=self._samples / self.model.sample_rate,
             end_of_utterances=events,
+            speakers=self.live.speakers if self.live is not None else [],
         )

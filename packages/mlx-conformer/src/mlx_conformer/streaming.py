@@ -25,6 +25,7 @@ from .speaker import SpeakerTargets
 
 __all__ = [
     "CacheAwareStreamer",
+    "Chunk",
     "StreamCache",
     "StreamingConfig",
     "cache_aware_step",
@@ -123,6 +124,21 @@ def cache_aware_step(
     return x, lengths, cache
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """One step of a `CacheAwareStreamer`: what NeMo's buffer yields and its encoder gives.
+
+    `features` (T, F) are the chunk's feature frames after its pre-encode cache, as
+    `CacheAwareStreamingAudioBuffer` yields them; `drop` the pre-encoded frames its step drops
+    (`drop_extra_pre_encoded`); `encoded` (T', D) the chunk's encoder frames.
+    """
+
+    step: int
+    features: mx.array
+    drop: int
+    encoded: mx.array
+
+
 @dataclass
 class CacheAwareStreamer:
     """Feature frames in, encoder frames out, chunked as NeMo's `CacheAwareStreamingAudioBuffer`.
@@ -151,23 +167,36 @@ class CacheAwareStreamer:
         self.cache = StreamCache.initial(self.encoder, self.streaming)
 
     def add(self, frames: mx.array | np.ndarray) -> mx.array:
+        return self._joined(self.add_chunks(frames))
+
+    def finish(self) -> mx.array:
+        return self._joined(self.finish_chunks())
+
+    def add_chunks(self, frames: mx.array | np.ndarray) -> list[Chunk]:
+        """`add`, one `Chunk` per step run (a caller that needs each step's features)."""
         frames = mx.array(frames, dtype=mx.float32)
         if frames.shape[0]:
             self._buffer.append(frames)
             self._frames += frames.shape[0]
         return self._run(final=False)
 
-    def finish(self) -> mx.array:
-        out = self._run(final=True)
+    def finish_chunks(self) -> list[Chunk]:
+        chunks = self._run(final=True)
         self._done = True
-        return out
+        return chunks
+
+    def _joined(self, chunks: list[Chunk]) -> mx.array:
+        if not chunks:
+            return mx.zeros((0, self.encoder.config.output_dim))
+        outputs = [c.encoded for c in chunks]
+        return mx.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
     def _features(self) -> mx.array:
         if len(self._buffer) > 1:
             self._buffer = [mx.concatenate(self._buffer)]
         return self._buffer[0]
 
-    def _run(self, final: bool) -> mx.array:
+    def _run(self, final: bool) -> list[Chunk]:
         if self._done:
             raise RuntimeError("the stream is finished")
         cfg = self.streaming
@@ -203,6 +232,7 @@ class CacheAwareStreamer:
             if self.active is not None and not self.active(self._step):
                 self._step += 1
                 continue
+            drop = 0 if first else cfg.drop_extra_pre_encoded
             out, lengths, self.cache = cache_aware_step(
                 self.encoder,
                 chunk_features,
@@ -210,14 +240,12 @@ class CacheAwareStreamer:
                 self.cache,
                 cfg,
                 keep_all_outputs=last,
-                drop_extra_pre_encoded=0 if first else cfg.drop_extra_pre_encoded,
+                drop_extra_pre_encoded=drop,
                 speakers=self.speakers(self._step) if self.speakers is not None else None,
             )
-            self._step += 1
             out = out[0, : int(lengths[0])]
             mx.eval(out, self.cache.last_channel_len,
                     [(c.keys, c.values, c.conv) for c in self.cache.layers])  # fmt: skip
-            outputs.append(out)
-        if not outputs:
-            return mx.zeros((0, self.encoder.config.output_dim))
-        return mx.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+            outputs.append(Chunk(self._step, chunk_features[0], drop, out))
+            self._step += 1
+        return outputs

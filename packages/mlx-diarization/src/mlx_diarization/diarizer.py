@@ -10,6 +10,7 @@ import numpy as np
 from mlx_audio_frontend import AudioSource, LogMel, load_audio
 
 from .config import StreamingConfig
+from .live import LiveDiarization
 from .model import Sortformer
 from .postprocess import PostProcessing, Turn, speaker_turns
 from .streaming import stream_probabilities
@@ -60,6 +61,11 @@ class Diarizer:
         preds = self.model(features, lengths)
         mx.eval(preds)
         return np.array(preds[0])
+
+    def live(self) -> LiveDiarization:
+        """A live stream's diarization, fed the chunks of features as they arrive (NeMo's
+        speaker-tagged streaming; `live.py`), with this diarizer's speaker-cache settings."""
+        return LiveDiarization.start(self.model, self.streaming)
 
     def diarize(
         self, audio: AudioSource, postprocessing: PostProcessing | None = None

@@ -12,6 +12,8 @@ from .loader import MODEL_CLASS
 from .loader import load as load_directory
 
 DEFAULT_MODEL = "nvidia/diar_sortformer_4spk-v1"
+# what a live stream's speaker labels default to (`Diarizer.live` needs a streaming model)
+STREAMING_MODEL = "nvidia/diar_streaming_sortformer_4spk-v2"
 
 DiarizerChoice = Diarizer | str | Path | bool | None
 

@@ -96,12 +96,17 @@ def step(
     left: int,
     right: int,
     config: StreamingConfig,
+    drop: int = 0,
 ) -> np.ndarray:
     """One chunk of features (1, T, F) with `left`/`right` context feature frames -> its
-    (frames, speakers) probabilities (`forward_streaming_step`); `state` is updated."""
+    (frames, speakers) probabilities (`forward_streaming_step`); `state` is updated.
+    `drop`: subsampled frames dropped first (its `drop_extra_pre_encoded`, which a cache-aware
+    ASR's chunks need: their first feature frames are a pre-encode cache)."""
     subsampling = model.config.encoder.subsampling_factor
     lengths = mx.array([features.shape[1]], dtype=mx.int32)
     chunk, chunk_lengths = model.encoder.pre_encode(features, lengths)
+    if drop > 0:
+        chunk, chunk_lengths = chunk[:, drop:], chunk_lengths - drop
     sequence = mx.concatenate(
         [mx.array(state.spkcache)[None], mx.array(state.fifo)[None], chunk], axis=1
     )

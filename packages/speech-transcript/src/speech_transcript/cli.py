@@ -89,7 +89,8 @@ def add_diarize_argument(group: argparse._ActionsContainer) -> None:
                        help="who spoke when: a speaker on every word and segment (segments split "
                             "where it changes), from a NeMo Sortformer diarizer with NeMo's "
                             "post-processing; --output-format rttm writes its turns (MODEL: repo "
-                            "id, .nemo or model directory; default nvidia/diar_sortformer_4spk-v1)")  # fmt: skip
+                            "id, .nemo or model directory; default nvidia/diar_sortformer_4spk-v1, "
+                            "for a live stream nvidia/diar_streaming_sortformer_4spk-v2)")  # fmt: skip
 
 
 def add_verbosity_arguments(parser: argparse.ArgumentParser) -> None:

@@ -82,17 +82,43 @@ def with_speakers(transcript: Transcript, turns: Sequence[SpeakerTurn]) -> Trans
     """`transcript` with a speaker on every word and segment (segments split where it
     changes) and the turns themselves (`speakers`, for RTTM). The segments' words are the
     transcript's words in order, so the same walk labels both alike."""
-    words = _labelled(transcript.words, turns)
-    inner = iter(_labelled([w for s in transcript.segments for w in s.words], turns))
+    inner = [w for s in transcript.segments for w in s.words]
+    labelled = with_word_speakers(transcript, word_speakers(transcript.words, turns),
+                                  word_speakers(inner, turns))  # fmt: skip
+    return dataclasses.replace(labelled, speakers=in_time_order(turns))
+
+
+def with_word_speakers(
+    transcript: Transcript,
+    speakers: Sequence[str | None],
+    segment_speakers: Sequence[str | None] | None = None,
+) -> Transcript:
+    """`transcript` with `speakers[i]` on its i-th word (`segment_speakers`, default the
+    same, on the segments' words in order), segments split where the speaker changes; its
+    `speakers` (turns) the runs of words with one speaker, from the first word's start to the
+    last's end (a live stream's labels come per word, not as turns)."""
+    inner = [w for s in transcript.segments for w in s.words]
+    segment_speakers = speakers if segment_speakers is None else segment_speakers
+    if len(speakers) != len(transcript.words) or len(segment_speakers) != len(inner):
+        raise ValueError(f"{len(speakers)} speakers for {len(transcript.words)} words")
+    words = [
+        dataclasses.replace(w, speaker=s) for w, s in zip(transcript.words, speakers, strict=True)
+    ]
+    labels = iter(segment_speakers)
     segments = []
     for segment in transcript.segments:
-        labelled = tuple(next(inner) for _ in segment.words)
+        labelled = tuple(dataclasses.replace(w, speaker=next(labels)) for w in segment.words)
         segments += split_by_speaker(dataclasses.replace(segment, words=labelled))
-    return dataclasses.replace(
-        transcript, words=words, segments=segments, speakers=in_time_order(turns)
-    )
+    return dataclasses.replace(transcript, words=words, segments=segments, speakers=_runs(words))
 
 
-def _labelled(words: Sequence[Word], turns: Sequence[SpeakerTurn]) -> list[Word]:
-    speakers = word_speakers(words, turns)
-    return [dataclasses.replace(w, speaker=s) for w, s in zip(words, speakers, strict=True)]
+def _runs(words: Sequence[Word]) -> list[SpeakerTurn]:
+    turns: list[SpeakerTurn] = []
+    for word in words:
+        if word.speaker is None:
+            continue
+        if turns and turns[-1].speaker == word.speaker:
+            turns[-1] = dataclasses.replace(turns[-1], end=word.end)
+        else:
+            turns.append(SpeakerTurn(word.start, word.end, word.speaker))
+    return turns
