@@ -63,7 +63,7 @@ def phrases(count: int) -> list[str]:
 def nemo_decoding(asr: ASRModel, saved, head: str, setting: dict, phrase_list: list[str]):
     """NeMo's greedy decoding of `head` with the fusion of `setting`, from the decoding
     config as restored (`saved`: `change_decoding_strategy` keeps each new config)."""
-    cfg = fusion_fixtures.greedy_fusion_config(saved[head], setting, LM, phrase_list)
+    cfg = fusion_fixtures.fusion_config(saved[head], setting, LM, phrase_list)
     with open_dict(cfg):
         cfg.strategy = "greedy_batch"
     asr.change_decoding_strategy(cfg, decoder_type=head, verbose=False)

@@ -93,7 +93,7 @@ def nemo(model: Path, paths: list[str]) -> dict[tuple[str, str], dict]:
     """NeMo's texts and ids per (head, setting), its decoding config set as a user sets it."""
     import torch
     from make_demo_fixture import _ids
-    from make_fusion_fixtures import greedy_fusion_config
+    from make_fusion_fixtures import fusion_config
     from nemo.collections.asr.models import ASRModel
     from omegaconf import open_dict
 
@@ -104,7 +104,7 @@ def nemo(model: Path, paths: list[str]) -> dict[tuple[str, str], dict]:
     out = {}
     for head, decoder in HEADS.items():
         for name, setting in (("plain", {}), ("boost", {"boost": BOOST_ALPHA})):
-            cfg = greedy_fusion_config(saved[decoder], setting, Path("unused.arpa"), RARE)
+            cfg = fusion_config(saved[decoder], setting, Path("unused.arpa"), RARE)
             with open_dict(cfg):
                 cfg.strategy = "greedy_batch"
             asr.change_decoding_strategy(cfg, decoder_type=decoder, verbose=False)

@@ -54,7 +54,7 @@ def ctc_config(asr: ASRModel) -> Any:
 
 def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float]) -> None:
     """`greedy_batch` with the fusion models of `setting`, as a user sets them."""
-    cfg = fusion.greedy_fusion_config(saved, setting, LM, fusion.PHRASES)
+    cfg = fusion.fusion_config(saved, setting, LM, fusion.PHRASES)
     with open_dict(cfg):
         cfg.strategy = "greedy_batch"
     if base.is_hybrid(asr):

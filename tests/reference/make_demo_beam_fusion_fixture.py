@@ -8,7 +8,7 @@ the repository root:
     python tests/reference/make_demo_beam_fusion_fixture.py
     # on the project machine: /work/main/.venv/bin/python tests/reference/make_demo_beam_fusion_fixture.py
 
-Restores the `.nemo` with NeMo 3.0.0 and runs its `transcribe` (batch size 1) on every clip
+About eight minutes on two (shared) CPU cores. Restores the `.nemo` with NeMo 3.0.0 and runs its `transcribe` (batch size 1) on every clip
 with each head and setting, the decoding config set as a user sets it (BEAM_SIZE beams):
 - TDT head: `plain` is the `beam` strategy (what `parakeet --decoding beam` runs without
   fusion); `boost` and `lm` are `malsd_batch` (NeMo's only transducer beam with fusion
@@ -39,13 +39,13 @@ from typing import Any
 import numpy as np
 import torch
 from nemo.collections.asr.models import ASRModel
-from nemo.collections.asr.parts.context_biasing import BoostingTreeModelConfig
 from nemo.collections.asr.parts.submodules.ctc_beam_decoding import BeamBatchedCTCInfer
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_demo_biasing_fixture as biasing
 import make_demo_fixture as demo
+import make_fusion_fixtures as fusion
 import make_model_fixtures as base
 
 COMMAND = "python tests/reference/make_demo_beam_fusion_fixture.py"
@@ -53,22 +53,12 @@ OUT = demo.FIXTURE / "beam_fusion.json"
 LOGPROBS = demo.FIXTURE / "word_spotter_logprobs.npz"
 BEAM_SIZE = 4
 CTC_BEAM = {"beam_beta": 0.0, "beam_threshold": 20.0}
-SETTINGS: dict[str, dict[str, float]] = {
-    "plain": {},
-    "boost": {"boost": biasing.BOOST_ALPHA},
-    "lm": {"lm": biasing.LM_ALPHA},
-}
 
 
-def tree_config() -> Any:
-    return OmegaConf.structured(
-        BoostingTreeModelConfig(key_phrases_list=biasing.PHRASES, use_triton=False)
-    )
-
-
-def set_beam(
-    asr: ASRModel, head: str, saved: Any, setting: dict[str, float], malsd: bool = False
-) -> None:
+def beam_config(head: str, saved: Any, setting: dict[str, float], malsd: bool = False) -> Any:
+    """The head's beam search (BEAM_SIZE beams) with the fusion models of `setting` (the
+    demo's LM and phrases): `beam_batch` for CTC; `malsd_batch` (with fusion, or `malsd`)
+    or `beam` for the transducer."""
     cfg = copy.deepcopy(saved)
     with open_dict(cfg):
         if head == "ctc":
@@ -77,14 +67,7 @@ def set_beam(
         else:
             cfg.strategy = "malsd_batch" if setting or malsd else "beam"
             cfg.beam = {"beam_size": BEAM_SIZE, "return_best_hypothesis": True}
-        if "lm" in setting:
-            cfg.beam.ngram_lm_model = str(biasing.LM)
-            cfg.beam.ngram_lm_alpha = setting["lm"]
-        if "boost" in setting:
-            cfg.beam.boosting_tree = tree_config()
-            cfg.beam.boosting_tree_alpha = setting["boost"]
-    asr.change_decoding_strategy(cfg, decoder_type=head, verbose=False)
-    asr.eval()
+    return fusion.fusion_config(cfg, setting, biasing.LM, biasing.PHRASES, section="beam")
 
 
 @torch.no_grad()
@@ -94,7 +77,7 @@ def ctc_nbest(asr: ASRModel, setting: dict[str, float], log_probs: dict[str, np.
         blank_index=asr.decoder.blank_idx, beam_size=BEAM_SIZE, return_best_hypothesis=False,
         ngram_lm_model=str(biasing.LM) if "lm" in setting else None,
         ngram_lm_alpha=setting.get("lm", 1.0),
-        boosting_tree=tree_config() if "boost" in setting else None,
+        boosting_tree=fusion.boosting_tree_config(biasing.PHRASES) if "boost" in setting else None,
         boosting_tree_alpha=setting.get("boost", 0.0),
         allow_cuda_graphs=False, tokenizer=asr.tokenizer, **CTC_BEAM,
     )  # fmt: skip
@@ -119,11 +102,9 @@ def main() -> None:
     heads: dict[str, Any] = {}
     for head in ("rnnt", "ctc"):
         heads[head] = {}
-        for name, setting in SETTINGS.items():
-            set_beam(asr, head, saved[head], setting)
-            hyps = asr.transcribe(paths, batch_size=1, verbose=False)
-            asr.eval()
-            hyps = [h[0] if isinstance(h, list) else h for h in hyps]
+        for name, setting in biasing.SETTINGS.items():
+            cfg = beam_config(head, saved[head], setting)
+            hyps = biasing.transcribe_with(asr, head, cfg, paths)
             result = {
                 "fusion": setting,
                 "strategy": asr.cfg.aux_ctc.decoding.strategy if head == "ctc"
@@ -135,16 +116,15 @@ def main() -> None:
                 result["nbest"] = ctc_nbest(asr, setting, log_probs)
             heads[head][name] = result
         if head == "rnnt":  # the fused searches' own algorithm without fusion: what fusion changes
-            set_beam(asr, head, saved[head], {}, malsd=True)
-            hyps = asr.transcribe(paths, batch_size=1, verbose=False)
-            asr.eval()
+            cfg = beam_config(head, saved[head], {}, malsd=True)
+            hyps = biasing.transcribe_with(asr, head, cfg, paths)
             heads[head]["malsd_plain"] = {"fusion": {}, "strategy": "malsd_batch", "clips": {
                 f: {"text": h.text, "ids": [int(i) for i in h.y_sequence]}
                 for f, h in zip(files, hyps, strict=True)}}  # fmt: skip
         for name, result in heads[head].items():
             base_name = "malsd_plain" if head == "rnnt" and name in ("boost", "lm") else "plain"
             plain = heads[head][base_name]["clips"]
-            result["changed"] = [f for f in files if result["clips"][f]["text"] != plain[f]["text"]]
+            result["changed"] = biasing.changed_clips(result["clips"], plain)
             if name in ("boost", "lm"):
                 assert result["changed"], f"{head} {name}: nothing changes"
     out = {

@@ -37,7 +37,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from nemo.collections.asr.metrics.wer import word_error_rate
 from nemo.collections.asr.models import ASRModel
 from omegaconf import open_dict
@@ -64,12 +63,12 @@ SETTINGS: dict[str, dict[str, float]] = {
 }
 
 
-def set_decoding(asr: ASRModel, head: str, saved: Any, setting: dict[str, float]) -> None:
-    cfg = fusion.greedy_fusion_config(saved, setting, LM, PHRASES)
+def greedy_config(saved: Any, setting: dict[str, float]) -> Any:
+    """`greedy_batch` with the fusion models of `setting` (the demo's LM and phrases)."""
+    cfg = fusion.fusion_config(saved, setting, LM, PHRASES)
     with open_dict(cfg):
         cfg.strategy = "greedy_batch"
-    asr.change_decoding_strategy(cfg, decoder_type=head, verbose=False)
-    asr.eval()
+    return cfg
 
 
 def saved_decodings(asr: ASRModel) -> dict[str, Any]:
@@ -80,19 +79,30 @@ def saved_decodings(asr: ASRModel) -> dict[str, Any]:
     }
 
 
+def transcribe_with(asr: ASRModel, head: str, cfg: Any, paths: list[str]) -> list[Any]:
+    """NeMo's `transcribe` (batch size 1) of the clips by `head` with its decoding config set
+    to `cfg`, as a user sets it; one hypothesis per clip (a beam's best)."""
+    asr.change_decoding_strategy(cfg, decoder_type=head, verbose=False)
+    asr.eval()
+    hyps = asr.transcribe(paths, batch_size=1, verbose=False)
+    asr.eval()  # transcribe leaves the modules in training mode
+    return [h[0] if isinstance(h, list) else h for h in hyps]
+
+
+def changed_clips(clips: dict[str, dict], plain: dict[str, dict]) -> list[str]:
+    """The clips whose text differs from the same search's without fusion (`plain`)."""
+    return [f for f in clips if clips[f]["text"] != plain[f]["text"]]
+
+
 def word_counts(texts: list[str]) -> dict[str, int]:
     """How often each phrase occurs as whole words in the texts."""
     return {p: sum(f" {t} ".count(f" {p} ") for t in texts) for p in PHRASES}
 
 
 def main() -> None:
-    torch.manual_seed(0)
+    asr, model_file, files, paths = demo.restore_with_clips()
     heldout = json.loads((demo.FIXTURE / "heldout.json").read_text())
     plain_fixture = json.loads((demo.FIXTURE / "nemo_transcripts.json").read_text())
-    model_file = demo.DEMO / "demo.nemo"
-    asr = ASRModel.restore_from(str(model_file), map_location="cpu").eval()
-    files = [clip["file"] for clip in heldout["clips"]]
-    paths = [str(demo.FIXTURE / f) for f in files]
     refs = [clip["text"] for clip in heldout["clips"]]
     held = {" ".join(r.split()) for r in refs}
     lines = demo_corpus.sentences("train", LM_SENTENCES, CORPUS_SEED)
@@ -104,9 +114,7 @@ def main() -> None:
     for head in ("rnnt", "ctc"):
         heads[head] = {}
         for name, setting in SETTINGS.items():
-            set_decoding(asr, head, saved[head], setting)
-            hyps = asr.transcribe(paths, batch_size=1, verbose=False)
-            asr.eval()  # transcribe leaves the modules in training mode
+            hyps = transcribe_with(asr, head, greedy_config(saved[head], setting), paths)
             texts = [h.text for h in hyps]
             ids = [demo._ids(h, asr, head) for h in hyps]
             heads[head][name] = {
@@ -129,7 +137,7 @@ def main() -> None:
             assert heads[head]["plain"]["clips"][f]["text"] == plain_fixture["clips"][f][key], f
         plain = heads[head]["plain"]["clips"]
         for name, result in heads[head].items():
-            result["changed"] = [f for f in files if result["clips"][f]["text"] != plain[f]["text"]]
+            result["changed"] = changed_clips(result["clips"], plain)
             if name != "plain":
                 assert result["changed"], f"{head} {name}: nothing changes"
     out = {

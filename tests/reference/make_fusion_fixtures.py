@@ -314,30 +314,38 @@ def set_fusion(asr: ASRModel, saved: Any, setting: dict[str, float], lm_path: Pa
     """The saved greedy decoding (`saved`, as restored: `change_decoding_strategy` stores
     each new config in the model's) with timestamps (so that TDT durations are recorded)
     and the fusion models of `setting`, as a user sets them in NeMo's decoding config."""
-    cfg = greedy_fusion_config(saved, setting, lm_path, PHRASES)
+    cfg = fusion_config(saved, setting, lm_path, PHRASES)
     with open_dict(cfg):
         cfg.compute_timestamps = True
     asr.change_decoding_strategy(cfg, verbose=False)
 
 
-def greedy_fusion_config(
-    saved: Any, setting: dict[str, float], lm_path: Path, phrases: list[str]
+def fusion_config(
+    saved: Any,
+    setting: dict[str, float],
+    lm_path: Path,
+    phrases: list[str],
+    section: str = "greedy",
 ) -> Any:
     """A copy of a decoding config with the fusion models of `setting` ({"lm": alpha,
-    "boost": alpha}) in its `greedy` section, as a user sets them: `ngram_lm_model` with
-    `ngram_lm_alpha`, `boosting_tree` (the phrases, NeMo's defaults otherwise) with
-    `boosting_tree_alpha`."""
+    "boost": alpha}) in its `section` (`greedy`, or `beam` for the beam searches), as a
+    user sets them: `ngram_lm_model` with `ngram_lm_alpha`, `boosting_tree` (the phrases,
+    NeMo's defaults otherwise) with `boosting_tree_alpha`."""
     cfg = copy.deepcopy(saved)
     with open_dict(cfg):
+        search = cfg[section]
         if "lm" in setting:
-            cfg.greedy.ngram_lm_model = str(lm_path)
-            cfg.greedy.ngram_lm_alpha = setting["lm"]
+            search.ngram_lm_model = str(lm_path)
+            search.ngram_lm_alpha = setting["lm"]
         if "boost" in setting:
-            cfg.greedy.boosting_tree = OmegaConf.structured(
-                BoostingTreeModelConfig(key_phrases_list=phrases, use_triton=False)
-            )
-            cfg.greedy.boosting_tree_alpha = setting["boost"]
+            search.boosting_tree = boosting_tree_config(phrases)
+            search.boosting_tree_alpha = setting["boost"]
     return cfg
+
+
+def boosting_tree_config(phrases: list[str]) -> Any:
+    """NeMo's boosting-tree config of `phrases`, its defaults otherwise (no Triton)."""
+    return OmegaConf.structured(BoostingTreeModelConfig(key_phrases_list=phrases, use_triton=False))
 
 
 def padded(encoded: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

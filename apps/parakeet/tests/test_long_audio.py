@@ -16,6 +16,7 @@ import pytest
 
 import nemo_mlx_parakeet as parakeet
 from mlx_audio_frontend import load_audio
+from nemo_mlx_parakeet import pieces
 from nemo_mlx_parakeet.model import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION
 
 REPO = Path(__file__).resolve().parents[3]
@@ -96,10 +97,10 @@ def test_cache_aware_models_go_in_chunks_beyond_the_budget(cache):
     beyond the budget an input is cut into 240 s chunks (merged), within it it runs whole."""
     model = parakeet.load(MODELS / "streaming_hybrid.nemo", cache_dir=cache, verbose=False)
     signal = np.zeros(250 * 16000, dtype=np.float32)
-    assert len(model._split(0, signal, None, 15.0)) == 1
+    assert len(pieces.split(model, 0, signal, None, 15.0)) == 1
     model.attention_budget = model.full_attention_bytes(1, 250 * 100) - 1
-    assert len(model._split(0, signal, None, 15.0)) == 2
-    assert len(model._split(0, signal[: 240 * 16000], None, 15.0)) == 1  # not over a chunk
+    assert len(pieces.split(model, 0, signal, None, 15.0)) == 2
+    assert len(pieces.split(model, 0, signal[: 240 * 16000], None, 15.0)) == 1  # not over a chunk
 
 
 def test_the_switch_is_for_that_batch_only(tdt):

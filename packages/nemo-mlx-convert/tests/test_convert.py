@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 import yaml
 
-from nemo_mlx_convert import convert_nemo, open_model_directory, resolve_model
+from nemo_mlx_convert import (
+    ConversionError,
+    convert_nemo,
+    open_model_directory,
+    resolve_model,
+    resolve_model_of,
+)
 from nemo_mlx_convert.safetensors_io import read_safetensors_header
 from nemo_mlx_convert.torch_checkpoint import load_state_dict
 
@@ -118,6 +124,21 @@ def test_resolve_caches_by_content(tmp_path):
     second = resolve_model(MODELS / "rnnt.nemo", cache_dir=tmp_path)
     assert second.path == first.path
     assert second.weights.stat().st_mtime_ns == stamp  # a cache hit, not a second conversion
+
+
+def test_resolve_of_a_class_refuses_another_in_one_line(tmp_path):
+    """The loaders of the VAD and the diarizer ask for their class: another class, or a
+    missing file, is one ConversionError naming what was given."""
+    rnnt = "nemo.collections.asr.models.rnnt_bpe_models.EncDecRNNTBPEModel"
+    found = resolve_model_of(MODELS / "rnnt.nemo", rnnt, "transducer", cache_dir=tmp_path)
+    assert found.model_class == rnnt
+    wanted = "nemo.collections.asr.models.sortformer_diar_models.SortformerEncLabelModel"
+    with pytest.raises(ConversionError) as refused:
+        resolve_model_of(MODELS / "rnnt.nemo", wanted, "Sortformer diarizer", cache_dir=tmp_path)
+    assert str(refused.value) == (f"{MODELS / 'rnnt.nemo'}: not a Sortformer diarizer "
+                                  "(SortformerEncLabelModel); its model class is EncDecRNNTBPEModel")  # fmt: skip
+    with pytest.raises(ConversionError, match="no such file"):
+        resolve_model_of(tmp_path / "none.nemo", wanted, "Sortformer diarizer", cache_dir=tmp_path)
 
 
 def _rewrite(source: Path, target: Path, edit) -> Path:

@@ -2,8 +2,9 @@
 
 The class composes the parts: `checkpoint` (the modules from a model directory, with a
 prompt model's language projection), `batching` (inputs into pieces and batches),
+`pieces` (an input cut into pieces, their hypotheses joined into its transcript),
 `attention` (the long-audio policy), `decoding` (the heads' hypotheses), `biasing` (fusion
-or word spotting), `merging` (chunks joined), `transcripts` (hypothesis to `Transcript`)."""
+or word spotting)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,14 @@ from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import AudioError, load_audio
 from mlx_conformer import DEFAULT_LANGUAGE
 from mlx_diarization import DiarizerChoice
-from mlx_frame_vad import FrameVAD, VadChoice
+from mlx_frame_vad import VadChoice
 from nemo_mlx_convert import ModelDirectory
 from speech_transcript import SpeakerTurn, Transcript
 from speech_transcript import checkpoints as nemo
 from speech_transcript.biasing import Biasing
 
 from . import attention, batching
-from .attention import (
-    CACHE_AWARE_CHUNK_SECONDS,
-    FULL_ATTENTION_BUDGET,
-    LONG_AUDIO_ATTENTION,
-    Attention,
-)
+from .attention import FULL_ATTENTION_BUDGET, LONG_AUDIO_ATTENTION, Attention
 from .batching import BATCH_SECONDS, OVERLAP_SECONDS, Piece
 from .biasing import Aids, aids_for, with_boost, without_spotter
 from .checkpoint import load_parts
@@ -40,12 +36,12 @@ from .decoding import Head, Hypothesis, decode
 from .diarization import labelled, live_choice, load_diarizer, speaker_turns
 from .eou import EndOfUtterance
 from .errors import ParakeetError
-from .merging import merge_chunks
+from .pieces import input_pieces, joined
 from .prompting import Language, choose_language
 from .streaming import TranscriptionStream
 from .timestamps import Span
 from .transcripts import Assembly
-from .vad import load_vad, speech_pieces, speech_spans
+from .vad import load_vad
 
 AudioInput = str | Path | bytes | np.ndarray | mx.array
 
@@ -245,11 +241,11 @@ class Parakeet:
             durations[index] = len(signal) / self.sample_rate
             if diarizer is not None:
                 turns[index] = speaker_turns(diarizer, signal)
-            pieces.extend(self._pieces(index, signal, chunk_duration, overlap_duration, detector))
+            pieces += input_pieces(self, index, signal, chunk_duration, overlap_duration, detector)
         decoded: dict[int, list[tuple[Piece, Hypothesis]]] = {}
         remaining = {index: sum(p.item == index for p in pieces) for index in durations}
         for index in [i for i, count in remaining.items() if count == 0]:  # no speech found
-            yield index, labelled(self._finish([], durations[index], items[index]), turns, index)
+            yield index, labelled(joined(self, [], durations[index], items[index]), turns, index)
             if progress is not None:
                 progress(1)
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
@@ -263,7 +259,7 @@ class Parakeet:
                 remaining[piece.item] -= 1
                 if remaining[piece.item] == 0:
                     parts = sorted(decoded.pop(piece.item), key=lambda pair: pair[0].offset)
-                    result = self._finish(parts, durations[piece.item], items[piece.item])
+                    result = joined(self, parts, durations[piece.item], items[piece.item])
                     result.language = prompt.name if prompt is not None else None
                     yield piece.item, labelled(result, turns, piece.item)
                     if progress is not None:
@@ -274,49 +270,6 @@ class Parakeet:
         default the model's); AudioError naming it if it cannot be read."""
         source_sr = nemo.array_rate(item, sample_rate)
         return np.array(load_audio(item, self.sample_rate, source_sr=source_sr))
-
-    def _pieces(
-        self,
-        index: int,
-        signal: np.ndarray,
-        chunk: float | None,
-        overlap: float,
-        vad: FrameVAD | None,
-    ) -> list[Piece]:
-        """The input's pieces (`_split`), or its speech segments' with a VAD model."""
-        if vad is None:
-            return self._split(index, signal, chunk, overlap)
-        per_frame = self.frontend.config.hop_length * self.encoder.subsampling_factor
-        spans = speech_spans(vad, signal, self.sample_rate, per_frame)
-        split = lambda part: self._split(index, part, chunk, overlap)  # noqa: E731
-        return speech_pieces(spans, signal, per_frame, split)
-
-    def _split(
-        self, index: int, signal: np.ndarray, chunk: float | None, overlap: float
-    ) -> list[Piece]:
-        """The pieces of one input (`batching.split`); a cache-aware checkpoint's input
-        beyond the attention budget goes in `CACHE_AWARE_CHUNK_SECONDS` chunks."""
-
-        def chunk_if_long(frames: int) -> float | None:
-            beyond = attention.chunk_beyond_budget(self.encoder, self.attention_budget, frames)
-            return CACHE_AWARE_CHUNK_SECONDS if beyond else None
-
-        factor = self.encoder.subsampling_factor
-        return batching.split(self.frontend, factor, index, signal, chunk, overlap, chunk_if_long)
-
-    def _finish(
-        self, parts: list[tuple[Piece, Hypothesis]], duration: float, item: AudioInput
-    ) -> Transcript:
-        """One input's transcript from its pieces' hypotheses, in order (chunks merged); no
-        pieces (a VAD found no speech): an empty one."""
-        chunks = [(piece.offset, piece.feature_frames, hypothesis.limited(piece.limit))
-                  for piece, hypothesis in parts]  # fmt: skip
-        if not chunks:
-            merged = Hypothesis([], [], [] if self.head == "tdt" else None, [])
-        else:  # one piece: its tokens moved by its offset (a speech segment's start)
-            merged = merge_chunks(chunks, self.encoder.subsampling_factor)
-        label = str(item) if isinstance(item, (str, Path)) else None
-        return self.assemble(merged, duration, parts[0][0].lead if parts else 0.0, label)
 
     def _decode(
         self,

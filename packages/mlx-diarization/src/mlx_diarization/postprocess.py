@@ -2,16 +2,19 @@
 
 `ts_vad_post_processing` as `SortformerEncLabelModel.diarize()` applies it: each 80 ms frame
 repeated as 10 ms frames, `binarization` (onset / offset hysteresis, padding), `filtering`
-(minimum speech and gap durations), seconds rounded to 2 decimals, then
+(minimum speech and gap durations; both NeMo's VAD steps, mlx-frame-vad's, as NeMo's
+diarization calls its VAD utilities), seconds rounded to 2 decimals, then
 `generate_diarization_output_lines` ("start end speaker_k", merged per speaker). Float32
 where NeMo's tensors are, so the printed times are NeMo's to the digit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from mlx_frame_vad import postprocessing as vad
 
 _FRAME = 0.01  # binarization's frame_length_in_sec default
 
@@ -40,65 +43,6 @@ class Turn:
     def line(self) -> str:
         """NeMo's output line: `"0.480 1.440 speaker_0"`."""
         return f"{self.start:.3f} {self.end:.3f} speaker_{self.speaker}"
-
-
-def _segment(start: float, end: float) -> np.ndarray:
-    return np.array([[start, end]], np.float32)
-
-
-def _merge_overlaps(segments: np.ndarray) -> np.ndarray:
-    """`merge_overlap_segment`: sort by start, join touching or overlapping segments."""
-    if len(segments) <= 1:
-        return segments
-    segments = segments[np.argsort(segments[:, 0], kind="stable")]
-    joins = segments[:-1, 1] >= segments[1:, 0]
-    heads = segments[~np.concatenate([[False], joins]), 0]
-    tails = segments[~np.concatenate([joins, [False]]), 1]
-    return np.stack([heads, tails], axis=1)
-
-
-def binarize(frames: np.ndarray, params: PostProcessing) -> np.ndarray:
-    """NeMo's `binarization` of 10 ms frame probabilities -> (n, 2) float32 seconds."""
-    parts = []
-    speech, start, i = False, 0.0, 0
-    for i in range(len(frames)):
-        if speech:
-            if frames[i] < params.offset:
-                end = i * _FRAME + params.pad_offset
-                if end > max(0, start - params.pad_onset):
-                    parts.append(_segment(max(0, start - params.pad_onset), end))
-                start, speech = i * _FRAME, False
-        elif frames[i] > params.onset:
-            start, speech = i * _FRAME, True
-    if speech:
-        parts.append(_segment(max(0, start - params.pad_onset), i * _FRAME + params.pad_offset))
-    segments = np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
-    return _merge_overlaps(segments)
-
-
-def _long_enough(segments: np.ndarray, threshold: float) -> np.ndarray:
-    return segments[segments[:, 1] - segments[:, 0] >= np.float32(threshold)]
-
-
-def _short_gaps(segments: np.ndarray, threshold: float) -> np.ndarray:
-    """Gaps between segments shorter than `threshold` (`remove_segments` of the long ones)."""
-    ordered = segments[np.argsort(segments[:, 0], kind="stable")]
-    gaps = np.stack([ordered[:-1, 1], ordered[1:, 0]], axis=1)
-    long = _long_enough(gaps, threshold)
-    keep = [not any(np.array_equal(g, x) for x in long) for g in gaps]
-    return gaps[np.array(keep, bool)] if len(gaps) else gaps
-
-
-def filter_segments(segments: np.ndarray, params: PostProcessing) -> np.ndarray:
-    """NeMo's `filtering` (speech first): drop short speech, then fill short gaps."""
-    if len(segments) == 0:
-        return segments
-    if params.min_duration_on > 0.0:
-        segments = _long_enough(segments, params.min_duration_on)
-    if params.min_duration_off > 0.0:
-        segments = np.concatenate([segments, _short_gaps(segments, params.min_duration_off)])
-        segments = _merge_overlaps(segments)
-    return segments
 
 
 def _to_int(x: float, decimals: int) -> int:
@@ -139,11 +83,12 @@ def speaker_turns(
 ) -> list[Turn]:
     """(frames, speakers) probabilities -> NeMo's turns, speaker by speaker, in its order."""
     params = params or PostProcessing()
+    steps = vad.PostProcessing(**asdict(params))  # filter_speech_first: NeMo's default, True
     preds = np.asarray(preds, np.float32)
     turns = []
     for speaker in range(preds.shape[1]):
         frames = np.repeat(preds[:, speaker], subsampling_factor)
-        segments = filter_segments(binarize(frames, params), params)
+        segments = vad.filtering(vad.binarization(frames, _FRAME, steps), steps)
         rounded = [
             [round(float(np.float32(s + offset)), 2), round(float(np.float32(e + offset)), 2)]
             for s, e in segments.tolist()

@@ -24,16 +24,13 @@ def load_model(
     cache_dir: str | Path | None = None,
     on_convert: Callable[[str], None] | None = None,
 ) -> Diarizer:
-    """The Sortformer `reference` names; nemo-mlx-convert's ConversionError or a ValueError
-    (one line each, naming it) for what is not one."""
-    from nemo_mlx_convert import resolve_model  # the `convert` extra
+    """The Sortformer `reference` names; nemo-mlx-convert's ConversionError (one line,
+    naming it) for what is not one, a ValueError (one line, naming it) for a config it
+    cannot run."""
+    from nemo_mlx_convert import resolve_model_of  # the `convert` extra
 
-    directory = resolve_model(reference, cache_dir=cache_dir, on_convert=on_convert)
-    if directory.model_class != MODEL_CLASS:
-        name = directory.model_class.rsplit(".", 1)[-1] or "unknown"
-        raise ValueError(
-            f"{reference}: a {name} model, not a Sortformer diarizer (SortformerEncLabelModel)"
-        )
+    directory = resolve_model_of(reference, MODEL_CLASS, "Sortformer diarizer",
+                                 cache_dir=cache_dir, on_convert=on_convert)  # fmt: skip
     try:
         return load_directory(directory.path)
     except ValueError as err:

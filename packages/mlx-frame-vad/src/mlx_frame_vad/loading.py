@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .model import FrameVAD
+from .model import MODEL_CLASS, FrameVAD
 
 DEFAULT_MODEL = "nvidia/Frame_VAD_Multilingual_MarbleNet_v2.0"
 
@@ -19,11 +19,12 @@ def load(
     cache_dir: str | Path | None = None,
     on_convert: Callable[[str], None] | None = None,
 ) -> FrameVAD:
-    """The frame-VAD model `reference` names; nemo-mlx-convert's ConversionError or a
-    ValueError (one line each) for what is not one."""
-    from nemo_mlx_convert import resolve_model  # the `convert` extra
+    """The frame-VAD model `reference` names; nemo-mlx-convert's ConversionError (one line,
+    naming it) for what is not one, a ValueError (one line) for a config it cannot run."""
+    from nemo_mlx_convert import resolve_model_of  # the `convert` extra
 
-    directory = resolve_model(reference, cache_dir=cache_dir, on_convert=on_convert)
+    directory = resolve_model_of(reference, MODEL_CLASS, "frame VAD", cache_dir=cache_dir,
+                                 on_convert=on_convert)  # fmt: skip
     return FrameVAD.from_model_directory(directory)
 
 

@@ -10,6 +10,8 @@ and compares in float32; so does this module, so that its segments equal NeMo's 
 sort orders starts and ends separately).
 
 Defaults are those of NeMo's frame-VAD inference config (`frame_vad_infer_postprocess.yaml`).
+`binarization` and `filtering` are also NeMo's first steps of Sortformer's post-processing
+(`ts_vad_post_processing`); mlx-diarization uses them from here.
 """
 
 from __future__ import annotations
@@ -50,15 +52,17 @@ def speech_segments(
 ) -> list[SpeechSegment]:
     """Speech segments of one recording from its per-frame speech probabilities."""
     params = params or PostProcessing()
-    segments = _binarization(np.asarray(probabilities, dtype=_F32), frame_seconds, params)
-    segments = _filtering(segments, params)
+    segments = binarization(np.asarray(probabilities, dtype=_F32), frame_seconds, params)
+    segments = filtering(segments, params)
     if len(segments) == 0:
         return []
     starts, ends = np.sort(segments[:, 0]), np.sort(segments[:, 1])  # column by column, as NeMo
     return [SpeechSegment(float(s), float(e)) for s, e in zip(starts, ends, strict=True)]
 
 
-def _binarization(probs: np.ndarray, frame: float, p: PostProcessing) -> np.ndarray:
+def binarization(probs: np.ndarray, frame: float, p: PostProcessing) -> np.ndarray:
+    """NeMo's `binarization`: float32 frame probabilities, `frame` seconds each -> (n, 2)
+    float32 speech segments (onset / offset hysteresis, padded, overlaps merged)."""
     onset, offset = _F32(p.onset), _F32(p.offset)
     rows: list[tuple[float, float]] = []
     speech, start = False, 0.0
@@ -105,7 +109,9 @@ def _fill_short_gaps(segments: np.ndarray, min_off: float) -> np.ndarray:
     return _merge(np.concatenate([segments, _short_gaps(segments, min_off)]))
 
 
-def _filtering(segments: np.ndarray, p: PostProcessing) -> np.ndarray:
+def filtering(segments: np.ndarray, p: PostProcessing) -> np.ndarray:
+    """NeMo's `filtering`: short speech dropped and short pauses filled, in the order
+    `filter_speech_first` says."""
     if len(segments) == 0:
         return segments
     if p.filter_speech_first:

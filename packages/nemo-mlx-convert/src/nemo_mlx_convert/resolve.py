@@ -49,6 +49,25 @@ def resolve_model(
     )
 
 
+def resolve_model_of(
+    reference: str | Path,
+    model_class: str,
+    kind: str,
+    *,
+    cache_dir: str | Path | None = None,
+    on_convert: Callable[[str], None] | None = None,
+) -> ModelDirectory:
+    """`resolve_model(reference)` for a model package that runs one NeMo class (a frame VAD,
+    a Sortformer): ConversionError, one line naming `reference`, for a model of another
+    class, as for a missing file or anything that is not a model."""
+    directory = resolve_model(reference, cache_dir=cache_dir, on_convert=on_convert)
+    if directory.model_class != model_class:
+        found = directory.model_class.rsplit(".", 1)[-1] or "unknown"
+        expected = model_class.rsplit(".", 1)[-1]
+        raise ConversionError(f"{reference}: not a {kind} ({expected}); its model class is {found}")
+    return directory
+
+
 def _cached(
     nemo_file: Path,
     hf_repo: str | None,
