@@ -36,7 +36,9 @@ random joints) for a whole batch at once, with few host synchronisations:
   joint's output alone; where a token wins, the token is the argmax of the token logits
   plus each model's alpha-weighted scores from its current state, and the models' states
   follow the emitted tokens. A step advances the models once (their states change only
-  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores).
+  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores). The
+  blank chain's stop depends on blank decisions only: the scores are added to the stop's
+  logits alone, and a model's next state is read for the emitted token alone.
   NeMo adds the scores to log-softmaxed logits on the CPU and to raw logits on CUDA; the
   log-softmax shifts every token by the same amount, so the argmax is the same.
 """
@@ -53,6 +55,7 @@ import numpy as np
 from mlx_asr_fusion import (
     FusionModel,
     add_fusion_scores,
+    fusion_next,
     fusion_scores,
     fusion_shapes,
     fusion_tables,
@@ -177,7 +180,8 @@ class GreedyDecoder:
         fused = self._kernel_for(enc_proj.shape[0], fusion)
         if fused is not None and most > 0:
             return self._run_fused(fused, enc_proj, lengths, state, sizes, most, limit)
-        tables = fusion_tables(fusion, self.blank_id)
+        logits = self.joint(enc_proj[:1, :1], state["g"][:1, None])  # for its dtype: not run
+        tables = fusion_tables(fusion, self.blank_id, logits.dtype)
         shapes = fusion_shapes(fusion)
         window = self.window
         records: list[tuple] = []
@@ -278,20 +282,24 @@ def _make_step(
         rows = mx.minimum(position, mx.maximum(lengths - 1, 0)[:, None])
         logits = joint(mx.take_along_axis(enc_proj, rows[..., None], axis=1), g[:, None])
         label, blank, duration = decide(logits)
-        if fusion:  # the token among tokens, with the fusion models' scores
-            scores, candidates = fusion_scores(tables, state["fusion"], fusion, logits.dtype)
-            fused = add_fusion_scores(logits[..., :blank_id], scores)
-            label = mx.where(blank, blank_id, mx.argmax(fused, axis=-1).astype(mx.int32))
         stop, label, duration = follow(label, blank, duration, position < lengths[:, None])
+        if fusion:  # the token among tokens at the stop, with the fusion models' scores
+            scores, candidates = fusion_scores(tables, state["fusion"], fusion, logits.dtype)
+            at = mx.minimum(stop, window - 1)[:, None, None]
+            row = logits[:, 0] if window == 1 else mx.take_along_axis(logits, at, axis=1)[:, 0]
+            fused = add_fusion_scores(row[:, :blank_id], scores)
+            best = mx.argmax(fused, axis=-1).astype(mx.int32)
+            label = mx.where(label == blank_id, blank_id, best)
         frame = t + stop
         emit = active & (stop < window) & (frame < lengths)
         new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
         new_state = _emit(prednet, joint, state, emit, label, frame)
         if fusion:  # each model follows the emitted token
-            token = mx.minimum(label, blank_id - 1)[:, None]
+            token = mx.minimum(label, blank_id - 1)
+            moved = fusion_next(tables, state["fusion"], candidates, token)
             new_state["fusion"] = [
-                mx.where(emit, mx.take_along_axis(nxt, token, axis=1)[:, 0], current)
-                for nxt, current in zip(candidates, state["fusion"], strict=True)
+                mx.where(emit, nxt, current)
+                for nxt, current in zip(moved, state["fusion"], strict=True)
             ]
         if max_symbols is not None:  # NeMo's forced blank after max_symbols on one frame
             force = emit & (new_t < lengths) & (new_state["repeats"] >= max_symbols)
