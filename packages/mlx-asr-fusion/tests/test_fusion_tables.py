@@ -1,0 +1,96 @@
+"""What a decoding step reads from `fusion_tables` equals the models' own `advance` answers.
+
+A dense model with one alpha is read from a table weighted once (cast to the logits' dtype,
+times alpha in that dtype), and its next state only for the token chosen (`fusion_next`);
+the others are walked and weighted at each step. Every path must give the bits of a step
+that asks `advance` (held to NeMo's answers by `test_nemo_parity.py`) and weights its row:
+the decoders' parity with NeMo rests on it. Tolerance: none.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_asr_fusion import (
+    BoostingTree,
+    FusionModel,
+    NGramLM,
+    fusion_next,
+    fusion_scores,
+    fusion_shapes,
+    fusion_tables,
+)
+from mlx_asr_fusion import fusion as fusion_module
+
+VOCAB = 12
+ARPA = """\\data\\
+ngram 1=6
+ngram 2=3
+
+\\1-grams:
+-99\t<s>\t-0.3
+-1.1\t<unk>
+-0.7\t</s>
+-0.9\td\t-0.2
+-1.3\te\t-0.1
+-0.4\tf
+
+\\2-grams:
+-0.2\t<s> d
+-0.6\td e
+-0.3\te f
+
+\\end\\
+"""
+
+
+def models(tmp_path) -> list[FusionModel]:
+    """An LM and a tree, each with an alpha no float16 or bfloat16 holds exactly."""
+    path = tmp_path / "lm.arpa"
+    path.write_text(ARPA)
+    lm = NGramLM.from_arpa(path, VOCAB)
+    phrases = {"a": [3, 4, 5], "b": [4, 7], "c": [9, 1, 1, 2]}
+    tree = BoostingTree.from_phrases(list(phrases), phrases.__getitem__, VOCAB)
+    return [FusionModel(lm, 0.7), FusionModel(tree, 1.3)]
+
+
+def expected(fused: FusionModel, states: mx.array, tokens: mx.array, dtype: mx.Dtype):
+    """A step's answer as the model gives it: `advance`, the row cast and weighted."""
+    scores, nxt = fused.model.advance(states)
+    alpha = mx.array(fused.alpha, dtype=mx.float32)
+    alpha = alpha if alpha.ndim == 0 else alpha[:, None]
+    weighted = scores.astype(dtype) * alpha.astype(dtype)
+    return weighted, mx.take_along_axis(nxt, tokens[:, None], axis=1)[:, 0]
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense", "walked"])
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
+def test_step_reads_equal_advance(tmp_path, monkeypatch, dense, dtype):
+    if not dense:  # no model small enough to be kept whole
+        monkeypatch.setattr(fusion_module, "DENSE_ENTRIES", 0)
+    fused = models(tmp_path)
+    rng = np.random.default_rng(0)
+    per_item = [
+        FusionModel(f.model, rng.uniform(0.1, 3, 4).tolist() if i else f.alpha)
+        for i, f in enumerate(fused)
+    ]
+    for chosen in (fused, per_item):
+        states = [mx.array(rng.integers(0, f.model.num_states, 4), dtype=mx.int32) for f in chosen]
+        tokens = mx.array(rng.integers(0, VOCAB, 4), dtype=mx.int32)
+        tables = fusion_tables(chosen, VOCAB, dtype)
+        assert ("weighted" in tables[0]) == dense  # the read this test means to check
+
+        @mx.compile
+        def step(tables, states, tokens):
+            scores, candidates = fusion_scores(tables, states, fusion_shapes(chosen), dtype)
+            return scores, fusion_next(tables, states, candidates, tokens)
+
+        scores, moved = step(tables, states, tokens)
+        for i, f in enumerate(chosen):
+            want_scores, want_next = expected(f, states[i], tokens, dtype)
+            assert scores[i].dtype == dtype
+            exact = [np.array(a.astype(mx.float32)) for a in (scores[i], want_scores)]  # exact
+            np.testing.assert_array_equal(*exact)
+            np.testing.assert_array_equal(np.array(moved[i]), np.array(want_next))
