@@ -9,6 +9,8 @@ the decoders' parity with NeMo rests on it. Tolerance: none.
 
 from __future__ import annotations
 
+from functools import partial
+
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -56,6 +58,12 @@ def models(tmp_path) -> list[FusionModel]:
     return [FusionModel(lm, 0.7), FusionModel(tree, 1.3)]
 
 
+def step(tables, states, tokens, shapes, dtype):
+    """A decoding step's reads: the weighted scores, the next states for `tokens`."""
+    scores, candidates = fusion_scores(tables, states, shapes, dtype)
+    return scores, fusion_next(tables, states, candidates, tokens)
+
+
 def expected(fused: FusionModel, states: mx.array, tokens: mx.array, dtype: mx.Dtype):
     """A step's answer as the model gives it: `advance`, the row cast and weighted."""
     scores, nxt = fused.model.advance(states)
@@ -82,12 +90,9 @@ def test_step_reads_equal_advance(tmp_path, monkeypatch, dense, dtype):
         tables = fusion_tables(chosen, VOCAB, dtype)
         assert ("weighted" in tables[0]) == dense  # the read this test means to check
 
-        @mx.compile
-        def step(tables, states, tokens):
-            scores, candidates = fusion_scores(tables, states, fusion_shapes(chosen), dtype)
-            return scores, fusion_next(tables, states, candidates, tokens)
-
-        scores, moved = step(tables, states, tokens)
+        scores, moved = mx.compile(partial(step, shapes=fusion_shapes(chosen), dtype=dtype))(
+            tables, states, tokens
+        )
         for i, f in enumerate(chosen):
             want_scores, want_next = expected(f, states[i], tokens, dtype)
             assert scores[i].dtype == dtype
