@@ -14,11 +14,10 @@ from functools import partial
 import mlx.core as mx
 import numpy as np
 import pytest
+from fusion_inputs import fusion_models  # tests/: the fusion fixtures' models
 
 from mlx_asr_fusion import (
-    BoostingTree,
     FusionModel,
-    NGramLM,
     fusion_next,
     fusion_scores,
     fusion_shapes,
@@ -26,36 +25,12 @@ from mlx_asr_fusion import (
 )
 from mlx_asr_fusion import fusion as fusion_module
 
-VOCAB = 12
-ARPA = """\\data\\
-ngram 1=6
-ngram 2=3
-
-\\1-grams:
--99\t<s>\t-0.3
--1.1\t<unk>
--0.7\t</s>
--0.9\td\t-0.2
--1.3\te\t-0.1
--0.4\tf
-
-\\2-grams:
--0.2\t<s> d
--0.6\td e
--0.3\te f
-
-\\end\\
-"""
+VOCAB = 128  # the fusion fixtures' tokenizer (tests/fixtures/fusion/)
 
 
-def models(tmp_path) -> list[FusionModel]:
-    """An LM and a tree, each with an alpha no float16 or bfloat16 holds exactly."""
-    path = tmp_path / "lm.arpa"
-    path.write_text(ARPA)
-    lm = NGramLM.from_arpa(path, VOCAB)
-    phrases = {"a": [3, 4, 5], "b": [4, 7], "c": [9, 1, 1, 2]}
-    tree = BoostingTree.from_phrases(list(phrases), phrases.__getitem__, VOCAB)
-    return [FusionModel(lm, 0.7), FusionModel(tree, 1.3)]
+def models() -> list[FusionModel]:
+    """The fixtures' 3-gram LM and tree, each with an alpha no float16 or bfloat16 holds."""
+    return fusion_models({"lm": 0.7, "boost": 1.3}, VOCAB)
 
 
 def step(tables, states, tokens, shapes, dtype):
@@ -75,10 +50,10 @@ def expected(fused: FusionModel, states: mx.array, tokens: mx.array, dtype: mx.D
 
 @pytest.mark.parametrize("dense", [True, False], ids=["dense", "walked"])
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
-def test_step_reads_equal_advance(tmp_path, monkeypatch, dense, dtype):
+def test_step_reads_equal_advance(monkeypatch, dense, dtype):
     if not dense:  # no model small enough to be kept whole
         monkeypatch.setattr(fusion_module, "DENSE_ENTRIES", 0)
-    fused = models(tmp_path)
+    fused = models()
     rng = np.random.default_rng(0)
     per_item = [
         FusionModel(f.model, rng.uniform(0.1, 3, 4).tolist() if i else f.alpha)
