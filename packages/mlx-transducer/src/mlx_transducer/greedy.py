@@ -36,9 +36,8 @@ random joints) for a whole batch at once, with few host synchronisations:
   joint's output alone; where a token wins, the token is the argmax of the token logits
   plus each model's alpha-weighted scores from its current state, and the models' states
   follow the emitted tokens. A step advances the models once (their states change only
-  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores). The
-  blank chain's stop depends on blank decisions only: the scores are added to the stop's
-  logits alone, and a model's next state is read for the emitted token alone.
+  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores), and
+  reads a model's next state for the emitted token alone (`fusion_next`).
   NeMo adds the scores to log-softmaxed logits on the CPU and to raw logits on CUDA; the
   log-softmax shifts every token by the same amount, so the argmax is the same.
 """
@@ -180,8 +179,7 @@ class GreedyDecoder:
         fused = self._kernel_for(enc_proj.shape[0], fusion)
         if fused is not None and most > 0:
             return self._run_fused(fused, enc_proj, lengths, state, sizes, most, limit)
-        logits = self.joint(enc_proj[:1, :1], state["g"][:1, None])  # for its dtype: not run
-        tables = fusion_tables(fusion, self.blank_id, logits.dtype)
+        tables = fusion_tables(fusion, self.blank_id, self._logits_dtype(enc_proj, state, fusion))
         shapes = fusion_shapes(fusion)
         window = self.window
         records: list[tuple] = []
@@ -212,6 +210,10 @@ class GreedyDecoder:
             moved = np.maximum(sizes - start - left, 1)[going]  # frames per step so far
             count = max(MIN_ROUND, math.ceil(float((left[going] * len(records) / moved).max())))
         return state, StepRecords.from_steps(records)
+
+    def _logits_dtype(self, enc_proj: mx.array, state: dict, fusion) -> mx.Dtype:
+        """The joint's output dtype (of a graph built, never run), if there is fusion."""
+        return self.joint(enc_proj[:1, :1], state["g"][:1, None]).dtype if fusion else mx.float32
 
     def _run_fused(self, fused, enc_proj, lengths, state, sizes, most, limit):
         """`run` as one kernel launch (more only without a `max_symbols` bound, when a
@@ -282,14 +284,11 @@ def _make_step(
         rows = mx.minimum(position, mx.maximum(lengths - 1, 0)[:, None])
         logits = joint(mx.take_along_axis(enc_proj, rows[..., None], axis=1), g[:, None])
         label, blank, duration = decide(logits)
-        stop, label, duration = follow(label, blank, duration, position < lengths[:, None])
-        if fusion:  # the token among tokens at the stop, with the fusion models' scores
+        if fusion:  # the token among tokens, with the fusion models' scores
             scores, candidates = fusion_scores(tables, state["fusion"], fusion, logits.dtype)
-            at = mx.minimum(stop, window - 1)[:, None, None]
-            row = logits[:, 0] if window == 1 else mx.take_along_axis(logits, at, axis=1)[:, 0]
-            fused = add_fusion_scores(row[:, :blank_id], scores)
-            best = mx.argmax(fused, axis=-1).astype(mx.int32)
-            label = mx.where(label == blank_id, blank_id, best)
+            fused = add_fusion_scores(logits[..., :blank_id], scores)
+            label = mx.where(blank, blank_id, mx.argmax(fused, axis=-1).astype(mx.int32))
+        stop, label, duration = follow(label, blank, duration, position < lengths[:, None])
         frame = t + stop
         emit = active & (stop < window) & (frame < lengths)
         new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
