@@ -2,9 +2,10 @@
 
 A dense model with one alpha is read from a table weighted once (cast to the logits' dtype,
 times alpha in that dtype), and its next state only for the token chosen (`fusion_next`);
-the others are walked and weighted at each step. Every path must give the bits of a step
-that asks `advance` (held to NeMo's answers by `test_nemo_parity.py`) and weights its row:
-the decoders' parity with NeMo rests on it. Tolerance: none.
+the others are walked and weighted at each step; a state moves only where the step says.
+Every path must give the bits of a step that asks `advance` (held to NeMo's answers by
+`test_nemo_parity.py`) and weights its row: the decoders' parity with NeMo rests on it.
+Tolerance: none.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlx_asr_fusion import (
 from mlx_asr_fusion import fusion as fusion_module
 
 VOCAB = 128  # the fusion fixtures' tokenizer (tests/fixtures/fusion/)
+BATCH = 16
 
 
 def models() -> list[FusionModel]:
@@ -33,19 +35,21 @@ def models() -> list[FusionModel]:
     return fusion_models({"lm": 0.7, "boost": 1.3}, VOCAB)
 
 
-def step(tables, states, tokens, shapes, dtype):
-    """A decoding step's reads: the weighted scores, the next states for `tokens`."""
+def step(tables, states, tokens, moves, shapes, dtype):
+    """A decoding step's reads: the weighted scores, the states after `tokens` where `moves`."""
     scores, candidates = fusion_scores(tables, states, shapes, dtype)
-    return scores, fusion_next(tables, states, candidates, tokens)
+    return scores, fusion_next(tables, states, candidates, tokens, moves)
 
 
-def expected(fused: FusionModel, states: mx.array, tokens: mx.array, dtype: mx.Dtype):
-    """A step's answer as the model gives it: `advance`, the row cast and weighted."""
+def expected(fused: FusionModel, states: mx.array, tokens: mx.array, moves, dtype: mx.Dtype):
+    """A step's answer as the model gives it: `advance`, the row cast and weighted, the
+    state moved by the token where it moves."""
     scores, nxt = fused.model.advance(states)
     alpha = mx.array(fused.alpha, dtype=mx.float32)
     alpha = alpha if alpha.ndim == 0 else alpha[:, None]
     weighted = scores.astype(dtype) * alpha.astype(dtype)
-    return weighted, mx.take_along_axis(nxt, tokens[:, None], axis=1)[:, 0]
+    read = mx.take_along_axis(nxt, mx.minimum(tokens, VOCAB - 1)[:, None], axis=1)[:, 0]
+    return weighted, mx.where(moves, read, states)
 
 
 @pytest.mark.parametrize("dense", [True, False], ids=["dense", "walked"])
@@ -56,20 +60,23 @@ def test_step_reads_equal_advance(monkeypatch, dense, dtype):
     fused = models()
     rng = np.random.default_rng(0)
     per_item = [
-        FusionModel(f.model, rng.uniform(0.1, 3, 4).tolist() if i else f.alpha)
+        FusionModel(f.model, rng.uniform(0.1, 3, BATCH).tolist() if i else f.alpha)
         for i, f in enumerate(fused)
     ]
     for chosen in (fused, per_item):
-        states = [mx.array(rng.integers(0, f.model.num_states, 4), dtype=mx.int32) for f in chosen]
-        tokens = mx.array(rng.integers(0, VOCAB, 4), dtype=mx.int32)
+        states = [mx.array(rng.integers(0, f.model.num_states, BATCH), dtype=mx.int32)
+                  for f in chosen]  # fmt: skip
+        tokens = rng.integers(0, VOCAB + 1, BATCH)  # the blank (VOCAB) too, where none moves
+        moves = mx.array((tokens < VOCAB) & (rng.random(BATCH) < 0.7))
+        tokens = mx.array(tokens, dtype=mx.int32)
         tables = fusion_tables(chosen, VOCAB, dtype)
         assert ("weighted" in tables[0]) == dense  # the read this test means to check
 
         scores, moved = mx.compile(partial(step, shapes=fusion_shapes(chosen), dtype=dtype))(
-            tables, states, tokens
+            tables, states, tokens, moves
         )
         for i, f in enumerate(chosen):
-            want_scores, want_next = expected(f, states[i], tokens, dtype)
+            want_scores, want_next = expected(f, states[i], tokens, moves, dtype)
             assert scores[i].dtype == dtype
             exact = [np.array(a.astype(mx.float32)) for a in (scores[i], want_scores)]  # exact
             np.testing.assert_array_equal(*exact)

@@ -89,8 +89,9 @@ def weighted_scores(model: SuffixTreeAcceptor, alpha: float, dtype: mx.Dtype) ->
 
 
 def dense_answers(model: SuffixTreeAcceptor) -> dict[str, mx.array]:
-    """Every state's scores and next states, (num_states, V) each, as `dense_scores` and
-    `dense_next` (made once per model), or nothing for a model over `DENSE_ENTRIES`."""
+    """Every state's scores (num_states, V) and next states (num_states, V + 1, the last
+    column the state itself: reading no token stays), as `dense_scores` and `dense_next`
+    (made once per model), or nothing for a model over `DENSE_ENTRIES`."""
     if model.num_states * model.vocab_size > DENSE_ENTRIES:
         return {}
     cached = model.__dict__.get("_dense_answers")
@@ -99,6 +100,7 @@ def dense_answers(model: SuffixTreeAcceptor) -> dict[str, mx.array]:
         for start in range(0, model.num_states, _DENSE_CHUNK):
             states = mx.arange(start, min(start + _DENSE_CHUNK, model.num_states), dtype=mx.int32)
             score, nxt = advance_tables(model.tables, states, model.vocab_size, model.max_order)
+            nxt = mx.concatenate([nxt, states[:, None]], axis=1)
             mx.eval(score, nxt)
             scores.append(score)
             targets.append(nxt)
@@ -144,15 +146,19 @@ def fusion_next(
     states: Sequence[mx.array],
     candidates: Sequence[mx.array | None],
     tokens: mx.array,
+    moves: mx.array,
 ) -> list[mx.array]:
-    """Each model's states (B,) after reading `tokens` (B,) from `states`, with
-    `fusion_scores`' candidates: a dense model's read from its table at (state, token)."""
+    """Each model's states (B,) after reading `tokens` (B,) where `moves`, the same states
+    elsewhere (where tokens may be anything), with `fusion_scores`' candidates. A dense
+    model's is one read of its table, at (state, token) or at its staying column."""
     moved = []
     for table, state, nxt in zip(tables, states, candidates, strict=True):
         if nxt is None:
-            moved.append(table["dense_next"][state, tokens])
+            stay = table["dense_next"].shape[1] - 1
+            moved.append(table["dense_next"][state, mx.where(moves, tokens, stay)])
         else:
-            moved.append(mx.take_along_axis(nxt, tokens[:, None], axis=1)[:, 0])
+            token = mx.minimum(tokens, nxt.shape[1] - 1)[:, None]
+            moved.append(mx.where(moves, mx.take_along_axis(nxt, token, axis=1)[:, 0], state))
     return moved
 
 

@@ -119,13 +119,6 @@ def _make_step(shapes: tuple[tuple[int, int], ...], blank_id: int):
         keep = (plain == blank_id) | (plain == last)
         label = mx.where(keep, plain, chosen)
         score = mx.take_along_axis(frame, label[:, None], axis=-1)[:, 0]
-        token = mx.where(keep, 0, label)
-        moved = [
-            mx.where(keep, current, nxt)
-            for nxt, current in zip(
-                fusion_next(tables, states, candidates, token), states, strict=True
-            )
-        ]
-        return label, score, moved
+        return label, score, fusion_next(tables, states, candidates, label, ~keep)
 
     return step

@@ -294,12 +294,7 @@ def _make_step(
         new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
         new_state = _emit(prednet, joint, state, emit, label, frame)
         if fusion:  # each model follows the emitted token
-            token = mx.minimum(label, blank_id - 1)
-            moved = fusion_next(tables, state["fusion"], candidates, token)
-            new_state["fusion"] = [
-                mx.where(emit, nxt, current)
-                for nxt, current in zip(moved, state["fusion"], strict=True)
-            ]
+            new_state["fusion"] = fusion_next(tables, state["fusion"], candidates, label, emit)
         if max_symbols is not None:  # NeMo's forced blank after max_symbols on one frame
             force = emit & (new_t < lengths) & (new_state["repeats"] >= max_symbols)
             force = force & (new_state["last_frame"] == new_t)

@@ -74,8 +74,7 @@ class _Fusion:
         """Each slot takes slot `rows`' state, moved on by its label unless `keep`."""
         previous = [state[rows] for state in self.states]
         candidates = [None if c is None else c[rows] for c in self.candidates]
-        moved = fusion_next(self.tables, previous, candidates, mx.where(keep, 0, labels))
-        self.states = [mx.where(keep, p, m) for p, m in zip(previous, moved, strict=True)]
+        self.states = fusion_next(self.tables, previous, candidates, labels, ~keep)
         self._advance()
 
 
