@@ -58,11 +58,15 @@ def fusion_tables(
         dense = dense_answers(fused.model)
         if not dense:
             tables.append({**fused.model.tables, "alpha": _alpha(fused.alpha)})
-        elif isinstance(fused.alpha, (int, float)):
-            scores = weighted_scores(fused.model, fused.alpha, dtype)
-            tables.append({"weighted": scores, "dense_next": dense["dense_next"]})
+            continue
+        # next states flat: a step reads one element per item (no row, no squeeze)
+        table = {"next_flat": dense["dense_next"].reshape(-1)}
+        mx.eval(table)  # a view of the same memory, not a node of the first step
+        if isinstance(fused.alpha, (int, float)):
+            table["weighted"] = weighted_scores(fused.model, fused.alpha, dtype)
         else:
-            tables.append({**dense, "alpha": _alpha(fused.alpha)})
+            table.update(dense_scores=dense["dense_scores"], alpha=_alpha(fused.alpha))
+        tables.append(table)
     return tables
 
 
@@ -120,42 +124,44 @@ def fusion_scores(
     states: Sequence[mx.array],
     shapes: tuple[tuple[int, int], ...],
     dtype: mx.Dtype,
-) -> tuple[list[mx.array], list[mx.array | None]]:
+) -> tuple[list[mx.array], list[mx.array | int]]:
     """Each model's weighted scores (B, V) in `dtype`, and what `fusion_next` needs of it:
-    the next states (B, V) of a model walked down its back-offs, None for a dense one (its
-    next state is read for the chosen token only)."""
+    the next states (B, V) of a model walked down its back-offs, the vocabulary's size for
+    a dense one (its next state is read for the chosen token only)."""
     scores, candidates = [], []
     for table, state, (vocab_size, max_order) in zip(tables, states, shapes, strict=True):
+        if "next_flat" in table:
+            candidates.append(vocab_size)
         if "weighted" in table:  # every state's weighted answer kept: one row gathered
             if table["weighted"].dtype != dtype:
                 raise ValueError("fusion tables made for another dtype than the logits'")
             scores.append(table["weighted"][state])
-            candidates.append(None)
             continue
         if "dense_scores" in table:
-            score, nxt = table["dense_scores"][state], None
+            score = table["dense_scores"][state]
         else:
             score, nxt = advance_tables(table, state, vocab_size, max_order)
+            candidates.append(nxt)
         scores.append(score.astype(dtype) * table["alpha"].astype(dtype))
-        candidates.append(nxt)
     return scores, candidates
 
 
 def fusion_next(
     tables: Sequence[dict[str, mx.array]],
     states: Sequence[mx.array],
-    candidates: Sequence[mx.array | None],
+    candidates: Sequence[mx.array | int],
     tokens: mx.array,
     moves: mx.array,
 ) -> list[mx.array]:
     """Each model's states (B,) after reading `tokens` (B,) where `moves`, the same states
     elsewhere (where tokens may be anything), with `fusion_scores`' candidates. A dense
-    model's is one read of its table, at (state, token) or at its staying column."""
+    model's is one read of its flat table, at (state, token) or at its staying column."""
     moved = []
     for table, state, nxt in zip(tables, states, candidates, strict=True):
-        if nxt is None:
-            stay = table["dense_next"].shape[1] - 1
-            moved.append(table["dense_next"][state, mx.where(moves, tokens, stay)])
+        if isinstance(nxt, int):  # a row of V + 1 per state, the last one staying
+            start = state * (nxt + 1)
+            at = mx.where(moves, start + tokens, start + nxt)
+            moved.append(mx.take_along_axis(table["next_flat"], at, axis=0))
         else:
             token = mx.minimum(tokens, nxt.shape[1] - 1)[:, None]
             moved.append(mx.where(moves, mx.take_along_axis(nxt, token, axis=1)[:, 0], state))

@@ -73,7 +73,7 @@ class _Fusion:
     def follow(self, rows: mx.array, labels: mx.array, keep: mx.array) -> None:
         """Each slot takes slot `rows`' state, moved on by its label unless `keep`."""
         previous = [state[rows] for state in self.states]
-        candidates = [None if c is None else c[rows] for c in self.candidates]
+        candidates = [c if isinstance(c, int) else c[rows] for c in self.candidates]
         self.states = fusion_next(self.tables, previous, candidates, labels, ~keep)
         self._advance()
 
