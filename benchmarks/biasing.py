@@ -2,7 +2,7 @@
 
 Needs MLX and the `reference` dependency group in one environment:
 
-    python benchmarks/biasing.py
+    python benchmarks/biasing.py [--repeats N]
 
 The bundled demo model (a trained hybrid TDT-CTC, `parakeet --model demo`) and its 40
 held-out clips joined into one input (about 90 s). NeMo's encoder output of it is decoded
@@ -11,11 +11,12 @@ plain, with a 1,000-phrase boosting tree (NeMo's defaults, alpha 1; phrases: the
 corpus's names, nouns and places, word pairs of them, and the fixture's phrases), with the
 3-gram LM of the demo fixture (`tests/fixtures/demo/demo_lm.arpa`, alpha 0.5) and with both.
 The decoders only: the tree and LM are built before timing. Runs are interleaved after a
-warm-up, the median of REPEATS taken; the token ids of ours and NeMo's must agree.
+warm-up, the median of `--repeats` (3) taken; the token ids of ours and NeMo's must agree.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import itertools
 import statistics
@@ -46,7 +47,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "demo"
 LM = FIXTURE / "demo_lm.arpa"
 PHRASES = 1000
 BOOST_ALPHA, LM_ALPHA = 1.0, 0.5
-REPEATS = 3
 SETTINGS = {"plain": {}, "boost": {"boost": BOOST_ALPHA}, "lm": {"lm": LM_ALPHA},
             "lm_boost": {"lm": LM_ALPHA, "boost": BOOST_ALPHA}}  # fmt: skip
 
@@ -110,6 +110,9 @@ def timed(fn, *args) -> tuple[float, object]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (median)")
+    repeats = parser.parse_args().repeats
     torch.set_num_threads(max(1, torch.get_num_threads()))
     asr = ASRModel.restore_from(str(MODEL), map_location="cpu").eval()
     model = parakeet.load("demo", verbose=False)
@@ -123,7 +126,7 @@ def main() -> int:
     ours_len = mx.array(enc_len.numpy().astype(np.int32))
     phrase_list = phrases(PHRASES)
     print(f"{seconds:.1f} s of audio ({enc.shape[-1]} encoder frames), {len(phrase_list)} phrases, "
-          f"LM {LM.name}; median of {REPEATS}")  # fmt: skip
+          f"LM {LM.name}; median of {repeats}")  # fmt: skip
     saved = {"rnnt": copy.deepcopy(asr.cfg.decoding),
              "ctc": copy.deepcopy(asr.cfg.aux_ctc.decoding)}  # fmt: skip
     rows = []
@@ -136,7 +139,7 @@ def main() -> int:
             with torch.no_grad():
                 theirs(enc, enc_len)
             t_ours, t_nemo = [], []
-            for _ in range(REPEATS):
+            for _ in range(repeats):
                 dt, ids_ours = timed(ours, ours_enc, ours_len)
                 t_ours.append(dt)
                 with torch.no_grad():

@@ -14,6 +14,7 @@ from .build import fusion_models
 from .fusion import (
     FusionModel,
     add_fusion_scores,
+    fusion_next,
     fusion_scores,
     fusion_shapes,
     fusion_tables,
@@ -37,6 +38,7 @@ __all__ = [
     "add_fusion_scores",
     "advance_tables",
     "fusion_models",
+    "fusion_next",
     "fusion_scores",
     "fusion_shapes",
     "fusion_tables",

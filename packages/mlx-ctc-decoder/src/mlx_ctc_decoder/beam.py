@@ -129,8 +129,9 @@ class _Fused:
     def follow(self, parents: np.ndarray, labels: np.ndarray, last: np.ndarray) -> None:
         """The new paths' states: the parent's, moved on by a new non-blank label."""
         previous = self.states[parents]
-        keep = (labels == self.next.shape[1]) | (labels == last[parents])
-        moved = self.next[parents, np.minimum(labels, self.next.shape[1] - 1)]
+        vocab_size = self.model.vocab_size  # the blank's label (a dense `next` has one more)
+        keep = (labels == vocab_size) | (labels == last[parents])
+        moved = self.next[parents, np.minimum(labels, vocab_size - 1)]
         self.states = np.where(keep, previous, moved)
 
     def finish(self, scores: np.ndarray) -> np.ndarray:

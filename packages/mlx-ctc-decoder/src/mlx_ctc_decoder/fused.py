@@ -23,6 +23,7 @@ import numpy as np
 from mlx_asr_fusion import (
     FusionModel,
     add_fusion_scores,
+    fusion_next,
     fusion_scores,
     fusion_shapes,
     fusion_tables,
@@ -72,7 +73,7 @@ def fused_labels(
     labels, scores = np.array(plain).astype(np.int64), np.array(plain_scores.astype(mx.float32))
     busy = np.flatnonzero((labels != blank_id).any(axis=0))
     step = _step_for(fusion_shapes(fusion), blank_id)
-    tables = fusion_tables(fusion, blank_id)
+    tables = fusion_tables(fusion, blank_id, log_probs.dtype)
     blank = mx.full((batch,), blank_id, dtype=mx.int32)
     chosen, previous = [], -1
     for k, t in enumerate(busy):
@@ -118,11 +119,6 @@ def _make_step(shapes: tuple[tuple[int, int], ...], blank_id: int):
         keep = (plain == blank_id) | (plain == last)
         label = mx.where(keep, plain, chosen)
         score = mx.take_along_axis(frame, label[:, None], axis=-1)[:, 0]
-        token = mx.where(keep, 0, label)[:, None]
-        moved = [
-            mx.where(keep, current, mx.take_along_axis(nxt, token, axis=1)[:, 0])
-            for nxt, current in zip(candidates, states, strict=True)
-        ]
-        return label, score, moved
+        return label, score, fusion_next(tables, states, candidates, label, ~keep)
 
     return step

@@ -36,7 +36,8 @@ random joints) for a whole batch at once, with few host synchronisations:
   joint's output alone; where a token wins, the token is the argmax of the token logits
   plus each model's alpha-weighted scores from its current state, and the models' states
   follow the emitted tokens. A step advances the models once (their states change only
-  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores).
+  when a token is emitted, as in NeMo, whose inner blank loop reuses the scores), and
+  reads a model's next state for the emitted token alone (`fusion_next`).
   NeMo adds the scores to log-softmaxed logits on the CPU and to raw logits on CUDA; the
   log-softmax shifts every token by the same amount, so the argmax is the same.
 """
@@ -53,6 +54,7 @@ import numpy as np
 from mlx_asr_fusion import (
     FusionModel,
     add_fusion_scores,
+    fusion_next,
     fusion_scores,
     fusion_shapes,
     fusion_tables,
@@ -177,7 +179,7 @@ class GreedyDecoder:
         fused = self._kernel_for(enc_proj.shape[0], fusion)
         if fused is not None and most > 0:
             return self._run_fused(fused, enc_proj, lengths, state, sizes, most, limit)
-        tables = fusion_tables(fusion, self.blank_id)
+        tables = fusion_tables(fusion, self.blank_id, self._logits_dtype(enc_proj, state, fusion))
         shapes = fusion_shapes(fusion)
         window = self.window
         records: list[tuple] = []
@@ -208,6 +210,10 @@ class GreedyDecoder:
             moved = np.maximum(sizes - start - left, 1)[going]  # frames per step so far
             count = max(MIN_ROUND, math.ceil(float((left[going] * len(records) / moved).max())))
         return state, StepRecords.from_steps(records)
+
+    def _logits_dtype(self, enc_proj: mx.array, state: dict, fusion) -> mx.Dtype:
+        """The joint's output dtype (of a graph built, never run), if there is fusion."""
+        return self.joint(enc_proj[:1, :1], state["g"][:1, None]).dtype if fusion else mx.float32
 
     def _run_fused(self, fused, enc_proj, lengths, state, sizes, most, limit):
         """`run` as one kernel launch (more only without a `max_symbols` bound, when a
@@ -288,11 +294,7 @@ def _make_step(
         new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
         new_state = _emit(prednet, joint, state, emit, label, frame)
         if fusion:  # each model follows the emitted token
-            token = mx.minimum(label, blank_id - 1)[:, None]
-            new_state["fusion"] = [
-                mx.where(emit, mx.take_along_axis(nxt, token, axis=1)[:, 0], current)
-                for nxt, current in zip(candidates, state["fusion"], strict=True)
-            ]
+            new_state["fusion"] = fusion_next(tables, state["fusion"], candidates, label, emit)
         if max_symbols is not None:  # NeMo's forced blank after max_symbols on one frame
             force = emit & (new_t < lengths) & (new_state["repeats"] >= max_symbols)
             force = force & (new_state["last_frame"] == new_t)

@@ -28,7 +28,13 @@ from collections.abc import Sequence
 import mlx.core as mx
 import numpy as np
 
-from mlx_asr_fusion import FusionModel, fusion_scores, fusion_shapes, fusion_tables
+from mlx_asr_fusion import (
+    FusionModel,
+    fusion_next,
+    fusion_scores,
+    fusion_shapes,
+    fusion_tables,
+)
 
 from .batched_beams import INACTIVE_SCORE, NO_LABEL, BatchedBeams
 from .beam import BeamHypothesis, _log_softmax
@@ -66,11 +72,9 @@ class _Fusion:
 
     def follow(self, rows: mx.array, labels: mx.array, keep: mx.array) -> None:
         """Each slot takes slot `rows`' state, moved on by its label unless `keep`."""
-        states = []
-        for state, candidates in zip(self.states, self.candidates, strict=True):
-            moved = mx.take_along_axis(candidates[rows], mx.where(keep, 0, labels)[:, None], axis=1)
-            states.append(mx.where(keep, state[rows], moved[:, 0]))
-        self.states = states
+        previous = [state[rows] for state in self.states]
+        candidates = [c if isinstance(c, int) else c[rows] for c in self.candidates]
+        self.states = fusion_next(self.tables, previous, candidates, labels, ~keep)
         self._advance()
 
 
