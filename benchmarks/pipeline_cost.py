@@ -4,6 +4,7 @@ Needs MLX and the `reference` dependency group (NeMo builds the random-weight mo
 
     python benchmarks/pipeline_cost.py
     python benchmarks/pipeline_cost.py --repeats 1 --minutes 1
+    python benchmarks/pipeline_cost.py --repeats 1 --settings both     # plain and both only
 
 The ASR model is e2e.py's (parakeet-tdt-0.6b-v2's published structure, random weights, tokens
 at the rate of speech); the frame VAD is a random-weight MarbleNet of
@@ -61,17 +62,23 @@ def kept_share(model: parakeet.Parakeet, vad, path) -> float:
     return kept / (len(signal) / model.sample_rate)
 
 
+SETTINGS = ("plain", "vad", "diarize", "both")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS),
+                        help="which to run (plain is always run: the others are its ratios)")  # fmt: skip
     args = parser.parse_args()
     build_models()
     path, warm = speech(args.minutes), speech(1)
     model = parakeet.load(str(ASR), verbose=False)
     vad, diarizer = load_vad(str(VAD), verbose=False), load_diarizer(str(DIARIZER), verbose=False)
-    settings = {"plain": {}, "vad": {"vad": vad}, "diarize": {"diarize": diarizer},
-                "both": {"vad": vad, "diarize": diarizer}}  # fmt: skip
+    every = {"plain": {}, "vad": {"vad": vad}, "diarize": {"diarize": diarizer},
+             "both": {"vad": vad, "diarize": diarizer}}  # fmt: skip
+    settings = {name: every[name] for name in SETTINGS if name == "plain" or name in args.settings}
     for options in settings.values():
         model.transcribe(warm, **options)  # loads the VAD / diarizer, compiles
     times: dict[str, list[float]] = {name: [] for name in settings}
