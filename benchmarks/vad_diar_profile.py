@@ -81,9 +81,10 @@ def vad_stages(samples: np.ndarray) -> tuple[Callable[[], Stages], Callable[[], 
     def mine() -> Stages:
         stage, start = Staged(), time.perf_counter()
         x, lengths = stage("features", ours.frontend, mx.array(samples))
+        x = x.swapaxes(1, 2)  # the blocks run channels-first
         for i, block in enumerate(ours.encoder.encoder):
             x, lengths = stage(f"encoder block {i}", block, x, lengths)
-        stage("head", lambda h: mx.softmax(ours.decoder(h), axis=-1)[0, :, 1], x)
+        stage("head", lambda h: mx.softmax(ours.decoder(h.swapaxes(1, 2)), axis=-1)[0, :, 1], x)
         stage.spent["(whole forward)"] = time.perf_counter() - start
         return dict(stage.spent)
 

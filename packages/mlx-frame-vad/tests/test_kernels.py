@@ -27,3 +27,7 @@ def test_depthwise_equals_grouped_conv1d(kernel, stride, dilation, time):
     got = depthwise(x, keep, weight, stride, dilation, padding)
     assert got.shape == expected.shape
     np.testing.assert_allclose(np.array(got), np.array(expected), rtol=1e-5, atol=1e-5)
+    for item, length in enumerate(lengths.tolist()):  # one item, its valid frames as an int
+        single = depthwise(x[item : item + 1], length, weight, stride, dilation, padding)
+        np.testing.assert_allclose(np.array(single), np.array(expected[item : item + 1]),
+                                   rtol=1e-5, atol=1e-5)  # fmt: skip

@@ -194,6 +194,8 @@ class MaskedConv1d(nn.Module):
         keep = self.keep(lengths, x.shape[-1], x.dtype)
         conv = self.conv
         if conv.groups > 1 and conv.groups == x.shape[1]:
+            if x.shape[0] == 1:  # one item: keep its first frames, a slice, not a product
+                keep = int(lengths[0]) if self.use_mask else x.shape[-1]
             out = depthwise(x, keep, conv.weight, self.stride, self.dilation, self.padding)
         else:
             out = conv((x * keep).swapaxes(1, 2)).swapaxes(1, 2)

@@ -41,10 +41,11 @@ def _band(kernel: int, stride: int, dilation: int, parts: int) -> tuple[mx.array
 
 
 def depthwise(
-    x: mx.array, keep: mx.array, weight: mx.array, stride: int, dilation: int, padding: int
+    x: mx.array, keep: mx.array | int, weight: mx.array, stride: int, dilation: int, padding: int
 ) -> mx.array:
-    """x (B, C, T), zeroed where `keep` (B, 1, T) is 0 and padded by `padding` frames each
-    side, convolved per channel with weight (C, kernel, 1): (B, C, T')."""
+    """x (B, C, T), zeroed where `keep` (B, 1, T) is 0 (or past the first `keep` frames, an
+    int: one pass fewer) and padded by `padding` frames each side, convolved per channel with
+    weight (C, kernel, 1): (B, C, T')."""
     batch, channels, time = x.shape
     kernel = weight.shape[1]
     span = dilation * (kernel - 1) + 1
@@ -53,8 +54,9 @@ def depthwise(
     blocks = -(-frames // BLOCK)
     parts = -(-((BLOCK - 1) * stride + span) // width)  # input blocks one output block reads
     total = (blocks + parts - 1) * width
-    after = total - time - padding
-    padded = mx.pad(x * keep, [(0, 0), (0, 0), (padding, max(after, 0))])[..., :total]
+    source = x[..., :keep] if isinstance(keep, int) else x * keep
+    after = total - source.shape[-1] - padding
+    padded = mx.pad(source, [(0, 0), (0, 0), (padding, max(after, 0))])[..., :total]
     rows = padded.reshape(batch, channels, blocks + parts - 1, width)
     taps, valid = _band(kernel, stride, dilation, parts)
     band = mx.where(valid, weight[:, :, 0][:, taps], 0.0).reshape(channels, parts, width, BLOCK)
