@@ -6,11 +6,14 @@ character-CTC QuartzNet / Jasper can reuse it; squeeze-excitation (Citrinet), de
 residuals, heads, grouped convolutions and limited future context are refused by
 `from_nemo`, one line each, rather than run wrongly.
 
-Channels-last throughout: (batch, time, channels). Parameter names are NeMo's
-(`encoder.<block>.mconv.<i>.conv.weight`, `...res.0.<i>...`), so a converted state dict loads
-as it is. As NeMo's `MaskedConv1d`, every convolution first zeroes the frames at and past the
-current length, and the lengths follow each strided convolution; batch norm is applied with
-its running statistics (eval mode, eps 1e-3), as NeMo runs it at inference.
+The encoder takes and returns channels-last (batch, time, channels); its blocks and
+convolutions run channels-first (batch, channels, time), as NeMo's, which the fast depthwise
+convolution needs (`kernels.py`). Parameter names and layouts are NeMo's as nemo-mlx-convert
+writes them (`encoder.<block>.mconv.<i>.conv.weight`, `...res.0.<i>...`), so a converted
+state dict loads as it is. As NeMo's `MaskedConv1d`, every convolution first zeroes the
+frames at and past the current length, and the lengths follow each strided convolution;
+batch norm is applied with its running statistics (eval mode, eps 1e-3), as NeMo runs it at
+inference, folded into the convolution before it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,9 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
+from .kernels import ACTIVATIONS, depthwise, epilogue
+
 _BN_EPS = 1e-3  # NeMo's JasperBlock builds BatchNorm1d(eps=1e-3)
-_ACTIVATIONS = {  # NeMo's activation_registry (torch's defaults, which MLX's equal)
-    "identity": nn.Identity,
-    "hardtanh": nn.HardTanh,
-    "relu": nn.ReLU,
-    "selu": nn.SELU,
-    "swish": nn.SiLU,
-    "silu": nn.SiLU,
-    "gelu": nn.GELU,
-}
 # Block keys that change nothing at inference, or only what this module refuses below.
 _BLOCK_KEYS = {"filters", "repeat", "kernel", "stride", "dilation", "dropout", "residual",
                "separable", "kernel_size_factor", "residual_mode", "groups", "heads", "se",
@@ -135,10 +131,10 @@ class ConvASRConfig:
         if int(cfg.get("frame_splicing", 1)) != 1:
             raise ValueError("ConvASR frame_splicing other than 1 is not supported")
         activation = str(cfg.get("activation", "relu"))
-        if activation not in _ACTIVATIONS:
+        if activation not in ACTIVATIONS:
             raise ValueError(
                 f"ConvASR activation {activation!r} is not supported; "
-                f"supported: {', '.join(sorted(_ACTIVATIONS))}"
+                f"supported: {', '.join(sorted(ACTIVATIONS))}"
             )
         blocks = tuple(
             JasperBlockConfig.from_nemo(block, i) for i, block in enumerate(cfg["jasper"])
@@ -177,37 +173,53 @@ class MaskedConv1d(nn.Module):
             dilation=dilation, groups=groups, bias=False,
         )  # fmt: skip
 
+    @property
+    def pointwise(self) -> bool:
+        return self.kernel == 1 and self.conv.groups == 1
+
     def out_lengths(self, lengths: mx.array) -> mx.array:
         if self.stride == 1 and 2 * self.padding == self.dilation * (self.kernel - 1):
             return lengths
         span = 2 * self.padding - self.dilation * (self.kernel - 1) - 1
         return (lengths + span) // self.stride + 1
 
+    def keep(self, lengths: mx.array, frames: int, dtype: mx.Dtype) -> mx.array:
+        """(B, 1, frames): 1 for the input frames NeMo's masking keeps, 0 past each length."""
+        if not self.use_mask:
+            return mx.ones((1, 1, 1), dtype=dtype)
+        return (mx.arange(frames)[None, :] < lengths[:, None])[:, None].astype(dtype)
+
     def __call__(self, x: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
-        if self.use_mask:
-            keep = mx.arange(x.shape[1])[None, :] < lengths[:, None]
-            x = x * keep[..., None].astype(x.dtype)
-        depthwise = self.conv.groups > 1 and self.conv.groups == x.shape[-1]
-        out = _depthwise(x, self.conv.weight, self) if depthwise else self.conv(x)
+        """x (B, C, T) channels-first -> (B, C', T') and the lengths it leaves."""
+        keep = self.keep(lengths, x.shape[-1], x.dtype)
+        conv = self.conv
+        if conv.groups > 1 and conv.groups == x.shape[1]:
+            if x.shape[0] == 1:  # one item: keep its first frames, a slice, not a product
+                keep = int(lengths[0]) if self.use_mask else x.shape[-1]
+            out = depthwise(x, keep, conv.weight, self.stride, self.dilation, self.padding)
+        else:
+            out = conv((x * keep).swapaxes(1, 2)).swapaxes(1, 2)
         return out, self.out_lengths(lengths)
 
+    def scaled(
+        self, x: mx.array, lengths: mx.array, scale: mx.array
+    ) -> tuple[mx.array, mx.array, mx.array]:
+        """The convolution with each output channel's weights times `scale` (a batch norm
+        folded in), unmasked when pointwise: (output, frames of it to keep, lengths).
 
-def _depthwise(x: mx.array, weight: mx.array, conv: MaskedConv1d) -> mx.array:
-    """A depthwise convolution as a sum of its kernel's shifted taps: the same numbers as
-    MLX's grouped convolution, ~4x faster on the CPU for MarbleNet's kernels (13-29)."""
-    padded = mx.pad(x, [(0, 0), (conv.padding, conv.padding), (0, 0)])
-    frames = (
-        x.shape[1] + 2 * conv.padding - conv.dilation * (conv.kernel - 1) - 1
-    ) // conv.stride + 1
-    out = None
-    for k in range(conv.kernel):
-        first = k * conv.dilation
-        tap = (
-            padded[:, first : first + (frames - 1) * conv.stride + 1 : conv.stride]
-            * weight[:, k, 0]
-        )
-        out = tap if out is None else out + tap
-    return out
+        A pointwise convolution is a matmul whose output frames are its input frames, so
+        the input's mask is applied to the output, in the fused step after it."""
+        keep = self.keep(lengths, x.shape[-1], x.dtype)
+        if not self.pointwise:
+            conv = self.conv
+            weight = conv.weight * scale[:, None, None]
+            out = mx.conv1d((x * keep).swapaxes(1, 2), weight, self.stride, self.padding,
+                            self.dilation, conv.groups).swapaxes(1, 2)  # fmt: skip
+            return out, mx.ones((1, 1, 1), dtype=out.dtype), self.out_lengths(lengths)
+        if self.stride > 1:
+            x, keep = x[..., :: self.stride], keep[..., :: self.stride]
+        weight = self.conv.weight[:, 0, :] * scale[:, None]
+        return weight @ x, keep, self.out_lengths(lengths)
 
 
 def _conv_bn(
@@ -232,15 +244,35 @@ def _conv_bn(
     return [*convs, nn.BatchNorm(out_channels, eps=_BN_EPS)]
 
 
+def _conv_bn_folded(
+    layers: list[nn.Module], x: mx.array, lengths: mx.array
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """Convolutions then batch norm (running statistics), the norm's scale folded into the
+    last convolution's weights: (output before the shift, rows to keep, shift, lengths).
+
+    Folding is exact up to float32 rounding, and costs a few (channels,)-sized operations
+    per call, nothing per frame."""
+    *convs, norm = layers
+    for conv in convs[:-1]:
+        x, lengths = conv(x, lengths)
+    scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
+    out, keep, lengths = convs[-1].scaled(x, lengths, scale)
+    return out, keep, (norm.bias - norm.running_mean * scale)[:, None], lengths
+
+
 class JasperBlock(nn.Module):
     """`repeat` sub-blocks of conv + batch norm (activation between them), an optional
-    residual branch (pointwise conv + batch norm) added before the last activation."""
+    residual branch (pointwise conv + batch norm) added before the last activation.
+
+    The activation slots of `mconv` / `mout` hold placeholders that keep NeMo's layer
+    indices (they hold no tensors); the activation itself runs in the fused `epilogue`."""
 
     def __init__(
         self, in_channels: int, config: JasperBlockConfig, activation: str, use_mask: bool
     ) -> None:
         super().__init__()
         self.residual_mode = config.residual_mode
+        self.activation = activation
         layers: list[nn.Module] = []
         channels = in_channels
         for i in range(config.repeat):
@@ -249,7 +281,7 @@ class JasperBlock(nn.Module):
             layers += _conv_bn(channels, config.filters, config.kernel, stride,
                                config.dilation, config.separable, use_mask)  # fmt: skip
             if not last:
-                layers += [_ACTIVATIONS[activation](), nn.Dropout(0.0)]
+                layers += [nn.Identity(), nn.Dropout(0.0)]
             channels = config.filters
         self.mconv = layers
         if config.residual:
@@ -257,27 +289,32 @@ class JasperBlock(nn.Module):
             res = [MaskedConv1d(in_channels, config.filters, 1, stride=stride, use_mask=use_mask),
                    nn.BatchNorm(config.filters, eps=_BN_EPS)]  # fmt: skip
             self.res = [res]
-        self.mout = [_ACTIVATIONS[activation](), nn.Dropout(0.0)]
+        self.mout = [nn.Identity(), nn.Dropout(0.0)]
+
+    def _sub_blocks(self) -> list[list[nn.Module]]:
+        """`mconv` cut into its sub-blocks' convolutions and batch norm."""
+        groups, current = [], []
+        for layer in self.mconv:
+            if isinstance(layer, MaskedConv1d | nn.BatchNorm):
+                current.append(layer)
+            if isinstance(layer, nn.BatchNorm):
+                groups.append(current)
+                current = []
+        return groups
 
     def __call__(self, x: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
+        """x (B, C, T) channels-first -> (B, filters, T') and the lengths it leaves."""
+        *inner, last = self._sub_blocks()
         out, out_lengths = x, lengths
-        for layer in self.mconv:
-            if isinstance(layer, MaskedConv1d):
-                out, out_lengths = layer(out, out_lengths)
-            else:
-                out = layer(out)
-        if (res := getattr(self, "res", None)) is not None:
-            residual = x
-            for layer in res[0]:
-                residual = (
-                    layer(residual, lengths)[0]
-                    if isinstance(layer, MaskedConv1d)
-                    else layer(residual)
-                )
-            out = mx.maximum(out, residual) if self.residual_mode == "max" else out + residual
-        for layer in self.mout:
-            out = layer(out)
-        return out, out_lengths
+        for layers in inner:
+            y, keep, shift, out_lengths = _conv_bn_folded(layers, out, out_lengths)
+            out = epilogue(self.activation, None)(y, keep, shift)
+        y, keep, shift, out_lengths = _conv_bn_folded(last, out, out_lengths)
+        if (res := getattr(self, "res", None)) is None:
+            return epilogue(self.activation, None)(y, keep, shift), out_lengths
+        r, keep_r, shift_r, _ = _conv_bn_folded(res[0], x, lengths)
+        mode = "max" if self.residual_mode == "max" else "add"
+        return epilogue(self.activation, mode)(y, keep, shift, r, keep_r, shift_r), out_lengths
 
 
 class ConvASREncoder(nn.Module):
@@ -294,7 +331,7 @@ class ConvASREncoder(nn.Module):
         self.eval()  # batch norm from its running statistics, dropout off
 
     def __call__(self, features: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
-        x = features
+        x = features.swapaxes(1, 2)  # the blocks run channels-first, as NeMo's
         for block in self.encoder:
             x, lengths = block(x, lengths)
-        return x, lengths
+        return x.swapaxes(1, 2), lengths
