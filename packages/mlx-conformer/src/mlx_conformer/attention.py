@@ -177,18 +177,14 @@ class RelPositionAttention(nn.Module):
 
         def rows(first: int, last: int, after: mx.array | None) -> mx.array:
             queries, positional = _after([q_u[:, :, first:last], q_v[:, :, first:last]], after)
+            bias = self._positional_rows(positional, ascending, first, block, keys)
             rows_keep = None if keep is None else keep[..., first:last, :]
             if valid is not None:
                 pairs = valid[:, None, first:last, None] & valid[:, None, None, :time][..., ::-1]
                 rows_keep = pairs if rows_keep is None else pairs & rows_keep
-
-            def of_heads(h: slice) -> mx.array:
-                bias = self._positional_rows(positional[:, h], ascending[h], first, block, keys)
-                if rows_keep is not None:
-                    bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
-                return fastmath.attention(queries[:, h], k[:, h], v[:, h], self.scale, bias)
-
-            return fastmath.over_heads(of_heads, heads)
+            if rows_keep is not None:
+                bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
+            return fastmath.attention(queries, k, v, self.scale, bias)
 
         return _in_groups(padded, group, rows)[:, :, :time]
 

@@ -10,9 +10,6 @@ transcendentals, so there the plain MLX functions are used.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -101,25 +98,3 @@ def attention(
     if on_cpu():
         return softmax_attention(q, k, v, scale, bias)
     return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=bias)
-
-
-_STREAMS = threading.local()  # MLX streams belong to the thread that made them
-
-
-def over_heads(run: Callable[[slice], mx.array], heads: int) -> mx.array:
-    """`run(heads_slice)` -> (B, heads in the slice, ...), for all heads, concatenated.
-
-    On the CPU the two halves of the heads go to two MLX streams, each run by its own
-    thread: MLX's CPU elementwise operations use one core, and an attention's softmax over
-    long inputs is mostly elementwise work (the matmuls use every core anyway). Each head's
-    numbers are the same as in one call; on GPUs it is one call."""
-    if not on_cpu() or heads < 2:
-        return run(slice(None))
-    second = getattr(_STREAMS, "second", None)
-    if second is None:
-        second = _STREAMS.second = mx.new_stream(mx.cpu)
-    half = heads // 2
-    first = run(slice(0, half))
-    with mx.stream(second):
-        rest = run(slice(half, heads))
-    return mx.concatenate([first, rest], axis=1)

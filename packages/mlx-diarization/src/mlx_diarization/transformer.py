@@ -10,7 +10,6 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from mlx_conformer import fastmath
 from mlx_seq2seq_decoder.layers import Attention, FeedForward
 
 from .config import TransformerConfig
@@ -32,26 +31,13 @@ class EncoderBlock(nn.Module):
         self.ffn = FeedForward(d, config.inner_size, config.hidden_act)
 
     def __call__(self, x: mx.array, mask: mx.array | None) -> mx.array:
+        attn = self.self_attn
         if self.pre_ln:
-            x = x + _self_attention(self.self_attn, self.layer_norm_1(x), mask)
+            h = self.layer_norm_1(x)
+            x = x + attn.attend(h, *attn.project_memory(h), mask)
             return x + self.ffn(self.layer_norm_2(x))
-        x = self.layer_norm_1(x + _self_attention(self.self_attn, x, mask))
+        x = self.layer_norm_1(x + attn.attend(x, *attn.project_memory(x), mask))
         return self.layer_norm_2(x + self.ffn(x))
-
-
-def _self_attention(attn: Attention, x: mx.array, mask: mx.array | None) -> mx.array:
-    """`attn` over `x` itself: the same computation as `Attention.attend`, its heads split
-    over two CPU threads (`fastmath.over_heads`; a softmax over a whole recording's frames is
-    mostly single-threaded elementwise work in MLX), and on the CPU softmax with the fast exp."""
-    batch, length, _ = x.shape
-    q = attn.heads(attn.query(x))
-    k, v = attn.project_memory(x)
-
-    def of_heads(h: slice) -> mx.array:
-        return fastmath.attention(q[:, h], k[:, h], v[:, h], attn.scale, mask)
-
-    out = fastmath.over_heads(of_heads, attn.num_heads)
-    return attn.out(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
 
 
 class TransformerEncoder(nn.Module):
