@@ -13,9 +13,7 @@ through both, audio to speaker probabilities, interleaved, after a warm-up each;
 streaming model runs at `--latency` (the published settings: high = chunk 124, right context 1,
 FIFO 124, update period 124, cache 188). Printed: seconds per run, the time per audio hour, the
 ratio to NeMo's time, and the relative difference of the probabilities (a sanity check; the
-parity tests are tests/test_sortformer_checkpoints.py). `--one-stream` runs our attention's
-heads in one MLX stream instead of two (`mlx_conformer.fastmath.over_heads`), to see what the
-second thread gives on an idle machine.
+parity tests are tests/test_sortformer_checkpoints.py).
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from nemo.collections.asr.models import SortformerEncLabelModel
 from omegaconf import OmegaConf
 
 from mlx_audio_frontend import LogMel, LogMelConfig
-from mlx_conformer import fastmath
 from mlx_diarization import Diarizer, Sortformer
 from nemo_mlx_convert.mapping import map_state_dict
 
@@ -89,10 +86,7 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["diar_sortformer_4spk-v1", "diar_streaming_sortformer_4spk-v2"]
     )
-    parser.add_argument("--one-stream", action="store_true", help="attention heads in one stream")
     args = parser.parse_args()
-    if args.one_stream:
-        fastmath.over_heads = lambda run, heads: run(slice(None))
     samples = read_wav(speech(max(1.0, args.seconds / 60))).astype(np.float32) / 32768
     samples = samples[: int(args.seconds * 16000)]
     torch.set_num_threads(max(1, torch.get_num_threads()))
