@@ -27,11 +27,6 @@ SOURCE = "gemv_shim.c"
 _INIT = "mlx_cpu_runtime_gemv_init"
 
 
-def turned_off() -> bool:
-    """`MLX_CPU_GEMV=off` (or 0): leave MLX's sgemm calls as they are."""
-    return os.environ.get("MLX_CPU_GEMV", "on").strip().lower() in ("off", "0")
-
-
 def cache_dir() -> Path:
     """Where the compiled shim is kept: `$XDG_CACHE_HOME/mlx-cpu-runtime` (or ~/.cache)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

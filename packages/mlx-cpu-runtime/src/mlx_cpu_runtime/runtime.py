@@ -80,6 +80,11 @@ def _tune_malloc() -> bool:
     return libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1) == 1 and ok
 
 
+def _switched_off(variable: str) -> bool:
+    """An on/off setting (`MLX_CPU_MALLOC`, `MLX_CPU_GEMV`) set to off or 0."""
+    return os.environ.get(variable, "on").strip().lower() in ("off", "0")
+
+
 def blas_turned_off() -> bool:
     """`MLX_CPU_BLAS=off` (or 0, none, reference): the user wants MLX's reference BLAS."""
     return os.environ.get("MLX_CPU_BLAS", "auto").strip().lower() in (
@@ -114,7 +119,7 @@ def configure() -> RuntimeStatus:
         if path is None:
             reason = "not found"
         else:
-            if gemv.turned_off():
+            if _switched_off("MLX_CPU_GEMV"):
                 shim, shim_reason = None, "turned off by MLX_CPU_GEMV"
             else:  # before the BLAS goes global, so that MLX's cblas_sgemm binds to it
                 shim, shim_reason = gemv.install(path)
@@ -122,7 +127,7 @@ def configure() -> RuntimeStatus:
                 blas = path
             else:
                 reason = f"{path} could not be loaded or has no cblas_sgemm"
-    malloc = os.environ.get("MLX_CPU_MALLOC", "on").strip().lower() not in ("off", "0")
+    malloc = not _switched_off("MLX_CPU_MALLOC")
     _STATUS = RuntimeStatus(
         platform=system,
         blas=blas,
