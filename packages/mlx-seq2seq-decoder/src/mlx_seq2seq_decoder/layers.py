@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -14,11 +15,25 @@ def activation(name: str):
     return nn.relu if name == "relu" else nn.gelu
 
 
-class Attention(nn.Module):
-    """Multi-head attention with NeMo's projection names (query/key/value/out)."""
+Kernel = Callable[[mx.array, mx.array, mx.array, float, "mx.array | None"], mx.array]
 
-    def __init__(self, hidden_size: int, num_heads: int) -> None:
+
+def fused_attention(
+    q: mx.array, k: mx.array, v: mx.array, scale: float, mask: mx.array | None
+) -> mx.array:
+    return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with NeMo's projection names (query/key/value/out).
+
+    `kernel` computes softmax(q k^T * scale + mask) v; MLX's fused one unless a user of the
+    layer brings its own (Sortformer's encoder brings mlx-conformer's CPU attention, which
+    is faster over long inputs)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, kernel: Kernel = fused_attention) -> None:
         super().__init__()
+        self._kernel = kernel
         self.num_heads = num_heads
         self.head_size = hidden_size // num_heads
         self.scale = 1.0 / math.sqrt(self.head_size)
@@ -42,7 +57,7 @@ class Attention(nn.Module):
         """Queries from `x` (B, L, D) over (B, H, S, D/H) keys and values; additive mask."""
         batch, length, _ = x.shape
         q = self.heads(self.query(x))
-        out = mx.fast.scaled_dot_product_attention(q, keys, values, scale=self.scale, mask=mask)
+        out = self._kernel(q, keys, values, self.scale, mask)
         return self.out(out.transpose(0, 2, 1, 3).reshape(batch, length, -1))
 
 

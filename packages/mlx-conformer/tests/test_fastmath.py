@@ -1,0 +1,70 @@
+"""The CPU's exp, sigmoid, SiLU and attention (`mlx_conformer.fastmath`) against float64."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_conformer import fastmath
+
+
+@pytest.fixture(autouse=True)
+def _cpu():
+    with mx.stream(mx.cpu):
+        yield
+
+
+def _arguments() -> mx.array:
+    rng = np.random.default_rng(0)
+    grid = np.linspace(-87.0, 88.0, 100_003)
+    return mx.array(np.concatenate([grid, rng.normal(0, 5, 50_000)]).astype(np.float32))
+
+
+def test_exp_within_a_few_ulp_of_float64():
+    x = _arguments()
+    got = np.array(fastmath.exp(x)).astype(np.float64)
+    want = np.exp(np.array(x).astype(np.float64))
+    assert np.max(np.abs(got - want) / want) < 2e-7
+
+
+def test_exp_of_masked_scores_is_negligible_and_finite():
+    """Masked keys (NeMo adds -10000; -inf elsewhere) weigh at most exp(-87.3) ~ 1.2e-38."""
+    got = np.array(fastmath.exp(mx.array([-1e4, -np.inf, -87.3, 0.0], dtype=mx.float32)))
+    assert np.all(np.isfinite(got))
+    assert np.all(got[:3] < 1.3e-38)
+    assert got[3] == 1.0
+
+
+def test_sigmoid_and_silu_match_float64():
+    x = _arguments()
+    x64 = np.array(x).astype(np.float64)
+    sigmoid = 1.0 / (1.0 + np.exp(-x64))
+    assert np.max(np.abs(np.array(fastmath.sigmoid(x)) - sigmoid)) < 2e-7
+    silu = np.array(fastmath.silu(x)).astype(np.float64)
+    assert np.max(np.abs(silu - x64 * sigmoid) / np.maximum(np.abs(x64 * sigmoid), 1e-30)) < 2e-6
+
+
+def _reference_attention(q, k, v, scale, bias) -> np.ndarray:
+    q, k, v = (np.array(a).astype(np.float64) for a in (q, k, v))
+    scores = q @ k.swapaxes(-1, -2) * scale + np.array(bias).astype(np.float64)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    return (weights / weights.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("per_head_bias", [False, True])
+def test_attention_halves_the_heads_without_changing_a_number(monkeypatch, per_head_bias):
+    """Over the split size, half of the heads run on a second stream: same numbers as one
+    call, and both equal softmax attention in float64 (padded keys masked as NeMo does)."""
+    rng = np.random.default_rng(1)
+    q, k, v = (mx.array(rng.normal(size=(2, 4, 96, 16)).astype(np.float32)) for _ in range(3))
+    bias = rng.normal(size=(2, 4 if per_head_bias else 1, 96, 96)).astype(np.float32)
+    bias[1, ..., 80:] = -10000.0  # the second item's last 16 keys are padding
+    bias = mx.array(bias)
+    monkeypatch.setattr(fastmath, "_SPLIT_SCORES", 1 << 30)
+    whole = fastmath.attention(q, k, v, 0.25, bias)
+    monkeypatch.setattr(fastmath, "_SPLIT_SCORES", 1)
+    halves = fastmath.attention(q, k, v, 0.25, bias)
+    assert np.array_equal(np.array(whole), np.array(halves))
+    want = _reference_attention(q, k, v, 0.25, bias)
+    assert np.max(np.abs(np.array(halves) - want)) < 1e-5
