@@ -13,6 +13,7 @@ two threads (`attention`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -151,22 +152,35 @@ def _heads(x: mx.array | None, part: slice) -> mx.array | None:
     return x if x is None or x.shape[1] == 1 else x[:, part]
 
 
+def over_heads(run: Callable[[slice], mx.array], heads: int, scores: int) -> mx.array:
+    """`run(part)` -> (B, heads in `part`, ...), for all the heads, concatenated.
+
+    MLX's CPU backend runs each elementwise operation on one thread, and attention over a
+    long input (`scores` score elements) is mostly elementwise work. So on the CPU, from
+    `_SPLIT_SCORES` scores on, half of the heads go to a second MLX stream (its own thread):
+    both cores work, and each head's numbers are the ones one call gives. Not nested: an
+    attention inside a split part runs whole."""
+    if not on_cpu() or heads < 2 or scores < _SPLIT_SCORES or getattr(_STREAMS, "busy", False):
+        return run(slice(None))
+    _STREAMS.busy = True
+    try:
+        head = run(slice(0, heads // 2))
+        with mx.stream(_second_stream()):
+            tail = run(slice(heads // 2, heads))
+    finally:
+        _STREAMS.busy = False
+    return mx.concatenate([head, tail], axis=1)
+
+
 def attention(
     q: mx.array, k: mx.array, v: mx.array, scale: float, bias: mx.array | None
 ) -> mx.array:
-    """Scaled dot-product attention: MLX's fused kernel on GPUs, `softmax_attention` on CPU.
-
-    MLX's CPU backend runs each elementwise operation on one thread, and a long input's
-    softmax is mostly elementwise work. So on the CPU, from `_SPLIT_SCORES` scores on, half
-    of the heads go to a second MLX stream (its own thread): both cores work through the
-    softmax, and each head's numbers are the ones one call gives."""
+    """Scaled dot-product attention: MLX's fused kernel on GPUs, `softmax_attention` on the
+    CPU (its heads halved over two threads for long inputs: `over_heads`)."""
     if not on_cpu():
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=bias)
-    heads = q.shape[1]
-    if heads < 2 or q.size // q.shape[-1] * k.shape[-2] < _SPLIT_SCORES:
-        return softmax_attention(q, k, v, scale, bias)
-    first, rest = slice(0, heads // 2), slice(heads // 2, heads)
-    head = softmax_attention(q[:, first], k[:, first], v[:, first], scale, _heads(bias, first))
-    with mx.stream(_second_stream()):
-        tail = softmax_attention(q[:, rest], k[:, rest], v[:, rest], scale, _heads(bias, rest))
-    return mx.concatenate([head, tail], axis=1)
+
+    def part(heads: slice) -> mx.array:
+        return softmax_attention(q[:, heads], k[:, heads], v[:, heads], scale, _heads(bias, heads))
+
+    return over_heads(part, q.shape[1], q.size // q.shape[-1] * k.shape[-2])
