@@ -101,3 +101,18 @@ def test_rejects_bad_shapes_and_lengths():
         frontend(mx.zeros((2, 1600)), [1600])
     with pytest.raises(ValueError, match="shape"):
         frontend(mx.zeros((1, 2, 1600)))
+
+
+def test_banded_mel_projection_equals_the_dense_one(audio_dir, monkeypatch):
+    """A reference BLAS gets the mel projection band by band; the numbers are the dense ones."""
+    import mlx_cpu_runtime
+
+    audio = load_audio(audio_dir / "speech_16k_mono.wav")
+    config = LogMelConfig(n_mels=128, win_length=400, pad_to=0, normalize="per_feature")
+    dense = LogMel(config)
+    reference = mlx_cpu_runtime.RuntimeStatus(platform="Linux", blas=None)
+    monkeypatch.setattr(mlx_cpu_runtime, "status", lambda: reference)
+    banded = LogMel(config)
+    assert len(dense._bands) == 1
+    assert len(banded._bands) == 16
+    np.testing.assert_allclose(np.array(banded(audio)[0]), np.array(dense(audio)[0]), atol=1e-5)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import mlx_cpu_runtime
+
 import mlx.core as mx
 import numpy as np
 
@@ -45,7 +47,7 @@ class LogMel:
             norm=config.mel_norm,
         )
         self.filterbank = mx.array(filterbank)
-        self._bands = _banded(filterbank)
+        self._bands = _mel_bands(filterbank)
         self._pad = (
             (config.n_fft - config.hop_length) // 2 if config.exact_pad else config.n_fft // 2
         )
@@ -95,15 +97,20 @@ class LogMel:
         spans = [(f, min(total, f + self.block_frames)) for f in range(0, total, self.block_frames)]
         spans = spans or [(0, 0)]
         several = len(spans) > 1
+        # On the CPU two blocks at a time, the second on a stream of its own: MLX runs the
+        # FFT and the elementwise work on one thread per stream.
+        streams = [mx.default_stream(mx.cpu), mlx_cpu_runtime.second_cpu_stream()]
+        if mx.default_device() != mx.cpu:
+            streams = [mx.default_stream(mx.default_device())]
         blocks = []
-        for first, last in spans:
-            block = self._log_mel_block(audio, lengths, first, last)
-            if self.config.frame_splicing > 1:
-                # NeMo's splice_frames concatenates the unshifted features `frame_splicing` times.
-                block = mx.concatenate([block] * self.config.frame_splicing, axis=-1)
+        for i in range(0, len(spans), len(streams)):
+            group = []
+            for stream, (first, last) in zip(streams, spans[i : i + len(streams)], strict=False):
+                with mx.stream(stream):
+                    group.append(self._spliced(self._log_mel_block(audio, lengths, first, last)))
             if several:
-                mx.eval(block)  # bound the STFT's working memory to one block
-            blocks.append(block)
+                mx.eval(group)  # bound the STFT's working memory to a block per stream
+            blocks += group
 
         mean, denominator = self._statistics(blocks, spans, valid)
         outputs = []
@@ -115,6 +122,12 @@ class LogMel:
             outputs.append(out)
         logmel = mx.concatenate(outputs, axis=1) if several else outputs[0]
         return self._pad_frames(logmel), valid
+
+    def _spliced(self, block: mx.array) -> mx.array:
+        """NeMo's splice_frames: the unshifted features concatenated `frame_splicing` times."""
+        if self.config.frame_splicing > 1:
+            return mx.concatenate([block] * self.config.frame_splicing, axis=-1)
+        return block
 
     def _log_mel_block(self, audio: mx.array, lengths: mx.array, first: int, last: int) -> mx.array:
         """Log-mel of STFT frames [first, last), before normalisation: (B, last - first, n_mels)."""
@@ -252,6 +265,18 @@ class LogMel:
             return x
         extra = pad_to - x.shape[1] % pad_to
         return mx.pad(x, [(0, 0), (0, extra), (0, 0)], constant_values=self.config.pad_value)
+
+
+def _mel_bands(filterbank: np.ndarray) -> list[tuple[int, int, mx.array]]:
+    """The mel projection's pieces: band by band on a reference BLAS, else one dense matmul.
+
+    With OpenBLAS (or Accelerate, or a GPU) the one dense (bins, mels) product is faster than
+    ten small ones: a 4096-frame block of 80 mels 14.6 -> 11.7 ms on 2 cores (2026-12-04), the
+    same numbers (zeros add nothing)."""
+    status = mlx_cpu_runtime.status()
+    if status.platform == "Linux" and status.blas is None:
+        return _banded(filterbank)
+    return [(0, filterbank.shape[0], mx.array(filterbank))]
 
 
 def _banded(filterbank: np.ndarray, mels_per_band: int = 8) -> list[tuple[int, int, mx.array]]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from mlx_cpu_runtime import second_cpu_stream
+
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -137,14 +139,7 @@ def softmax_attention(
 
 
 _SPLIT_SCORES = 1 << 20  # score elements from which halving the heads over two threads pays
-_STREAMS = threading.local()  # an MLX stream belongs to the thread that made it
-
-
-def _second_stream() -> mx.Stream:
-    stream = getattr(_STREAMS, "second", None)
-    if stream is None:
-        stream = _STREAMS.second = mx.new_stream(mx.cpu)
-    return stream
+_SPLITTING = threading.local()  # set while the parts of a split are being built
 
 
 def _heads(x: mx.array | None, part: slice) -> mx.array | None:
@@ -160,15 +155,15 @@ def over_heads(run: Callable[[slice], mx.array], heads: int, scores: int) -> mx.
     `_SPLIT_SCORES` scores on, half of the heads go to a second MLX stream (its own thread):
     both cores work, and each head's numbers are the ones one call gives. Not nested: an
     attention inside a split part runs whole."""
-    if not on_cpu() or heads < 2 or scores < _SPLIT_SCORES or getattr(_STREAMS, "busy", False):
+    if not on_cpu() or heads < 2 or scores < _SPLIT_SCORES or getattr(_SPLITTING, "busy", False):
         return run(slice(None))
-    _STREAMS.busy = True
+    _SPLITTING.busy = True
     try:
         head = run(slice(0, heads // 2))
-        with mx.stream(_second_stream()):
+        with mx.stream(second_cpu_stream()):
             tail = run(slice(heads // 2, heads))
     finally:
-        _STREAMS.busy = False
+        _SPLITTING.busy = False
     return mx.concatenate([head, tail], axis=1)
 
 

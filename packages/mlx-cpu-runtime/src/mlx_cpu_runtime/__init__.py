@@ -20,11 +20,12 @@ this project calls it first thing. Environment overrides, read at that moment:
 `MLX_CPU_GEMV=off`.
 `hint()` prints, once, what to install when no optimised BLAS was found.
 `kernels_compiled()` says when MLX is about to compile its CPU kernels for a dtype (the
-first run in it takes 10-30 s longer).
+first run in it takes 10-30 s longer). `second_cpu_stream()` gives work for the second core.
 """
 
 from .kernels import kernel_cache, kernels_compiled
 from .runtime import RuntimeStatus, configure, find_blas, hint, status
+from .streams import second_cpu_stream
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,6 @@ __all__ = [
     "hint",
     "kernel_cache",
     "kernels_compiled",
+    "second_cpu_stream",
     "status",
 ]
