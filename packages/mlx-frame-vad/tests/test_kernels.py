@@ -31,3 +31,14 @@ def test_depthwise_equals_grouped_conv1d(kernel, stride, dilation, time):
         single = depthwise(x[item : item + 1], length, weight, stride, dilation, padding)
         np.testing.assert_allclose(np.array(single), np.array(expected[item : item + 1]),
                                    rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("frames", [0, 5, 2048, 2049, 5000])
+def test_time_and_channels_swap_in_runs_equals_swapaxes(frames):
+    from mlx_frame_vad.convasr import swap_time_and_channels
+
+    x = mx.array(np.random.default_rng(frames).normal(size=(2, frames, 7)).astype(np.float32))
+    channels_first = swap_time_and_channels(x, 1)
+    np.testing.assert_array_equal(np.array(channels_first), np.array(x).swapaxes(1, 2))
+    back = swap_time_and_channels(channels_first, 2)
+    np.testing.assert_array_equal(np.array(back), np.array(x))
