@@ -68,3 +68,19 @@ def test_attention_halves_the_heads_without_changing_a_number(monkeypatch, per_h
     assert np.array_equal(np.array(whole), np.array(halves))
     want = _reference_attention(q, k, v, 0.25, bias)
     assert np.max(np.abs(np.array(halves) - want)) < 1e-5
+
+
+@pytest.mark.parametrize("bias_shape", [None, (2, 1, 1, 96), (2, 4, 96, 96)])
+def test_softmax_attention_in_both_layouts_equals_float64(bias_shape):
+    """Keys-by-queries scores (no bias, or a key mask) and queries-by-keys (a full bias)."""
+    rng = np.random.default_rng(2)
+    q, k, v = (mx.array(rng.normal(size=(2, 4, 96, 16)).astype(np.float32)) for _ in range(3))
+    bias = None
+    if bias_shape is not None:
+        values = rng.normal(size=bias_shape).astype(np.float32)
+        values[1, ..., 70:] = -10000.0  # padded keys of the second item
+        bias = mx.array(values)
+    got = np.array(fastmath.softmax_attention(q, k, v, 0.25, bias))
+    zero = mx.zeros((1, 1, 1, 1))
+    want = _reference_attention(q, k, v, 0.25, zero if bias is None else bias)
+    assert np.max(np.abs(got - want)) < 1e-5

@@ -128,13 +128,25 @@ def softmax_attention(
     The normalisation is applied to the (T, d_head) output rather than the (T, T) weights,
     and the row sums come out of the same matmul (a column of ones appended to v), which
     saves a single-threaded pass over the weights: ~10% of this function's time at T = 750.
+
+    Without a bias, or with one that only masks keys ((..., 1, S)), the scores are made
+    keys-by-queries, (..., S, T): the max over the keys is then a reduction along columns,
+    which MLX vectorises, where its reduction along rows is a scalar loop (7.3 -> 0.9 ms on
+    (8, 750, 750)); the product with v takes the weights transposed (a BLAS flag, no copy).
+    Same numbers either way.
     """
-    scores = (q * scale) @ k.swapaxes(-1, -2)
-    if bias is not None:
-        scores = scores + bias
-    weights = exp(scores - mx.max(scores, axis=-1, keepdims=True))
     ones = mx.ones((*v.shape[:-1], 1), dtype=v.dtype)
-    out = weights @ mx.concatenate([v, ones], axis=-1)
+    values = mx.concatenate([v, ones], axis=-1)
+    if bias is None or bias.shape[-2] == 1:
+        scores = k @ (q * scale).swapaxes(-1, -2)
+        if bias is not None:
+            scores = scores + bias.swapaxes(-1, -2)
+        weights = exp(scores - mx.max(scores, axis=-2, keepdims=True))
+        out = weights.swapaxes(-1, -2) @ values
+    else:
+        scores = (q * scale) @ k.swapaxes(-1, -2) + bias
+        weights = exp(scores - mx.max(scores, axis=-1, keepdims=True))
+        out = weights @ values
     return out[..., :-1] / out[..., -1:]
 
 
