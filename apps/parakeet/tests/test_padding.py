@@ -1,12 +1,15 @@
-"""Batches padded to a few lengths (what a GPU run does) decode as unpadded ones."""
+"""Batches padded to a few lengths (what a GPU run does) decode as unpadded ones, and as a
+batch encoded one piece at a time (what a CPU run does), and as each input alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import mlx.core as mx
 import pytest
 
 import nemo_mlx_parakeet as parakeet
+from nemo_mlx_parakeet.encoding import encodes_each
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "tests" / "fixtures" / "audio"
@@ -26,12 +29,14 @@ def model(request, tmp_path_factory):
 
 def test_padded_batches_decode_as_unpadded(model):
     paths = [AUDIO / c for c in CLIPS]
+    model.encode_each = False  # one padded encoder call per batch, as on a GPU
     model.bucket_frames = False
     plain = model.transcribe(paths, batch_size=4)
     model.bucket_frames = True
     padded = model.transcribe(paths, batch_size=4)
     alone = [model.transcribe(p) for p in paths]
     model.bucket_frames = None
+    model.encode_each = None
     for a, b, c in zip(plain, padded, alone, strict=True):
         assert [t.id for t in b.tokens] == [t.id for t in a.tokens] == [t.id for t in c.tokens]
         assert [(t.start, t.end) for t in b.tokens] == [(t.start, t.end) for t in a.tokens]
@@ -45,3 +50,46 @@ def test_padded_lengths(model):
     model.bucket_frames = None
     assert sizes == [128, 128, 256, 2048, 2304, 4608, 30720]
     assert unpadded == 129
+
+
+def _tokens(transcript):
+    return [(t.id, t.start, t.end) for t in transcript.tokens]
+
+
+def _encoder_batches(model, monkeypatch) -> list[int]:
+    """Record the batch size of every encoder call."""
+    sizes: list[int] = []
+    encoder = model.encoder
+    original = type(encoder).__call__
+
+    def counted(self, features, *args, **kwargs):
+        sizes.append(features.shape[0])
+        return original(self, features, *args, **kwargs)
+
+    monkeypatch.setattr(type(encoder), "__call__", counted)
+    return sizes
+
+
+def test_each_and_padded_decode_as_alone(model, monkeypatch):
+    paths = [AUDIO / c for c in CLIPS]
+    alone = [_tokens(model.transcribe(p)) for p in paths]
+    sizes = _encoder_batches(model, monkeypatch)
+    try:
+        model.encode_each = True
+        each = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
+        each_sizes, sizes[:] = list(sizes), []
+        model.encode_each = False
+        padded = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
+    finally:
+        model.encode_each = None
+    assert each_sizes == [1, 1, 1, 1]  # one encoder call per piece
+    assert sizes == [4]  # one padded call for the batch
+    assert all(alone)  # the model writes tokens for these clips (else the test proves little)
+    assert each == alone
+    assert padded == alone
+
+
+def test_policy_follows_the_device():
+    assert encodes_each(True)
+    assert not encodes_each(False)
+    assert encodes_each(None) == (mx.default_device() == mx.cpu)

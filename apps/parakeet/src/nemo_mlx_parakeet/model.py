@@ -3,6 +3,7 @@
 The class composes the parts: `checkpoint` (the modules from a model directory, with a
 prompt model's language projection), `batching` (inputs into pieces and batches),
 `pieces` (an input cut into pieces, their hypotheses joined into its transcript),
+`encoding` (a batch through the encoder, padded or one piece at a time),
 `attention` (the long-audio policy), `decoding` (the heads' hypotheses), `biasing` (fusion
 or word spotting)."""
 
@@ -34,6 +35,7 @@ from .checkpoint import load_parts
 from .checks import check_options
 from .decoding import Head, Hypothesis, decode
 from .diarization import labelled, live_choice, load_diarizer, speaker_turns
+from .encoding import encode_each, encode_padded, encodes_each
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .pieces import input_pieces, joined
@@ -73,6 +75,8 @@ class Parakeet:
         )
         self.sample_rate = nemo.sample_rate(cfg["preprocessor"])
         self.bucket_frames: bool | None = None  # pad batches to a few lengths; None: on a GPU
+        # Encode a batch's pieces one at a time, unpadded (`encoding.py`); None: on the CPU
+        self.encode_each: bool | None = None
         # Bytes of full-attention scores a batch may take (`attention_for`); None: no limit.
         self.attention_budget: int | None = FULL_ATTENTION_BUDGET
         # Called with a line when a batch switches to the long-audio recipe (--verbose).
@@ -283,10 +287,12 @@ class Parakeet:
         """Decode a batch of pieces, with `aids` (fusion or a word spotter); frames are
         relative to each piece's start."""
         longest = max(p.feature_frames for p in pieces)
-        features = batching.batch_features(self.frontend, pieces, self._padded_frames(longest))
-        feature_len = mx.array([p.feature_frames for p in pieces])
+        parts = self.frontend, self.encoder, self.dtype, pieces
         with self._attention(len(pieces), longest):
-            encoded, encoded_len = self.encoder(features.astype(self.dtype), feature_len)
+            if encodes_each(self.encode_each):
+                encoded, encoded_len = encode_each(*parts)
+            else:
+                encoded, encoded_len = encode_padded(*parts, self._padded_frames(longest))
         encoded = self.condition(encoded, language)
         head = self.ctc if self.head == "ctc" else self.transducer
         return decode(self.head, head, encoded, encoded_len, decoding, beam_size, length_penalty,
