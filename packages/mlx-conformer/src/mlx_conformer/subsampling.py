@@ -64,7 +64,9 @@ class ConvSubsampling(nn.Module):
         self.stages = stages
         self.causal = config.causal_downsampling
         self.factor = config.subsampling_factor
-        self.chunk_frames = 128
+        # 48-64 ran ~10% faster than 128 or 32 (a piece's first-stage output, ~3M values, then
+        # stays in cache between passes; smaller pieces repeat more context)
+        self.chunk_frames = 64
         freq = output_length(config.feat_in, stages, self.causal)
         self.out = nn.Linear(channels * freq, config.d_model)
 
