@@ -64,7 +64,9 @@ class ConvSubsampling(nn.Module):
         self.stages = stages
         self.causal = config.causal_downsampling
         self.factor = config.subsampling_factor
-        self.chunk_frames = 128
+        # 48-64 ran ~10% faster than 128 or 32 (a piece's first-stage output, ~3M values, then
+        # stays in cache between passes; smaller pieces repeat more context)
+        self.chunk_frames = 64
         freq = output_length(config.feat_in, stages, self.causal)
         self.out = nn.Linear(channels * freq, config.d_model)
 
@@ -81,48 +83,97 @@ class ConvSubsampling(nn.Module):
         """
         lengths = lengths.astype(mx.int32)
         time = features.shape[1]
+        shortest = int(mx.min(lengths).item())  # pieces within every item need no masking
         out_time = output_length(time, self.stages, self.causal)
         out_lengths = output_length(lengths, self.stages, self.causal)
         if out_time <= self.chunk_frames:
-            return self.out(self._convolve(features, lengths, 0)), out_lengths
+            x = self._convolve(features, lengths, 0, shortest < time)
+            return self.out(x), out_lengths
         before, after = (2, 0) if self.causal else (1, 1)  # output frames of context
         pieces = []
         for first in range(0, out_time, self.chunk_frames):
             last = min(out_time, first + self.chunk_frames)
             start = max(0, (first - before) * self.factor)
             stop = min(time, (last + after) * self.factor)
-            x = self._convolve(features[:, start:stop], lengths, start)
+            x = self._convolve(features[:, start:stop], lengths, start, shortest < stop)
             skip = first - start // self.factor
             piece = self.out(x[:, skip : skip + last - first])
             mx.eval(piece)
             pieces.append(piece)
         return mx.concatenate(pieces, axis=1), out_lengths
 
-    def _convolve(self, x: mx.array, lengths: mx.array, start: int) -> mx.array:
-        """The convolutions over input frames [start, ...), masked by global frame index."""
-        x = x[..., None]  # (B, T, F, 1): time and frequency are the conv's two axes
+    def _convolve(self, x: mx.array, lengths: mx.array, start: int, masked: bool) -> mx.array:
+        """The convolutions over input frames [start, ...), masked by global frame index
+        where `masked` (some item ends within the piece; elsewhere masking changes nothing:
+        every stage's valid frames are then its whole piece)."""
         valid = lengths - start  # lengths in this piece's own frame index
-        before, after = stage_padding(self.causal)
-        for layer in self.conv:
+        padding = stage_padding(self.causal)
+        lengths = output_length(lengths, 1, self.causal)
+        start //= _STRIDE
+        x = _first_stage(
+            _mask_time(x, valid) if masked else x,
+            self.conv[0],
+            padding,
+            lengths - start if masked else None,
+            padding if len(self.conv) > 2 else (0, 0),
+        )
+        ready = True  # x is masked and padded for the next 3x3 convolution
+        for layer in self.conv[2:]:
             if isinstance(layer, nn.ReLU):
                 x = nn.relu(x)  # masking is idempotent here: relu(0) = 0
                 continue
-            x = _mask_time(x, valid)
             if layer.weight.shape[1] == 1:  # pointwise: a matmul over channels
-                x = x @ layer.weight.reshape(layer.weight.shape[0], -1).T + layer.bias
+                x = _mask_time(x, lengths - start) if masked else x
+                x = mx.addmm(layer.bias, x, layer.weight.reshape(layer.weight.shape[0], -1).T)
                 continue
-            x = mx.pad(x, [(0, 0), (before, after), (before, after), (0, 0)])
+            if not ready:
+                x = _mask_time(x, lengths - start) if masked else x
+                x = mx.pad(x, [(0, 0), padding, padding, (0, 0)])
+            ready = False
             if layer.groups > 1:  # depthwise: nine strided taps, fused by mx.compile
                 x = _depthwise_stride2(x, layer.weight, layer.bias)
             else:
                 x = layer(x)
             lengths = output_length(lengths, 1, self.causal)
             start //= _STRIDE
-            valid = lengths - start
-        x = _mask_time(x, valid)
+        x = _mask_time(x, lengths - start) if masked else x
         batch, time, freq, channels = x.shape
         # NeMo flattens (channels, frequency) with channels major.
         return x.transpose(0, 1, 3, 2).reshape(batch, time, channels * freq)
+
+
+def _first_stage(
+    x: mx.array,
+    conv: nn.Conv2d,
+    padding: tuple[int, int],
+    valid: mx.array | None,
+    out_padding: tuple[int, int],
+) -> mx.array:
+    """The first 3x3 stride-2 convolution (one input channel) and its ReLU, as one matmul of
+    its 3x3 patches of (B, T, F) with the (C, 9) weight: (B, T', F', C), frames at or past
+    `valid` zeroed, then zero-padded by `out_padding` on time and frequency for the next
+    convolution.
+
+    The bias rides on a tenth patch value, 1 inside and 0 in the padding and the masked
+    frames, so that the matmul writes the padded, masked output directly: this stage's
+    output is the subsampling's largest array, and MLX's convolution plus separate masking
+    and padding passes over it cost ~2x this.
+    """
+    x = mx.pad(x, [(0, 0), padding, padding])
+    time, freq = (x.shape[1] - _KERNEL) // 2 + 1, (x.shape[2] - _KERNEL) // 2 + 1
+    taps = [
+        x[:, i : i + 2 * time - 1 : 2, j : j + 2 * freq - 1 : 2]
+        for i in range(_KERNEL)
+        for j in range(_KERNEL)
+    ]
+    patches = mx.stack([*taps, mx.ones_like(taps[0])], axis=-1)  # (B, T', F', 10)
+    if valid is not None:
+        keep = mx.arange(time)[None, :] < valid[:, None]
+        patches = patches * keep[:, :, None, None].astype(patches.dtype)
+    patches = mx.pad(patches, [(0, 0), out_padding, out_padding, (0, 0)])
+    channels = conv.weight.shape[0]
+    weight = mx.concatenate([conv.weight.reshape(channels, -1), conv.bias[:, None]], axis=1)
+    return nn.relu(patches @ weight.T)
 
 
 @mx.compile
@@ -143,5 +194,6 @@ def _depthwise_stride2(padded: mx.array, weight: mx.array, bias: mx.array) -> mx
 
 
 def _mask_time(x: mx.array, lengths: mx.array) -> mx.array:
+    """x (B, T, ...) with frames at or past each item's length zeroed."""
     valid = mx.arange(x.shape[1])[None, :] < lengths[:, None]
-    return x * valid[:, :, None, None].astype(x.dtype)
+    return x * valid.reshape(*valid.shape, *[1] * (x.ndim - 2)).astype(x.dtype)
