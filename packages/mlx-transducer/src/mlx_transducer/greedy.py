@@ -29,6 +29,8 @@ random joints) for a whole batch at once, with few host synchronisations:
 - On MLX's CUDA backend the whole loop runs instead as one kernel launch
   (`cuda_greedy.py`: the same decisions, no host round trip per step); fusion and
   batches over its limit take the compiled step.
+- The prediction network's first layer reads its input part from a per-label table
+  (`input_table`, made once per set of weights) instead of a product per step.
 - Confidences are computed once after the loop, in one joint evaluation over the emitted
   tokens' frames and predictor outputs, which each step records (`collect_hypotheses`).
 - Shallow fusion (`fusion`: an n-gram LM, a boosting tree; mlx-asr-fusion's models), as
