@@ -29,6 +29,8 @@ random joints) for a whole batch at once, with few host synchronisations:
 - On MLX's CUDA backend the whole loop runs instead as one kernel launch
   (`cuda_greedy.py`: the same decisions, no host round trip per step); fusion and
   batches over its limit take the compiled step.
+- The prediction network's first layer reads its input part from a per-label table
+  (`input_table`, made once per set of weights) instead of a product per step.
 - Confidences are computed once after the loop, in one joint evaluation over the emitted
   tokens' frames and predictor outputs, which each step records (`collect_hypotheses`).
 - Shallow fusion (`fusion`: an n-gram LM, a boosting tree; mlx-asr-fusion's models), as
@@ -50,6 +52,7 @@ from functools import partial
 
 import mlx.core as mx
 import numpy as np
+from mlx.utils import tree_flatten
 
 from mlx_asr_fusion import (
     FusionModel,
@@ -61,6 +64,7 @@ from mlx_asr_fusion import (
 )
 
 from . import cuda_greedy
+from .decisions import blank_chain, decision_rule
 from .hypothesis import Hypothesis
 from .networks import JointNetwork, PredictionNetwork
 from .records import StepRecords, collect_hypotheses
@@ -107,6 +111,7 @@ class GreedyDecoder:
         # compiled steps per (fusion shapes, window): the window-1 step is made on demand
         self._steps = {((), self.window): _make_step(*self._settings)}
         self._fused: cuda_greedy.FusedGreedy | None = None
+        self._table: tuple[tuple[mx.array, ...], mx.array] | None = None
         self.kernel = True  # the CUDA kernel where it applies (False: the compiled step)
 
     def initial_state(
@@ -186,6 +191,7 @@ class GreedyDecoder:
         count = math.ceil(most / self.reach)
         self.rounds = 0  # host synchronisations of the last run (for benchmarks)
         self.windows: list[int] = []  # the window of each round of the last run
+        input_table = self.input_table()
         while count > 0 and (limit is None or len(records) < limit):
             self.rounds += 1
             if limit is not None:
@@ -194,22 +200,31 @@ class GreedyDecoder:
             self.windows.append(window)
             before = left
             for _ in range(count):
-                state, record = step(enc_proj, lengths, state, tables)
+                state, record = step(enc_proj, lengths, state, tables, input_table)
                 records.append(record)
             mx.eval(state, records[-count:])
             left = sizes - np.array(state["t"], dtype=np.int64)
             going = left > 0
             if not going.any():
                 break
-            # Dense emission (every utterance moved fewer frames than it took steps: tokens
-            # on most steps, as a model emitting `max_symbols` per frame does) gains nothing
-            # from the window's extra joint rows: the next round steps one frame at a time.
-            # The decisions are the same at every window.
+            # Dense emission (every utterance moved fewer frames than it took steps) gains
+            # nothing from the window's extra joint rows: the next round has window 1 (the
+            # decisions are the same at every window).
             dense = bool(((before - left)[going] < count).all())
             window = 1 if dense else self.window
             moved = np.maximum(sizes - start - left, 1)[going]  # frames per step so far
             count = max(MIN_ROUND, math.ceil(float((left[going] * len(records) / moved).max())))
         return state, StepRecords.from_steps(records)
+
+    def input_table(self) -> mx.array:
+        """`PredictionNetwork.input_table`, made once per set of weights (`set_dtype` or
+        `load_weights` replace them)."""
+        weights = tuple(v for _, v in tree_flatten(self.prednet.parameters()))
+        # the held arrays keep their ids unique while the table is kept
+        if self._table is None or [*map(id, self._table[0])] != [*map(id, weights)]:
+            self._table = (weights, self.prednet.input_table())
+            mx.eval(self._table[1])
+        return self._table[1]
 
     def _logits_dtype(self, enc_proj: mx.array, state: dict, fusion) -> mx.Dtype:
         """The joint's output dtype (of a graph built, never run), if there is fusion."""
@@ -268,12 +283,12 @@ def _make_step(
     utterance of the batch; `fusion`: the fusion models' (vocabulary, max order)."""
     offsets = mx.arange(window, dtype=mx.int32)  # positions in the window
     mx.eval(offsets)  # a constant, not a graph node of every step
-    decide = _decision_rule(blank_id, durations)
-    follow = _blank_chain(offsets, max(1, *durations) if durations else 1)
+    decide = decision_rule(blank_id, durations)
+    follow = blank_chain(offsets, max(1, *durations) if durations else 1)
 
     @partial(mx.compile, inputs=[prednet.state, joint.state])
     def step(
-        enc_proj: mx.array, lengths: mx.array, state: dict, tables: list
+        enc_proj: mx.array, lengths: mx.array, state: dict, tables: list, input_table: mx.array
     ) -> tuple[dict, tuple]:
         t, g = state["t"], state["g"]
         active = t < lengths
@@ -292,7 +307,7 @@ def _make_step(
         frame = t + stop
         emit = active & (stop < window) & (frame < lengths)
         new_t = mx.where(active, mx.where(emit, frame + duration, frame), t)
-        new_state = _emit(prednet, joint, state, emit, label, frame)
+        new_state = _emit(prednet, joint, state, emit, label, frame, input_table)
         if fusion:  # each model follows the emitted token
             new_state["fusion"] = fusion_next(tables, state["fusion"], candidates, label, emit)
         if max_symbols is not None:  # NeMo's forced blank after max_symbols on one frame
@@ -307,65 +322,6 @@ def _make_step(
     return step
 
 
-def _decision_rule(blank_id: int, durations: tuple[int, ...]):
-    """NeMo's decision at each frame, from logits (B, window, outputs): the label (argmax
-    over tokens and blank), whether it is blank, and the duration (TDT: argmax over the
-    duration logits, a blank's 0 made 1; RNNT: 1 for blank, 0 for a token)."""
-    tdt = bool(durations)
-    duration_table = mx.array(durations or (0,), dtype=mx.int32)
-    mx.eval(duration_table)
-    # (0, 1, 2, ...) as every TDT checkpoint has: the duration is the index plus the first
-    consecutive = (
-        durations == tuple(range(durations[0], durations[0] + len(durations))) if tdt else False
-    )
-
-    def decide(logits: mx.array) -> tuple[mx.array, mx.array, mx.array]:
-        label = mx.argmax(logits[..., : blank_id + 1], axis=-1).astype(mx.int32)
-        blank = label == blank_id
-        if tdt:
-            index = mx.argmax(logits[..., blank_id + 1 :], axis=-1).astype(mx.int32)
-            duration = index + durations[0] if consecutive else duration_table[index]
-            duration = mx.where(blank & (duration == 0), 1, duration)
-        else:
-            duration = blank.astype(mx.int32)
-        return label, blank, duration
-
-    return decide
-
-
-def _blank_chain(offsets: mx.array, longest: int):
-    """Where the chain of blank jumps from the window's first frame stops, as an offset
-    into the window (window or more: it jumped past the window's last frame), and the
-    label and duration decided there. A blank jumps by its duration; a token, or a frame
-    past the utterance's end (`inside` False), stays. `offsets` are the window's positions
-    (0, 1, ...), `longest` the longest jump."""
-    window = offsets.size
-    size = window + longest  # positions a chain can reach
-    beyond = mx.arange(window, size, dtype=mx.int32)  # past the window: they stay
-    mx.eval(beyond)
-    doublings = math.ceil(math.log2(window)) if window > 1 else 0
-
-    def follow(label: mx.array, blank: mx.array, duration: mx.array, inside: mx.array):
-        if window == 1:
-            stop = mx.where(blank[:, 0], duration[:, 0], 0)
-            return stop, label[:, 0], duration[:, 0]
-        # Pointer doubling: nxt[i] is where position i's jump lands; after k rounds of
-        # nxt[i] = nxt[nxt[i]], it is where 2**k jumps from i land.
-        jump = mx.where(blank & inside, offsets + duration, offsets)
-        nxt = mx.concatenate(
-            [jump, mx.broadcast_to(beyond, (label.shape[0], size - window))], axis=1
-        )
-        for _ in range(doublings):
-            nxt = mx.take_along_axis(nxt, nxt, axis=1)
-        stop = nxt[:, 0]
-        # label and duration at the stop, in one gather (durations are under 2**16)
-        packed = label * 65536 + duration
-        packed = mx.take_along_axis(packed, mx.minimum(stop, window - 1)[:, None], axis=1)[:, 0]
-        return stop, packed // 65536, packed % 65536
-
-    return follow
-
-
 def _emit(
     prednet: PredictionNetwork,
     joint: JointNetwork,
@@ -373,6 +329,7 @@ def _emit(
     emit: mx.array,
     label: mx.array,
     frame: mx.array,
+    input_table: mx.array,
 ) -> dict:
     """The state after emitting `label` at `frame` where `emit` is set: the prediction
     network stepped, and the count of tokens emitted in a row at one frame (NeMo's
@@ -381,7 +338,7 @@ def _emit(
         emit, mx.where(state["last_frame"] == frame, state["repeats"] + 1, 1), state["repeats"]
     )
     last_frame = mx.where(emit, frame, state["last_frame"])
-    out, layers = prednet.step(label, state["layers"])
+    out, layers = prednet.step(label, state["layers"], input_table)
     keep = emit[:, None]
     return {
         "layers": [
