@@ -86,18 +86,12 @@ class RelPositionAttention(nn.Module):
         q_u = q + self.pos_bias_u[None, :, None, :]
         q_v = q + self.pos_bias_v[None, :, None, :]
         if not self.local:
-            p = self._positions_of(pos_emb, time, cache)  # (H, K + T - 1, d_head)
-            scores = time * k.shape[2]
+            out = self._full(
+                q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask
+            )
         else:
             p = self._heads(self.linear_pos(pos_emb)[None])[0]  # (H, band, d_head)
-            scores = time * p.shape[1]
-
-        def part(h: slice) -> mx.array:  # the heads h, positional scores included
-            if self.local:
-                return self._local(q_u[:, h], q_v[:, h], k[:, h], v[:, h], p[h], lengths)
-            return self._full(q_u[:, h], q_v[:, h], k[:, h], v[:, h], p[h], lengths, mask)
-
-        out = fastmath.over_heads(part, self.n_heads, batch * self.n_heads * scores)
+            out = self._local(q_u, q_v, k, v, p, lengths)
         if mask is not None:
             out = out * mx.any(mask, axis=-1)[:, None, :, None]
         return self.linear_out(out.transpose(0, 2, 1, 3).reshape(batch, time, -1))
