@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from functools import partial
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 from mlx.utils import tree_flatten
 
@@ -110,7 +111,7 @@ class GreedyDecoder:
         self._settings = (prednet, joint, blank_id, tuple(durations), max_symbols, self.window)
         # compiled steps per (fusion shapes, window): the window-1 step is made on demand
         self._steps = {((), self.window): _make_step(*self._settings)}
-        self._fused: cuda_greedy.FusedGreedy | None = None
+        self._fused: tuple[tuple[mx.array, ...], cuda_greedy.FusedGreedy] | None = None
         self._table: tuple[tuple[mx.array, ...], mx.array] | None = None
         self.kernel = True  # the CUDA kernel where it applies (False: the compiled step)
 
@@ -155,12 +156,14 @@ class GreedyDecoder:
             return None
         if not cuda_greedy.FusedGreedy.supports(self.prednet, self.joint, batch):
             return None
-        if self._fused is None:
-            self._fused = cuda_greedy.FusedGreedy(
+        weights = _arrays(self.prednet) + _arrays(self.joint)  # the kernel's copies follow them
+        if self._fused is None or not _same(self._fused[0], weights):
+            fused = cuda_greedy.FusedGreedy(
                 self.prednet, self.joint, blank_id=self.blank_id,
                 durations=self._settings[3], max_symbols=self.max_symbols,
             )  # fmt: skip
-        return self._fused
+            self._fused = (weights, fused)
+        return self._fused[1]
 
     def _step_for(self, shapes: tuple[tuple[int, int], ...], window: int):
         if (shapes, window) not in self._steps:
@@ -219,9 +222,8 @@ class GreedyDecoder:
     def input_table(self) -> mx.array:
         """`PredictionNetwork.input_table`, made once per set of weights (`set_dtype` or
         `load_weights` replace them)."""
-        weights = tuple(v for _, v in tree_flatten(self.prednet.parameters()))
-        # the held arrays keep their ids unique while the table is kept
-        if self._table is None or [*map(id, self._table[0])] != [*map(id, weights)]:
+        weights = _arrays(self.prednet)
+        if self._table is None or not _same(self._table[0], weights):
             self._table = (weights, self.prednet.input_table())
             mx.eval(self._table[1])
         return self._table[1]
@@ -349,3 +351,13 @@ def _emit(
         "last_frame": last_frame,
         "repeats": repeats,
     }
+
+
+def _arrays(module: nn.Module) -> tuple[mx.array, ...]:
+    """A module's parameter arrays: what is derived from them is made anew when they change."""
+    return tuple(v for _, v in tree_flatten(module.parameters()))
+
+
+def _same(kept: tuple[mx.array, ...], now: tuple[mx.array, ...]) -> bool:
+    """The same arrays (held, so their ids stay unique while kept)."""
+    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
