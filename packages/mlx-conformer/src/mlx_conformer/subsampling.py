@@ -168,8 +168,7 @@ def _first_stage(
     ]
     patches = mx.stack([*taps, mx.ones_like(taps[0])], axis=-1)  # (B, T', F', 10)
     if valid is not None:
-        keep = mx.arange(time)[None, :] < valid[:, None]
-        patches = patches * keep[:, :, None, None].astype(patches.dtype)
+        patches = _mask_time(patches, valid)
     patches = mx.pad(patches, [(0, 0), out_padding, out_padding, (0, 0)])
     channels = conv.weight.shape[0]
     weight = mx.concatenate([conv.weight.reshape(channels, -1), conv.bias[:, None]], axis=1)

@@ -43,9 +43,14 @@ class RuntimeStatus:
     gemv_reason: str = ""
 
     @property
+    def reference_blas(self) -> bool:
+        """Linux with no optimised BLAS loaded: MLX calls its wheel's reference BLAS."""
+        return self.platform == "Linux" and self.blas is None
+
+    @property
     def needs_blas_hint(self) -> bool:
         """Linux, no optimised BLAS, and not by the user's choice: worth one hint."""
-        return self.platform == "Linux" and self.blas is None and self.blas_reason == "not found"
+        return self.reference_blas and self.blas_reason == "not found"
 
 
 _STATUS: RuntimeStatus | None = None
