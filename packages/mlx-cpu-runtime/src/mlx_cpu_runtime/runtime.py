@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from . import gemv
+from . import gemv, jit
 
 # Shared libraries that export the standard `cblas_*` symbols, most preferred first.
 # (numpy's and scipy's bundled OpenBLAS builds rename their symbols and cannot serve.)
@@ -41,6 +41,8 @@ class RuntimeStatus:
     too_late: bool = False  # mlx was imported before configure() ran
     gemv: str | None = None  # the sgemm shim sending one-row products to sgemv (gemv.py)
     gemv_reason: str = ""
+    jit: str | None = None  # the flags MLX's CPU kernels are compiled with (jit.py)
+    jit_reason: str = ""
 
     @property
     def reference_blas(self) -> bool:
@@ -86,7 +88,7 @@ def _tune_malloc() -> bool:
 
 
 def _switched_off(variable: str) -> bool:
-    """An on/off setting (`MLX_CPU_MALLOC`, `MLX_CPU_GEMV`) set to off or 0."""
+    """An on/off setting (`MLX_CPU_MALLOC`, `MLX_CPU_GEMV`, `MLX_CPU_JIT`) set to off or 0."""
     return os.environ.get(variable, "on").strip().lower() in ("off", "0")
 
 
@@ -101,7 +103,8 @@ def blas_turned_off() -> bool:
 
 
 def configure() -> RuntimeStatus:
-    """Load an optimised BLAS and tune malloc (Linux only, once per process)."""
+    """Load an optimised BLAS, tune malloc, and have MLX compile its CPU kernels for this
+    machine (`jit.py`) (Linux only, once per process)."""
     global _STATUS
     if _STATUS is not None:
         return _STATUS
@@ -109,9 +112,17 @@ def configure() -> RuntimeStatus:
     if system != "Linux":
         _STATUS = RuntimeStatus(platform=system, blas_reason="not needed")
         return _STATUS
+    # MLX looks for its compiler when it first compiles a kernel: never too late for that
+    flags, flags_reason = (
+        (None, "turned off by MLX_CPU_JIT") if _switched_off("MLX_CPU_JIT") else jit.install()
+    )
     if "mlx.core" in sys.modules:
         _STATUS = RuntimeStatus(
-            platform=system, blas_reason="mlx was imported first", too_late=True
+            platform=system,
+            blas_reason="mlx was imported first",
+            too_late=True,
+            jit=flags,
+            jit_reason=flags_reason,
         )
         return _STATUS
     choice = os.environ.get("MLX_CPU_BLAS", "auto").strip()
@@ -140,6 +151,8 @@ def configure() -> RuntimeStatus:
         malloc_tuned=malloc and _tune_malloc(),
         gemv=shim,
         gemv_reason=shim_reason,
+        jit=flags,
+        jit_reason=flags_reason,
     )
     return _STATUS
 
