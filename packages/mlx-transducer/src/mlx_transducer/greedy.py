@@ -241,8 +241,9 @@ class GreedyDecoder:
         return self.joint(enc_proj[:1, :1], state["g"][:1, None]).dtype if fusion else mx.float32
 
     def _run_fused(self, fused, enc_proj, lengths, state, sizes, most, limit):
-        """`run` as one kernel launch (more only without a `max_symbols` bound, when a
-        launch's step budget runs out before every utterance has finished)."""
+        """`run` as one call of the native loop, the CUDA kernel's or the CPU's (more only
+        without a `max_symbols` bound, when a call's step budget runs out before every
+        utterance has finished)."""
         parts = []
         self.rounds, self.windows = 0, [1]
         while True:
