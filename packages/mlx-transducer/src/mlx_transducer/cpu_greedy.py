@@ -172,7 +172,8 @@ class NativeGreedy:
         frame, duration (steps, B, 4) as int32 and the emitted tokens' log-probabilities."""
         batch, time = enc_proj.shape[:2]
         enc = _f32(enc_proj)
-        sizes = np.ascontiguousarray(np.asarray(lengths, dtype=np.int32))
+        # the C loop reads frame t of each utterance while t < its length: never past T
+        sizes = np.ascontiguousarray(np.minimum(np.asarray(lengths, dtype=np.int32), time))
         h = np.stack([np.asarray(h, dtype=np.float32) for h, _ in state["layers"]])
         c = np.stack([np.asarray(c, dtype=np.float32) for _, c in state["layers"]])
         g = np.array(state["g"], dtype=np.float32)
