@@ -11,7 +11,9 @@ NeMo's classes and copied into ours. The joint's output layer is scaled and blan
 so that the decoder emits about one token per three frames, as on speech, instead of
 random weights' degenerate all-blank or all-token output. Encoder frames are random, of
 d_model 1024, 60 s worth (750 frames) per utterance; batch 1 and batch 16 (lengths spread
-from 30 to 60 s). Runs are interleaved after a warm-up; the token ids must agree.
+from 30 to 60 s). Runs are interleaved after a warm-up; the token ids must agree. "ours" is
+the default decoder (on the CPU the native loop, mlx-transducer's cpu_greedy.py); "compiled"
+the same decoder with `kernel = False` (the compiled MLX step), for the A/B.
 """
 
 from __future__ import annotations
@@ -85,8 +87,10 @@ def main() -> None:
     print(f"greedy TDT decoding, vocabulary {VOCAB}, hidden {HIDDEN}, float32, CPU; "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), mlx {mx.__version__}")  # fmt: skip
     print(
-        f"{'batch':>5s} {'audio s':>8s} {'NeMo s':>8s} {'ours s':>8s} {'ours/NeMo':>10s} {'tokens':>7s} {'same ids':>9s}"
+        f"{'batch':>5s} {'audio s':>8s} {'NeMo s':>8s} {'ours s':>8s} {'ours/NeMo':>10s} "
+        f"{'compiled s':>10s} {'tokens':>7s} {'same ids':>9s}"
     )
+    decoder = ours.greedy_decoder()
     for batch in (1, 16):
         lengths = (
             np.full(batch, frames)
@@ -106,11 +110,12 @@ def main() -> None:
                     h.y_sequence.tolist() for h in infer(encoder_output=x, encoded_lengths=n)[0]
                 ]
 
-        def run_ours(x=mlx_in, n=mlx_len):
-            return [h.ids for h in ours.greedy(x, n)]
+        def run_ours(x=mlx_in, n=mlx_len, kernel=True):
+            decoder.kernel = kernel
+            return [h.ids for h in decoder(x, n)]
 
-        run_nemo(), run_ours()
-        nemo_times, our_times = [], []
+        run_nemo(), run_ours(), run_ours(kernel=False)
+        nemo_times, our_times, compiled_times = [], [], []
         for _ in range(args.repeats):
             start = time.perf_counter()
             nemo_ids = run_nemo()
@@ -118,11 +123,16 @@ def main() -> None:
             start = time.perf_counter()
             our_ids = run_ours()
             our_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            compiled_ids = run_ours(kernel=False)
+            compiled_times.append(time.perf_counter() - start)
         nemo_t, ours_t = statistics.median(nemo_times), statistics.median(our_times)
+        compiled_t = statistics.median(compiled_times)
         audio = float(lengths.sum()) / FRAMES_PER_SECOND
         tokens = sum(len(ids) for ids in our_ids)
-        print(f"{batch:5d} {audio:8.0f} {nemo_t:8.3f} {ours_t:8.3f} {ours_t / nemo_t:10.2f} {tokens:7d} "
-              f"{our_ids == nemo_ids!s:>9s}")  # fmt: skip
+        same = our_ids == nemo_ids and compiled_ids == nemo_ids
+        print(f"{batch:5d} {audio:8.0f} {nemo_t:8.3f} {ours_t:8.3f} {ours_t / nemo_t:10.2f} "
+              f"{compiled_t:10.3f} {tokens:7d} {same!s:>9s}")  # fmt: skip
 
 
 if __name__ == "__main__":

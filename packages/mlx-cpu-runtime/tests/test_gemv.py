@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from mlx_cpu_runtime import gemv, runtime
+from mlx_cpu_runtime import gemv, native, runtime
 
 import pytest
 
@@ -56,7 +56,7 @@ def _probe(env: dict[str, str]) -> dict:
 
 
 def test_one_row_products_go_through_sgemv_and_stay_exact(tmp_path):
-    if runtime.find_blas() is None or gemv._compiler() is None:
+    if runtime.find_blas() is None or native.compiler() is None:
         pytest.fail("this test needs a system OpenBLAS and a C compiler (CI installs both)")
     out = _probe({"XDG_CACHE_HOME": str(tmp_path)})  # compiled afresh into an empty cache
     assert out["gemv"] is not None, out["reason"]
@@ -78,7 +78,7 @@ def test_off_leaves_mlx_on_the_blas_sgemm():
 def test_no_compiler_is_a_reason_not_an_error(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", "")
-    monkeypatch.setattr(gemv.shutil, "which", lambda name: None)
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
     path, reason = gemv.build()
     assert path is None
     assert "compiler" in reason
@@ -90,3 +90,19 @@ def test_a_failing_compiler_is_reported(monkeypatch, tmp_path):
     path, reason = gemv.build()
     assert path is None
     assert "failed" in reason
+
+
+def test_the_flags_are_part_of_the_cache_key(monkeypatch, tmp_path):
+    if native.compiler() is None:
+        pytest.fail("this test needs a C compiler (CI installs one)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = b"int mlx_cpu_runtime_probe(void) { return 7; }\n"
+    plain, reason = native.build(source, "probe")
+    assert plain is not None, reason
+    again, _ = native.build(source, "probe")
+    assert again == plain  # cached
+    other, _ = native.build(source, "probe", (*native.FLAGS, "-O3"))
+    assert other is not None
+    assert other != plain
+    assert plain.name.startswith("probe-")
+    assert plain.parent == tmp_path / "mlx-cpu-runtime"

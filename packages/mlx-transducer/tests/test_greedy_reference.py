@@ -8,6 +8,8 @@ ids, frames and durations, and its log-probabilities to 1e-5; so must the chunke
 `GreedyStream`. The same with shallow fusion: a random 3-gram LM over the tokens and a
 boosting tree of random phrases (mlx-asr-fusion), with weights that change decisions
 (NeMo parity with fusion on NeMo-built models: tests/test_fusion_decoding.py at the root).
+Every test runs twice: with the native CPU loop where it applies (cpu_greedy.py, the default
+on the CPU) and with `MLX_TRANSDUCER_NATIVE=off` (the compiled step everywhere).
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ from mlx_transducer.streaming import GreedyStream
 
 VOCAB, ENC = 12, 8
 SEEDS = range(24)
+
+
+@pytest.fixture(autouse=True, params=["native", "compiled"])
+def _path(request, monkeypatch):
+    """The native CPU loop (where it applies) or the compiled step."""
+    monkeypatch.setenv("MLX_TRANSDUCER_NATIVE", "on" if request.param == "native" else "off")
+
+
 DURATIONS = [
     (0, 1, 2, 3, 4),  # as parakeet-tdt
     (1, 2),  # TDT without duration 0

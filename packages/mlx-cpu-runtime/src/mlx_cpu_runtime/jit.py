@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .gemv import cache_dir
+from .native import cache_folders
 
 FLAGS = "-march=native -ffp-contract=off"
 _WRAPPER = """#!/bin/sh
@@ -63,7 +63,7 @@ def _wrapper_folder(real: str) -> Path | None:
     """The folder holding the wrapper for compiler `real`, made (and its flags tried) once."""
     script = _WRAPPER.format(real=real, flags=FLAGS)
     digest = hashlib.sha256((script + str(os.stat(real).st_mtime_ns)).encode()).hexdigest()[:16]
-    for base in (cache_dir(), Path(tempfile.gettempdir()) / "mlx-cpu-runtime"):
+    for base in cache_folders():
         folder = base / f"jit-{digest}"
         if (folder / "g++").is_file():
             return folder

@@ -27,8 +27,10 @@ random joints) for a whole batch at once, with few host synchronisations:
   predicts (frames left times steps per frame so far, at least `MIN_ROUND`). Steps queued
   after an utterance finished leave it as it was, so a generous count only costs time.
 - On MLX's CUDA backend the whole loop runs instead as one kernel launch
-  (`cuda_greedy.py`: the same decisions, no host round trip per step); fusion and
-  batches over its limit take the compiled step.
+  (`cuda_greedy.py`: the same decisions, no host round trip per step); on the CPU, with
+  plain float32 weights, as one native C loop over the BLAS (`cpu_greedy.py`). Fusion,
+  quantized weights, Metal and CUDA batches over the kernel's limit take the compiled step
+  (the portable path); so does `kernel = False`.
 - The prediction network's first layer reads its input part from a per-label table
   (`input_table`, made once per set of weights) instead of a product per step.
 - Confidences are computed once after the loop, in one joint evaluation over the emitted
@@ -64,7 +66,7 @@ from mlx_asr_fusion import (
     fusion_tables,
 )
 
-from . import cuda_greedy
+from . import cpu_greedy, cuda_greedy
 from .decisions import blank_chain, decision_rule
 from .hypothesis import Hypothesis
 from .networks import JointNetwork, PredictionNetwork
@@ -111,9 +113,9 @@ class GreedyDecoder:
         self._settings = (prednet, joint, blank_id, tuple(durations), max_symbols, self.window)
         # compiled steps per (fusion shapes, window): the window-1 step is made on demand
         self._steps = {((), self.window): _make_step(*self._settings)}
-        self._fused: tuple[tuple[mx.array, ...], cuda_greedy.FusedGreedy] | None = None
+        self._fused: tuple[tuple[mx.array, ...], object] | None = None  # the native loop's
         self._table: tuple[tuple[mx.array, ...], mx.array] | None = None
-        self.kernel = True  # the CUDA kernel where it applies (False: the compiled step)
+        self.kernel = True  # the native loop where it applies (False: the compiled step)
 
     def initial_state(
         self, batch: int, dtype: mx.Dtype, fusion: Sequence[FusionModel] = ()
@@ -150,16 +152,22 @@ class GreedyDecoder:
         _, records = self.run(enc_proj, lengths.astype(mx.int32), state, fusion)
         return collect_hypotheses(records, enc_proj, self.joint, self.blank_id, self.tdt)
 
-    def _kernel_for(self, batch: int, fusion: Sequence[FusionModel]):
-        """The one-launch CUDA loop where it applies (module docstring), else None."""
-        if fusion or self.window != 1 or not self.kernel:
+    def _kernel_for(self, batch: int, fusion: Sequence[FusionModel], dtype: mx.Dtype):
+        """The native loop where it applies (module docstring): `cpu_greedy`'s on the CPU,
+        the one-launch kernel on MLX's CUDA backend; else None (the compiled step)."""
+        if fusion or not self.kernel:
             return None
-        if not cuda_greedy.FusedGreedy.supports(self.prednet, self.joint, batch):
+        if cpu_greedy.NativeGreedy.supports(self.prednet, self.joint, dtype):
+            kind, table = cpu_greedy.NativeGreedy, (self.input_table(),)
+        elif self.window == 1 and cuda_greedy.FusedGreedy.supports(self.prednet, self.joint, batch):
+            kind, table = cuda_greedy.FusedGreedy, ()
+        else:
             return None
-        weights = _arrays(self.prednet) + _arrays(self.joint)  # the kernel's copies follow them
-        if self._fused is None or not _same(self._fused[0], weights):
-            fused = cuda_greedy.FusedGreedy(
-                self.prednet, self.joint, blank_id=self.blank_id,
+        weights = _arrays(self.prednet) + _arrays(self.joint)  # the loop's copies follow them
+        kept = self._fused
+        if kept is None or not _same(kept[0], weights) or type(kept[1]) is not kind:
+            fused = kind(
+                self.prednet, self.joint, *table, blank_id=self.blank_id,
                 durations=self._settings[3], max_symbols=self.max_symbols,
             )  # fmt: skip
             self._fused = (weights, fused)
@@ -184,7 +192,7 @@ class GreedyDecoder:
         # some frame never finishes.
         most = int(max(0, left.max(initial=0)))
         limit = None if self.max_symbols is None else most * (self.max_symbols + 1) + 1
-        fused = self._kernel_for(enc_proj.shape[0], fusion)
+        fused = self._kernel_for(enc_proj.shape[0], fusion, enc_proj.dtype)
         if fused is not None and most > 0:
             return self._run_fused(fused, enc_proj, lengths, state, sizes, most, limit)
         tables = fusion_tables(fusion, self.blank_id, self._logits_dtype(enc_proj, state, fusion))
@@ -233,8 +241,9 @@ class GreedyDecoder:
         return self.joint(enc_proj[:1, :1], state["g"][:1, None]).dtype if fusion else mx.float32
 
     def _run_fused(self, fused, enc_proj, lengths, state, sizes, most, limit):
-        """`run` as one kernel launch (more only without a `max_symbols` bound, when a
-        launch's step budget runs out before every utterance has finished)."""
+        """`run` as one call of the native loop, the CUDA kernel's or the CPU's (more only
+        without a `max_symbols` bound, when a call's step budget runs out before every
+        utterance has finished)."""
         parts = []
         self.rounds, self.windows = 0, [1]
         while True:

@@ -1,0 +1,83 @@
+"""Compiling a package's C source into a per-user cache, and the BLAS functions it calls.
+
+The one place where this project's native code is built: `gemv.py`'s sgemm shim and
+mlx-transducer's greedy loop (`cpu_greedy.py`) both come through `build`. A library is
+compiled once per source text, compiler and flags (all three in its file name), with the
+system C compiler (the one MLX's CPU backend itself needs for `mx.compile`), into
+`$XDG_CACHE_HOME/mlx-cpu-runtime` (or ~/.cache, or the temp folder if neither is writable).
+No compiler is a reason returned, not an error: callers keep their non-native path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+# -O2 without -march=native: the library must run on any machine sharing the cache folder,
+# and the hot loops are the BLAS's, which picks its own kernels for the CPU.
+FLAGS = ("-O2", "-shared", "-fPIC")
+
+
+def cache_dir() -> Path:
+    """Where compiled libraries are kept: `$XDG_CACHE_HOME/mlx-cpu-runtime` (or ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlx-cpu-runtime"
+
+
+def cache_folders() -> tuple[Path, Path]:
+    """Where native files go, in order: `cache_dir()`, else the temp folder's (unwritable home)."""
+    return cache_dir(), Path(tempfile.gettempdir()) / "mlx-cpu-runtime"
+
+
+def compiler() -> str | None:
+    """The C compiler: `$CC`, else cc, gcc or clang on the PATH."""
+    return (
+        os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    )
+
+
+def build(source: bytes, name: str, flags: tuple[str, ...] = FLAGS) -> tuple[Path | None, str]:
+    """The shared library compiled from C `source` (made once per source text, compiler and
+    flags, as `<name>-<digest>.so`), or None and why not."""
+    cc = compiler()
+    if cc is None:
+        return None, "no C compiler (cc, gcc, clang or $CC)"
+    key = source + b"\0" + cc.encode() + b"\0" + " ".join(flags).encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
+    for folder in cache_folders():
+        target = folder / f"{name}-{digest}.so"
+        if target.is_file():
+            return target, ""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as work:  # a private name: atomic
+                c_file, so_file = Path(work) / f"{name}.c", Path(work) / f"{name}.so"
+                c_file.write_bytes(source)
+                done = subprocess.run(
+                    [cc, *flags, "-o", str(so_file), str(c_file)],
+                    capture_output=True,
+                    timeout=120,
+                )
+                if done.returncode != 0:
+                    return None, f"{cc} failed: {done.stderr.decode(errors='replace')[:200]}"
+                os.replace(so_file, target)
+            return target, ""
+        except (OSError, subprocess.SubprocessError):
+            continue  # an unwritable cache: try the next folder
+    return None, "no writable cache folder"
+
+
+def blas_functions(blas_path: str) -> tuple[ctypes.c_void_p, ctypes.c_void_p] | None:
+    """The addresses of a BLAS's own `cblas_sgemm` and `cblas_sgemv` (loaded locally, so
+    not the gemv shim's `cblas_sgemm` that MLX binds to), or None if it has not both."""
+    try:
+        blas = ctypes.CDLL(blas_path, mode=ctypes.RTLD_LOCAL)
+        sgemm, sgemv = blas.cblas_sgemm, blas.cblas_sgemv
+    except (OSError, AttributeError):
+        return None
+    return ctypes.cast(sgemm, ctypes.c_void_p), ctypes.cast(sgemv, ctypes.c_void_p)
