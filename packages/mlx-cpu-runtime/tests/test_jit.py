@@ -50,7 +50,7 @@ def _probe(tmp: Path, env: dict[str, str]) -> dict:
     environment.update(env, TMPDIR=str(tmp))  # an empty kernel cache of its own
     # without the wrapper this interpreter put on PATH when it configured itself
     folders = environment.get("PATH", "").split(os.pathsep)
-    environment["PATH"] = os.pathsep.join(f for f in folders if not Path(f).name.startswith("jit-"))
+    environment["PATH"] = os.pathsep.join(f for f in folders if not jit._is_wrapper(f))
     result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
                             env=environment, check=True)  # fmt: skip
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -77,6 +77,24 @@ def test_kernels_built_for_this_machine_compute_the_same_bits(tmp_path):
     assert on["libraries"] != off["libraries"]
     # ... and the same outputs, bit for bit
     assert on["digest"] == off["digest"]
+
+
+def test_a_child_process_wraps_the_real_compiler_once(tmp_path):
+    """A child inherits the wrapper on PATH: its own configure() must not wrap the wrapper."""
+    _needs_gxx()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLX_CPU_")}
+    probe = ("import mlx_cpu_runtime, os; mlx_cpu_runtime.configure(); "
+             "print(os.environ['PATH'])")  # fmt: skip
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           env=environment, check=True).stdout.strip()  # fmt: skip
+    second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**environment, "PATH": first}, check=True).stdout.strip()  # fmt: skip
+    assert second == first
+    folders = first.split(os.pathsep)
+    wrappers = [f for f in folders if jit._is_wrapper(f)]
+    assert len(wrappers) == 1
+    real = shutil.which("g++", path=os.pathsep.join(f for f in folders if f not in wrappers))
+    assert f'exec "{os.path.realpath(real)}"' in (Path(wrappers[0]) / "g++").read_text()
 
 
 def test_only_mlx_kernel_builds_get_the_flags(tmp_path):

@@ -7,8 +7,8 @@ before multiplying: measured here 1.3-2.3 ms against 0.47-0.50 ms for its sgemv 
 data. `gemv_shim.c` is a `cblas_sgemm` that sends such products (row-major, one row or one
 column) to the BLAS's `cblas_sgemv` and all others to its `cblas_sgemm`. It is compiled
 once with the system C compiler into a per-user cache (`native.py`), and loaded with
-global symbols before the BLAS, so that MLX's `cblas_sgemm` resolves to it. No compiler, or `MLX_CPU_GEMV=off`: MLX calls the BLAS's
-sgemm directly, as before.
+global symbols before the BLAS, so that MLX's `cblas_sgemm` resolves to it. No compiler,
+or `MLX_CPU_GEMV=off`: MLX calls the BLAS's sgemm directly, as before.
 """
 
 from __future__ import annotations

@@ -46,17 +46,22 @@ exec "{real}" "$@"
 def install() -> tuple[str | None, str]:
     """Put the wrapper first on `PATH` (once per process). Returns the flags it adds (None
     if not installed) and why not."""
-    real = shutil.which("g++")
+    # Without wrappers already on PATH (a child process inherits its parent's): the real one
+    others = [f for f in os.environ.get("PATH", "").split(os.pathsep) if not _is_wrapper(f)]
+    real = shutil.which("g++", path=os.pathsep.join(others))
     if real is None:
         return None, "no g++ (MLX cannot compile CPU kernels either)"
     real = os.path.realpath(real)
     folder = _wrapper_folder(real)
     if folder is None:
         return None, f"{real} does not accept {FLAGS}, or no writable cache folder"
-    path = os.environ.get("PATH", "")
-    if path.split(os.pathsep)[0] != str(folder):
-        os.environ["PATH"] = os.pathsep.join([str(folder), path]) if path else str(folder)
+    os.environ["PATH"] = os.pathsep.join([str(folder), *others])
     return FLAGS, ""
+
+
+def _is_wrapper(folder: str) -> bool:
+    """A folder holding one of these wrappers (made by `_wrapper_folder`)."""
+    return Path(folder).name.startswith("jit-") and (Path(folder) / "g++").is_file()
 
 
 def _wrapper_folder(real: str) -> Path | None:
