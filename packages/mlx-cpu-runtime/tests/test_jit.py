@@ -94,12 +94,12 @@ def test_a_child_process_wraps_the_real_compiler_once(tmp_path):
     wrappers = [f for f in folders if jit._is_wrapper(f)]
     assert len(wrappers) == 1
     real = shutil.which("g++", path=os.pathsep.join(f for f in folders if f not in wrappers))
-    assert f'exec "{os.path.realpath(real)}"' in (Path(wrappers[0]) / "g++").read_text()
+    assert f'exec "{os.path.abspath(real)}"' in (Path(wrappers[0]) / "g++").read_text()
 
 
 def test_only_mlx_kernel_builds_get_the_flags(tmp_path):
     _needs_gxx()
-    real = os.path.realpath(shutil.which("g++"))
+    real = os.path.abspath(shutil.which("g++"))
     folder = jit._wrapper_folder(real)
     assert folder is not None
     with open("/proc/cpuinfo") as info:

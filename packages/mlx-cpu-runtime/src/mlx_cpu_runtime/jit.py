@@ -51,7 +51,8 @@ def install() -> tuple[str | None, str]:
     real = shutil.which("g++", path=os.pathsep.join(others))
     if real is None:
         return None, "no g++ (MLX cannot compile CPU kernels either)"
-    real = os.path.realpath(real)
+    # as found, not resolved: a symlink such as ccache's g++ works only under its own name
+    real = os.path.abspath(real)
     folder = _wrapper_folder(real)
     if folder is None:
         return None, f"{real} does not accept {FLAGS}, or no writable cache folder"
