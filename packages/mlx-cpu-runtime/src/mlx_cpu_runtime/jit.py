@@ -26,10 +26,9 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
-from .native import cache_folders
+from .native import cached
 
 FLAGS = "-march=native -ffp-contract=off"
 _WRAPPER = """#!/bin/sh
@@ -69,40 +68,27 @@ def _wrapper_folder(real: str) -> Path | None:
     """The folder holding the wrapper for compiler `real`, made (and its flags tried) once."""
     script = _WRAPPER.format(real=real, flags=FLAGS)
     digest = hashlib.sha256((script + str(os.stat(real).st_mtime_ns)).encode()).hexdigest()[:16]
-    for base in cache_folders():
-        folder = base / f"jit-{digest}"
-        if (folder / "g++").is_file():
-            return folder
-        try:
-            base.mkdir(parents=True, exist_ok=True)
-            if not _accepts_flags(real, base):
-                return None
-            with tempfile.TemporaryDirectory(dir=base) as work:  # a private name: atomic
-                made = Path(work) / "made"
-                made.mkdir()
-                (made / "g++").write_text(script)
-                (made / "g++").chmod(0o755)
-                try:
-                    os.replace(made, folder)
-                except OSError:  # another process made it first
-                    if not (folder / "g++").is_file():
-                        raise
-            return folder
-        except (OSError, subprocess.SubprocessError):
-            continue  # an unwritable cache: try the next folder
-    return None
+
+    def make(folder: Path) -> str:
+        if not _accepts_flags(real, folder.parent):
+            return f"{real} does not accept {FLAGS}"
+        folder.mkdir()
+        (folder / "g++").write_text(script)
+        (folder / "g++").chmod(0o755)
+        return ""
+
+    return cached(f"jit-{digest}", make)[0]
 
 
 def _accepts_flags(real: str, work: Path) -> bool:
-    """Whether `real` builds a shared library with `FLAGS` (as MLX would call it)."""
-    with tempfile.TemporaryDirectory(dir=work) as folder:
-        source, library = Path(folder) / "probe.cpp", Path(folder) / "probe.so"
-        source.write_text('extern "C" void probe(float* x, int n) '
-                          "{ for (int i = 0; i < n; ++i) x[i] = x[i] * 2.0f + 1.0f; }\n")  # fmt: skip
-        done = subprocess.run(
-            [real, "-std=c++17", "-O3", "-fPIC", "-shared", *FLAGS.split(), str(source),
-             "-o", str(library)],
-            capture_output=True,
-            timeout=120,
-        )  # fmt: skip
-        return done.returncode == 0 and library.is_file()
+    """Whether `real` builds a shared library with `FLAGS` (as MLX would call it), in `work`."""
+    source, library = work / "probe.cpp", work / "probe.so"
+    source.write_text('extern "C" void probe(float* x, int n) '
+                      "{ for (int i = 0; i < n; ++i) x[i] = x[i] * 2.0f + 1.0f; }\n")  # fmt: skip
+    done = subprocess.run(
+        [real, "-std=c++17", "-O3", "-fPIC", "-shared", *FLAGS.split(), str(source),
+         "-o", str(library)],
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    return done.returncode == 0 and library.is_file()

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 # -O2 without -march=native: the library must run on any machine sharing the cache folder,
@@ -41,6 +42,32 @@ def compiler() -> str | None:
     )
 
 
+def cached(name: str, make: Callable[[Path], str]) -> tuple[Path | None, str]:
+    """`name` (a file or a folder) in the first writable cache folder, made once: `make(path)`
+    writes it at a private `path` beside its target and returns "" (or why it could not),
+    and it is moved into place in one rename, so no process ever sees half of it."""
+    for folder in cache_folders():
+        target = folder / name
+        if target.exists():
+            return target, ""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder) as work:  # a private name: atomic
+                made = Path(work) / name
+                reason = make(made)
+                if reason:
+                    return None, reason
+                try:
+                    os.replace(made, target)
+                except OSError:  # a folder another process made first cannot be replaced
+                    if not target.exists():
+                        raise
+            return target, ""
+        except (OSError, subprocess.SubprocessError):
+            continue  # an unwritable cache: try the next folder
+    return None, "no writable cache folder"
+
+
 def build(source: bytes, name: str, flags: tuple[str, ...] = FLAGS) -> tuple[Path | None, str]:
     """The shared library compiled from C `source` (made once per source text, compiler and
     flags, as `<name>-<digest>.so`), or None and why not."""
@@ -49,27 +76,18 @@ def build(source: bytes, name: str, flags: tuple[str, ...] = FLAGS) -> tuple[Pat
         return None, "no C compiler (cc, gcc, clang or $CC)"
     key = source + b"\0" + cc.encode() + b"\0" + " ".join(flags).encode()
     digest = hashlib.sha256(key).hexdigest()[:16]
-    for folder in cache_folders():
-        target = folder / f"{name}-{digest}.so"
-        if target.is_file():
-            return target, ""
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=folder) as work:  # a private name: atomic
-                c_file, so_file = Path(work) / f"{name}.c", Path(work) / f"{name}.so"
-                c_file.write_bytes(source)
-                done = subprocess.run(
-                    [cc, *flags, "-o", str(so_file), str(c_file)],
-                    capture_output=True,
-                    timeout=120,
-                )
-                if done.returncode != 0:
-                    return None, f"{cc} failed: {done.stderr.decode(errors='replace')[:200]}"
-                os.replace(so_file, target)
-            return target, ""
-        except (OSError, subprocess.SubprocessError):
-            continue  # an unwritable cache: try the next folder
-    return None, "no writable cache folder"
+
+    def compile_to(library: Path) -> str:
+        c_file = library.with_name(f"{name}.c")
+        c_file.write_bytes(source)
+        done = subprocess.run(
+            [cc, *flags, "-o", str(library), str(c_file)], capture_output=True, timeout=120
+        )
+        if done.returncode != 0:
+            return f"{cc} failed: {done.stderr.decode(errors='replace')[:200]}"
+        return ""
+
+    return cached(f"{name}-{digest}.so", compile_to)
 
 
 def blas_functions(blas_path: str) -> tuple[ctypes.c_void_p, ctypes.c_void_p] | None:
