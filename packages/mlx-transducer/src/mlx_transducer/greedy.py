@@ -158,14 +158,16 @@ class GreedyDecoder:
         if fusion or not self.kernel:
             return None
         if cpu_greedy.NativeGreedy.supports(self.prednet, self.joint, dtype):
-            kind, table = cpu_greedy.NativeGreedy, (self.input_table(),)
+            kind = cpu_greedy.NativeGreedy
         elif self.window == 1 and cuda_greedy.FusedGreedy.supports(self.prednet, self.joint, batch):
-            kind, table = cuda_greedy.FusedGreedy, ()
+            kind = cuda_greedy.FusedGreedy
         else:
             return None
         weights = _arrays(self.prednet) + _arrays(self.joint)  # the loop's copies follow them
         kept = self._fused
         if kept is None or not _same(kept[0], weights) or type(kept[1]) is not kind:
+            # the CPU loop copies the input table too (made from the same weights)
+            table = (self.input_table(),) if kind is cpu_greedy.NativeGreedy else ()
             fused = kind(
                 self.prednet, self.joint, *table, blank_id=self.blank_id,
                 durations=self._settings[3], max_symbols=self.max_symbols,
