@@ -66,3 +66,51 @@ def test_softmax_attention_in_both_layouts_equals_float64(bias_shape):
     zero = mx.zeros((1, 1, 1, 1))
     want = _reference_attention(q, k, v, 0.25, zero if bias is None else bias)
     assert np.max(np.abs(got - want)) < 1e-5
+
+
+@pytest.mark.parametrize("keep_shape", [None, (2, 1, 96, 96), (96, 96), (2, 1, 1, 96)])
+def test_softmax_attention_with_blocked_bias_and_mask_equals_float64(keep_shape):
+    """A bias in query blocks (a strided view, as relative positions give it) and a boolean
+    mask of the keys each query may see, fused into one pass: the same as bias rows and an
+    additive mask."""
+    rng = np.random.default_rng(3)
+    q, k, v = (mx.array(rng.normal(size=(2, 4, 96, 16)).astype(np.float32)) for _ in range(3))
+    rows = rng.normal(size=(2, 4, 96, 96)).astype(np.float32)
+    # The (4 blocks, 24 rows, 96 keys) bias, given as a strided view of a wider product.
+    wide = np.zeros((2, 4, 96, 120), dtype=np.float32)
+    wide[..., :96] = rows
+    blocked = mx.as_strided(
+        mx.array(wide), (2, 4, 4, 24, 96), (4 * 96 * 120, 96 * 120, 24 * 120, 120, 1)
+    )
+    assert np.array_equal(np.array(blocked).reshape(rows.shape), rows)
+    keep = None
+    additive = rows.copy()
+    if keep_shape is not None:
+        allowed = rng.random(keep_shape) > 0.3
+        allowed[..., 0] = True  # every query sees at least one key
+        keep = mx.array(allowed)
+        additive = np.where(np.broadcast_to(allowed, rows.shape), rows, -np.inf)
+    got = np.array(fastmath.softmax_attention(q, k, v, 0.25, blocked, keep))
+    want = _reference_attention(q, k, v, 0.25, additive)
+    assert np.max(np.abs(got - want)) < 1e-5
+
+
+@pytest.mark.parametrize("keys", [5, 63, 64, 750, 751, 1500])
+def test_row_max_equals_max(keys):
+    x = mx.array(np.random.default_rng(keys).normal(size=(3, 7, keys)).astype(np.float32))
+    assert np.array_equal(np.array(fastmath._row_max(x)), np.array(x).max(-1, keepdims=True))
+
+
+def test_gpu_branch_takes_blocked_bias_and_mask(monkeypatch):
+    """`attention`'s branch for GPUs (MLX's SDPA, which runs on the CPU too): the blocked bias
+    is copied into rows and the mask folded into it."""
+    rng = np.random.default_rng(4)
+    q, k, v = (mx.array(rng.normal(size=(1, 2, 32, 8)).astype(np.float32)) for _ in range(3))
+    rows = rng.normal(size=(1, 2, 32, 32)).astype(np.float32)
+    allowed = rng.random((1, 1, 32, 32)) > 0.3
+    allowed[..., 0] = True
+    blocked = mx.array(rows).reshape(1, 2, 4, 8, 32)
+    monkeypatch.setattr(fastmath, "on_cpu", lambda: False)
+    got = np.array(fastmath.attention(q, k, v, 0.5, blocked, mx.array(allowed)))
+    want = _reference_attention(q, k, v, 0.5, np.where(allowed, rows, -np.inf))
+    assert np.max(np.abs(got - want)) < 1e-5

@@ -19,12 +19,8 @@ import mlx.nn as nn
 
 from . import fastmath
 from .cache import LayerCache
+from .fastmath import mask_value
 from .positional import SymmetricPositions
-
-
-def mask_value(dtype: mx.Dtype) -> float:
-    """A large finite negative score: masked keys get weight 0 without NaN in empty rows."""
-    return -6e4 if dtype == mx.float16 else -1e9
 
 
 class RelPositionAttention(nn.Module):
@@ -182,9 +178,7 @@ class RelPositionAttention(nn.Module):
             if valid is not None:
                 pairs = valid[:, None, first:last, None] & valid[:, None, None, :time][..., ::-1]
                 rows_keep = pairs if rows_keep is None else pairs & rows_keep
-            if rows_keep is not None:
-                bias = mx.where(rows_keep, bias, mask_value(bias.dtype))
-            return fastmath.attention(queries, k, v, self.scale, bias)
+            return fastmath.attention(queries, k, v, self.scale, bias, rows_keep)
 
         return _in_groups(padded, group, rows)[:, :, :time]
 
@@ -192,8 +186,9 @@ class RelPositionAttention(nn.Module):
     def _positional_rows(
         q_v: mx.array, ascending: mx.array, first: int, block: int, time: int
     ) -> mx.array:
-        """(B, H, rows, K) positional scores of query rows [first, first + rows), keys reversed
-        (`time` is K here)."""
+        """(B, H, rows / block, block, K) positional scores of query rows [first, first + rows)
+        in blocks, keys reversed (`time` is K here): a strided view of the blocks' product,
+        which `fastmath.attention` adds without copying it into rows first."""
         batch, heads, rows, d_head = q_v.shape
         blocks = rows // block
         width = time + block - 1
@@ -208,7 +203,7 @@ class RelPositionAttention(nn.Module):
             scores,
             (batch, heads, blocks, block, time),
             (heads * blocks * block * width, blocks * block * width, block * width, width + 1, 1),
-        ).reshape(batch, heads, rows, time)
+        )
 
     def _local(
         self,

@@ -11,6 +11,8 @@ there the plain MLX functions are used.
 
 from __future__ import annotations
 
+import math
+
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -58,6 +60,7 @@ def _exp_reduced(r: mx.array, scale: mx.array) -> mx.array:
 
 
 _reduce_pos = mx.compile(lambda x: _reduce(x, 1.0))
+_reduce_shifted = mx.compile(lambda x, shift: _reduce(x - shift, 1.0))
 _reduce_neg = mx.compile(lambda x: _reduce(x, -1.0))
 _power_of_two_c = mx.compile(_power_of_two)
 
@@ -90,6 +93,11 @@ def _exp_cpu(x: mx.array) -> mx.array:
     return _exp_tail(*_parts(x, 1.0), x)
 
 
+def _exp_shifted_cpu(x: mx.array, shift: mx.array) -> mx.array:
+    r, n = _reduce_shifted(x, shift)
+    return _exp_tail(r, mx.view(_power_of_two_c(n), mx.float32), x)
+
+
 def _sigmoid_cpu(x: mx.array) -> mx.array:
     return _sigmoid_tail(*_parts(x, -1.0), x)
 
@@ -102,8 +110,12 @@ def on_cpu() -> bool:
     return mx.default_device() == mx.cpu
 
 
-def exp(x: mx.array) -> mx.array:
-    return _exp_cpu(x) if on_cpu() else mx.exp(x)
+def exp(x: mx.array, shift: mx.array | None = None) -> mx.array:
+    """exp(x - shift); on the CPU the subtraction is fused into the first loop (one pass
+    over a softmax's scores fewer)."""
+    if not on_cpu():
+        return mx.exp(x if shift is None else x - shift)
+    return _exp_cpu(x) if shift is None else _exp_shifted_cpu(x, shift)
 
 
 def sigmoid(x: mx.array) -> mx.array:
@@ -114,10 +126,65 @@ def silu(x: mx.array) -> mx.array:
     return _silu_cpu(x) if on_cpu() else nn.silu(x)
 
 
+def mask_value(dtype: mx.Dtype) -> float:
+    """A large finite negative score: masked keys get weight 0 without NaN in empty rows."""
+    return -6e4 if dtype == mx.float16 else -1e9
+
+
+_biased_and_masked = mx.compile(lambda s, bias, keep, fill: mx.where(keep, s + bias, fill))
+
+
+def _biased(scores: mx.array, bias: mx.array | None, keep: mx.array | None) -> mx.array:
+    """(..., T, K) scores + bias, masked keys set to `mask_value`, in one pass.
+
+    A bias of one more dimension, (..., T / b, b, K), holds the scores in query blocks
+    (`RelPositionAttention`'s positional scores, a strided view of the blocks' product):
+    the scores and `keep` are viewed the same way, so that the bias is never copied.
+    """
+    shape = scores.shape
+    if bias is not None and bias.ndim == scores.ndim + 1:
+        blocks = bias.shape[-3:-1]
+        scores = scores.reshape(*shape[:-2], *blocks, shape[-1])
+        if keep is not None:
+            keep = (
+                keep.reshape(*keep.shape[:-2], *blocks, shape[-1])
+                if keep.shape[-2] == shape[-2]
+                else keep[..., None, :, :]
+            )
+    if keep is None:
+        return (scores + bias).reshape(shape)
+    fill = mx.array(mask_value(scores.dtype), dtype=scores.dtype)
+    if bias is None:
+        return mx.where(keep, scores, fill).reshape(shape)
+    return _biased_and_masked(scores, bias, keep, fill).reshape(shape)
+
+
+def _row_max(x: mx.array) -> mx.array:
+    """max over the last axis, keepdims, as a reduction along columns first.
+
+    MLX's CPU reduces along a contiguous row element by element but vectorises a reduction
+    along columns: the row viewed as (n / c, c) is reduced over its n / c rows of c, then
+    over c (9.0 -> 2.6 ms on (8, 768, 750)). Same value: max is exact in any order."""
+    n = x.shape[-1]
+    c = 2 * math.isqrt(n)
+    if n < 64:
+        return mx.max(x, axis=-1, keepdims=True)
+    whole = n - n % c
+    head = x[..., :whole].reshape(*x.shape[:-1], whole // c, c)
+    out = mx.max(mx.max(head, axis=-2), axis=-1, keepdims=True)
+    return out if whole == n else mx.maximum(out, mx.max(x[..., whole:], axis=-1, keepdims=True))
+
+
 def softmax_attention(
-    q: mx.array, k: mx.array, v: mx.array, scale: float, bias: mx.array | None
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    scale: float,
+    bias: mx.array | None,
+    keep: mx.array | None = None,
 ) -> mx.array:
-    """softmax(q k^T * scale + bias) v, with the fast exp; what SDPA computes, on the CPU.
+    """softmax(q k^T * scale + bias) v over the keys `keep` allows (boolean, broadcast to the
+    scores), with the fast exp; what SDPA computes, on the CPU.
 
     The normalisation is applied to the (T, d_head) output rather than the (T, T) weights,
     and the row sums come out of the same matmul (a column of ones appended to v), which
@@ -127,31 +194,46 @@ def softmax_attention(
     keys-by-queries, (..., S, T): the max over the keys is then a reduction along columns,
     which MLX vectorises, where its reduction along rows is a scalar loop (7.3 -> 0.9 ms on
     (8, 750, 750)); the product with v takes the weights transposed (a BLAS flag, no copy).
-    Same numbers either way.
+    With a full bias the scores stay queries-by-keys (a bias's rows are contiguous in the
+    keys, as relative positions give them) and the max goes through `_row_max`. The bias,
+    the mask and the max's subtraction are fused into the passes they share. Same numbers
+    either way.
     """
     ones = mx.ones((*v.shape[:-1], 1), dtype=v.dtype)
     values = mx.concatenate([v, ones], axis=-1)
-    if bias is None or bias.shape[-2] == 1:
+    key_mask_only = bias is None or (bias.ndim == q.ndim and bias.shape[-2] == 1)
+    if keep is None and key_mask_only:
         scores = k @ (q * scale).swapaxes(-1, -2)
         if bias is not None:
             scores = scores + bias.swapaxes(-1, -2)
-        weights = exp(scores - mx.max(scores, axis=-2, keepdims=True))
+        weights = exp(scores, mx.max(scores, axis=-2, keepdims=True))
         out = weights.swapaxes(-1, -2) @ values
     else:
-        scores = (q * scale) @ k.swapaxes(-1, -2) + bias
-        weights = exp(scores - mx.max(scores, axis=-1, keepdims=True))
+        scores = _biased((q * scale) @ k.swapaxes(-1, -2), bias, keep)
+        weights = exp(scores, _row_max(scores))
         out = weights @ values
     return out[..., :-1] / out[..., -1:]
 
 
 def attention(
-    q: mx.array, k: mx.array, v: mx.array, scale: float, bias: mx.array | None
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    scale: float,
+    bias: mx.array | None,
+    keep: mx.array | None = None,
 ) -> mx.array:
     """Scaled dot-product attention: MLX's fused kernel on GPUs, `softmax_attention` on CPU.
 
-    Halving the heads over two MLX streams (two CPU threads) was tried: two `exp`s on two
-    streams run 1.7x faster than on one, but whole forwards gained nothing (Sortformer 60 s
-    2.97 vs 2.98 s, a 0.6b-geometry encoder on 60 s 7.11 vs 7.06 s, idle, 2026-12-04)."""
+    `bias` and `keep` as `softmax_attention` takes them (a bias in query blocks is copied
+    into rows for the GPU's kernel). Halving the heads over two MLX streams (two CPU
+    threads) was tried: two `exp`s on two streams run 1.7x faster than on one, but whole
+    forwards gained nothing (Sortformer 60 s 2.97 vs 2.98 s, a 0.6b-geometry encoder on
+    60 s 7.11 vs 7.06 s, idle, 2026-12-04)."""
     if on_cpu():
-        return softmax_attention(q, k, v, scale, bias)
+        return softmax_attention(q, k, v, scale, bias, keep)
+    if bias is not None and bias.ndim == q.ndim + 1:
+        bias = bias.reshape(*bias.shape[:-3], -1, bias.shape[-1])
+    if keep is not None:  # MLX's kernel takes a boolean mask or an additive one, not both
+        bias = keep if bias is None else mx.where(keep, bias, mask_value(bias.dtype))
     return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=bias)
