@@ -95,35 +95,38 @@ class RelPositionAttention(nn.Module):
     def _positions_of(
         self, pos_emb: SymmetricPositions, time: int, cache: LayerCache | None
     ) -> mx.array:
-        """(H, K + T - 1, d_head): projected positions -(T-1) ... K-1, those T queries and K
-        keys use (projected once per stream and chunk shape when streaming)."""
+        """(K + T - 1, D): projected positions -(T-1) ... K-1, those T queries and K keys
+        use (projected once per stream and chunk shape when streaming)."""
         if cache is None:
             return self._ascending_positions(pos_emb)
         start = pos_emb.length - time  # the table holds -(K-1) ... K-1
         key = (pos_emb.length, time, pos_emb.sin.dtype)
-        return cache.positions(key, lambda: self._ascending_positions(pos_emb)[:, start:])
+        return cache.positions(key, lambda: self._ascending_positions(pos_emb)[start:])
 
     def _heads(self, x: mx.array) -> mx.array:
         batch, time, _ = x.shape
         return x.reshape(batch, time, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
 
     def _ascending_positions(self, pos_emb: SymmetricPositions) -> mx.array:
-        """(H, 2T - 1, d_head) projected positions -(T-1) ... T-1."""
+        """(2T - 1, D) projected positions -(T-1) ... T-1, heads side by side in D.
+
+        One (T, D / 2) x (D / 2, D) product per half, not one per head: a single BLAS call
+        of all heads' columns is ~3x faster on the CPU than eight with a broadcast input."""
         weight = self.linear_pos.get("weight")
         if weight is None or "scales" in self.linear_pos:  # quantised: no float weight to split
-            return self._heads(self.linear_pos(pos_emb.ascending_table())[None])[0]
-        odd = pos_emb.sin[None] @ self._weight_columns(weight, 0)  # (H, T, d_head), positions >= 0
-        even = pos_emb.cos[None] @ self._weight_columns(weight, 1)
-        return mx.concatenate([(even - odd)[:, :0:-1], even + odd], axis=1)
+            return self.linear_pos(pos_emb.ascending_table())
+        odd = pos_emb.sin @ self._weight_columns(weight, 0)  # (T, D), positions >= 0
+        even = pos_emb.cos @ self._weight_columns(weight, 1)
+        return mx.concatenate([(even - odd)[:0:-1], even + odd])
 
-    def _weight_columns(self, weight: mx.array, first: int) -> mx.array:
-        """(H, D / 2, d_head): every other input column of `weight`, per head.
+    @staticmethod
+    def _weight_columns(weight: mx.array, first: int) -> mx.array:
+        """(D / 2, D): every other input column of `weight`, transposed.
 
         Copied explicitly: given the strided view, the CPU matmul copies it itself, ~10x
         slower (~5 ms per layer at d_model 1024, most of what the split saves).
         """
-        columns = mx.contiguous(weight[:, first::2])
-        return columns.reshape(self.n_heads, self.d_head, -1).swapaxes(1, 2)
+        return mx.contiguous(weight[:, first::2]).T
 
     def _full(
         self,
@@ -155,7 +158,7 @@ class RelPositionAttention(nn.Module):
         blocks = -(-time // block)
         padded = blocks * block
         # Positions -(T-1) ... K-1 (`ascending`), zero rows appended for the last block.
-        ascending = mx.pad(ascending, [(0, 0), (0, padded - time), (0, 0)])
+        ascending = mx.pad(ascending, [(0, padded - time), (0, 0)])
         q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         # Copies: cuDNN (MLX CUDA SDPA) refuses negative strides.
@@ -192,7 +195,8 @@ class RelPositionAttention(nn.Module):
         batch, heads, rows, d_head = q_v.shape
         blocks = rows // block
         width = time + block - 1
-        needed = mx.contiguous(ascending[:, first : first + rows + time - 1])
+        needed = ascending[first : first + rows + time - 1].reshape(-1, heads, d_head)
+        needed = mx.contiguous(needed.transpose(1, 0, 2))  # (H, rows + K - 1, d_head)
         windows = mx.as_strided(
             needed,
             (heads, blocks, width, d_head),
