@@ -1,5 +1,5 @@
 """Helpers shared by the benchmark scripts: cached speech, the 0.6b-geometry model, memory,
-worker processes.
+worker processes, interleaved timing.
 
 The scripts run as `python benchmarks/<name>.py`, so this module is importable as `_common`.
 Nothing here imports torch, NeMo or MLX at import time: each script (and each worker process
@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import string
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -33,6 +36,23 @@ then two first may any like now my such make over our even most me state after a
 must before back see through way where get much go well your know should down work year because
 come people just say each those take day good how""".split()  # noqa: SIM905
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-us+f3", "en-gb+m3"]
+
+
+def interleaved(
+    runs: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Median seconds and last output of each run, after a warm-up each. The runs take
+    turns, who goes first alternating, so that the host's drift over the minutes this takes
+    falls on every system alike (this VM's speed moves by tens of percent within an hour)."""
+    outputs = {name: run() for name, run in runs.items()}  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(repeats):
+        names = list(runs) if repeat % 2 == 0 else list(reversed(runs))
+        for name in names:
+            start = time.perf_counter()
+            outputs[name] = runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, outputs
 
 
 def read_wav(path: Path) -> np.ndarray:

@@ -19,8 +19,6 @@ parity tests are tests/test_sortformer_checkpoints.py).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import mlx_cpu_runtime.auto  # noqa: F401  (before mlx)
@@ -28,7 +26,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import torch
-from _common import read_wav, speech
+from _common import interleaved, read_wav, speech
 from nemo.collections.asr.models import SortformerEncLabelModel
 from omegaconf import OmegaConf
 
@@ -68,16 +66,6 @@ def ours(model: SortformerEncLabelModel) -> Diarizer:
     return Diarizer(sortformer, frontend, sortformer.config.streaming)
 
 
-def timed(run, repeats: int) -> tuple[float, np.ndarray]:
-    run()  # warm-up
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -107,8 +95,11 @@ def main() -> None:
                 preds = model.forward(torch.from_numpy(samples)[None], torch.tensor([len(samples)]))
             return preds[0].numpy()
 
-        nemo_time, nemo_out = timed(run_nemo, args.repeats)
-        our_time, our_out = timed(lambda d=diarizer: d.probabilities(samples), args.repeats)
+        times, outputs = interleaved(
+            {"nemo": run_nemo, "ours": lambda d=diarizer: d.probabilities(samples)}, args.repeats
+        )
+        nemo_time, our_time = times["nemo"], times["ours"]
+        nemo_out, our_out = outputs["nemo"], outputs["ours"]
         difference = np.linalg.norm(our_out - nemo_out) / np.linalg.norm(nemo_out)
         hours = args.seconds / 3600
         mode = f"streaming ({args.latency} latency)" if model.streaming_mode else "offline"

@@ -19,9 +19,7 @@ difference (a sanity check; the parity tests are tests/test_frame_vad_fixture.py
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import mlx_cpu_runtime.auto  # noqa: F401  (before mlx)
@@ -29,7 +27,7 @@ import mlx_cpu_runtime.auto  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import torch
-from _common import read_wav, speech
+from _common import interleaved, read_wav, speech
 from nemo.collections.asr.models import EncDecFrameClassificationModel
 from omegaconf import OmegaConf
 
@@ -73,14 +71,8 @@ def main() -> None:
         return torch.softmax(logits, dim=-1)[0, :, 1].numpy()
 
     runs = {"nemo": run_nemo, "ours": lambda: vad.speech_probabilities(samples)}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    outputs = {name: run() for name, run in runs.items()}  # warm-up
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            outputs[name] = run()
-            times[name].append(time.perf_counter() - start)
-    nemo_time, our_time = (statistics.median(times[n]) for n in ("nemo", "ours"))
+    times, outputs = interleaved(runs, args.repeats)
+    nemo_time, our_time = times["nemo"], times["ours"]
     difference = np.linalg.norm(outputs["ours"] - outputs["nemo"]) / np.linalg.norm(outputs["nemo"])
     hours = args.seconds / 3600
     print(f"frame VAD (MarbleNet), {args.seconds:g} s, median of {args.repeats}: NeMo "
