@@ -159,6 +159,9 @@ class RelPositionAttention(nn.Module):
         padded = blocks * block
         # Positions -(T-1) ... K-1 (`ascending`), zero rows appended for the last block.
         ascending = mx.pad(ascending, [(0, padded - time), (0, 0)])
+        ascending = mx.contiguous(  # per head, (H, K + padded - 1, d_head): one copy for all groups
+            ascending.reshape(-1, heads, q_u.shape[-1]).transpose(1, 0, 2)
+        )
         q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         # Copies: cuDNN (MLX CUDA SDPA) refuses negative strides.
@@ -195,8 +198,7 @@ class RelPositionAttention(nn.Module):
         batch, heads, rows, d_head = q_v.shape
         blocks = rows // block
         width = time + block - 1
-        needed = ascending[first : first + rows + time - 1].reshape(-1, heads, d_head)
-        needed = mx.contiguous(needed.transpose(1, 0, 2))  # (H, rows + K - 1, d_head)
+        needed = mx.contiguous(ascending[:, first : first + rows + time - 1])
         windows = mx.as_strided(
             needed,
             (heads, blocks, width, d_head),
