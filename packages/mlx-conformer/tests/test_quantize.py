@@ -76,3 +76,33 @@ def test_cpu_blas_path_equals_mlx_quantized_matmul() -> None:
     np.testing.assert_array_equal(
         np.array(quantised(one_row)), np.array(nn.QuantizedLinear.__call__(quantised, one_row))
     )
+
+
+def test_one_group_inputs_take_the_dequantised_product_on_cuda(monkeypatch) -> None:
+    # MLX 0.32.4's CUDA quantised matmul is wrong for 64-feature inputs with several rows
+    # (measured on an H200); there the layer must multiply by the dequantised weight.
+    from mlx_conformer import quantize
+
+    mx.random.seed(4)
+    module = nn.Sequential(nn.Linear(64, 96), nn.Linear(128, 32))
+    quantize_linears(module, 8)
+    one_group, two_groups = module.layers
+    x = mx.random.normal((5, 64))  # fewer rows than the CPU's BLAS threshold
+    y = mx.random.normal((5, 128))
+
+    def dequantised(layer: nn.QuantizedLinear, inputs: mx.array) -> np.ndarray:
+        weight = mx.dequantize(layer["weight"], layer["scales"], layer["biases"], 64, 8)
+        return np.array(mx.addmm(layer["bias"], inputs, weight.T))
+
+    kernel = np.array(nn.QuantizedLinear.__call__(one_group, x))
+    assert not np.array_equal(kernel, dequantised(one_group, x))  # the two routes differ
+    monkeypatch.setattr(quantize, "on_cpu", lambda: False)
+    monkeypatch.setattr(quantize, "on_cuda", lambda: True)
+    np.testing.assert_array_equal(np.array(one_group(x)), dequantised(one_group, x))
+    np.testing.assert_array_equal(np.array(one_group(x[:1])), np.array(  # one row: MLX's kernel
+        nn.QuantizedLinear.__call__(one_group, x[:1])))  # fmt: skip
+    np.testing.assert_array_equal(  # two groups: MLX's kernel
+        np.array(two_groups(y)), np.array(nn.QuantizedLinear.__call__(two_groups, y))
+    )
+    monkeypatch.setattr(quantize, "on_cuda", lambda: False)  # Metal: MLX's kernel
+    np.testing.assert_array_equal(np.array(one_group(x)), kernel)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .fastmath import on_cpu
+
 BITS = (4, 8)
 GROUP_SIZE = 64
 _BLAS_ROWS = 16  # from this many input rows on, dequantise and let BLAS multiply (CPU)
@@ -24,16 +26,32 @@ class QuantizedLinear(nn.QuantizedLinear):
     (a ~16 MB float copy that lives only until the product is done) and multiplying
     through BLAS brings it to ~1.1x float32, with the same weights; on GPUs and for
     single rows (decoding steps) MLX's own kernels are used.
+
+    MLX 0.32.4's CUDA quantised matmul is wrong when the input is one group (64 features)
+    and there is more than one row (relative error ~1, at times inf, at 8 and 4 bits;
+    128 features and more, and single rows, agree with the dequantised product: measured on
+    an H200); such products take the dequantised path there too.
     """
 
     def __call__(self, x: mx.array) -> mx.array:
-        if mx.default_device() != mx.cpu or x.size < _BLAS_ROWS * x.shape[-1]:
+        if not self._dequantises(x):
             return super().__call__(x)
         weight = mx.dequantize(
             self["weight"], self["scales"], self.get("biases"), self.group_size, self.bits,
             mode=self.mode, dtype=x.dtype,
         )  # fmt: skip
         return mx.addmm(self["bias"], x, weight.T) if "bias" in self else x @ weight.T
+
+    def _dequantises(self, x: mx.array) -> bool:
+        rows = x.size // x.shape[-1]
+        if on_cpu():
+            return rows >= _BLAS_ROWS
+        return rows > 1 and x.shape[-1] == self.group_size and on_cuda()
+
+
+def on_cuda() -> bool:
+    """Whether MLX's GPU is a CUDA device (not Metal)."""
+    return mx.cuda.is_available()
 
 
 def quantize_linears(module: nn.Module, bits: int, group_size: int = GROUP_SIZE) -> int:
