@@ -152,3 +152,29 @@ def test_bfloat16_within_1e2():
     ours = np.array(ours.astype(mx.float32))
     for i, n in enumerate(expected_len.tolist()):
         assert _relative_error(ours[i, :n], expected[i, :, :n].T.numpy()) <= 1e-2
+
+
+@pytest.mark.parametrize("variant", ["dw_striding8", "full_limited_context"])
+def test_native_cpu_attention_matches_nemo(variant):
+    # Inputs long enough (>= cpu_attention.MIN_KEYS frames after subsampling) that full
+    # attention takes the native CPU pass, padded and alone.
+    from mlx_conformer import cpu_attention
+
+    cfg = {**BASE, **VARIANTS[variant]}
+    encoder = _nemo_encoder(cfg)
+    model = Conformer(ConformerConfig.from_nemo(cfg))
+    model.load_weights(_mlx_weights(encoder), strict=True)
+    lengths = torch.tensor([2100, 1500])
+    assert mx.default_device() != mx.cpu or cpu_attention.usable(
+        mx.zeros(1), keys=int(lengths.max()) // 8
+    )
+    features = torch.randn(len(lengths), cfg["feat_in"], int(lengths.max()))
+    with torch.no_grad():
+        expected, expected_len = encoder(audio_signal=features, length=lengths)
+    expected = expected.transpose(1, 2).numpy()
+    ours, _ = model(mx.array(features.transpose(1, 2).numpy()), mx.array(lengths.numpy()))
+    ours = np.array(ours)
+    for i, n in enumerate(expected_len.tolist()):
+        assert _relative_error(ours[i, :n], expected[i, :n]) <= 1e-4
+        alone, _ = model(mx.array(features[i : i + 1, :, : lengths[i]].transpose(1, 2).numpy()))
+        assert _relative_error(np.array(alone[0]), expected[i, :n]) <= 1e-4

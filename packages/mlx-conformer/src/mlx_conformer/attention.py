@@ -17,7 +17,7 @@ from collections.abc import Callable
 import mlx.core as mx
 import mlx.nn as nn
 
-from . import fastmath
+from . import cpu_attention, fastmath
 from .cache import LayerCache
 from .fastmath import mask_value
 from .positional import SymmetricPositions
@@ -151,16 +151,28 @@ class RelPositionAttention(nn.Module):
 
         Queries go in groups of rows sized so that a (batch, heads, rows, K) score tensor
         holds about `score_budget` values: memory grows linearly with T, not quadratically.
+        On the CPU in float32, from `cpu_attention.MIN_KEYS` keys on, the same scores are
+        computed block by block in one native pass on every core (`cpu_attention`).
         """
-        batch, heads, time, _ = q_u.shape
+        batch, heads, time, d_head = q_u.shape
         keys = k.shape[2]
+        if cpu_attention.usable(q_u, q_v, k, v, ascending, keys=keys):
+            out = cpu_attention.full_attention(
+                q_u, q_v, k, v,
+                mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
+                self.scale,
+                mask if mask is not None else context_mask("regular", self.context, time),
+                lengths if mask is None else None,
+            )  # fmt: skip
+            if out is not None:  # None: inside mx.compile
+                return out
         block = max(1, min(block, time))  # a stream's short chunk: one block, no padded rows
         blocks = -(-time // block)
         padded = blocks * block
         # Positions -(T-1) ... K-1 (`ascending`), zero rows appended for the last block.
         ascending = mx.pad(ascending, [(0, padded - time), (0, 0)])
         ascending = mx.contiguous(  # per head, (H, K + padded - 1, d_head): one copy for all groups
-            ascending.reshape(-1, heads, q_u.shape[-1]).transpose(1, 0, 2)
+            ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)
         )
         q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])

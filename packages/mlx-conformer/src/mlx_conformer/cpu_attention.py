@@ -1,0 +1,154 @@
+"""Full relative-position attention on the CPU as one native pass per block of queries.
+
+MLX's CPU backend runs elementwise work on one thread: at T = 1500 (two minutes of audio
+after 8x subsampling) a full-attention layer spends most of its time in single-threaded
+passes over its (heads, T, T) scores (the bias, the mask, the max, the exp). Here
+(`kernels/attention_cpu.c`, compiled once per user through `mlx_cpu_runtime.native`)
+each block of 64 queries gets its content and positional scores from the BLAS's sgemm,
+their softmax in one vectorised pass while the block is in cache, and its output from a
+third sgemm; blocks are shared out over the BLAS's thread count, with the BLAS itself
+held to one thread meanwhile. No (T, T) tensor is ever made.
+
+Used by `RelPositionAttention._full` on the CPU for float32 inputs from `MIN_KEYS` keys on
+(below it MLX's fused passes are as fast and the forward stays one lazy graph), outside
+`mx.compile` (the inputs must be evaluated here). `MLX_CONFORMER_NATIVE=off`, no C
+compiler, or a BLAS other than OpenBLAS keep the MLX path, which gives the same numbers
+to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import threading
+from importlib.resources import files
+
+import mlx.core as mx
+import numpy as np
+
+MIN_KEYS = 256
+ROWS = 64  # query rows per block: their scores (64 x K floats) stay in the core's L2
+_F32 = ctypes.POINTER(ctypes.c_float)
+_LOCK = threading.Lock()  # one native pass at a time: each sets the BLAS's thread count
+
+
+class _Attention(ctypes.Structure):
+    """`attention_t` of attention_cpu.c."""
+
+    _fields_ = [
+        ("sgemm", ctypes.c_void_p),
+        *[(name, ctypes.c_int) for name in ("B", "H", "T", "K", "D", "R")],
+        ("scale", ctypes.c_float),
+        *[(name, _F32) for name in ("qu", "qv", "k", "v", "pos")],
+        ("keep", ctypes.POINTER(ctypes.c_uint8)),
+        ("keep_item", ctypes.c_long),
+        ("lengths", ctypes.POINTER(ctypes.c_int32)),
+        ("out", _F32),
+        ("threads", ctypes.c_int),
+    ]  # fmt: skip
+
+
+def switched_off() -> bool:
+    """`MLX_CONFORMER_NATIVE=off` (or 0): keep MLX's attention on the CPU."""
+    return os.environ.get("MLX_CONFORMER_NATIVE", "on").strip().lower() in ("off", "0")
+
+
+@functools.cache
+def _library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
+    """The compiled kernel, the BLAS's own sgemm and the BLAS (for its thread count), or
+    None: no mlx-cpu-runtime BLAS, not OpenBLAS (no thread control), no C compiler."""
+    try:
+        from mlx_cpu_runtime import native, runtime
+    except ImportError:
+        return None
+    path = runtime.status().blas
+    functions = native.blas_functions(path) if path else None
+    if functions is None:
+        return None
+    blas = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)  # the same loaded library MLX calls
+    if not hasattr(blas, "openblas_set_num_threads"):
+        return None
+    source = (files(__package__) / "kernels" / "attention_cpu.c").read_bytes()
+    flags = (*native.FLAGS[:1], "-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
+             "-fno-signed-zeros", "-fassociative-math", "-ffinite-math-only", "-pthread")  # fmt: skip
+    library_path, _ = native.build(source, "conformer-attention", flags)
+    if library_path is None:
+        return None
+    try:
+        library = ctypes.CDLL(str(library_path), mode=ctypes.RTLD_LOCAL)
+    except OSError:
+        return None
+    library.conformer_attention.argtypes = [ctypes.POINTER(_Attention)]
+    library.conformer_attention.restype = ctypes.c_int
+    return library, functions[0], blas
+
+
+def usable(*arrays: mx.array, keys: int) -> bool:
+    """Whether the native pass applies: the CPU, float32, enough keys, library there."""
+    return (
+        keys >= MIN_KEYS
+        and mx.default_device() == mx.cpu
+        and all(a.dtype == mx.float32 for a in arrays)
+        and not switched_off()
+        and _library() is not None
+    )
+
+
+def _view(array: mx.array) -> np.ndarray:
+    """A numpy view of an evaluated, row-contiguous MLX array (no copy)."""
+    return np.asarray(array)
+
+
+def full_attention(
+    q_u: mx.array,
+    q_v: mx.array,
+    k: mx.array,
+    v: mx.array,
+    positions: mx.array,
+    scale: float,
+    keep: mx.array | None,
+    lengths: mx.array | None,
+) -> mx.array | None:
+    """(B, H, T, d_head) attention output, or None inside `mx.compile` (nothing evaluable).
+
+    q_u, q_v (B, H, T, d), k, v (B, H, K, d); `positions` (H, T + K - 1, d), the projected
+    positions -(T - 1) ... K - 1 per head; `keep` (T, K) or (B or 1, T, K) boolean, keys
+    in their own order; `lengths` (B,) valid frames (pairs beyond them masked)."""
+    inputs = [mx.contiguous(a) for a in (q_u, q_v, k, v, positions)]
+    if keep is not None:
+        inputs.append(mx.contiguous(keep.astype(mx.uint8)))
+    if lengths is not None:
+        inputs.append(mx.contiguous(lengths.astype(mx.int32)))
+    try:
+        mx.eval(inputs)
+    except ValueError:  # tracing (mx.compile, vmap): arrays have no values yet
+        return None
+    library, sgemm, blas = _library()
+    batch, heads, time, d_head = q_u.shape
+    keys = k.shape[2]
+    views = [_view(a) for a in inputs]
+    out = np.empty((batch, heads, time, d_head), dtype=np.float32)
+    task = _Attention(
+        sgemm, batch, heads, time, keys, d_head, ROWS, scale,
+        *[view.ctypes.data_as(_F32) for view in views[:5]],
+        None, 0, None, out.ctypes.data_as(_F32), 0,
+    )  # fmt: skip
+    rest = views[5:]
+    if keep is not None:
+        mask = rest.pop(0)
+        task.keep = mask.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        task.keep_item = time * keys if mask.ndim == 3 and mask.shape[0] > 1 else 0
+    if lengths is not None:
+        task.lengths = rest.pop(0).ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+    with _LOCK:
+        threads = blas.openblas_get_num_threads()
+        task.threads = threads
+        blas.openblas_set_num_threads(1)  # each worker's products on its own core
+        try:
+            failed = library.conformer_attention(ctypes.byref(task))
+        finally:
+            blas.openblas_set_num_threads(threads)
+    if failed:
+        raise MemoryError("attention: no memory for one block of scores")
+    return mx.array(out)

@@ -1,0 +1,115 @@
+"""The native CPU attention (`cpu_attention.py`): against float64, and as the layer uses it."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from mlx_conformer import cpu_attention
+from mlx_conformer.attention import RelPositionAttention
+from mlx_conformer.positional import SymmetricPositions
+
+pytestmark = pytest.mark.skipif(
+    mx.default_device() != mx.cpu, reason="the native pass is the CPU's attention"
+)
+
+
+def _reference(q_u, q_v, k, v, positions, scale, keep, lengths) -> np.ndarray:
+    """float64: score(i, j) = scale (q_u[i] . k[j] + q_v[i] . positions[i + K - 1 - j]),
+    masked scores -1e9 (a row with no key kept averages the values), softmax, times v."""
+    q_u, q_v, k, v, positions = (
+        np.asarray(a, dtype=np.float64) for a in (q_u, q_v, k, v, positions)
+    )
+    batch, heads, time, _ = q_u.shape
+    keys = k.shape[2]
+    index = np.arange(time)[:, None] + keys - 1 - np.arange(keys)[None, :]  # (T, K)
+    allowed = np.ones((batch, time, keys), dtype=bool)
+    if keep is not None:
+        allowed &= np.broadcast_to(np.asarray(keep), (batch, time, keys))
+    if lengths is not None:
+        for b, n in enumerate(np.asarray(lengths)):
+            allowed[b, n:, :] = False
+            allowed[b, :, n:] = False
+    out = np.empty_like(q_u)
+    for b in range(batch):
+        for h in range(heads):
+            content = q_u[b, h] @ k[b, h].T
+            positional = np.einsum("td,tkd->tk", q_v[b, h], positions[h][index])
+            scores = np.where(allowed[b], scale * (content + positional), -1e9)
+            weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            out[b, h] = (weights / weights.sum(axis=-1, keepdims=True)) @ v[b, h]
+    return out
+
+
+def _inputs(batch: int, heads: int, time: int, keys: int, d_head: int, seed: int):
+    rng = np.random.default_rng(seed)
+    q_u, q_v = (rng.standard_normal((batch, heads, time, d_head)).astype(np.float32) for _ in "uv")
+    k, v = (rng.standard_normal((batch, heads, keys, d_head)).astype(np.float32) for _ in "kv")
+    positions = rng.standard_normal((heads, time + keys - 1, d_head)).astype(np.float32)
+    return q_u, q_v, k, v, positions, rng
+
+
+@pytest.mark.parametrize(
+    "case", ["lengths", "mask per item", "one mask", "cached keys", "empty rows"]
+)
+def test_equals_float64(case: str) -> None:
+    assert cpu_attention.usable(mx.zeros(1), keys=cpu_attention.MIN_KEYS), (
+        "the native library did not build (C compiler, OpenBLAS)"
+    )
+    time, keys = 300, 300 + (70 if case == "cached keys" else 0)  # not a multiple of 64 rows
+    q_u, q_v, k, v, positions, rng = _inputs(2, 3, time, keys, 16, seed=len(case))
+    keep, lengths = None, None
+    if case == "lengths":
+        lengths = np.array([time, 211], dtype=np.int32)
+    elif case in ("mask per item", "empty rows"):
+        keep = rng.random((2, time, keys)) < 0.7
+        if case == "empty rows":
+            keep[1, 5] = False  # a query that may see no key
+            keep[0, 100:] = False
+    elif case == "one mask":  # (T, K), as a limited context gives
+        keep = np.abs(np.arange(time)[:, None] - np.arange(keys)[None, :]) <= 40
+    else:
+        keep = rng.random((1, time, keys)) < 0.9
+    ours = cpu_attention.full_attention(
+        *(mx.array(a) for a in (q_u, q_v, k, v, positions)),
+        0.25,
+        None if keep is None else mx.array(keep),
+        None if lengths is None else mx.array(lengths),
+    )
+    expected = _reference(q_u, q_v, k, v, positions, 0.25, keep, lengths)
+    error = np.abs(np.array(ours) - expected).max() / np.abs(expected).max()
+    assert error < 2e-6
+
+
+def _layer_and_input(time: int):
+    mx.random.seed(2)
+    layer = RelPositionAttention(64, 4)
+    layer.pos_bias_u = mx.random.normal((4, 16)) * 0.3
+    layer.pos_bias_v = mx.random.normal((4, 16)) * 0.3
+    x = mx.random.normal((2, time, 64))
+    half = mx.random.normal((time, 32))
+    return layer, x, SymmetricPositions(mx.sin(half), mx.cos(half))
+
+
+def test_layer_equals_the_mlx_path(monkeypatch) -> None:
+    layer, x, positions = _layer_and_input(cpu_attention.MIN_KEYS + 21)
+    lengths = mx.array([x.shape[1], 200])
+    native = np.array(layer(x, positions, lengths))
+    monkeypatch.setenv("MLX_CONFORMER_NATIVE", "off")
+    mlx_path = np.array(layer(x, positions, lengths))
+    for item, n in enumerate([x.shape[1], 200]):
+        np.testing.assert_allclose(native[item, :n], mlx_path[item, :n], rtol=1e-5, atol=1e-5)
+
+
+def test_inside_mx_compile_the_mlx_path_runs() -> None:
+    layer, x, positions = _layer_and_input(cpu_attention.MIN_KEYS)
+    eager = np.array(layer(x, positions))
+    compiled = mx.compile(lambda inputs: layer(inputs, positions))
+    np.testing.assert_allclose(np.array(compiled(x)), eager, rtol=1e-5, atol=1e-5)
+
+
+def test_short_inputs_and_other_dtypes_keep_the_mlx_path() -> None:
+    small = mx.zeros((1, 1, 4, 8))
+    assert not cpu_attention.usable(small, keys=cpu_attention.MIN_KEYS - 1)
+    assert not cpu_attention.usable(small.astype(mx.bfloat16), keys=cpu_attention.MIN_KEYS)
