@@ -113,3 +113,36 @@ def test_short_inputs_and_other_dtypes_keep_the_mlx_path() -> None:
     small = mx.zeros((1, 1, 4, 8))
     assert not cpu_attention.usable(small, keys=cpu_attention.MIN_KEYS - 1)
     assert not cpu_attention.usable(small.astype(mx.bfloat16), keys=cpu_attention.MIN_KEYS)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_plain_attention_equals_float64(padded: bool) -> None:
+    # A Transformer's attention: no positional term, padded keys masked additively per item.
+    q, _, k, v, _, _ = _inputs(2, 4, 280, 280, 24, seed=7)
+    key_bias = np.zeros((2, 1, 1, 280), dtype=np.float32)
+    if padded:
+        key_bias[1, ..., 190:] = -10000.0  # NeMo's `form_attention_mask` value
+    ours = cpu_attention.plain_attention(
+        mx.array(q), mx.array(k), mx.array(v), 0.2, mx.array(key_bias) if padded else None
+    )
+    q64, k64, v64 = (a.astype(np.float64) for a in (q, k, v))
+    scores = 0.2 * q64 @ k64.swapaxes(-1, -2) + key_bias
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    expected = (weights / weights.sum(axis=-1, keepdims=True)) @ v64
+    error = np.abs(np.array(ours) - expected).max() / np.abs(expected).max()
+    assert error < 2e-6
+
+
+def test_fastmath_attention_takes_the_native_pass_for_long_plain_inputs(monkeypatch) -> None:
+    from mlx_conformer import fastmath
+
+    q, _, k, v, _, _ = _inputs(1, 2, 300, 300, 16, seed=8)
+    key_bias = np.zeros((1, 1, 1, 300), dtype=np.float32)
+    key_bias[..., 250:] = -10000.0
+    inputs = [mx.array(a) for a in (q, k, v)]
+    native = cpu_attention.plain_attention(*inputs, 0.25, mx.array(key_bias))
+    through = fastmath.attention(*inputs, 0.25, mx.array(key_bias))
+    np.testing.assert_array_equal(np.array(through), np.array(native))
+    monkeypatch.setenv("MLX_CONFORMER_NATIVE", "off")
+    mlx_path = fastmath.attention(*inputs, 0.25, mx.array(key_bias))
+    np.testing.assert_allclose(np.array(mlx_path), np.array(native), rtol=1e-5, atol=1e-5)

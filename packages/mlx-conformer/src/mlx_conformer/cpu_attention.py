@@ -40,7 +40,8 @@ class _Attention(ctypes.Structure):
         ("sgemm", ctypes.c_void_p),
         *[(name, ctypes.c_int) for name in ("B", "H", "T", "K", "D", "R")],
         ("scale", ctypes.c_float),
-        *[(name, _F32) for name in ("qu", "qv", "k", "v", "pos")],
+        *[(name, _F32) for name in ("qu", "qv", "k", "v", "pos", "key_bias")],
+        ("key_bias_item", ctypes.c_long),
         ("keep", ctypes.POINTER(ctypes.c_uint8)),
         ("keep_item", ctypes.c_long),
         ("lengths", ctypes.POINTER(ctypes.c_int32)),
@@ -110,37 +111,62 @@ def full_attention(
     keep: mx.array | None,
     lengths: mx.array | None,
 ) -> mx.array | None:
-    """(B, H, T, d_head) attention output, or None inside `mx.compile` (nothing evaluable).
+    """(B, H, T, d_head) relative-position attention, or None inside `mx.compile`.
 
     q_u, q_v (B, H, T, d), k, v (B, H, K, d); `positions` (H, T + K - 1, d), the projected
     positions -(T - 1) ... K - 1 per head; `keep` (T, K) or (B or 1, T, K) boolean, keys
     in their own order; `lengths` (B,) valid frames (pairs beyond them masked)."""
-    inputs = [mx.contiguous(a) for a in (q_u, q_v, k, v, positions)]
-    if keep is not None:
-        inputs.append(mx.contiguous(keep.astype(mx.uint8)))
-    if lengths is not None:
-        inputs.append(mx.contiguous(lengths.astype(mx.int32)))
+    return _run(q_u, k, v, scale, q_v=q_v, positions=positions, keep=keep, lengths=lengths)
+
+
+def plain_attention(
+    q: mx.array, k: mx.array, v: mx.array, scale: float, key_bias: mx.array | None
+) -> mx.array | None:
+    """(B, H, T, d_head) softmax(q k^T * scale + key_bias) v, or None inside `mx.compile`;
+    `key_bias` (B or 1, 1, 1, K) additive per key (a Transformer's padding mask) or None."""
+    if key_bias is not None:
+        key_bias = key_bias.reshape(key_bias.shape[0], -1)
+    return _run(q, k, v, scale, key_bias=key_bias)
+
+
+def _run(
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    scale: float,
+    *,
+    q_v: mx.array | None = None,
+    positions: mx.array | None = None,
+    keep: mx.array | None = None,
+    lengths: mx.array | None = None,
+    key_bias: mx.array | None = None,
+) -> mx.array | None:
+    named = {"qu": q, "qv": q_v, "k": k, "v": v, "pos": positions, "key_bias": key_bias,
+             "keep": None if keep is None else keep.astype(mx.uint8),
+             "lengths": None if lengths is None else lengths.astype(mx.int32)}  # fmt: skip
+    named = {name: mx.contiguous(a) for name, a in named.items() if a is not None}
     try:
-        mx.eval(inputs)
+        mx.eval(list(named.values()))
     except ValueError:  # tracing (mx.compile, vmap): arrays have no values yet
         return None
+    views = {name: _view(a) for name, a in named.items()}
     library, sgemm, blas = _library()
-    batch, heads, time, d_head = q_u.shape
+    batch, heads, time, d_head = q.shape
     keys = k.shape[2]
-    views = [_view(a) for a in inputs]
     out = np.empty((batch, heads, time, d_head), dtype=np.float32)
-    task = _Attention(
-        sgemm, batch, heads, time, keys, d_head, ROWS, scale,
-        *[view.ctypes.data_as(_F32) for view in views[:5]],
-        None, 0, None, out.ctypes.data_as(_F32), 0,
-    )  # fmt: skip
-    rest = views[5:]
-    if keep is not None:
-        mask = rest.pop(0)
+    task = _Attention(sgemm, batch, heads, time, keys, d_head, ROWS, scale)
+    for name in ("qu", "qv", "k", "v", "pos", "key_bias"):
+        if name in views:
+            setattr(task, name, views[name].ctypes.data_as(_F32))
+    task.out = out.ctypes.data_as(_F32)
+    if "key_bias" in views and views["key_bias"].shape[0] > 1:
+        task.key_bias_item = keys
+    if "keep" in views:
+        mask = views["keep"]
         task.keep = mask.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
         task.keep_item = time * keys if mask.ndim == 3 and mask.shape[0] > 1 else 0
-    if lengths is not None:
-        task.lengths = rest.pop(0).ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+    if "lengths" in views:
+        task.lengths = views["lengths"].ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
     with _LOCK:
         threads = blas.openblas_get_num_threads()
         task.threads = threads

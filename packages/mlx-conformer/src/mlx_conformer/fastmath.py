@@ -16,6 +16,8 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
+from . import cpu_attention
+
 _LOG2E = 1.4426950408889634
 _ROUND = 12582912.0  # 1.5 * 2^23: (t + _ROUND) - _ROUND rounds t to the nearest integer
 _LN2_HI = 0.693145751953125  # ln 2 split in two so that n * ln2 is exact in float32
@@ -230,6 +232,17 @@ def attention(
     forwards gained nothing (Sortformer 60 s 2.97 vs 2.98 s, a 0.6b-geometry encoder on
     60 s 7.11 vs 7.06 s, idle, 2026-12-04)."""
     if on_cpu():
+        per_key = bias is None or (bias.ndim == 4 and bias.shape[1:3] == (1, 1))  # (B, 1, 1, K)
+        extra = () if bias is None else (bias,)
+        if (
+            keep is None
+            and per_key
+            and q.ndim == 4
+            and cpu_attention.usable(q, k, v, *extra, keys=k.shape[-2])
+        ):
+            out = cpu_attention.plain_attention(q, k, v, scale, bias)
+            if out is not None:  # None: inside mx.compile
+                return out
         return softmax_attention(q, k, v, scale, bias, keep)
     if bias is not None and bias.ndim == q.ndim + 1:
         bias = bias.reshape(*bias.shape[:-3], -1, bias.shape[-1])

@@ -11,8 +11,10 @@
 
    Same maths as `fastmath.softmax_attention` with the blocked positional bias of
    `RelPositionAttention._full`: score(i, j) = scale * ((q_u[i] . k[j]) + (q_v[i] .
-   pos[i + K - 1 - j])), masked keys set to -1e9 (a row with none kept gives the mean of
-   the values, as there), exp by the same Cephes polynomial with the same clamp. */
+   pos[i + K - 1 - j])) + key_bias[j], masked keys set to -1e9 (a row with none kept gives
+   the mean of the values, as there), exp by the same Cephes polynomial with the same
+   clamp. Without `pos` (plain attention, a Transformer's) the positional term is left out;
+   `key_bias` is an additive mask per key (a Transformer's padded keys), or none. */
 
 #include <pthread.h>
 #include <stdint.h>
@@ -29,7 +31,9 @@ typedef struct {
     float scale;
     const float *qu, *qv;  /* (B, H, T, D) */
     const float *k, *v;    /* (B, H, K, D) */
-    const float *pos;      /* (H, T + K - 1, D): positions -(T - 1) ... K - 1 */
+    const float *pos;      /* NULL, or (H, T + K - 1, D): positions -(T - 1) ... K - 1 */
+    const float *key_bias; /* NULL, or key_bias[b * key_bias_item + j] */
+    long key_bias_item;    /* 0 (one row for all items) or K */
     const uint8_t *keep;   /* NULL, or keep[b * keep_item + i * K + j] */
     long keep_item;        /* 0 (one mask for all items) or T * K */
     const int32_t *lengths;  /* NULL, or (B,) valid frames: pairs beyond them are masked */
@@ -73,16 +77,18 @@ static inline float exp_clamped(float x) {
 /* Rows [0, rows) of a block: scores in s (rows x K) become exp(score - row max); the row
    sums go to sums. p is the positional block (rows x (rows + K - 1)). */
 CLONES static void softmax_rows(float *s, const float *p, float *sums, int rows, int K,
-                                float scale, const uint8_t *keep, int first, int valid) {
+                                float scale, const float *key_bias, const uint8_t *keep,
+                                int first, int valid) {
     int width = rows + K - 1;
     for (int r = 0; r < rows; r++) {
         float *row = s + (long)r * K;
-        const float *pr = p + (long)r * width + r + K - 1;  /* pr[-j]: key j's position */
+        const float *pr = p ? p + (long)r * width + r + K - 1 : NULL;  /* pr[-j]: key j's */
         const uint8_t *kr = keep ? keep + (long)(first + r) * K : NULL;
         int keys = first + r < valid ? valid : 0;  /* keys [0, keys) may be kept */
         float m = -3.0e38f;
         for (int j = 0; j < K; j++) {
-            float x = scale * (row[j] + pr[-j]);
+            float x = scale * (pr ? row[j] + pr[-j] : row[j]);
+            x = key_bias ? x + key_bias[j] : x;
             int kept = j < keys && (kr == NULL || kr[j]);
             x = kept ? x : MASKED;
             row[j] = x;
@@ -105,15 +111,16 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
     int rows = a->T - first < a->R ? a->T - first : a->R;
     int K = a->K, D = a->D, width = rows + K - 1;
     const float *qu = a->qu + ((long)bh * a->T + first) * D;
-    const float *qv = a->qv + ((long)bh * a->T + first) * D;
+    const float *qv = a->qv ? a->qv + ((long)bh * a->T + first) * D : NULL;
     const float *k = a->k + (long)bh * K * D, *v = a->v + (long)bh * K * D;
-    const float *pos = a->pos + ((long)h * (a->T + K - 1) + first) * D;
+    const float *pos = a->pos ? a->pos + ((long)h * (a->T + K - 1) + first) * D : NULL;
     float *out = a->out + ((long)bh * a->T + first) * D;
     a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, K, D, 1.0f, qu, D, k, D, 0.0f, s, K);
-    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, width, D, 1.0f, qv, D, pos, D, 0.0f, p, width);
+    if (pos) a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, width, D, 1.0f, qv, D, pos, D, 0.0f, p, width);
     const uint8_t *keep = a->keep ? a->keep + b * a->keep_item : NULL;
     int valid = a->lengths ? a->lengths[b] : (K > a->T ? K : a->T);  /* else: all */
-    softmax_rows(s, p, sums, rows, K, a->scale, keep, first, valid);
+    const float *key_bias = a->key_bias ? a->key_bias + b * a->key_bias_item : NULL;
+    softmax_rows(s, pos ? p : NULL, sums, rows, K, a->scale, key_bias, keep, first, valid);
     a->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, D, K, 1.0f, s, K, v, D, 0.0f, out, D);
     for (int r = 0; r < rows; r++) {
         float inverse = 1.0f / sums[r];
