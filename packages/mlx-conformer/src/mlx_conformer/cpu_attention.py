@@ -1,4 +1,4 @@
-"""Full relative-position attention on the CPU as one native pass per block of queries.
+"""Attention on the CPU (relative-position and plain) as one native pass per block of queries.
 
 MLX's CPU backend runs elementwise work on one thread: at T = 1500 (two minutes of audio
 after 8x subsampling) a full-attention layer spends most of its time in single-threaded
@@ -9,8 +9,9 @@ their softmax in one vectorised pass while the block is in cache, and its output
 third sgemm; blocks are shared out over the BLAS's thread count, with the BLAS itself
 held to one thread meanwhile. No (T, T) tensor is ever made.
 
-Used by `RelPositionAttention._full` on the CPU for float32 inputs from `MIN_KEYS` keys on
-(below it MLX's fused passes are as fast and the forward stays one lazy graph), outside
+Used by `RelPositionAttention._full` (relative positions) and `fastmath.attention` (plain
+attention, a Transformer's) on the CPU for float32 inputs from `MIN_KEYS` keys on (below it
+MLX's fused passes are about as fast and the forward stays one lazy graph), outside
 `mx.compile` (the inputs must be evaluated here). `MLX_CONFORMER_NATIVE=off`, no C
 compiler, or a BLAS other than OpenBLAS keep the MLX path, which gives the same numbers
 to float32 rounding.
@@ -71,7 +72,8 @@ def _library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
     if not hasattr(blas, "openblas_set_num_threads"):
         return None
     source = (files(__package__) / "kernels" / "attention_cpu.c").read_bytes()
-    flags = (*native.FLAGS[:1], "-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
+    # -O3 and the float flags let the compiler vectorise the row loops' max and sum.
+    flags = ("-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
              "-fno-signed-zeros", "-fassociative-math", "-ffinite-math-only", "-pthread")  # fmt: skip
     library_path, _ = native.build(source, "conformer-attention", flags)
     if library_path is None:

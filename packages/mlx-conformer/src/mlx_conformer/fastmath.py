@@ -224,7 +224,9 @@ def attention(
     bias: mx.array | None,
     keep: mx.array | None = None,
 ) -> mx.array:
-    """Scaled dot-product attention: MLX's fused kernel on GPUs, `softmax_attention` on CPU.
+    """Scaled dot-product attention: MLX's fused kernel on GPUs, `softmax_attention` on CPU;
+    there, from `cpu_attention.MIN_KEYS` keys in float32 with at most a bias per key (a
+    Transformer's padding), the native pass of `cpu_attention` on every core instead.
 
     `bias` and `keep` as `softmax_attention` takes them (a bias in query blocks is copied
     into rows for the GPU's kernel). Halving the heads over two MLX streams (two CPU
