@@ -106,3 +106,22 @@ def test_the_flags_are_part_of_the_cache_key(monkeypatch, tmp_path):
     assert other != plain
     assert plain.name.startswith("probe-")
     assert plain.parent == tmp_path / "mlx-cpu-runtime"
+
+
+def test_load_gives_the_built_library_or_none(monkeypatch, tmp_path):
+    if native.compiler() is None:
+        pytest.fail("this test needs a C compiler (CI installs one)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    library = native.load(b"int mlx_cpu_runtime_probe(void) { return 7; }\n", "probe")
+    assert library is not None
+    assert library.mlx_cpu_runtime_probe() == 7
+    assert native.load(b"this is not C\n", "broken") is None  # the caller's non-native path
+
+
+def test_blas_path_is_the_loaded_blas_else_the_one_that_would_be(monkeypatch):
+    loaded = runtime.status().blas
+    assert native.blas_path() == (loaded or runtime.find_blas())
+    monkeypatch.setattr(runtime, "status", lambda: runtime.RuntimeStatus(
+        platform="Linux", blas=None, blas_reason="", malloc_tuned=False, too_late=True))  # fmt: skip
+    monkeypatch.setenv("MLX_CPU_BLAS", "off")
+    assert native.blas_path() is None

@@ -61,26 +61,22 @@ def _library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
     """The compiled kernel, the BLAS's own sgemm and the BLAS (for its thread count), or
     None: no mlx-cpu-runtime BLAS, not OpenBLAS (no thread control), no C compiler."""
     try:
-        from mlx_cpu_runtime import native, runtime
+        from mlx_cpu_runtime import native
     except ImportError:
         return None
-    path = runtime.status().blas
+    path = native.blas_path()
     functions = native.blas_functions(path) if path else None
     if functions is None:
         return None
-    blas = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)  # the same loaded library MLX calls
+    blas = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)  # the loaded library, when MLX calls it
     if not hasattr(blas, "openblas_set_num_threads"):
         return None
     source = (files(__package__) / "kernels" / "attention_cpu.c").read_bytes()
     # -O3 and the float flags let the compiler vectorise the row loops' max and sum.
     flags = ("-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
              "-fno-signed-zeros", "-fassociative-math", "-ffinite-math-only", "-pthread")  # fmt: skip
-    library_path, _ = native.build(source, "conformer-attention", flags)
-    if library_path is None:
-        return None
-    try:
-        library = ctypes.CDLL(str(library_path), mode=ctypes.RTLD_LOCAL)
-    except OSError:
+    library = native.load(source, "conformer-attention", flags)
+    if library is None:
         return None
     library.conformer_attention.argtypes = [ctypes.POINTER(_Attention)]
     library.conformer_attention.restype = ctypes.c_int

@@ -99,3 +99,24 @@ def blas_functions(blas_path: str) -> tuple[ctypes.c_void_p, ctypes.c_void_p] | 
     except (OSError, AttributeError):
         return None
     return ctypes.cast(sgemm, ctypes.c_void_p), ctypes.cast(sgemv, ctypes.c_void_p)
+
+
+def load(source: bytes, name: str, flags: tuple[str, ...] = FLAGS) -> ctypes.CDLL | None:
+    """`build`'s library loaded with local symbols, or None if it cannot be built or loaded
+    (callers keep their non-native path)."""
+    path, _ = build(source, name, flags)
+    if path is None:
+        return None
+    try:
+        return ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
+    except OSError:
+        return None
+
+
+def blas_path() -> str | None:
+    """The optimised BLAS that native code calls: the one `configure()` loaded for MLX, else
+    the one it would load (MLX imported first), unless turned off (`MLX_CPU_BLAS=off`)."""
+    from . import runtime  # here, not at the top: runtime imports gemv, which imports this
+
+    loaded = runtime.status().blas
+    return loaded or (None if runtime.blas_turned_off() else runtime.find_blas())

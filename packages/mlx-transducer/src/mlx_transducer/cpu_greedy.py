@@ -73,20 +73,16 @@ def _library() -> tuple[ctypes.CDLL, tuple[ctypes.c_void_p, ctypes.c_void_p]] | 
     """The compiled loop and the BLAS's sgemm / sgemv, or None (no mlx-cpu-runtime with
     `native`, no optimised BLAS, no C compiler)."""
     try:
-        from mlx_cpu_runtime import native, runtime
+        from mlx_cpu_runtime import native
     except ImportError:
         return None
-    blas = runtime.status().blas or (None if runtime.blas_turned_off() else runtime.find_blas())
+    blas = native.blas_path()
     functions = native.blas_functions(blas) if blas else None
     if functions is None:
         return None
-    source = (files(__package__) / "kernels" / "greedy_cpu.c").read_bytes()
-    path, _ = native.build(source, "transducer-greedy")
-    if path is None:
-        return None
-    try:
-        library = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
-    except OSError:
+    library = native.load((files(__package__) / "kernels" / "greedy_cpu.c").read_bytes(),
+                          "transducer-greedy")  # fmt: skip
+    if library is None:
         return None
     library.transducer_greedy_run.argtypes = [ctypes.POINTER(_Model), ctypes.POINTER(_Run)]
     library.transducer_greedy_run.restype = ctypes.c_int
