@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from . import fastmath
+from . import cpu_convolution, cpu_feed_forward, fastmath
 from .attention import RelPositionAttention
 from .cache import LayerCache
 from .config import ConformerConfig
@@ -21,6 +21,10 @@ class FeedForward(nn.Module):
         self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
 
     def __call__(self, x: mx.array) -> mx.array:
+        if cpu_feed_forward.usable(x, self.linear1, self.linear2):
+            out = cpu_feed_forward.feed_forward(x, self.linear1, self.linear2)
+            if out is not None:  # None: inside mx.compile
+                return out
         return self.linear2(fastmath.silu(self.linear1(x)))
 
 
@@ -52,6 +56,10 @@ class ConvolutionModule(nn.Module):
     ) -> mx.array:
         """x (B, T, D); pad_mask (B, T) true on padded frames; a stream's `cache` supplies
         the left context (and takes this chunk's) instead of zero padding."""
+        if cache is None and self.norm_type == "batch_norm":
+            out = self._native(x, pad_mask)
+            if out is not None:
+                return out
         x = _pointwise(self.pointwise_conv1, x)
         x = _glu(x) if pad_mask is None else _masked_glu(x, pad_mask)
         if cache is None:
@@ -68,6 +76,25 @@ class ConvolutionModule(nn.Module):
         else:
             x = norm(_depthwise(x, weight, bias, mx.ones_like(bias), mx.zeros_like(bias)))
         return _pointwise(self.pointwise_conv2, fastmath.silu(x))
+
+    def _native(self, x: mx.array, pad_mask: mx.array | None) -> mx.array | None:
+        """The module as `cpu_convolution`'s one native call, or None where it does not
+        apply (not the CPU, not float32, few rows, inside `mx.compile`)."""
+        pw1, dw, pw2, norm = (
+            self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2, self.batch_norm
+        )  # fmt: skip
+        if not cpu_convolution.usable(x, pw1.weight, dw.weight, pw2.weight):
+            return None
+        scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
+        bias = dw.bias if "bias" in dw else mx.zeros((dw.weight.shape[0],), dtype=x.dtype)
+        return cpu_convolution.convolution(
+            x,
+            pad_mask,
+            (pw1.weight.reshape(pw1.weight.shape[0], -1), pw1.get("bias")),
+            (dw.weight[:, :, 0].T, bias, self.left),
+            (scale, norm.bias - norm.running_mean * scale),
+            (pw2.weight.reshape(pw2.weight.shape[0], -1), pw2.get("bias")),
+        )
 
 
 @mx.compile

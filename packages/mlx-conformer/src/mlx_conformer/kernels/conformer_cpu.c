@@ -1,0 +1,357 @@
+/* The Conformer's native CPU kernels: attention and the feed-forward module.
+
+   MLX's CPU backend runs elementwise work on one thread. These kernels keep MLX's products
+   on the BLAS (OpenBLAS's sgemm, called through the pointer mlx-cpu-runtime hands over) and
+   run the elementwise work between them on every core, vectorised (AVX-512, AVX2 or SSE2
+   clones chosen at load).
+
+   Attention (`conformer_attention`), one block of query rows at a time: for each (item,
+   head, block of R queries) the content scores (q + u) k^T and the positional scores
+   (q + v) p^T of the R + K - 1 positions the block's rows use go through sgemm (one thread
+   each); the sum, the mask, the row max, the exp and the row sums are one vectorised pass
+   over the block while it is in cache; the weights times the values are a third sgemm,
+   normalised per row afterwards. Blocks are shared out to `threads` workers. Scores never
+   exist beyond one block: memory grows with K, not T x K.
+   Same maths as `fastmath.softmax_attention` with the blocked positional bias of
+   `RelPositionAttention._full`: score(i, j) = scale * ((q_u[i] . k[j]) + (q_v[i] .
+   pos[i + K - 1 - j])) + key_bias[j], masked keys set to -1e9 (a row with none kept gives
+   the mean of the values, as there), exp by the same Cephes polynomial with the same
+   clamp. Without `pos` (plain attention, a Transformer's) the positional term is left out;
+   `key_bias` is an additive mask per key (a Transformer's padded keys), or none.
+
+   Feed-forward (`conformer_feed_forward`): linear1 as one sgemm over all rows (the BLAS's
+   own threads), then SiLU(h + b1) on `threads` workers over row ranges, then linear2 as one
+   sgemm onto rows holding b2. SiLU is x / (1 + exp(-x)) with the exp above, as
+   `fastmath.silu` computes it.
+
+   Convolution module (`conformer_convolution`, batch-norm variant, offline): pointwise_conv1
+   as one sgemm, then on the workers over row ranges the GLU (padded frames zeroed), then
+   the depthwise convolution over time (zeros beyond each item's ends, as MLX's padded input
+   gives), its bias, the batch norm's affine map and SiLU, then pointwise_conv2 as one sgemm
+   onto rows holding its bias. */
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                         const float *, int, float, float *, int);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+typedef struct {
+    sgemm_fn sgemm;
+    int B, H, T, K, D, R;  /* items, heads, queries, keys, head size, rows per block */
+    float scale;
+    const float *qu, *qv;  /* (B, H, T, D) */
+    const float *k, *v;    /* (B, H, K, D) */
+    const float *pos;      /* NULL, or (H, T + K - 1, D): positions -(T - 1) ... K - 1 */
+    const float *key_bias; /* NULL, or key_bias[b * key_bias_item + j] */
+    long key_bias_item;    /* 0 (one row for all items) or K */
+    const uint8_t *keep;   /* NULL, or keep[b * keep_item + i * K + j] */
+    long keep_item;        /* 0 (one mask for all items) or T * K */
+    const int32_t *lengths;  /* NULL, or (B,) valid frames: pairs beyond them are masked */
+    float *out;            /* (B, H, T, D) */
+    int threads;
+} attention_t;
+
+typedef struct {
+    const attention_t *a;
+    long *next;  /* the next work item, shared */
+} worker_t;
+
+static long items_of(const attention_t *a) {
+    return (long)a->B * a->H * ((a->T + a->R - 1) / a->R);
+}
+
+#define MASKED (-1e9f)
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+
+/* exp(x) = exp(r) 2^n, Cephes expf's polynomial; x clamped so that 2^n is normal. */
+static inline float exp_clamped(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float t = x * 1.4426950408889634f;
+    int32_t n = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
+    float fn = (float)n;
+    float r = (x - fn * 0.693145751953125f) - fn * 1.428606765330187045e-06f;
+    float r2 = r * r;
+    float inner = (5.0000001201e-1f + 1.6666665459e-1f * r) +
+                  r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) +
+                        r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
+    union { int32_t i; float f; } two = {.i = (n + 127) << 23};
+    return (inner * r2 + r + 1.0f) * two.f;
+}
+
+/* Rows [0, rows) of a block: scores in s (rows x K) become exp(score - row max); the row
+   sums go to sums. p is the positional block (rows x (rows + K - 1)). */
+CLONES static void softmax_rows(float *s, const float *p, float *sums, int rows, int K,
+                                float scale, const float *key_bias, const uint8_t *keep,
+                                int first, int valid) {
+    int width = rows + K - 1;
+    for (int r = 0; r < rows; r++) {
+        float *row = s + (long)r * K;
+        const float *pr = p ? p + (long)r * width + r + K - 1 : NULL;  /* pr[-j]: key j's */
+        const uint8_t *kr = keep ? keep + (long)(first + r) * K : NULL;
+        int keys = first + r < valid ? valid : 0;  /* keys [0, keys) may be kept */
+        float m = -3.0e38f;
+        for (int j = 0; j < K; j++) {
+            float x = scale * (pr ? row[j] + pr[-j] : row[j]);
+            x = key_bias ? x + key_bias[j] : x;
+            int kept = j < keys && (kr == NULL || kr[j]);
+            x = kept ? x : MASKED;
+            row[j] = x;
+            m = x > m ? x : m;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < K; j++) {
+            float e = exp_clamped(row[j] - m);
+            row[j] = e;
+            sum += e;
+        }
+        sums[r] = sum;
+    }
+}
+
+static void block(const attention_t *a, long item, float *s, float *p, float *sums) {
+    int blocks = (a->T + a->R - 1) / a->R;
+    int bh = (int)(item / blocks), first = (int)(item % blocks) * a->R;
+    int b = bh / a->H, h = bh % a->H;
+    int rows = a->T - first < a->R ? a->T - first : a->R;
+    int K = a->K, D = a->D, width = rows + K - 1;
+    const float *qu = a->qu + ((long)bh * a->T + first) * D;
+    const float *qv = a->qv ? a->qv + ((long)bh * a->T + first) * D : NULL;
+    const float *k = a->k + (long)bh * K * D, *v = a->v + (long)bh * K * D;
+    const float *pos = a->pos ? a->pos + ((long)h * (a->T + K - 1) + first) * D : NULL;
+    float *out = a->out + ((long)bh * a->T + first) * D;
+    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, K, D, 1.0f, qu, D, k, D, 0.0f, s, K);
+    if (pos) a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, width, D, 1.0f, qv, D, pos, D, 0.0f, p, width);
+    const uint8_t *keep = a->keep ? a->keep + b * a->keep_item : NULL;
+    int valid = a->lengths ? a->lengths[b] : (K > a->T ? K : a->T);  /* else: all */
+    const float *key_bias = a->key_bias ? a->key_bias + b * a->key_bias_item : NULL;
+    softmax_rows(s, pos ? p : NULL, sums, rows, K, a->scale, key_bias, keep, first, valid);
+    a->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, D, K, 1.0f, s, K, v, D, 0.0f, out, D);
+    for (int r = 0; r < rows; r++) {
+        float inverse = 1.0f / sums[r];
+        for (int d = 0; d < D; d++) out[(long)r * D + d] *= inverse;
+    }
+}
+
+static void *work(void *arg) {
+    worker_t *w = (worker_t *)arg;
+    const attention_t *a = w->a;
+    long items = items_of(a);
+    long scratch = (long)a->R * a->K + (long)a->R * (a->R + a->K - 1) + a->R;
+    float *s = (float *)malloc(sizeof(float) * scratch);
+    if (s == NULL) return NULL;  /* the other workers take its share */
+    float *p = s + (long)a->R * a->K, *sums = p + (long)a->R * (a->R + a->K - 1);
+    for (;;) {
+        long item = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
+        if (item >= items) break;
+        block(a, item, s, p, sums);
+    }
+    free(s);
+    return NULL;
+}
+
+/* 0 when done; -1 when no worker had scratch memory (out not complete). */
+int conformer_attention(const attention_t *a) {
+    enum { MAX_THREADS = 64 };
+    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
+    long next = 0;
+    worker_t workers[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started = 0;
+    for (int t = 0; t < threads; t++) {
+        workers[t].a = a;
+        workers[t].next = &next;
+    }
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&ids[t], NULL, work, &workers[t]) != 0) break;
+        started = t;
+    }
+    work(&workers[0]);
+    for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
+    return next >= items_of(a) ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ feed-forward */
+
+typedef struct {
+    sgemm_fn sgemm;
+    int M, D, F;            /* rows, model width, hidden width */
+    const float *x;         /* (M, D) */
+    const float *w1, *b1;   /* (F, D), NULL or (F,) */
+    const float *w2, *b2;   /* (D, F), NULL or (D,) */
+    float *hidden;          /* (M, F) scratch */
+    float *out;             /* (M, D) */
+    int threads;
+} feed_forward_t;
+
+typedef struct {
+    const feed_forward_t *a;
+    int first, last;        /* rows */
+} silu_part_t;
+
+CLONES static void silu_rows(float *h, const float *bias, long rows, int F) {
+    for (long r = 0; r < rows; r++) {
+        float *row = h + r * F;
+        for (int j = 0; j < F; j++) {
+            float x = bias ? row[j] + bias[j] : row[j];
+            row[j] = x / (1.0f + exp_clamped(-x));
+        }
+    }
+}
+
+static void *silu_part(void *arg) {
+    silu_part_t *part = (silu_part_t *)arg;
+    const feed_forward_t *a = part->a;
+    silu_rows(a->hidden + (long)part->first * a->F, a->b1, part->last - part->first, a->F);
+    return NULL;
+}
+
+/* Always 0: the scratch belongs to the caller; a thread that cannot start leaves its rows
+   to the calling thread. */
+int conformer_feed_forward(const feed_forward_t *a) {
+    enum { MAX_THREADS = 64 };
+    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->M, a->F, a->D, 1.0f, a->x, a->D, a->w1, a->D, 0.0f,
+             a->hidden, a->F);
+    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
+    if (threads > a->M) threads = a->M;
+    silu_part_t parts[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++) {
+        parts[t].a = a;
+        parts[t].first = (int)((long)a->M * t / threads);
+        parts[t].last = (int)((long)a->M * (t + 1) / threads);
+    }
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, silu_part, &parts[t]) == 0;
+    silu_part(&parts[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(ids[t], NULL);
+        else silu_part(&parts[t]);
+    }
+    float beta = 0.0f;
+    if (a->b2) {
+        for (long r = 0; r < a->M; r++) memcpy(a->out + r * a->D, a->b2, sizeof(float) * a->D);
+        beta = 1.0f;
+    }
+    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->M, a->D, a->F, 1.0f, a->hidden, a->F, a->w2, a->F,
+             beta, a->out, a->D);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ convolution module */
+
+typedef struct {
+    sgemm_fn sgemm;
+    int B, T, D, taps, left;   /* items, frames, channels, depthwise taps, taps before t */
+    const float *x;            /* (B * T, D) */
+    const float *w1, *b1;      /* (2D, D), NULL or (2D,) */
+    const float *dw;           /* (taps, D) */
+    const float *dw_bias;      /* (D,) */
+    const float *scale, *shift;  /* (D,): the batch norm as an affine map */
+    const float *w2, *b2;      /* (D, D), NULL or (D,) */
+    const uint8_t *padded;     /* NULL, or (B, T): 1 on padded frames */
+    float *hidden;             /* (B * T, 2D) scratch */
+    float *gated;              /* (B * T, D) scratch */
+    float *act;                /* (B * T, D) scratch */
+    float *out;                /* (B * T, D) */
+    int threads;
+} convolution_t;
+
+typedef struct {
+    const convolution_t *a;
+    long first, last;          /* rows of (B * T) */
+    int stage;                 /* 0: GLU, 1: depthwise, affine, SiLU */
+} conv_part_t;
+
+CLONES static void glu_rows(const float *hidden, float *gated, const uint8_t *padded,
+                            long first, long last, int D) {
+    for (long r = first; r < last; r++) {
+        const float *h = hidden + r * 2 * D;
+        float *g = gated + r * D;
+        if (padded && padded[r]) {
+            for (int c = 0; c < D; c++) g[c] = 0.0f;
+            continue;
+        }
+        for (int c = 0; c < D; c++) g[c] = h[c] / (1.0f + exp_clamped(-h[D + c]));
+    }
+}
+
+CLONES static void depthwise_rows(const convolution_t *a, long first, long last) {
+    int D = a->D, T = a->T;
+    for (long r = first; r < last; r++) {
+        int t = (int)(r % T);
+        const float *item = a->gated + (r - t) * D;  /* frame 0 of this row's item */
+        float *y = a->act + r * D;
+        for (int c = 0; c < D; c++) y[c] = 0.0f;
+        for (int k = 0; k < a->taps; k++) {
+            int s = t + k - a->left;
+            if (s < 0 || s >= T) continue;
+            const float *in = item + (long)s * D, *w = a->dw + (long)k * D;
+            for (int c = 0; c < D; c++) y[c] += in[c] * w[c];
+        }
+        for (int c = 0; c < D; c++) {
+            float v = (y[c] + a->dw_bias[c]) * a->scale[c] + a->shift[c];
+            y[c] = v / (1.0f + exp_clamped(-v));
+        }
+    }
+}
+
+static void *conv_part(void *arg) {
+    conv_part_t *part = (conv_part_t *)arg;
+    const convolution_t *a = part->a;
+    if (part->stage == 0)
+        glu_rows(a->hidden, a->gated, a->padded, part->first, part->last, a->D);
+    else
+        depthwise_rows(a, part->first, part->last);
+    return NULL;
+}
+
+/* One stage over all rows, shared out to the workers (the calling thread among them). */
+static void conv_stage(const convolution_t *a, int stage) {
+    enum { MAX_THREADS = 64 };
+    long rows = (long)a->B * a->T;
+    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
+    if (threads > rows) threads = (int)rows;
+    conv_part_t parts[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++) {
+        parts[t].a = a;
+        parts[t].first = rows * t / threads;
+        parts[t].last = rows * (t + 1) / threads;
+        parts[t].stage = stage;
+    }
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, conv_part, &parts[t]) == 0;
+    conv_part(&parts[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(ids[t], NULL);
+        else conv_part(&parts[t]);
+    }
+}
+
+static void bias_rows(float *out, const float *bias, long rows, int D) {
+    for (long r = 0; r < rows; r++) memcpy(out + r * D, bias, sizeof(float) * D);
+}
+
+int conformer_convolution(const convolution_t *a) {
+    long rows = (long)a->B * a->T;
+    int D = a->D;
+    if (a->b1) bias_rows(a->hidden, a->b1, rows, 2 * D);
+    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, 2 * D, D, 1.0f, a->x, D, a->w1, D,
+             a->b1 ? 1.0f : 0.0f, a->hidden, 2 * D);
+    conv_stage(a, 0);
+    conv_stage(a, 1);
+    if (a->b2) bias_rows(a->out, a->b2, rows, D);
+    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, D, D, 1.0f, a->act, D, a->w2, D,
+             a->b2 ? 1.0f : 0.0f, a->out, D);
+    return 0;
+}
