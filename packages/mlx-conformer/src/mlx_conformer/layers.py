@@ -66,33 +66,39 @@ class ConvolutionModule(nn.Module):
             x = mx.pad(x, [(0, 0), (self.left, self.right), (0, 0)])
         else:
             x = cache.convolution_inputs(x, self.right)
-        dw = self.depthwise_conv
-        weight = dw.weight[:, :, 0].T  # (taps, channels)
-        bias = dw.bias if "bias" in dw else mx.zeros((weight.shape[1],), dtype=x.dtype)
-        norm = self.batch_norm
-        if self.norm_type == "batch_norm":  # in eval mode, an affine map per channel
-            scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
-            x = _depthwise(x, weight, bias, scale, norm.bias - norm.running_mean * scale)
+        weight, bias = self._depthwise_weights(x.dtype)
+        if self.norm_type == "batch_norm":
+            x = _depthwise(x, weight, bias, *self._batch_norm_affine())
         else:
-            x = norm(_depthwise(x, weight, bias, mx.ones_like(bias), mx.zeros_like(bias)))
+            x = self.batch_norm(
+                _depthwise(x, weight, bias, mx.ones_like(bias), mx.zeros_like(bias))
+            )
         return _pointwise(self.pointwise_conv2, fastmath.silu(x))
+
+    def _depthwise_weights(self, dtype: mx.Dtype) -> tuple[mx.array, mx.array]:
+        """The depthwise convolution's (taps, channels) weight and its bias (zeros if none)."""
+        dw = self.depthwise_conv
+        weight = dw.weight[:, :, 0].T
+        return weight, dw.bias if "bias" in dw else mx.zeros((weight.shape[1],), dtype=dtype)
+
+    def _batch_norm_affine(self) -> tuple[mx.array, mx.array]:
+        """The eval-mode batch norm as a per-channel (scale, shift)."""
+        norm = self.batch_norm
+        scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
+        return scale, norm.bias - norm.running_mean * scale
 
     def _native(self, x: mx.array, pad_mask: mx.array | None) -> mx.array | None:
         """The module as `cpu_convolution`'s one native call, or None where it does not
         apply (not the CPU, not float32, few rows, inside `mx.compile`)."""
-        pw1, dw, pw2, norm = (
-            self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2, self.batch_norm
-        )  # fmt: skip
-        if not cpu_convolution.usable(x, pw1.weight, dw.weight, pw2.weight):
+        pw1, pw2 = self.pointwise_conv1, self.pointwise_conv2
+        if not cpu_convolution.usable(x, pw1.weight, self.depthwise_conv.weight, pw2.weight):
             return None
-        scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
-        bias = dw.bias if "bias" in dw else mx.zeros((dw.weight.shape[0],), dtype=x.dtype)
         return cpu_convolution.convolution(
             x,
             pad_mask,
             (pw1.weight.reshape(pw1.weight.shape[0], -1), pw1.get("bias")),
-            (dw.weight[:, :, 0].T, bias, self.left),
-            (scale, norm.bias - norm.running_mean * scale),
+            (*self._depthwise_weights(x.dtype), self.left),
+            self._batch_norm_affine(),
             (pw2.weight.reshape(pw2.weight.shape[0], -1), pw2.get("bias")),
         )
 
