@@ -180,6 +180,42 @@ int conformer_attention(const attention_t *a) {
     return next >= items_of(a) ? 0 : -1;
 }
 
+/* ------------------------------------------------------------------ row ranges */
+
+typedef void (*rows_fn)(const void *ctx, long first, long last);
+
+typedef struct {
+    rows_fn fn;
+    const void *ctx;
+    long first, last;
+} range_t;
+
+static void *run_range(void *arg) {
+    range_t *range = (range_t *)arg;
+    range->fn(range->ctx, range->first, range->last);
+    return NULL;
+}
+
+/* fn over rows [0, rows) in `threads` equal ranges, the calling thread taking the first; a
+   thread that cannot start leaves its range to the calling thread. */
+static void parallel_rows(rows_fn fn, const void *ctx, long rows, int threads) {
+    enum { MAX_THREADS = 64 };
+    threads = threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
+    if (threads > rows) threads = rows < 1 ? 1 : (int)rows;
+    range_t ranges[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++) {
+        ranges[t] = (range_t){fn, ctx, rows * t / threads, rows * (t + 1) / threads};
+    }
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, run_range, &ranges[t]) == 0;
+    run_range(&ranges[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(ids[t], NULL);
+        else run_range(&ranges[t]);
+    }
+}
+
 /* ------------------------------------------------------------------ feed-forward */
 
 typedef struct {
@@ -193,11 +229,6 @@ typedef struct {
     int threads;
 } feed_forward_t;
 
-typedef struct {
-    const feed_forward_t *a;
-    int first, last;        /* rows */
-} silu_part_t;
-
 CLONES static void silu_rows(float *h, const float *bias, long rows, int F) {
     for (long r = 0; r < rows; r++) {
         float *row = h + r * F;
@@ -208,35 +239,17 @@ CLONES static void silu_rows(float *h, const float *bias, long rows, int F) {
     }
 }
 
-static void *silu_part(void *arg) {
-    silu_part_t *part = (silu_part_t *)arg;
-    const feed_forward_t *a = part->a;
-    silu_rows(a->hidden + (long)part->first * a->F, a->b1, part->last - part->first, a->F);
-    return NULL;
+static void silu_range(const void *ctx, long first, long last) {
+    const feed_forward_t *a = (const feed_forward_t *)ctx;
+    silu_rows(a->hidden + first * a->F, a->b1, last - first, a->F);
 }
 
 /* Always 0: the scratch belongs to the caller; a thread that cannot start leaves its rows
    to the calling thread. */
 int conformer_feed_forward(const feed_forward_t *a) {
-    enum { MAX_THREADS = 64 };
     a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->M, a->F, a->D, 1.0f, a->x, a->D, a->w1, a->D, 0.0f,
              a->hidden, a->F);
-    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
-    if (threads > a->M) threads = a->M;
-    silu_part_t parts[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 0; t < threads; t++) {
-        parts[t].a = a;
-        parts[t].first = (int)((long)a->M * t / threads);
-        parts[t].last = (int)((long)a->M * (t + 1) / threads);
-    }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, silu_part, &parts[t]) == 0;
-    silu_part(&parts[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(ids[t], NULL);
-        else silu_part(&parts[t]);
-    }
+    parallel_rows(silu_range, a, a->M, a->threads);
     float beta = 0.0f;
     if (a->b2) {
         for (long r = 0; r < a->M; r++) memcpy(a->out + r * a->D, a->b2, sizeof(float) * a->D);
@@ -265,12 +278,6 @@ typedef struct {
     float *out;                /* (B * T, D) */
     int threads;
 } convolution_t;
-
-typedef struct {
-    const convolution_t *a;
-    long first, last;          /* rows of (B * T) */
-    int stage;                 /* 0: GLU, 1: depthwise, affine, SiLU */
-} conv_part_t;
 
 CLONES static void glu_rows(const float *hidden, float *gated, const uint8_t *padded,
                             long first, long last, int D) {
@@ -305,37 +312,13 @@ CLONES static void depthwise_rows(const convolution_t *a, long first, long last)
     }
 }
 
-static void *conv_part(void *arg) {
-    conv_part_t *part = (conv_part_t *)arg;
-    const convolution_t *a = part->a;
-    if (part->stage == 0)
-        glu_rows(a->hidden, a->gated, a->padded, part->first, part->last, a->D);
-    else
-        depthwise_rows(a, part->first, part->last);
-    return NULL;
+static void glu_range(const void *ctx, long first, long last) {
+    const convolution_t *a = (const convolution_t *)ctx;
+    glu_rows(a->hidden, a->gated, a->padded, first, last, a->D);
 }
 
-/* One stage over all rows, shared out to the workers (the calling thread among them). */
-static void conv_stage(const convolution_t *a, int stage) {
-    enum { MAX_THREADS = 64 };
-    long rows = (long)a->B * a->T;
-    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
-    if (threads > rows) threads = (int)rows;
-    conv_part_t parts[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 0; t < threads; t++) {
-        parts[t].a = a;
-        parts[t].first = rows * t / threads;
-        parts[t].last = rows * (t + 1) / threads;
-        parts[t].stage = stage;
-    }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, conv_part, &parts[t]) == 0;
-    conv_part(&parts[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(ids[t], NULL);
-        else conv_part(&parts[t]);
-    }
+static void depthwise_range(const void *ctx, long first, long last) {
+    depthwise_rows((const convolution_t *)ctx, first, last);
 }
 
 static void bias_rows(float *out, const float *bias, long rows, int D) {
@@ -348,8 +331,8 @@ int conformer_convolution(const convolution_t *a) {
     if (a->b1) bias_rows(a->hidden, a->b1, rows, 2 * D);
     a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, 2 * D, D, 1.0f, a->x, D, a->w1, D,
              a->b1 ? 1.0f : 0.0f, a->hidden, 2 * D);
-    conv_stage(a, 0);
-    conv_stage(a, 1);
+    parallel_rows(glu_range, a, rows, a->threads);  /* every row gated before the taps read */
+    parallel_rows(depthwise_range, a, rows, a->threads);
     if (a->b2) bias_rows(a->out, a->b2, rows, D);
     a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, D, D, 1.0f, a->act, D, a->w2, D,
              a->b2 ? 1.0f : 0.0f, a->out, D);
