@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from mlx_audio_frontend import AudioError, load_audio
 
@@ -117,6 +117,8 @@ async def _read_body(request: Request, limits: UploadLimits) -> bytes:
             chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(left, 0.001))
         except StopAsyncIteration:
             break
+        except ClientDisconnect:  # a client gone mid-upload: routine, not a fault of ours
+            raise APIError(400, "the client closed the connection") from None
         except asyncio.TimeoutError:
             raise APIError(
                 408, f"the upload did not arrive within {limits.read_timeout:g} s"
