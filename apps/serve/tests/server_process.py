@@ -94,3 +94,21 @@ def cli_outputs(command: str, model: str, audio: Path, out: Path, cache: Path, *
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return {p.suffix[1:]: p.read_text() for p in out.iterdir()}
+
+
+@contextlib.contextmanager
+def stalled_upload(server: Server, api_key: str | None = None) -> Iterator[None]:
+    """An upload that has sent its headers and the start of its body, then nothing: a request
+    the server is still receiving for as long as the block lasts (a round waits for such
+    company, up to --max-wait-ms). Closed at the end, so the server drops it."""
+    key = f"Authorization: Bearer {api_key}\r\n".encode() if api_key else b""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n" + key +
+                     b"Content-Type: multipart/form-data; boundary=b0undary\r\n"
+                     b"Content-Length: 100000\r\n\r\n--b0undary\r\n")  # fmt: skip
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/health", timeout=5).json()["receiving"] < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server never began receiving the stalled upload")
+            time.sleep(0.02)
+        yield

@@ -19,7 +19,7 @@ import numpy as np
 import openai
 import pytest
 from openai import OpenAI
-from server_process import ROOT, cli_outputs, running_server
+from server_process import ROOT, cli_outputs, running_server, stalled_upload
 
 EXAMPLE = ROOT / "apps" / "parakeet" / "src" / "nemo_mlx_parakeet" / "demo" / "example.wav"
 KEY = "test-key-0123456789"
@@ -164,6 +164,8 @@ def test_a_client_gone_mid_upload_costs_nothing(server, client):
                          b"Content-Length: 900000\r\n\r\n" + body + GOOD[:20000])  # fmt: skip
     expected = client.audio.transcriptions.create(model="demo", file=("a.wav", GOOD)).text
     assert expected == "please call anna at quarter past seven in the morning"
+    assert httpx.get(f"{server.url}/health").json()["receiving"] == 0
+    assert "Traceback" not in server.output()  # a routine event, not logged as a fault
 
 
 def test_a_client_gone_while_queued_is_not_decoded(tmp_path):
@@ -174,18 +176,42 @@ def test_a_client_gone_while_queued_is_not_decoded(tmp_path):
         body = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="model"\r\n\r\ndemo\r\n'
                 b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
                 b"Content-Type: audio/wav\r\n\r\n" + GOOD + b"\r\n--" + boundary + b"--\r\n")  # fmt: skip
-        with socket.create_connection(("127.0.0.1", server.port)) as sock:
-            sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
-                         b"Content-Type: multipart/form-data; boundary=" + boundary + b"\r\n"
-                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
-            time.sleep(0.8)  # read, decoded and queued: its round waits 2 s for company
-        time.sleep(2.5)
+        with stalled_upload(server):  # company on its way: the round waits 2 s for it
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Type: multipart/form-data; boundary=" + boundary + b"\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+                time.sleep(0.8)  # read, decoded and queued
+            time.sleep(2.5)
         batches = httpx.get(f"{server.url}/health").json()["batches"]["demo"]
         assert batches == {"waiting": 0, "rounds": 0, "largest_round": 0}
         response = httpx.post(f"{server.url}/v1/audio/transcriptions", data={"model": "demo"},
                               files={"file": ("a.wav", GOOD)}, timeout=60)  # fmt: skip
         assert response.json()["text"] == "please call anna at quarter past seven in the morning"
         assert httpx.get(f"{server.url}/health").json()["batches"]["demo"]["rounds"] == 1
+
+
+def test_a_round_waits_for_company_only_while_some_is_on_its_way():
+    """A request with nothing else being received runs at once (one client alone pays no
+    --max-wait-ms); while another upload is still arriving, its round waits for it, up to
+    --max-wait-ms, then runs without it."""
+    wait = 3.0
+    with running_server("--model", "demo", "--max-wait-ms", str(int(wait * 1000))) as server:
+
+        def timed_request() -> float:
+            start = time.monotonic()
+            response = httpx.post(f"{server.url}/v1/audio/transcriptions", timeout=60,
+                                  data={"model": "demo"}, files={"file": ("a.wav", GOOD)})  # fmt: skip
+            assert (
+                response.json()["text"] == "please call anna at quarter past seven in the morning"
+            )
+            return time.monotonic() - start
+
+        timed_request()  # the first compiles the model's steps
+        assert timed_request() < wait / 2
+        with stalled_upload(server):
+            assert timed_request() >= wait
+        assert httpx.get(f"{server.url}/health").json()["receiving"] == 0
 
 
 def rss_bytes(pid: int) -> int:
@@ -231,14 +257,19 @@ def test_fifty_bad_requests_among_good_ones(server, client, tmpdir_for_server):
 
 def test_sigterm_finishes_the_request_in_flight(tmp_path):
     """SIGTERM: the server stops taking connections, answers what it has, then exits."""
-    with running_server("--model", "demo", "--max-wait-ms", "1500") as server:
+    with running_server("--model", "demo", "--max-wait-ms", "5000") as server:
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(
-                httpx.post, f"{server.url}/v1/audio/transcriptions",
-                files={"file": ("a.wav", GOOD)}, data={"model": "demo"}, timeout=60,
-            )  # fmt: skip
-            time.sleep(0.7)  # the request waits in its round (1.5 s of batching wait)
-            server.process.send_signal(signal.SIGTERM)
+            with stalled_upload(server):  # the request waits in its round for this company
+                pending = pool.submit(
+                    httpx.post, f"{server.url}/v1/audio/transcriptions",
+                    files={"file": ("a.wav", GOOD)}, data={"model": "demo"}, timeout=60,
+                )  # fmt: skip
+                deadline = time.monotonic() + 30
+                while httpx.get(f"{server.url}/health").json()["batches"]["demo"]["waiting"] < 1:
+                    assert time.monotonic() < deadline, "the request was never queued"
+                    time.sleep(0.02)
+                server.process.send_signal(signal.SIGTERM)
+                time.sleep(0.3)
             response = pending.result()
         assert response.status_code == 200
         assert response.json()["text"] == "please call anna at quarter past seven in the morning"

@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from speech_transcript.biasing import Biasing, BiasingError
 
-from .batching import Batcher, BatchLimits
+from .batching import Arrivals, Batcher, BatchLimits
 from .compute import Compute
 from .errors import APIError
 from .keys import authorised
@@ -52,8 +52,9 @@ class Service:
         self.settings = settings
         self.compute = compute
         self.models = {r.name: r for r in recognizers}
+        self.arrivals = Arrivals()  # uploads being received: company a round may wait for
         self.batchers = {
-            r.name: Batcher(r.name, r.run, settings.batch, r.sample_rate, compute)
+            r.name: Batcher(r.name, r.run, settings.batch, r.sample_rate, compute, self.arrivals)
             for r in recognizers
         }
 
@@ -127,8 +128,8 @@ async def health(request: Request) -> Response:
         name: {"waiting": b.waiting, "rounds": b.rounds, "largest_round": b.largest_round}
         for name, b in service.batchers.items()
     }
-    return JSONResponse({"status": "ok", "models": sorted(service.models),
-                         "batches": batches, "streams": service.streams})  # fmt: skip
+    return JSONResponse({"status": "ok", "models": sorted(service.models), "batches": batches,
+                         "receiving": service.arrivals.count, "streams": service.streams})  # fmt: skip
 
 
 async def list_models(request: Request) -> Response:
@@ -200,14 +201,15 @@ def request_biasing(form: TranscriptionForm) -> Biasing | None:
 async def audio(request: Request, task: str) -> Response:
     authorise(request)
     service = service_of(request)
-    upload = await read_upload(request, service.settings.upload)
-    form = upload.form
-    recognizer = service.get(form.model)
-    options = audio_options(recognizer, form, task)
-    signal = await decode_audio(upload, recognizer.sample_rate, service.settings.upload,
-                                service.decoders)  # fmt: skip
-    batcher = service.batchers[recognizer.name]
-    transcript = await while_connected(request, batcher.transcribe(signal, options))
+    with service.arrivals.receiving():
+        upload = await read_upload(request, service.settings.upload)
+        form = upload.form
+        recognizer = service.get(form.model)
+        options = audio_options(recognizer, form, task)
+        signal = await decode_audio(upload, recognizer.sample_rate, service.settings.upload,
+                                    service.decoders)  # fmt: skip
+        queued = service.batchers[recognizer.name].submit(signal, options)
+    transcript = await while_connected(request, queued)
     language = form.language or transcript.language or options.language or "unknown"
     if form.stream and form.response_format in ("json", "text"):
         return event_stream(transcript)

@@ -1,9 +1,11 @@
 """Dynamic batching: requests that arrive together are decoded together.
 
 One worker thread per model takes rounds from the queue: the oldest waiting request, then
-(after waiting up to `max_wait` seconds for company) the later ones with the same options, up
-to `max_batch` requests and `max_audio` seconds of audio in all (one request longer than that
-runs alone). Rounds go oldest first, so no request is passed over: a request waits for the
+the later ones with the same options, up to `max_batch` requests and `max_audio` seconds of
+audio in all (one request longer than that runs alone). Before a round starts it waits for
+company, up to `max_wait` seconds, but only while other requests are still being received
+(`Arrivals`): a request that has nobody on the way runs at once, so one client alone pays no
+wait. Rounds go oldest first, so no request is passed over: a request waits for the
 round in flight, then for the rounds of requests older than it. The model's own batching
 then splits a round by its attention-memory rule, exactly as the CLI does.
 
@@ -16,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +38,40 @@ class BatchLimits:
     max_wait: float = 0.02  # seconds the first request of a round waits for company
     max_audio: float = 600.0  # seconds of audio in one round (one longer request runs alone)
     batch_size: int = 8  # the model's batch size within a round (the CLI's default)
+
+
+class Arrivals:
+    """Requests being received (their upload read and decoded) that may join a round yet.
+
+    Counted across the server, whatever model they name (the model is known only once the
+    form is read): waiting for one that names another model costs at most `max_wait`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def listen(self, nudge: Callable[[], None]) -> None:
+        """Call `nudge` (from the event loop's thread) whenever a request is no longer on its way."""
+        self._listeners.append(nudge)
+
+    @contextmanager
+    def receiving(self) -> Iterator[None]:
+        """One request on its way for the block: queue it (`Batcher.submit`) inside, so that
+        a round never sees it neither arriving nor waiting."""
+        with self._lock:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+            for nudge in self._listeners:
+                nudge()
 
 
 @dataclass
@@ -62,9 +99,16 @@ class Batcher:
     """Queues one model's requests and runs them in rounds on a worker thread."""
 
     def __init__(
-        self, name: str, run: Run, limits: BatchLimits, sample_rate: int, compute: Compute
+        self,
+        name: str,
+        run: Run,
+        limits: BatchLimits,
+        sample_rate: int,
+        compute: Compute,
+        arrivals: Arrivals | None = None,
     ) -> None:
         self.name = name
+        self._arrivals = arrivals or Arrivals()
         self._compute = compute
         self._run = run
         self.limits = limits
@@ -74,12 +118,14 @@ class Batcher:
         self._closed = False
         self.rounds = 0  # rounds run (the tests and /health read these)
         self.largest_round = 0
+        self._arrivals.listen(self._nudge)
         self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
-    async def transcribe(self, signal: np.ndarray, options: Options) -> Transcript:
-        """The transcript of `signal`, decoded in a round with whatever arrives with it.
-        Cancelling the caller (a client gone) drops the request if its round has not begun."""
+    def submit(self, signal: np.ndarray, options: Options) -> asyncio.Future[Transcript]:
+        """Queue `signal`; the future is its transcript, decoded in a round with whatever
+        arrives with it. Cancelling the future (a client gone) drops the request if its round
+        has not begun. Call it on the event loop."""
         loop = asyncio.get_running_loop()
         job = _Job(signal, options, len(signal) / self._rate, loop.create_future(), loop)
         with self._ready:
@@ -87,7 +133,14 @@ class Batcher:
                 raise RuntimeError(f"{self.name}: the server is stopping")
             self._waiting.append(job)
             self._ready.notify()
-        return await job.future
+        return job.future
+
+    async def transcribe(self, signal: np.ndarray, options: Options) -> Transcript:
+        return await self.submit(signal, options)
+
+    def _nudge(self) -> None:
+        with self._ready:
+            self._ready.notify()
 
     @property
     def waiting(self) -> int:
@@ -115,7 +168,11 @@ class Batcher:
                 self._ready.wait()
             first = self._waiting[0]
             deadline = first.arrived + limits.max_wait
-            while not self._closed and len(self._waiting) < limits.max_batch:
+            while (
+                not self._closed
+                and len(self._waiting) < limits.max_batch
+                and self._arrivals.count > 0
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
