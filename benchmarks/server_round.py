@@ -9,9 +9,9 @@ Stages: audio (the WAV bytes to samples, as an upload is decoded), encoder (fron
 encoder, evaluated), decoder (the head's decoding, evaluated), rest (the round's other work:
 pieces, batching, transcript assembly). Systems, interleaved, median of `--repeats` after
 a warm-up: `one at a time` (a round of one per clip, as `--max-batch 1`), `batched` (one
-round, the server's batch size, the device's encoder policy: on the CPU one piece at a
-time), `batched, padded encoder` (the GPU's policy forced: one padded encoder call per batch).
-"""
+round, the server's batch size, the encoder's default policy: padded batches on every
+device since 2026-12-04), `batched, pieces encoded alone` (the other policy, `encode_each =
+True`: the decoder batched, each piece through the encoder unpadded)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def main() -> None:
     systems = {
         "one at a time": lambda signals: [round_of([s], None) for s in signals],
         "batched": lambda signals: round_of(signals, None),
-        "batched, padded encoder": lambda signals: round_of(signals, False),
+        "batched, pieces encoded alone": lambda signals: round_of(signals, True),
     }
     times: dict[str, list[dict[str, float]]] = defaultdict(list)
     for repeat in range(args.repeats + 1):

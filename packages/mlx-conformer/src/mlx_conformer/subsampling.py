@@ -14,6 +14,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
+from . import cpu_subsampling
 from .config import ConformerConfig
 
 _KERNEL, _STRIDE = 3, 2
@@ -35,6 +36,9 @@ def output_length(length, stages: int, causal: bool = False):
 
 class ConvSubsampling(nn.Module):
     """Stride-2 3x3 convolutions over (time, frequency), then a linear projection.
+
+    On the CPU, `dw_striding` runs as one native call up to the projection
+    (`cpu_subsampling`), the same sums on every core.
 
     `conv` mirrors NeMo's `nn.Sequential`, activations included, so that parameter names
     (`conv.0`, `conv.2`, ...) are NeMo's. Before every layer, frames at or past each
@@ -83,9 +87,13 @@ class ConvSubsampling(nn.Module):
         """
         lengths = lengths.astype(mx.int32)
         time = features.shape[1]
-        shortest = int(mx.min(lengths).item())  # pieces within every item need no masking
         out_time = output_length(time, self.stages, self.causal)
         out_lengths = output_length(lengths, self.stages, self.causal)
+        if cpu_subsampling.usable(self, features, out_time):
+            flat = cpu_subsampling.subsample(self, features, lengths)
+            if flat is not None:
+                return self.out(flat), out_lengths
+        shortest = int(mx.min(lengths).item())  # pieces within every item need no masking
         if out_time <= self.chunk_frames:
             x = self._convolve(features, lengths, 0, shortest < time)
             return self.out(x), out_lengths

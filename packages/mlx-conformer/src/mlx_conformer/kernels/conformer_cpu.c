@@ -338,3 +338,199 @@ int conformer_convolution(const convolution_t *a) {
              a->b2 ? 1.0f : 0.0f, a->out, D);
     return 0;
 }
+
+/* ------------------------------------------------------------------ subsampling */
+
+/* NeMo's dw_striding ConvSubsampling up to its output projection: a 3x3 stride-2
+   convolution from one channel to C, ReLU, then per further stage a 3x3 stride-2 depthwise
+   convolution, a pointwise one (sgemm) and ReLU; before every layer the frames at or past
+   the item's current length are zero (NeMo's MaskedConvSequential). Work items are
+   (item, `chunk` output frames): each computes the rows of every stage its frames read
+   (their halo included) into its own scratch, so the first stage's output, the largest,
+   never exists for a whole input, and items run on `threads` workers, each sgemm on one
+   core. The output is each frame's (C, F_S) flattened channels-major, as NeMo flattens. */
+
+typedef struct {
+    sgemm_fn sgemm;
+    int B, T, F;               /* items, feature frames, features */
+    int C, stages;             /* channels, stride-2 stages (>= 1) */
+    int before;                /* padding before each frame and bin (after: implied) */
+    int chunk;                 /* output frames per work item */
+    const float *x;            /* (B, T, F) */
+    const int32_t *lengths;    /* (B, stages + 1): valid frames of the input and each stage */
+    const int32_t *times;      /* (stages + 1): frames of the input and of each stage */
+    const int32_t *freqs;      /* (stages + 1): bins of the input and of each stage */
+    const float *w0, *b0;      /* first convolution: (9, C) taps-major, (C,) */
+    const float *dw, *dw_bias; /* (stages - 1, 9, C), (stages - 1, C) */
+    const float *pw, *pw_bias; /* (stages - 1, C, C) as (out, in), (stages - 1, C) */
+    float *out;                /* (B, times[stages], C * freqs[stages]) */
+    int threads;
+} subsampling_t;
+
+enum { MAX_STAGES = 8 };
+
+typedef struct {
+    const subsampling_t *a;
+    long *next;
+} sub_worker_t;
+
+static long sub_items(const subsampling_t *a) {
+    return (long)a->B * ((a->times[a->stages] + a->chunk - 1) / a->chunk);
+}
+
+/* Stage 1 rows [lo, hi) of item b into y ((hi - lo), F1, C): ReLU(conv + bias), zero at or
+   past the stage's length. */
+CLONES static void first_stage(const subsampling_t *a, int b, int lo, int hi, float *y) {
+    int C = a->C, T = a->T, F = a->F, F1 = a->freqs[1];
+    int valid_in = a->lengths[(long)b * (a->stages + 1)];
+    int valid = a->lengths[(long)b * (a->stages + 1) + 1];
+    const float *x = a->x + (long)b * T * F;
+    for (int t = lo; t < hi; t++) {
+        float *row = y + (long)(t - lo) * F1 * C;
+        if (t >= valid) {
+            memset(row, 0, sizeof(float) * F1 * C);
+            continue;
+        }
+        for (int f = 0; f < F1; f++) {
+            float *acc = row + (long)f * C;
+            for (int c = 0; c < C; c++) acc[c] = a->b0[c];
+            for (int i = 0; i < 3; i++) {
+                int s = 2 * t - a->before + i;
+                if (s < 0 || s >= valid_in) continue;  /* padding, or a masked frame */
+                for (int j = 0; j < 3; j++) {
+                    int g = 2 * f - a->before + j;
+                    if (g < 0 || g >= F) continue;
+                    float v = x[(long)s * F + g];
+                    const float *w = a->w0 + (i * 3 + j) * C;
+                    for (int c = 0; c < C; c++) acc[c] += v * w[c];
+                }
+            }
+            for (int c = 0; c < C; c++) acc[c] = acc[c] > 0.0f ? acc[c] : 0.0f;
+        }
+    }
+}
+
+/* Stage k >= 2, rows [lo, hi) into y, from the previous stage's rows [plo, phi) in prev:
+   the depthwise taps and their bias (rows below the stage's length only), then the
+   pointwise product, its bias and ReLU; rows at or past the length zero. */
+CLONES static void depthwise_stage(const subsampling_t *a, int k, int b, int lo, int hi,
+                                   const float *prev, int plo, int phi, float *y) {
+    int C = a->C, Fp = a->freqs[k - 1], Fk = a->freqs[k];
+    int valid = a->lengths[(long)b * (a->stages + 1) + k];
+    const float *w = a->dw + (long)(k - 2) * 9 * C, *bias = a->dw_bias + (long)(k - 2) * C;
+    int last = hi < valid ? hi : valid;
+    for (int t = lo; t < last; t++) {
+        for (int f = 0; f < Fk; f++) {
+            float *acc = y + ((long)(t - lo) * Fk + f) * C;
+            for (int c = 0; c < C; c++) acc[c] = bias[c];
+            for (int i = 0; i < 3; i++) {
+                int s = 2 * t - a->before + i;
+                if (s < plo || s >= phi) continue;  /* padding (the range holds the rest) */
+                for (int j = 0; j < 3; j++) {
+                    int g = 2 * f - a->before + j;
+                    if (g < 0 || g >= Fp) continue;
+                    const float *in = prev + ((long)(s - plo) * Fp + g) * C;
+                    const float *wt = w + (i * 3 + j) * C;
+                    for (int c = 0; c < C; c++) acc[c] += in[c] * wt[c];
+                }
+            }
+        }
+    }
+}
+
+CLONES static void bias_relu_rows(float *y, const float *bias, long rows, int C, int relu) {
+    for (long r = 0; r < rows; r++) {
+        float *row = y + r * C;
+        if (relu) {
+            for (int c = 0; c < C; c++) row[c] = row[c] > 0.0f ? row[c] : 0.0f;
+        } else {
+            memcpy(row, bias, sizeof(float) * C);
+        }
+    }
+}
+
+/* One work item; scratch holds two stage buffers of `stage` floats each, then `mixed`
+   (a stage's depthwise output, before its pointwise product). */
+static void sub_item(const subsampling_t *a, long item, float *scratch, long stage, float *mixed) {
+    int S = a->stages, C = a->C;
+    int chunks = (a->times[S] + a->chunk - 1) / a->chunk;
+    int b = (int)(item / chunks), o0 = (int)(item % chunks) * a->chunk;
+    int o1 = o0 + a->chunk < a->times[S] ? o0 + a->chunk : a->times[S];
+    int lo[MAX_STAGES + 1], hi[MAX_STAGES + 1];
+    lo[S] = o0;
+    hi[S] = o1;
+    for (int k = S; k >= 1; k--) {  /* the rows stage k's rows read, within the stage */
+        int l = 2 * lo[k] - a->before, h = 2 * (hi[k] - 1) - a->before + 3;
+        lo[k - 1] = l < 0 ? 0 : l;
+        hi[k - 1] = h > a->times[k - 1] ? a->times[k - 1] : h;
+    }
+    /* two buffers in turn: stage k's rows in one while stage k - 1's are read from the other */
+    float *bufs[2] = {scratch, scratch + stage};
+    first_stage(a, b, lo[1], hi[1], bufs[1]);
+    for (int k = 2; k <= S; k++) {
+        float *prev = bufs[(k - 1) & 1], *y = bufs[k & 1];
+        depthwise_stage(a, k, b, lo[k], hi[k], prev, lo[k - 1], hi[k - 1], mixed);
+        int valid = a->lengths[(long)b * (S + 1) + k];
+        int last = hi[k] < valid ? hi[k] : valid;
+        long rows = (long)(last > lo[k] ? last - lo[k] : 0) * a->freqs[k];
+        long all = (long)(hi[k] - lo[k]) * a->freqs[k];
+        const float *pw = a->pw + (long)(k - 2) * C * C, *pb = a->pw_bias + (long)(k - 2) * C;
+        bias_relu_rows(y, pb, rows, C, 0);
+        if (rows > 0)
+            a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, C, C, 1.0f, mixed, C, pw, C, 1.0f, y, C);
+        bias_relu_rows(y, pb, rows, C, 1);
+        memset(y + rows * C, 0, sizeof(float) * (all - rows) * C);
+    }
+    const float *z = bufs[S & 1];
+    int FS = a->freqs[S];
+    for (int t = o0; t < o1; t++) {  /* (F_S, C) -> (C, F_S) */
+        const float *in = z + (long)(t - lo[S]) * FS * C;
+        float *row = a->out + ((long)b * a->times[S] + t) * C * FS;
+        for (int f = 0; f < FS; f++)
+            for (int c = 0; c < C; c++) row[(long)c * FS + f] = in[(long)f * C + c];
+    }
+}
+
+static void *sub_work(void *arg) {
+    sub_worker_t *w = (sub_worker_t *)arg;
+    const subsampling_t *a = w->a;
+    int S = a->stages;
+    /* the most rows a stage's range can have: chunk frames' reach back through the stages;
+       the first stage's buffer is the largest (each stage halves rows and bins) */
+    long rows = a->chunk, stage = 0, mixed = 0;
+    for (int k = S; k >= 1; k--) {
+        long size = rows * a->freqs[k] * a->C;
+        stage = size > stage ? size : stage;
+        if (k >= 2) mixed = size > mixed ? size : mixed;
+        rows = 2 * rows + 1;
+    }
+    float *scratch = (float *)malloc(sizeof(float) * (2 * stage + mixed + 1));
+    if (scratch == NULL) return NULL;  /* the other workers take its share */
+    long items = sub_items(a);
+    for (;;) {
+        long item = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
+        if (item >= items) break;
+        sub_item(a, item, scratch, stage, scratch + 2 * stage);
+    }
+    free(scratch);
+    return NULL;
+}
+
+/* 0 when done; -1 when no worker had scratch memory or the stages are too many. */
+int conformer_subsampling(const subsampling_t *a) {
+    enum { MAX_THREADS = 64 };
+    if (a->stages < 1 || a->stages > MAX_STAGES) return -1;
+    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
+    long next = 0;
+    sub_worker_t workers[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started = 0;
+    for (int t = 0; t < threads; t++) workers[t] = (sub_worker_t){a, &next};
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&ids[t], NULL, sub_work, &workers[t]) != 0) break;
+        started = t;
+    }
+    sub_work(&workers[0]);
+    for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
+    return next >= sub_items(a) ? 0 : -1;
+}
