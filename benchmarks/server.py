@@ -213,6 +213,11 @@ def nemo_worker(nemo_file: str, clips: list[str]) -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     model = ASRModel.restore_from(nemo_file, map_location="cpu").eval()
+    if "validation_ds" not in model.cfg:  # build_tdt's models have no data sections, which
+        from omegaconf import open_dict  # `transcribe` reads one flag of
+
+        with open_dict(model.cfg):
+            model.cfg.validation_ds = {"use_start_end_token": False}
     model.transcribe(clips[:2], batch_size=2, verbose=False)  # warm-up
     for batch in NEMO_BATCHES:
         with PeakRSS() as memory, torch.inference_mode():

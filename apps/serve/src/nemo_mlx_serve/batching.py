@@ -61,8 +61,8 @@ class Arrivals:
 
     @contextmanager
     def receiving(self) -> Iterator[None]:
-        """One request on its way for the block: queue it (`Batcher.submit`) inside, so that
-        a round never sees it neither arriving nor waiting."""
+        """One request on its way for the block. Queue it (`Batcher.submit`) inside the
+        block, so that a round always sees it: as arriving, or as waiting."""
         with self._lock:
             self._count += 1
         try:
