@@ -55,11 +55,6 @@ typedef struct {
     int threads;
 } attention_t;
 
-typedef struct {
-    const attention_t *a;
-    long *next;  /* the next work item, shared */
-} worker_t;
-
 static long items_of(const attention_t *a) {
     return (long)a->B * a->H * ((a->T + a->R - 1) / a->R);
 }
@@ -142,42 +137,59 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
     }
 }
 
-static void *work(void *arg) {
-    worker_t *w = (worker_t *)arg;
-    const attention_t *a = w->a;
-    long items = items_of(a);
-    long scratch = (long)a->R * a->K + (long)a->R * (a->R + a->K - 1) + a->R;
-    float *s = (float *)malloc(sizeof(float) * scratch);
-    if (s == NULL) return NULL;  /* the other workers take its share */
-    float *p = s + (long)a->R * a->K, *sums = p + (long)a->R * (a->R + a->K - 1);
+/* ------------------------------------------------------------------ work queue */
+
+typedef void (*item_fn)(const void *ctx, long item, float *scratch);
+
+typedef struct {
+    item_fn fn;
+    const void *ctx;
+    long items, scratch;
+    long *next;  /* the next work item, shared */
+} queue_t;
+
+static void *drain(void *arg) {
+    const queue_t *q = (const queue_t *)arg;
+    float *scratch = (float *)malloc(sizeof(float) * (q->scratch + 1));
+    if (scratch == NULL) return NULL;  /* the other workers take its share */
     for (;;) {
-        long item = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
-        if (item >= items) break;
-        block(a, item, s, p, sums);
+        long item = __atomic_fetch_add(q->next, 1, __ATOMIC_RELAXED);
+        if (item >= q->items) break;
+        q->fn(q->ctx, item, scratch);
     }
-    free(s);
+    free(scratch);
     return NULL;
+}
+
+/* fn over items [0, items) on `threads` workers (the calling thread one of them), each
+   taking the next item from a shared counter (items of unequal cost balance themselves)
+   with its own `scratch` floats. 0 when every item ran; -1 when no worker had its scratch. */
+static int parallel_items(item_fn fn, const void *ctx, long items, long scratch, int threads) {
+    enum { MAX_THREADS = 64 };
+    threads = threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
+    long next = 0;
+    queue_t queue = {fn, ctx, items, scratch, &next};
+    pthread_t ids[MAX_THREADS];
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&ids[t], NULL, drain, &queue) != 0) break;
+        started = t;
+    }
+    drain(&queue);
+    for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
+    return next >= items ? 0 : -1;
+}
+
+static void attention_item(const void *ctx, long item, float *scratch) {
+    const attention_t *a = (const attention_t *)ctx;
+    float *p = scratch + (long)a->R * a->K, *sums = p + (long)a->R * (a->R + a->K - 1);
+    block(a, item, scratch, p, sums);
 }
 
 /* 0 when done; -1 when no worker had scratch memory (out not complete). */
 int conformer_attention(const attention_t *a) {
-    enum { MAX_THREADS = 64 };
-    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
-    long next = 0;
-    worker_t workers[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started = 0;
-    for (int t = 0; t < threads; t++) {
-        workers[t].a = a;
-        workers[t].next = &next;
-    }
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&ids[t], NULL, work, &workers[t]) != 0) break;
-        started = t;
-    }
-    work(&workers[0]);
-    for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
-    return next >= items_of(a) ? 0 : -1;
+    long scratch = (long)a->R * a->K + (long)a->R * (a->R + a->K - 1) + a->R;
+    return parallel_items(attention_item, a, items_of(a), scratch, a->threads);
 }
 
 /* ------------------------------------------------------------------ row ranges */
@@ -369,11 +381,6 @@ typedef struct {
 
 enum { MAX_STAGES = 8 };
 
-typedef struct {
-    const subsampling_t *a;
-    long *next;
-} sub_worker_t;
-
 static long sub_items(const subsampling_t *a) {
     return (long)a->B * ((a->times[a->stages] + a->chunk - 1) / a->chunk);
 }
@@ -491,46 +498,28 @@ static void sub_item(const subsampling_t *a, long item, float *scratch, long sta
     }
 }
 
-static void *sub_work(void *arg) {
-    sub_worker_t *w = (sub_worker_t *)arg;
-    const subsampling_t *a = w->a;
-    int S = a->stages;
+typedef struct {
+    const subsampling_t *a;
+    long stage;  /* floats of one stage buffer */
+} sub_task_t;
+
+static void sub_item_of(const void *ctx, long item, float *scratch) {
+    const sub_task_t *task = (const sub_task_t *)ctx;
+    sub_item(task->a, item, scratch, task->stage, scratch + 2 * task->stage);
+}
+
+/* 0 when done; -1 when no worker had scratch memory or the stages are too many. */
+int conformer_subsampling(const subsampling_t *a) {
+    if (a->stages < 1 || a->stages > MAX_STAGES) return -1;
     /* the most rows a stage's range can have: chunk frames' reach back through the stages;
        the first stage's buffer is the largest (each stage halves rows and bins) */
     long rows = a->chunk, stage = 0, mixed = 0;
-    for (int k = S; k >= 1; k--) {
+    for (int k = a->stages; k >= 1; k--) {
         long size = rows * a->freqs[k] * a->C;
         stage = size > stage ? size : stage;
         if (k >= 2) mixed = size > mixed ? size : mixed;
         rows = 2 * rows + 1;
     }
-    float *scratch = (float *)malloc(sizeof(float) * (2 * stage + mixed + 1));
-    if (scratch == NULL) return NULL;  /* the other workers take its share */
-    long items = sub_items(a);
-    for (;;) {
-        long item = __atomic_fetch_add(w->next, 1, __ATOMIC_RELAXED);
-        if (item >= items) break;
-        sub_item(a, item, scratch, stage, scratch + 2 * stage);
-    }
-    free(scratch);
-    return NULL;
-}
-
-/* 0 when done; -1 when no worker had scratch memory or the stages are too many. */
-int conformer_subsampling(const subsampling_t *a) {
-    enum { MAX_THREADS = 64 };
-    if (a->stages < 1 || a->stages > MAX_STAGES) return -1;
-    int threads = a->threads < 1 ? 1 : (a->threads > MAX_THREADS ? MAX_THREADS : a->threads);
-    long next = 0;
-    sub_worker_t workers[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started = 0;
-    for (int t = 0; t < threads; t++) workers[t] = (sub_worker_t){a, &next};
-    for (int t = 1; t < threads; t++) {
-        if (pthread_create(&ids[t], NULL, sub_work, &workers[t]) != 0) break;
-        started = t;
-    }
-    sub_work(&workers[0]);
-    for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
-    return next >= sub_items(a) ? 0 : -1;
+    sub_task_t task = {a, stage};
+    return parallel_items(sub_item_of, &task, sub_items(a), 2 * stage + mixed, a->threads);
 }
