@@ -66,6 +66,7 @@ CASES = [  # channels, factor, causal, feature bins, frames, lengths
     (16, 4, False, 67, 130, [130, 129, 64]),
     (20, 16, True, 80, 333, [333, 200]),
     (32, 2, False, 80, 41, [41, 40]),
+    (16, 8, False, 80, 101, [160, 101]),  # a length past the frames reads nothing beyond them
 ]
 
 

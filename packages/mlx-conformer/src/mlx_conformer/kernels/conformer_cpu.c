@@ -1,4 +1,5 @@
-/* The Conformer's native CPU kernels: attention and the feed-forward module.
+/* The Conformer's native CPU kernels: attention, the feed-forward and convolution modules,
+   the subsampling.
 
    MLX's CPU backend runs elementwise work on one thread. These kernels keep MLX's products
    on the BLAS (OpenBLAS's sgemm, called through the pointer mlx-cpu-runtime hands over) and
@@ -389,8 +390,9 @@ static long sub_items(const subsampling_t *a) {
    past the stage's length. */
 CLONES static void first_stage(const subsampling_t *a, int b, int lo, int hi, float *y) {
     int C = a->C, T = a->T, F = a->F, F1 = a->freqs[1];
-    int valid_in = a->lengths[(long)b * (a->stages + 1)];
+    int valid_in = a->lengths[(long)b * (a->stages + 1)];  /* a length past T reads no further */
     int valid = a->lengths[(long)b * (a->stages + 1) + 1];
+    valid_in = valid_in < T ? valid_in : T;
     const float *x = a->x + (long)b * T * F;
     for (int t = lo; t < hi; t++) {
         float *row = y + (long)(t - lo) * F1 * C;
