@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .subsampling import ConvSubsampling
 
 MIN_FRAMES = 16
+MAX_STAGES = 8  # the kernel's (factor 256; NVIDIA's checkpoints use 4, 8 or 16)
 # a work item's first-stage rows, in floats (4 MB: larger products and fewer halo rows beat
 # staying in L2: 0.6b geometry, 60 s, ~60 ms against ~100 ms at 0.5 MB)
 CHUNK_VALUES = 1 << 20
@@ -59,6 +60,7 @@ def usable(sub: ConvSubsampling, features: mx.array, out_frames: int) -> bool:
     convs = _convolutions(sub)
     return (
         features.shape[0] * out_frames >= MIN_FRAMES
+        and 1 <= sub.stages <= MAX_STAGES
         and len(convs) == 2 * sub.stages - 1
         and convs[0].weight.shape[-1] == 1
         and all(conv.groups == conv.weight.shape[0] for conv in convs[1::2])
