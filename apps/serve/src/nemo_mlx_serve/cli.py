@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-batch", type=int, default=16, help="requests decoded together at most (default 16)"
     )
     batching.add_argument("--max-wait-ms", type=float_between(0, 10000), default=20.0,
-                          help="how long a request waits for others to batch with (default 20 ms)")  # fmt: skip
+                          help="how long a request waits for others to batch with, while other uploads "
+                               "are being received (default 20 ms)")  # fmt: skip
     batching.add_argument("--batch-size", type=int, default=8,
                           help="the model's batch size within a round, as the CLI's --batch-size (default 8)")  # fmt: skip
     return parser
