@@ -68,11 +68,11 @@ def main() -> None:
         try:
             recognizer.run(signals, options, batch_size)
         finally:
-            model.encode_each = None
+            model.encode_each = False
 
     systems = {
-        "one at a time": lambda signals: [round_of([s], None) for s in signals],
-        "batched": lambda signals: round_of(signals, None),
+        "one at a time": lambda signals: [round_of([s], False) for s in signals],
+        "batched": lambda signals: round_of(signals, False),
         "batched, pieces encoded alone": lambda signals: round_of(signals, True),
     }
     times: dict[str, list[dict[str, float]]] = defaultdict(list)

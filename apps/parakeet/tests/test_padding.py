@@ -1,5 +1,5 @@
 """Batches padded to a few lengths (what a GPU run does) decode as unpadded ones, and as a
-batch encoded one piece at a time (what a CPU run does), and as each input alone."""
+batch encoded one piece at a time (`encode_each`), and as each input alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import nemo_mlx_parakeet as parakeet
-from nemo_mlx_parakeet.encoding import encodes_each
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "tests" / "fixtures" / "audio"
@@ -35,7 +34,7 @@ def test_padded_batches_decode_as_unpadded(model):
     padded = model.transcribe(paths, batch_size=4)
     alone = [model.transcribe(p) for p in paths]
     model.bucket_frames = None
-    model.encode_each = None
+    model.encode_each = False
     for a, b, c in zip(plain, padded, alone, strict=True):
         assert [t.id for t in b.tokens] == [t.id for t in a.tokens] == [t.id for t in c.tokens]
         assert [(t.start, t.end) for t in b.tokens] == [(t.start, t.end) for t in a.tokens]
@@ -80,7 +79,7 @@ def test_each_and_padded_decode_as_alone(model, monkeypatch):
         model.encode_each = False
         padded = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
     finally:
-        model.encode_each = None
+        model.encode_each = False
     assert each_sizes == [1, 1, 1, 1]  # one encoder call per piece
     assert sizes == [4]  # one padded call for the batch
     assert all(alone)  # the model writes tokens for these clips (else the test proves little)
@@ -88,7 +87,7 @@ def test_each_and_padded_decode_as_alone(model, monkeypatch):
     assert padded == alone
 
 
-def test_policy_default_is_padded():
-    assert encodes_each(True)
-    assert not encodes_each(False)
-    assert not encodes_each(None)  # padded batches by default, CPU and GPU
+def test_policy_default_is_padded(tmp_path):
+    fresh = parakeet.load(REPO / "tests" / "fixtures" / "models" / "tdt.nemo", cache_dir=tmp_path,
+                          verbose=False)  # fmt: skip
+    assert fresh.encode_each is False  # padded batches by default, CPU and GPU

@@ -22,11 +22,6 @@ from mlx_conformer import Conformer
 from .batching import Piece, batch_features
 
 
-def encodes_each(each: bool | None) -> bool:
-    """The policy: `each` as given, or (None) padded batches."""
-    return bool(each)
-
-
 def encode_padded(
     frontend: LogMel, encoder: Conformer, dtype: mx.Dtype, pieces: list[Piece], frames: int
 ) -> tuple[mx.array, mx.array]:

@@ -35,7 +35,7 @@ from .checkpoint import load_parts
 from .checks import check_options
 from .decoding import Head, Hypothesis, decode
 from .diarization import labelled, live_choice, load_diarizer, speaker_turns
-from .encoding import encode_each, encode_padded, encodes_each
+from .encoding import encode_each, encode_padded
 from .eou import EndOfUtterance
 from .errors import ParakeetError
 from .pieces import input_pieces, joined
@@ -75,8 +75,8 @@ class Parakeet:
         )
         self.sample_rate = nemo.sample_rate(cfg["preprocessor"])
         self.bucket_frames: bool | None = None  # pad batches to a few lengths; None: on a GPU
-        # Encode a batch's pieces one at a time, unpadded (`encoding.py`); None: on the CPU
-        self.encode_each: bool | None = None
+        # Encode a batch's pieces one at a time, unpadded (`encoding.py`); else padded batches
+        self.encode_each = False
         # Bytes of full-attention scores a batch may take (`attention_for`); None: no limit.
         self.attention_budget: int | None = FULL_ATTENTION_BUDGET
         # Called with a line when a batch switches to the long-audio recipe (--verbose).
@@ -289,7 +289,7 @@ class Parakeet:
         longest = max(p.feature_frames for p in pieces)
         parts = self.frontend, self.encoder, self.dtype, pieces
         with self._attention(len(pieces), longest):
-            if encodes_each(self.encode_each):
+            if self.encode_each:
                 encoded, encoded_len = encode_each(*parts)
             else:
                 encoded, encoded_len = encode_padded(*parts, self._padded_frames(longest))
