@@ -151,8 +151,8 @@ typedef struct {
 
 static void *drain(void *arg) {
     const queue_t *q = (const queue_t *)arg;
-    float *scratch = (float *)malloc(sizeof(float) * (q->scratch + 1));
-    if (scratch == NULL) return NULL;  /* the other workers take its share */
+    float *scratch = q->scratch > 0 ? (float *)malloc(sizeof(float) * q->scratch) : NULL;
+    if (q->scratch > 0 && scratch == NULL) return NULL;  /* the others take its share */
     for (;;) {
         long item = __atomic_fetch_add(q->next, 1, __ATOMIC_RELAXED);
         if (item >= q->items) break;
@@ -164,7 +164,8 @@ static void *drain(void *arg) {
 
 /* fn over items [0, items) on `threads` workers (the calling thread one of them), each
    taking the next item from a shared counter (items of unequal cost balance themselves)
-   with its own `scratch` floats. 0 when every item ran; -1 when no worker had its scratch. */
+   with its own `scratch` floats (none when 0). 0 when every item ran; -1 when no worker
+   had its scratch. */
 static int parallel_items(item_fn fn, const void *ctx, long items, long scratch, int threads) {
     enum { MAX_THREADS = 64 };
     threads = threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
@@ -200,33 +201,24 @@ typedef void (*rows_fn)(const void *ctx, long first, long last);
 typedef struct {
     rows_fn fn;
     const void *ctx;
-    long first, last;
-} range_t;
+    long rows;
+    int parts;
+} ranges_t;
 
-static void *run_range(void *arg) {
-    range_t *range = (range_t *)arg;
-    range->fn(range->ctx, range->first, range->last);
-    return NULL;
+static void range_item(const void *ctx, long item, float *scratch) {
+    const ranges_t *r = (const ranges_t *)ctx;
+    (void)scratch;
+    r->fn(r->ctx, r->rows * item / r->parts, r->rows * (item + 1) / r->parts);
 }
 
-/* fn over rows [0, rows) in `threads` equal ranges, the calling thread taking the first; a
-   thread that cannot start leaves its range to the calling thread. */
+/* fn over rows [0, rows) in `threads` equal ranges, one per worker of `parallel_items`
+   (needing no scratch, it always runs them all: a thread that cannot start leaves its
+   range to the others). */
 static void parallel_rows(rows_fn fn, const void *ctx, long rows, int threads) {
-    enum { MAX_THREADS = 64 };
-    threads = threads < 1 ? 1 : (threads > MAX_THREADS ? MAX_THREADS : threads);
+    if (threads < 1) threads = 1;
     if (threads > rows) threads = rows < 1 ? 1 : (int)rows;
-    range_t ranges[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 0; t < threads; t++) {
-        ranges[t] = (range_t){fn, ctx, rows * t / threads, rows * (t + 1) / threads};
-    }
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&ids[t], NULL, run_range, &ranges[t]) == 0;
-    run_range(&ranges[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(ids[t], NULL);
-        else run_range(&ranges[t]);
-    }
+    ranges_t ranges = {fn, ctx, rows, threads};
+    parallel_items(range_item, &ranges, threads, 0, threads);
 }
 
 /* ------------------------------------------------------------------ feed-forward */
