@@ -69,12 +69,16 @@ def usable(sub: ConvSubsampling, features: mx.array, out_frames: int) -> bool:
     )
 
 
-def chunk_frames(sub: ConvSubsampling, first_bins: int) -> int:
+def chunk_frames(stages: int, channels: int, first_bins: int) -> int:
     """Output frames per work item: its first-stage rows (the frames' reach back through the
     stages) within `CHUNK_VALUES` floats, at least one frame."""
-    channels = _convolutions(sub)[0].weight.shape[0]
-    reach = 2 ** (sub.stages - 1)  # first-stage rows per output frame, besides the halo
+    reach = 2 ** (stages - 1)  # first-stage rows per output frame, besides the halo
     return max(1, CHUNK_VALUES // (first_bins * channels * reach))
+
+
+def _stacked(arrays: list[mx.array]) -> mx.array:
+    """The later stages' weights as one array (a placeholder when there is one stage)."""
+    return mx.stack(arrays) if arrays else mx.zeros((1,))
 
 
 def subsample(sub: ConvSubsampling, features: mx.array, lengths: mx.array) -> mx.array | None:
@@ -95,11 +99,10 @@ def subsample(sub: ConvSubsampling, features: mx.array, lengths: mx.array) -> mx
         "lengths": mx.stack([output_length(lengths, k, sub.causal) for k in range(stages + 1)],
                             axis=1).astype(mx.int32),
         "w0": taps(convs[0]), "b0": convs[0].bias,
-        "dw": mx.stack([taps(c) for c in convs[1::2]]) if stages > 1 else mx.zeros((1,)),
-        "dw_bias": mx.stack([c.bias for c in convs[1::2]]) if stages > 1 else mx.zeros((1,)),
-        "pw": mx.stack([c.weight.reshape(channels, channels) for c in convs[2::2]])
-              if stages > 1 else mx.zeros((1,)),
-        "pw_bias": mx.stack([c.bias for c in convs[2::2]]) if stages > 1 else mx.zeros((1,)),
+        "dw": _stacked([taps(c) for c in convs[1::2]]),
+        "dw_bias": _stacked([c.bias for c in convs[1::2]]),
+        "pw": _stacked([c.weight.reshape(channels, channels) for c in convs[2::2]]),
+        "pw_bias": _stacked([c.bias for c in convs[2::2]]),
     })  # fmt: skip
     if views is None:
         return None
@@ -107,7 +110,7 @@ def subsample(sub: ConvSubsampling, features: mx.array, lengths: mx.array) -> mx
     out = np.empty((batch, times[-1], channels * freqs[-1]), dtype=np.float32)
     shape = np.array([times, freqs], dtype=np.int32)
     task = _Subsampling(sgemm, batch, time, bins, channels, stages,
-                        stage_padding(sub.causal)[0], chunk_frames(sub, freqs[1]))  # fmt: skip
+                        stage_padding(sub.causal)[0], chunk_frames(stages, channels, freqs[1]))  # fmt: skip
     for name, view in views.items():
         setattr(task, name, view.ctypes.data_as(I32 if name == "lengths" else F32))
     task.times, task.freqs = shape[0].ctypes.data_as(I32), shape[1].ctypes.data_as(I32)
