@@ -105,10 +105,10 @@ class Batcher:
         limits: BatchLimits,
         sample_rate: int,
         compute: Compute,
-        arrivals: Arrivals | None = None,
+        arrivals: Arrivals,
     ) -> None:
         self.name = name
-        self._arrivals = arrivals or Arrivals()
+        self._arrivals = arrivals
         self._compute = compute
         self._run = run
         self.limits = limits
