@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(
 
 def _reference(q_u, q_v, k, v, positions, scale, keep, lengths) -> np.ndarray:
     """float64: score(i, j) = scale (q_u[i] . k[j] + q_v[i] . positions[i + K - 1 - j]),
-    masked scores -1e9 (a row with no key kept averages the values), softmax, times v."""
+    masked scores -1e9 (a row with no key kept averages the values), softmax, times v; query
+    rows past an item's length are zeros (NeMo's softmax masked_fill(mask, 0))."""
     q_u, q_v, k, v, positions = (
         np.asarray(a, dtype=np.float64) for a in (q_u, q_v, k, v, positions)
     )
@@ -39,6 +40,9 @@ def _reference(q_u, q_v, k, v, positions, scale, keep, lengths) -> np.ndarray:
             scores = np.where(allowed[b], scale * (content + positional), -1e9)
             weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
             out[b, h] = (weights / weights.sum(axis=-1, keepdims=True)) @ v[b, h]
+    if lengths is not None:
+        for b, n in enumerate(np.asarray(lengths)):
+            out[b, :, n:] = 0.0
     return out
 
 
@@ -79,6 +83,25 @@ def test_equals_float64(case: str) -> None:
     )
     expected = _reference(q_u, q_v, k, v, positions, 0.25, keep, lengths)
     error = np.abs(np.array(ours) - expected).max() / np.abs(expected).max()
+    assert error < 2e-6
+
+
+def test_padded_frames_are_never_read() -> None:
+    # A padded item costs its own length: its frames past `lengths` are neither queries nor
+    # keys (NaN there would reach every valid row through a masked key's tiny weight).
+    time = 300
+    q_u, q_v, k, v, positions, _ = _inputs(2, 2, time, time, 16, seed=3)
+    lengths = np.array([time, 150], dtype=np.int32)
+    expected = _reference(q_u, q_v, k, v, positions, 0.25, None, lengths)
+    for a in (q_u, q_v, k, v):
+        a[1, :, 150:] = np.nan
+    ours = cpu_attention.full_attention(
+        *(mx.array(a) for a in (q_u, q_v, k, v, positions)), 0.25, None, mx.array(lengths)
+    )
+    ours = np.array(ours)
+    assert np.isfinite(ours).all()
+    assert (ours[1, :, 150:] == 0).all()
+    error = np.abs(ours - expected).max() / np.abs(expected).max()
     assert error < 2e-6
 
 

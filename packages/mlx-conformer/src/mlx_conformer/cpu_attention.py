@@ -7,7 +7,8 @@ passes over its (heads, T, T) scores (the bias, the mask, the max, the exp). Her
 gets its content and positional scores from the BLAS's sgemm, their softmax in one
 vectorised pass while the block is in cache, and its output from a third sgemm; blocks are
 shared out over the BLAS's thread count, with the BLAS itself held to one thread meanwhile.
-No (T, T) tensor is ever made.
+No (T, T) tensor is ever made. With `lengths`, a block computes only its item's valid queries
+and keys: a padded batch costs what its items' own lengths cost.
 
 Used by `RelPositionAttention._full` (relative positions) and `fastmath.attention` (plain
 attention, a Transformer's) from `MIN_KEYS` keys on (below it MLX's fused passes are about

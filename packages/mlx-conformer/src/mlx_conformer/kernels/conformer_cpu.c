@@ -84,23 +84,22 @@ static inline float exp_clamped(float x) {
     return (inner * r2 + r + 1.0f) * two.f;
 }
 
-/* Rows [0, rows) of a block: scores in s (rows x K) become exp(score - row max); the row
-   sums go to sums. p is the positional block (rows x (rows + K - 1)). */
+/* Rows [0, rows) of a block over keys [0, K): scores in s (rows x K) become exp(score - row
+   max); the row sums go to sums. p is the positional block (rows x (rows + K - 1)); keep's
+   rows are keep_stride wide, its first row the block's first query's. */
 CLONES static void softmax_rows(float *s, const float *p, float *sums, int rows, int K,
                                 float scale, const float *key_bias, const uint8_t *keep,
-                                int first, int valid) {
+                                long keep_stride) {
     int width = rows + K - 1;
     for (int r = 0; r < rows; r++) {
         float *row = s + (long)r * K;
         const float *pr = p ? p + (long)r * width + r + K - 1 : NULL;  /* pr[-j]: key j's */
-        const uint8_t *kr = keep ? keep + (long)(first + r) * K : NULL;
-        int keys = first + r < valid ? valid : 0;  /* keys [0, keys) may be kept */
+        const uint8_t *kr = keep ? keep + (long)r * keep_stride : NULL;
         float m = -3.0e38f;
         for (int j = 0; j < K; j++) {
             float x = scale * (pr ? row[j] + pr[-j] : row[j]);
             x = key_bias ? x + key_bias[j] : x;
-            int kept = j < keys && (kr == NULL || kr[j]);
-            x = kept ? x : MASKED;
+            x = kr == NULL || kr[j] ? x : MASKED;
             row[j] = x;
             m = x > m ? x : m;
         }
@@ -114,28 +113,42 @@ CLONES static void softmax_rows(float *s, const float *p, float *sums, int rows,
     }
 }
 
+/* One block of queries of one (item, head). With `lengths`, only the item's valid queries
+   and keys are computed: a padded batch pays for each item's own length (its padded query
+   rows are written as zeros, as NeMo's masked softmax leaves them). */
 static void block(const attention_t *a, long item, float *s, float *p, float *sums) {
     int blocks = (a->T + a->R - 1) / a->R;
     int bh = (int)(item / blocks), first = (int)(item % blocks) * a->R;
     int b = bh / a->H, h = bh % a->H;
     int rows = a->T - first < a->R ? a->T - first : a->R;
-    int K = a->K, D = a->D, width = rows + K - 1;
-    const float *qu = a->qu + ((long)bh * a->T + first) * D;
-    const float *qv = a->qv ? a->qv + ((long)bh * a->T + first) * D : NULL;
-    const float *k = a->k + (long)bh * K * D, *v = a->v + (long)bh * K * D;
-    const float *pos = a->pos ? a->pos + ((long)h * (a->T + K - 1) + first) * D : NULL;
+    int D = a->D;
     float *out = a->out + ((long)bh * a->T + first) * D;
-    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, K, D, 1.0f, qu, D, k, D, 0.0f, s, K);
-    if (pos) a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, rows, width, D, 1.0f, qv, D, pos, D, 0.0f, p, width);
-    const uint8_t *keep = a->keep ? a->keep + b * a->keep_item : NULL;
-    int valid = a->lengths ? a->lengths[b] : (K > a->T ? K : a->T);  /* else: all */
-    const float *key_bias = a->key_bias ? a->key_bias + b * a->key_bias_item : NULL;
-    softmax_rows(s, pos ? p : NULL, sums, rows, K, a->scale, key_bias, keep, first, valid);
-    a->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, D, K, 1.0f, s, K, v, D, 0.0f, out, D);
-    for (int r = 0; r < rows; r++) {
-        float inverse = 1.0f / sums[r];
-        for (int d = 0; d < D; d++) out[(long)r * D + d] *= inverse;
+    int valid = a->lengths ? a->lengths[b] : (a->K > a->T ? a->K : a->T);  /* else: all */
+    int live = valid - first < rows ? valid - first : rows;  /* queries to compute */
+    int K = valid < a->K ? valid : a->K;                     /* keys to compute */
+    live = live < 0 ? 0 : live;
+    K = K < 0 ? 0 : K;
+    if (live > 0 && K > 0) {
+        int width = live + K - 1;
+        const float *qu = a->qu + ((long)bh * a->T + first) * D;
+        const float *qv = a->qv ? a->qv + ((long)bh * a->T + first) * D : NULL;
+        const float *k = a->k + (long)bh * a->K * D, *v = a->v + (long)bh * a->K * D;
+        /* positions -(T - 1) ... K_all - 1 per head; this block's keys [0, K) meet its
+           rows at columns (a->K - K) ... of the block's window */
+        const float *pos = a->pos
+            ? a->pos + ((long)h * (a->T + a->K - 1) + first + (a->K - K)) * D : NULL;
+        a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, live, K, D, 1.0f, qu, D, k, D, 0.0f, s, K);
+        if (pos) a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, live, width, D, 1.0f, qv, D, pos, D, 0.0f, p, width);
+        const uint8_t *keep = a->keep ? a->keep + b * a->keep_item + (long)first * a->K : NULL;
+        const float *key_bias = a->key_bias ? a->key_bias + b * a->key_bias_item : NULL;
+        softmax_rows(s, pos ? p : NULL, sums, live, K, a->scale, key_bias, keep, a->K);
+        a->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, live, D, K, 1.0f, s, K, v, D, 0.0f, out, D);
+        for (int r = 0; r < live; r++) {
+            float inverse = 1.0f / sums[r];
+            for (int d = 0; d < D; d++) out[(long)r * D + d] *= inverse;
+        }
     }
+    memset(out + (long)live * D, 0, sizeof(float) * (size_t)(rows - live) * D);
 }
 
 /* ------------------------------------------------------------------ work queue */
