@@ -118,3 +118,20 @@ def test_the_final_layer_norm_flag_is_read_where_nemo_reads_it():
     post_ln = copy.deepcopy(cfg)
     post_ln["transf_decoder"]["config_dict"]["pre_ln"] = False
     assert DecoderConfig.from_nemo(post_ln).final_layer_norm is False  # NeMo: pre_ln and the flag
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8])
+def test_top_k_is_the_stable_sort_s_first_k(k: int) -> None:
+    # Beam search ranks each beam's vocabulary by `_top_k`: exactly the stable descending
+    # sort's first k, ties (few distinct values here) taken lowest index first.
+    from mlx_seq2seq_decoder.search import _top_k
+
+    rng = np.random.default_rng(k)
+    for values in (
+        rng.integers(-3, 3, size=(16, 50)).astype(np.float32),  # many ties, at the boundary too
+        rng.standard_normal((8, 5248)).astype(np.float32),
+        np.zeros((3, 7), dtype=np.float32),
+        np.array([[1.0, np.nan, 3.0, 3.0, -1.0, 2.0, 0.0, 5.0, 4.0]], dtype=np.float32),
+    ):
+        expected = np.argsort(-values, axis=-1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(_top_k(values, k), expected)

@@ -165,7 +165,7 @@ def beam_search(
     log_probs = _log_softmax(logits)
     fused = _Fused(fusion, batch, log_probs.shape[-1], eos_id)
     log_probs = fused.add_scores(log_probs)
-    first = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]  # (B, K)
+    first = _top_k(log_probs, k)  # (B, K)
     fused.follow(first)
     scores = np.take_along_axis(log_probs, first, axis=-1).reshape(-1, 1).astype(np.float32)
     width = [len(p) for p in prompts]
@@ -219,6 +219,29 @@ def _log_softmax(logits: mx.array) -> np.ndarray:
     return np.array(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
 
 
+def _top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """`np.argsort(-values, axis=-1, kind="stable")[:, :k]` without sorting whole rows.
+
+    Each step ranks every beam's whole vocabulary; a stable sort of (rows, V) took ~2.3 ms
+    a step at 8 rows of 5248 (Canary's), as long as the GPU's decoder step itself. Here the
+    k-th largest value comes from a partition, the rows' k best are those above it and
+    the lowest-indexed of those equal to it (the stable sort's order for ties), and only
+    those k are sorted."""
+    rows, width = values.shape
+    if k >= width:
+        return np.argsort(-values, axis=-1, kind="stable")[:, :k]
+    kth = -np.partition(-values, k - 1, axis=-1)[:, k - 1 : k]
+    above = values > kth
+    tied = values == kth
+    chosen = above | (tied & (np.cumsum(tied, axis=-1) <= k - above.sum(-1, keepdims=True)))
+    found = np.nonzero(chosen)
+    if len(found[1]) != rows * k:  # NaN among the values: the sort's own order
+        return np.argsort(-values, axis=-1, kind="stable")[:, :k]
+    index = found[1].reshape(rows, k)  # ascending within each row
+    order = np.argsort(-np.take_along_axis(values, index, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(index, order, axis=-1)
+
+
 def _length_penalty(prefix_len: np.ndarray, alpha: float) -> np.ndarray:
     """NeMo's length penalty ((5 + length) / 6) ** alpha, in float32 as NeMo computes it."""
     return (((5 + prefix_len) / 6) ** alpha).astype(np.float32)
@@ -244,7 +267,7 @@ def _best_continuations(
     """
     batch = scores.shape[0] // k
     pad_mask = np.repeat(pad_profile, k, axis=1)  # (BK, K)
-    offered = np.argsort(-log_probs, axis=-1, kind="stable")[:, :k]
+    offered = _top_k(log_probs, k)
     top_scores = np.take_along_axis(log_probs, offered, axis=-1).astype(np.float32)
     top = pad_id * pad_mask + offered * (1 - pad_mask)
     pad_mask = pad_mask.astype(np.float32)
