@@ -24,6 +24,7 @@ import numpy as np
 
 from . import native_cpu
 from .native_cpu import F32
+from .subsampling_shape import output_length, stage_padding
 
 if TYPE_CHECKING:
     from .subsampling import ConvSubsampling
@@ -85,8 +86,6 @@ def subsample(sub: ConvSubsampling, features: mx.array, lengths: mx.array) -> mx
     """(B, T', C * F') of (B, T, F) `features` with their valid `lengths`: every stage
     masked, each frame's channels flattened major as NeMo flattens them, before the output
     projection; None inside `mx.compile`."""
-    from .subsampling import output_length, stage_padding
-
     convs = _convolutions(sub)
     batch, time, bins = features.shape
     stages, channels = sub.stages, convs[0].weight.shape[0]

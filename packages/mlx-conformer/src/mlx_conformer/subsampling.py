@@ -16,22 +16,7 @@ import mlx.nn as nn
 
 from . import cpu_subsampling
 from .config import ConformerConfig
-
-_KERNEL, _STRIDE = 3, 2
-
-
-def stage_padding(causal: bool) -> tuple[int, int]:
-    """(before, after) padding of each 3x3 convolution, on time and frequency alike."""
-    return (2, 1) if causal else (1, 1)
-
-
-def output_length(length, stages: int, causal: bool = False):
-    """Frames (or frequency bins) after `stages` stride-2 convolutions (NeMo's calc_length);
-    `length` an int or an array."""
-    before, after = stage_padding(causal)
-    for _ in range(stages):
-        length = (length + before + after - _KERNEL) // _STRIDE + 1
-    return length
+from .subsampling_shape import KERNEL, STRIDE, output_length, stage_padding
 
 
 class ConvSubsampling(nn.Module):
@@ -52,17 +37,17 @@ class ConvSubsampling(nn.Module):
         stages = int(math.log2(config.subsampling_factor))
         layers: list[nn.Module] = []
         if config.subsampling == "dw_striding":
-            layers += [nn.Conv2d(1, channels, _KERNEL, stride=_STRIDE), nn.ReLU()]
+            layers += [nn.Conv2d(1, channels, KERNEL, stride=STRIDE), nn.ReLU()]
             for _ in range(stages - 1):
                 layers += [
-                    nn.Conv2d(channels, channels, _KERNEL, stride=_STRIDE, groups=channels),
+                    nn.Conv2d(channels, channels, KERNEL, stride=STRIDE, groups=channels),
                     nn.Conv2d(channels, channels, kernel_size=1),
                     nn.ReLU(),
                 ]
         else:  # striding
             in_channels = 1
             for _ in range(stages):
-                layers += [nn.Conv2d(in_channels, channels, _KERNEL, stride=_STRIDE), nn.ReLU()]
+                layers += [nn.Conv2d(in_channels, channels, KERNEL, stride=STRIDE), nn.ReLU()]
                 in_channels = channels
         self.conv = layers
         self.stages = stages
@@ -117,7 +102,7 @@ class ConvSubsampling(nn.Module):
         valid = lengths - start  # lengths in this piece's own frame index
         padding = stage_padding(self.causal)
         lengths = output_length(lengths, 1, self.causal)
-        start //= _STRIDE
+        start //= STRIDE
         x = _first_stage(
             _mask_time(x, valid) if masked else x,
             self.conv[0],
@@ -143,7 +128,7 @@ class ConvSubsampling(nn.Module):
             else:
                 x = layer(x)
             lengths = output_length(lengths, 1, self.causal)
-            start //= _STRIDE
+            start //= STRIDE
         x = _mask_time(x, lengths - start) if masked else x
         batch, time, freq, channels = x.shape
         # NeMo flattens (channels, frequency) with channels major.
@@ -168,11 +153,11 @@ def _first_stage(
     and padding passes over it cost ~2x this.
     """
     x = mx.pad(x, [(0, 0), padding, padding])
-    time, freq = (x.shape[1] - _KERNEL) // 2 + 1, (x.shape[2] - _KERNEL) // 2 + 1
+    time, freq = (x.shape[1] - KERNEL) // 2 + 1, (x.shape[2] - KERNEL) // 2 + 1
     taps = [
         x[:, i : i + 2 * time - 1 : 2, j : j + 2 * freq - 1 : 2]
-        for i in range(_KERNEL)
-        for j in range(_KERNEL)
+        for i in range(KERNEL)
+        for j in range(KERNEL)
     ]
     patches = mx.stack([*taps, mx.ones_like(taps[0])], axis=-1)  # (B, T', F', 10)
     if valid is not None:
@@ -191,10 +176,10 @@ def _depthwise_stride2(padded: mx.array, weight: mx.array, bias: mx.array) -> mx
     MLX's grouped convolution is ~3x slower on the CPU than this sum of strided slices.
     """
     _, time, freq, _ = padded.shape
-    out_time, out_freq = (time - _KERNEL) // 2 + 1, (freq - _KERNEL) // 2 + 1
+    out_time, out_freq = (time - KERNEL) // 2 + 1, (freq - KERNEL) // 2 + 1
     out = bias
-    for i in range(_KERNEL):
-        for j in range(_KERNEL):
+    for i in range(KERNEL):
+        for j in range(KERNEL):
             tap = padded[:, i : i + 2 * out_time - 1 : 2, j : j + 2 * out_freq - 1 : 2, :]
             out = out + tap * weight[:, i, j, 0]
     return out
