@@ -42,6 +42,28 @@ def test_equals_float64(bias: bool) -> None:
     assert error < 2e-6
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_padded_frames_are_never_read(bias: bool) -> None:
+    # With lengths, each item costs its own frames: its valid rows equal the unpadded
+    # module's, its padded rows (NaN here, as garbage could be) come out as zeros.
+    module = _module(bias, seed=4)
+    x = mx.random.normal((3, 90, 64)) * 3
+    lengths = [90, 41, 0]
+    garbage = np.array(x)
+    garbage[1, 41:] = np.nan
+    garbage[2] = np.nan
+    ours = np.array(
+        cpu_feed_forward.feed_forward(
+            mx.array(garbage), module.linear1, module.linear2, mx.array(lengths)
+        )
+    )
+    whole = np.array(cpu_feed_forward.feed_forward(x, module.linear1, module.linear2))
+    assert np.isfinite(ours).all()
+    for item, n in enumerate(lengths):
+        np.testing.assert_allclose(ours[item, :n], whole[item, :n], rtol=1e-6, atol=1e-6)
+        assert (ours[item, n:] == 0).all()
+
+
 def test_module_equals_the_mlx_path(monkeypatch) -> None:
     module = _module(True, seed=2)
     x = mx.random.normal((2, cpu_feed_forward.MIN_ROWS, 64))

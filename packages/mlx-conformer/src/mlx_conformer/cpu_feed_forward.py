@@ -32,6 +32,9 @@ class _FeedForward(ctypes.Structure):
         *[(name, ctypes.c_int) for name in ("M", "D", "F")],
         *[(name, F32) for name in ("x", "w1", "b1", "w2", "b2", "hidden", "out")],
         ("threads", ctypes.c_int),
+        ("T", ctypes.c_int),
+        ("lengths", ctypes.POINTER(ctypes.c_int32)),
+        ("packed", F32),
     ]  # fmt: skip
 
 
@@ -45,11 +48,16 @@ def usable(x: mx.array, linear1: nn.Module, linear2: nn.Module) -> bool:
     )
 
 
-def feed_forward(x: mx.array, linear1: nn.Linear, linear2: nn.Linear) -> mx.array | None:
-    """linear2(silu(linear1(x))) for x (..., D), or None inside `mx.compile`."""
+def feed_forward(
+    x: mx.array, linear1: nn.Linear, linear2: nn.Linear, lengths: mx.array | None = None
+) -> mx.array | None:
+    """linear2(silu(linear1(x))) for x (..., D), or None inside `mx.compile`. With `lengths`
+    (B,) for x (B, T, D), only each item's valid frames are computed (a padded batch costs
+    its items' own lengths); its padded frames come out as zeros."""
     views = native_cpu.evaluated({
         "x": x, "w1": linear1.weight, "b1": linear1.get("bias"),
         "w2": linear2.weight, "b2": linear2.get("bias"),
+        "lengths": None if lengths is None or x.ndim != 3 else lengths.astype(mx.int32),
     })  # fmt: skip
     if views is None:
         return None
@@ -59,7 +67,12 @@ def feed_forward(x: mx.array, linear1: nn.Linear, linear2: nn.Linear) -> mx.arra
     out = np.empty((rows, width), dtype=np.float32)
     task = _FeedForward(sgemm, rows, width, hidden_width)
     for name, view in views.items():
-        setattr(task, name, view.ctypes.data_as(F32))
+        if name != "lengths":
+            setattr(task, name, view.ctypes.data_as(F32))
+    if "lengths" in views:
+        packed = np.empty((rows, width), dtype=np.float32)
+        task.T, task.packed = x.shape[1], packed.ctypes.data_as(F32)
+        task.lengths = views["lengths"].ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
     task.hidden, task.out = hidden.ctypes.data_as(F32), out.ctypes.data_as(F32)
     with native_cpu.blas_threads(None) as threads:
         task.threads = threads

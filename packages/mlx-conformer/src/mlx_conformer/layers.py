@@ -20,9 +20,11 @@ class FeedForward(nn.Module):
         self.linear1 = nn.Linear(d_model, d_ff, bias=use_bias)
         self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def __call__(self, x: mx.array, lengths: mx.array | None = None) -> mx.array:
+        """x (B, T, D); `lengths` (B,) valid frames, or None: the native CPU pass then skips
+        padded frames (their outputs are not used: attention and the convolution mask them)."""
         if cpu_feed_forward.usable(x, self.linear1, self.linear2):
-            out = cpu_feed_forward.feed_forward(x, self.linear1, self.linear2)
+            out = cpu_feed_forward.feed_forward(x, self.linear1, self.linear2, lengths)
             if out is not None:  # None: inside mx.compile
                 return out
         return self.linear2(fastmath.silu(self.linear1(x)))
@@ -172,8 +174,8 @@ class ConformerLayer(nn.Module):
     ) -> mx.array:
         """One layer, offline or one chunk of a stream (`cache`); the arguments are
         `RelPositionAttention`'s and `ConvolutionModule`'s."""
-        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
+        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x), lengths)
         x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths, mask, cache)
         x = x + self.conv(self.norm_conv(x), pad_mask, cache)
-        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
+        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x), lengths)
         return self.norm_out(x)

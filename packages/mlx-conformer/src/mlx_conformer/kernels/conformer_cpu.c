@@ -245,6 +245,10 @@ typedef struct {
     float *hidden;          /* (M, F) scratch */
     float *out;             /* (M, D) */
     int threads;
+    int T;                    /* rows per item when lengths is set */
+    const int32_t *lengths;   /* NULL (every row), or (M / T,) valid rows per item: only those
+                                 are computed, the others written as zeros */
+    float *packed;            /* with lengths: (M, D) scratch for the valid rows, packed */
 } feed_forward_t;
 
 CLONES static void silu_rows(float *h, const float *bias, long rows, int F) {
@@ -262,19 +266,50 @@ static void silu_range(const void *ctx, long first, long last) {
     silu_rows(a->hidden + first * a->F, a->b1, last - first, a->F);
 }
 
+static long ff_valid(const feed_forward_t *a, long b) {
+    long n = a->lengths[b];
+    return n < 0 ? 0 : (n > a->T ? a->T : n);
+}
+
 /* Always 0: the scratch belongs to the caller; a thread that cannot start leaves its rows
-   to the calling thread. */
+   to the calling thread. With lengths, the items' valid rows are packed together first
+   (one product over them all: a product per item would pack the weights once per item)
+   and unpacked after, padded rows zero. */
 int conformer_feed_forward(const feed_forward_t *a) {
-    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->M, a->F, a->D, 1.0f, a->x, a->D, a->w1, a->D, 0.0f,
-             a->hidden, a->F);
-    parallel_rows(silu_range, a, a->M, a->threads);
-    float beta = 0.0f;
-    if (a->b2) {
-        for (long r = 0; r < a->M; r++) memcpy(a->out + r * a->D, a->b2, sizeof(float) * a->D);
-        beta = 1.0f;
+    long D = a->D, rows = a->M, items = a->lengths ? a->M / a->T : 0;
+    const float *x = a->x;
+    float *out = a->out;
+    if (a->lengths) {
+        rows = 0;
+        for (long b = 0; b < items; b++) {
+            long n = ff_valid(a, b);
+            memcpy(a->packed + rows * D, a->x + b * a->T * D, sizeof(float) * (size_t)(n * D));
+            rows += n;
+        }
+        x = out = a->packed;  /* the packed inputs are read before the outputs are written */
     }
-    a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, a->M, a->D, a->F, 1.0f, a->hidden, a->F, a->w2, a->F,
-             beta, a->out, a->D);
+    if (rows > 0) {
+        a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, a->F, a->D, 1.0f, x, a->D, a->w1, a->D,
+                 0.0f, a->hidden, a->F);
+        parallel_rows(silu_range, a, rows, a->threads);
+        float beta = 0.0f;
+        if (a->b2) {
+            for (long r = 0; r < rows; r++) memcpy(out + r * D, a->b2, sizeof(float) * D);
+            beta = 1.0f;
+        }
+        a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, a->D, a->F, 1.0f, a->hidden, a->F, a->w2,
+                 a->F, beta, out, a->D);
+    }
+    if (a->lengths) {
+        long from = 0;
+        for (long b = 0; b < items; b++) {
+            long n = ff_valid(a, b);
+            float *item = a->out + b * a->T * D;
+            memcpy(item, a->packed + from * D, sizeof(float) * (size_t)(n * D));
+            memset(item + n * D, 0, sizeof(float) * (size_t)((a->T - n) * D));
+            from += n;
+        }
+    }
     return 0;
 }
 
