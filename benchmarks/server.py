@@ -144,9 +144,11 @@ def load(
 
 
 def run_server(label: str, args: list[str], name: str, clips: list[Path], levels: list[int],
-               port: int, reference: dict | None) -> tuple[list[Row], dict]:  # fmt: skip
+               port: int, reference: dict | None, warm_all: bool = False) -> tuple[list[Row], dict]:  # fmt: skip
     server = Server(args, port)
     try:
+        if warm_all:  # every clip once at the highest level: a GPU compiles kernels per shape
+            load(server, name, clips, max(levels))
         for clip in clips[:2]:  # compile the steps once before timing
             server.transcribe(clip, name)
         rows, texts = [], {}
@@ -261,6 +263,8 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=["batched", "single", "cli", "nemo"],
                         choices=["batched", "single", "cli", "nemo"])  # fmt: skip
     parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument("--warm-up-all", action="store_true",
+                        help="send every clip once before timing (a GPU compiles kernels per shape)")  # fmt: skip
     args = parser.parse_args()
     model_args, name, nemo_file = server_args(args.model)
     clips = clip_paths()
@@ -271,11 +275,11 @@ def main() -> None:
     reference: dict | None = None
     if "single" in args.systems:
         single, reference = run_server("one at a time", [*model_args, "--max-batch", "1"], name,
-                                       clips, args.clients, args.port, None)  # fmt: skip
+                                       clips, args.clients, args.port, None, args.warm_up_all)  # fmt: skip
         rows += single
     if "batched" in args.systems:
         rows += run_server("dynamic batching", model_args, name, clips, args.clients, args.port,
-                           reference)[0]  # fmt: skip
+                           reference, args.warm_up_all)[0]  # fmt: skip
     if reference is not None and "cli" in args.systems:
         rows.append(run_cli(model_args, clips, reference))
     if reference is not None and "nemo" in args.systems:
