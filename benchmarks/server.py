@@ -231,7 +231,10 @@ def nemo_worker(nemo_file: str, clips: list[str]) -> None:
 
 
 def report(rows: list[Row], model: str, audio_seconds: float) -> None:
-    print(f"\nserver, {model} model, 64 clips ({audio_seconds:.0f} s of audio), float32, cpu; "
+    import mlx.core as mx  # the server's device and default dtype are MLX's default device's
+
+    where = "bfloat16, gpu" if mx.default_device() == mx.gpu else "float32, cpu"
+    print(f"\nserver, {model} model, 64 clips ({audio_seconds:.0f} s of audio), {where}; "
           f"{platform.machine()}, {os.cpu_count()} cores")  # fmt: skip
     one = {r.clients: r.rps for r in rows if r.system == "one at a time"}
     print(f"{'system':24s} {'clients':>7s} {'req/s':>7s} {'vs 1-at-a-time':>14s} {'p50 s':>7s} "
