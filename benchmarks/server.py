@@ -147,12 +147,12 @@ def run_server(label: str, args: list[str], name: str, clips: list[Path], levels
                port: int, reference: dict | None, warm_all: bool = False) -> tuple[list[Row], dict]:  # fmt: skip
     server = Server(args, port)
     try:
-        if warm_all:  # every clip once at the highest level: a GPU compiles kernels per shape
-            load(server, name, clips, max(levels))
         for clip in clips[:2]:  # compile the steps once before timing
             server.transcribe(clip, name)
         rows, texts = [], {}
         for clients in levels:
+            if warm_all:  # the level once untimed: a GPU compiles kernels per shape (round sizes)
+                load(server, name, clips, clients)
             with PeakRSS(server.process.pid, interval=0.02) as memory:
                 seconds, latencies, texts = load(server, name, clips, clients)
             agree = agreement(texts, reference) if reference is not None else "-"
@@ -267,7 +267,7 @@ def main() -> None:
                         choices=["batched", "single", "cli", "nemo"])  # fmt: skip
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--warm-up-all", action="store_true",
-                        help="send every clip once before timing (a GPU compiles kernels per shape)")  # fmt: skip
+                        help="each level run once untimed first (a GPU compiles kernels per shape)")  # fmt: skip
     args = parser.parse_args()
     model_args, name, nemo_file = server_args(args.model)
     clips = clip_paths()
