@@ -21,8 +21,9 @@ class FeedForward(nn.Module):
         self.linear2 = nn.Linear(d_ff, d_model, bias=use_bias)
 
     def __call__(self, x: mx.array, lengths: mx.array | None = None) -> mx.array:
-        """x (B, T, D); `lengths` (B,) valid frames, or None: the native CPU pass then skips
-        padded frames (their outputs are not used: attention and the convolution mask them)."""
+        """x (B, T, D); `lengths` (B,) valid frames (None: every frame). Given them, the native
+        CPU pass skips padded frames (zeros out): nothing reads them, as attention masks them
+        as keys and the convolution module zeroes them."""
         if cpu_feed_forward.usable(x, self.linear1, self.linear2):
             out = cpu_feed_forward.feed_forward(x, self.linear1, self.linear2, lengths)
             if out is not None:  # None: inside mx.compile
