@@ -5,6 +5,8 @@ through the CLI and NeMo transcribing them in its best batch, side by side in on
     python benchmarks/server.py --model demo
     python benchmarks/server.py --model 0.6b          # parakeet-tdt-0.6b geometry (random weights,
                                                       # ~6 tokens per second as speech has)
+    python benchmarks/server.py --warm-up-all         # each level once untimed first (a GPU
+                                                      # compiles kernels per shape)
 
 Clips: 64 of 2-20 s cut from cached espeak-ng speech (`_common.clip_paths`), sent as WAV
 files. Each concurrency level: that many client threads take the clips from one queue, each
