@@ -8,6 +8,7 @@ of `e2e.py` and `stages.py`) imports only what it runs.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import random
@@ -53,6 +54,23 @@ def interleaved(
             outputs[name] = runs[name]()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}, outputs
+
+
+def token_agreement(ids: list[list[int]], reference: list[list[int]]) -> float:
+    """The share of the reference's tokens that an alignment (difflib) matches in `ids`."""
+    matched = sum(
+        sum(block.size for block in difflib.SequenceMatcher(None, a, r, autojunk=False).get_matching_blocks())
+        for a, r in zip(ids, reference, strict=True)
+    )  # fmt: skip
+    return matched / max(1, sum(len(r) for r in reference))
+
+
+def agreement(ids: list[list[int]], reference: list[list[int]]) -> str:
+    """'identical', or how many inputs match and the share of matching tokens."""
+    if ids == reference:
+        return "identical"
+    same = sum(a == b for a, b in zip(ids, reference, strict=True))
+    return f"{same}/{len(reference)} inputs, {token_agreement(ids, reference):.1%} tokens"
 
 
 def read_wav(path: Path) -> np.ndarray:

@@ -55,6 +55,7 @@ import numpy as np
 from _common import (
     CACHE,
     SAMPLE_RATE,
+    agreement,
     failure,
     read_wav,
     receive,
@@ -283,16 +284,13 @@ def main() -> None:
                 times[name].append(answer["wall"])
         ids = {name: ready[name]["ids"][str(batch)] for name in workers}
         tokens = sum(len(x) for x in ids["ours"])
-        same = ids["nemo"] == ids["ours"]
-        agree = sum(a == b for x, y in zip(ids["nemo"], ids["ours"], strict=True)
-                    for a, b in zip(x, y, strict=False)) / max(1, sum(len(x) for x in ids["nemo"]))  # fmt: skip
         via = "" if ids["nemo"] == ready["nemo"]["transcribed"] or args.dtype != "float32" else (
             " (NeMo's direct path DIFFERS from its transcribe)")  # fmt: skip
         t_nemo, t_ours = (statistics.median(times[k]) for k in ("nemo", "ours"))
         print(f"batch {batch}: NeMo {t_nemo:.3f} s ({t_nemo / audio_seconds * 1000:.1f} ms/audio s, "
               f"{t_nemo / tokens * 1000:.2f} ms/token); ours {t_ours:.3f} s ({t_ours / audio_seconds * 1000:.1f} "
               f"ms/audio s, {t_ours / tokens * 1000:.2f} ms/token) = {t_ours / t_nemo:.2f}x NeMo; "
-              f"{tokens} tokens, ids {'identical' if same else f'DIFFER ({agree:.1%} of positions agree)'}{via}")  # fmt: skip
+              f"{tokens} tokens, token ids vs NeMo: {agreement(ids['ours'], ids['nemo'])}{via}")  # fmt: skip
         print(
             f"  runs, s: NeMo {' '.join(f'{t:.3f}' for t in times['nemo'])}; "
             f"ours {' '.join(f'{t:.3f}' for t in times['ours'])}",

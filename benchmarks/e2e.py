@@ -57,6 +57,7 @@ from _common import (
     CACHE,
     SAMPLE_RATE,
     PeakRSS,
+    agreement,
     build_tdt,
     clip_paths,
     failure,
@@ -389,21 +390,6 @@ def run_workload(
             proc.stdin.close()
         proc.wait()
     return list(rows.values())
-
-
-def agreement(ids: list[list[int]], reference: list[list[int]]) -> str:
-    """'identical', or how many inputs match and the share of matching tokens."""
-    if ids == reference:
-        return "identical"
-    import difflib
-
-    same = sum(a == b for a, b in zip(ids, reference, strict=True))
-    matched = sum(
-        sum(block.size for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks())
-        for a, b in zip(ids, reference, strict=True)
-    )  # fmt: skip
-    total = max(1, sum(len(b) for b in reference))
-    return f"{same}/{len(reference)} inputs, {matched / total:.1%} tokens"
 
 
 def model_flops(seconds: float, layers: int = 24, d: int = 1024, ff: int = 4096, channels: int = 256,

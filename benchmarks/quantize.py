@@ -16,14 +16,13 @@ is quantised as a real checkpoint would be. Speed and peak memory come from
 from __future__ import annotations
 
 import argparse
-import difflib
 from pathlib import Path
 
 import mlx_cpu_runtime.auto  # noqa: F401  (system BLAS and malloc tuning before mlx)
 
 import mlx.core as mx
 import numpy as np
-from _common import CACHE, read_wav, speech
+from _common import CACHE, read_wav, speech, token_agreement
 from mlx.utils import tree_flatten
 
 import nemo_mlx_parakeet as parakeet
@@ -55,14 +54,6 @@ def encode(model: parakeet.Parakeet, audio: list[np.ndarray]) -> list[np.ndarray
         encoded, _ = model.encoder(features.astype(model.dtype), length)
         out.append(np.array(encoded[0].astype(mx.float32)))
     return out
-
-
-def token_agreement(ids: list[list[int]], reference: list[list[int]]) -> float:
-    matched = sum(
-        sum(b.size for b in difflib.SequenceMatcher(None, a, r, autojunk=False).get_matching_blocks())
-        for a, r in zip(ids, reference, strict=True)
-    )  # fmt: skip
-    return matched / max(1, sum(len(r) for r in reference))
 
 
 def matmul_speed(args: argparse.Namespace) -> None:
