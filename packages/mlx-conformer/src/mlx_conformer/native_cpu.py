@@ -49,7 +49,7 @@ def library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
     # -O3 and the float flags let the compiler vectorise the row loops' max and sum.
     flags = ("-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
              "-fno-signed-zeros", "-fassociative-math", "-ffinite-math-only", "-pthread")  # fmt: skip
-    kernels = native.load(source, "conformer-cpu", flags)
+    kernels = native.load(source, "conformer-cpu", flags, pool=True)
     if kernels is None:
         return None
     return kernels, functions[0], blas

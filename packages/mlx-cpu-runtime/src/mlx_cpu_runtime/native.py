@@ -6,6 +6,8 @@ compiled once per source text, compiler and flags (all three in its file name), 
 system C compiler (the one MLX's CPU backend itself needs for `mx.compile`), into
 `$XDG_CACHE_HOME/mlx-cpu-runtime` (or ~/.cache, or the temp folder if neither is writable).
 No compiler is a reason returned, not an error: callers keep their non-native path.
+Kernels that share work out over threads take the one work pool, `parallel.c`, with their
+source (`load(..., pool=True)`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 
 # -O2 without -march=native: the library must run on any machine sharing the cache folder,
@@ -90,6 +93,15 @@ def build(source: bytes, name: str, flags: tuple[str, ...] = FLAGS) -> tuple[Pat
     return cached(f"{name}-{digest}.so", compile_to)
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity where the OS says, else all): how
+    many workers a native kernel without a BLAS to ask starts."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def blas_functions(blas_path: str) -> tuple[ctypes.c_void_p, ctypes.c_void_p] | None:
     """The addresses of a BLAS's own `cblas_sgemm` and `cblas_sgemv` (loaded locally, so
     not the gemv shim's `cblas_sgemm` that MLX binds to), or None if it has not both."""
@@ -101,9 +113,14 @@ def blas_functions(blas_path: str) -> tuple[ctypes.c_void_p, ctypes.c_void_p] | 
     return ctypes.cast(sgemm, ctypes.c_void_p), ctypes.cast(sgemv, ctypes.c_void_p)
 
 
-def load(source: bytes, name: str, flags: tuple[str, ...] = FLAGS) -> ctypes.CDLL | None:
+def load(
+    source: bytes, name: str, flags: tuple[str, ...] = FLAGS, *, pool: bool = False
+) -> ctypes.CDLL | None:
     """`build`'s library loaded with local symbols, or None if it cannot be built or loaded
-    (callers keep their non-native path)."""
+    (callers keep their non-native path). `pool`: the work pool (`parallel.c`:
+    `parallel_items`, `parallel_rows`) goes in front of `source`."""
+    if pool:
+        source = (files(__package__) / "parallel.c").read_bytes() + b"\n" + source
     path, _ = build(source, name, flags)
     if path is None:
         return None
