@@ -27,3 +27,15 @@ def nemo_meta() -> dict:
 def nemo_arrays() -> dict[str, np.ndarray]:
     with np.load(FEATURES_DIR / "nemo_features.npz") as data:
         return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(params=["native", "mlx"])
+def frontend_path(request, monkeypatch) -> str:
+    """Each NeMo comparison on both CPU paths: the native pass (`cpu_logmel`, the default
+    where it applies) and MLX's (`MLX_AUDIO_FRONTEND_NATIVE=off`)."""
+    from mlx_audio_frontend import LogMelConfig, cpu_logmel
+
+    monkeypatch.setenv("MLX_AUDIO_FRONTEND_NATIVE", "on" if request.param == "native" else "off")
+    if request.param == "native":  # built here (CI has the C compiler MLX itself needs)
+        assert cpu_logmel.usable(LogMelConfig(n_mels=80, win_length=400))
+    return request.param

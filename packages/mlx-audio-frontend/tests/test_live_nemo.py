@@ -12,7 +12,7 @@ import soundfile as sf
 
 from mlx_audio_frontend import LogMel, LogMelConfig
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.usefixtures("frontend_path")]
 
 torch = pytest.importorskip("torch", reason="live NeMo parity needs the `reference` group (torch)")
 preprocessing = pytest.importorskip(

@@ -16,6 +16,7 @@ META = json.loads((FEATURES / "nemo_features.json").read_text())
 CASES = [(name, clip) for name, entry in META["configs"].items() for clip in entry["clips"]]
 BATCHED = [name for name, entry in META["configs"].items() if entry["batched"]]
 TOLERANCE = 1e-4  # the design's contract: max abs diff in float32
+pytestmark = pytest.mark.usefixtures("frontend_path")
 
 
 @pytest.mark.parametrize(("config_name", "clip"), CASES)

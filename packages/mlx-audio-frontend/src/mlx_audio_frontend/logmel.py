@@ -7,6 +7,7 @@ past the valid length, and `pad_to`. Output is channels-last: (batch, frames, fe
 
 Long inputs are processed in blocks of frames so that the STFT's working memory is bounded
 by the block, not by the file; only the (frames, features) result grows with the input.
+On the CPU the whole pipeline is one native pass instead where it applies (`cpu_logmel`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import mlx_cpu_runtime
 import mlx.core as mx
 import numpy as np
 
+from . import cpu_logmel
 from .config import FixedNormalization, LogMelConfig
 from .filterbank import centered_window, mel_filterbank
 
@@ -58,6 +60,10 @@ class LogMel:
         self._pad = (
             (config.n_fft - config.hop_length) // 2 if config.exact_pad else config.n_fft // 2
         )
+        self._native = cpu_logmel.Plan(
+            config, np.array(self.window), filterbank, self._pad,
+            _guard_value(config.log_zero_guard_value),
+        )  # fmt: skip
         self._kernel = mx.compile(self._block_kernel)
         self._mask = mx.compile(self._mask_kernel)
         self._normalize_and_mask = mx.compile(self._normalize_and_mask_kernel)
@@ -83,7 +89,13 @@ class LogMel:
         `audio` is (N,) or zero-padded (B, N) float samples at `config.sample_rate`;
         `lengths` gives each item's sample count (default: all N).
         """
-        audio = mx.array(audio, dtype=mx.float32)
+        native = cpu_logmel.usable(self.config)
+        if native:  # one native pass on every core, over numpy views: no MLX round trip
+            if isinstance(audio, mx.array) and audio.dtype != mx.float32:
+                audio = audio.astype(mx.float32)  # numpy has no bfloat16
+            audio = np.asarray(audio, dtype=np.float32)
+        else:
+            audio = mx.array(audio, dtype=mx.float32)
         if audio.ndim == 1:
             audio = audio[None]
         if audio.ndim != 2:
@@ -92,15 +104,20 @@ class LogMel:
             )
         batch, num_samples = audio.shape
         if lengths is None:
-            lengths = mx.full((batch,), num_samples, dtype=mx.int32)
-        lengths = mx.array(lengths, dtype=mx.int32).reshape(-1)
+            lengths = np.full((batch,), num_samples, dtype=np.int32)
+        lengths = np.asarray(lengths, dtype=np.int32).reshape(-1)
         if lengths.shape[0] != batch:
             raise ValueError(f"got {lengths.shape[0]} lengths for a batch of {batch}")
-        valid = self.valid_frames(lengths)
-
         total = max(
             0, 1 + (num_samples + 2 * self._pad - self.config.n_fft) // self.config.hop_length
         )
+        if native:
+            valid = np.array([self.frame_count(int(n)) for n in lengths], dtype=np.int32)
+            features = self._native(audio, lengths, valid, total)
+            return self._pad_frames(features), mx.array(valid)
+        lengths = mx.array(lengths)
+        valid = self.valid_frames(lengths)
+
         # On the CPU two blocks at a time, the second on a stream of its own: MLX runs the
         # FFT and the elementwise work on one thread per stream. So there the blocks are
         # at most half the input (both threads busy) and of about CPU_BLOCK_ROWS frames
