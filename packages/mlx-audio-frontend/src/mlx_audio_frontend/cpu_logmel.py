@@ -38,7 +38,8 @@ class _LogMel(ctypes.Structure):
 
     _fields_ = [
         ("B", ctypes.c_int), ("N", ctypes.c_long), ("audio", F32), ("lengths", I32),
-        ("valid", I32), ("T", ctypes.c_int),
+        ("valid", I32), ("T", ctypes.c_int), ("first_frame", ctypes.c_long),
+        ("origin", ctypes.c_long),
         *[(name, ctypes.c_int) for name in ("n_fft", "hop", "pad", "exact_pad", "preemph_on")],
         ("preemph", ctypes.c_float), ("window", F32),
         ("n_bins", ctypes.c_int), ("n_mels", ctypes.c_int), ("filterbank", F32),
@@ -98,10 +99,16 @@ class Plan:
         else:
             self.normalize, self.fixed = _NORMALIZE[mode], None
 
-    def __call__(self, audio: np.ndarray, lengths: np.ndarray, valid: np.ndarray,
-                 frames: int) -> mx.array:  # fmt: skip
+    def __call__(
+        self, audio: np.ndarray, lengths: np.ndarray, valid: np.ndarray, frames: int, *,
+        first_frame: int = 0, origin: int = 0, normalize: bool = True,
+    ) -> mx.array:  # fmt: skip
         """(B, frames, n_mels) normalised features of zero-padded `audio` (B, N) float32
-        with `lengths` samples and `valid` frames per item; frames past them `pad_value`."""
+        with `lengths` samples and `valid` frames per item; frames past them `pad_value`.
+
+        A stream's later frames: frames [first_frame, first_frame + frames) of a signal of
+        which `audio` holds samples [origin, origin + N) (zeros elsewhere); `normalize`
+        False leaves per_feature / all_features statistics to the caller."""
         cfg = self.config
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         lengths = np.ascontiguousarray(lengths, dtype=np.int32)
@@ -110,12 +117,14 @@ class Plan:
         out = np.empty((batch, frames, cfg.n_mels), dtype=np.float32)
         task = _LogMel(
             batch, samples, audio.ctypes.data_as(F32), lengths.ctypes.data_as(I32),
-            valid.ctypes.data_as(I32), frames, cfg.n_fft, cfg.hop_length, self.pad,
+            valid.ctypes.data_as(I32), frames, first_frame, origin, cfg.n_fft, cfg.hop_length,
+            self.pad,
             int(cfg.exact_pad), int(cfg.preemph is not None), cfg.preemph or 0.0,
             self.window.ctypes.data_as(F32), cfg.n_bins, cfg.n_mels,
             self.filterbank.ctypes.data_as(F32), self.mel_lo.ctypes.data_as(I32),
             self.mel_hi.ctypes.data_as(I32), cfg.mag_power, int(cfg.log),
-            int(cfg.log_zero_guard_type == "clamp"), self.guard, self.normalize,
+            int(cfg.log_zero_guard_type == "clamp"), self.guard,
+            self.normalize if normalize or self.normalize == _FIXED else 0,
         )  # fmt: skip
         if self.fixed is not None:
             task.fixed_mean, task.fixed_std = (v.ctypes.data_as(F32) for v in self.fixed)

@@ -23,6 +23,7 @@ import math
 import mlx.core as mx
 import numpy as np
 
+from . import cpu_logmel
 from .config import FixedNormalization, LogMelConfig
 from .logmel import _STD_FLOOR, LogMel
 
@@ -80,6 +81,13 @@ class StreamingLogMel:
         a, b = max(lo, self._base), min(hi, self._base + self._samples.size)
         if b > a:
             piece[a - lo : b - lo] = self._samples[a - self._base : b - self._base]
+        if cpu_logmel.usable(cfg):  # the offline native pass, over just these frames
+            valid = length if length == _NO_LIMIT else self._logmel.frame_count(length)
+            out = self._logmel._native(
+                piece[None], np.array([length]), np.array([valid]), last - first,
+                first_frame=first, origin=lo, normalize=False,
+            )[0]  # fmt: skip
+            return self._advance(last, out)
         first_position = start if cfg.exact_pad else start - self._pad
         weights = [w for _, _, w in self._logmel._bands]
         block = self._logmel._kernel(
@@ -96,6 +104,11 @@ class StreamingLogMel:
             valid = self._logmel.valid_frames(valid)
         mean, denominator = self._stats if self._stats is not None else (None, None)
         out = self._logmel._finish(block, mx.array(first), valid, mean, denominator)[0]
+        return self._advance(last, out)
+
+    def _advance(self, last: int, out: mx.array) -> mx.array:
+        """`out` evaluated, the frames before `last` emitted, samples no frame reads dropped."""
+        cfg = self.config
         mx.eval(out)
         self._next = last
         # keep only what later frames can still read

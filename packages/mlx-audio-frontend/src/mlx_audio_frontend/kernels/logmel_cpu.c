@@ -40,6 +40,8 @@ typedef struct {
     const int32_t *lengths;   /* (B,) samples per item */
     const int32_t *valid;     /* (B,) valid frames per item */
     int T;                    /* frames out */
+    long first_frame;         /* the first frame's index (a stream's later frames) */
+    long origin;              /* the sample index of audio[b][0]; samples outside are zero */
     int n_fft, hop, pad;      /* padded position j holds sample j - pad */
     int exact_pad;            /* the length mask counts positions from the padded start */
     int preemph_on;
@@ -86,26 +88,28 @@ static inline float log_positive(float x) {
 
 /* Samples of frame `t` of item `b`, pre-emphasised, masked and windowed (into `frame`),
    then into lane `lane` of the FFT's input (re, im: n_fft / 2 rows of LANES), even samples
-   as real parts, odd as imaginary, in bit-reversed order. */
+   as real parts, odd as imaginary, in bit-reversed order. Sample j is audio[b][j - origin]. */
 static void load_frame(const logmel_t *a, int b, long t, int lane, float *frame, float *re,
                        float *im) {
-    const float *x = a->audio + (long)b * a->N;
+    const float *x = a->audio + (long)b * a->N - a->origin;  /* x[j]: sample j */
     const float *w = a->window;
     long first = t * a->hop - a->pad;  /* sample index of the frame's first position */
+    long lo = a->origin, hi = a->origin + a->N;  /* the samples held */
     long length = a->lengths[b];
     long mask_shift = a->exact_pad ? a->pad : 0;  /* position = sample + mask_shift */
     int n = a->n_fft;
     float c = a->preemph;
-    if (!a->preemph_on && first >= 0 && first + n <= a->N) {
+    if (!a->preemph_on && first >= lo && first + n <= hi) {
         for (int i = 0; i < n; i++) frame[i] = x[first + i] * w[i];
-    } else if (a->preemph_on && first >= 1 && first + n <= a->N && first + n + mask_shift <= length) {
+    } else if (a->preemph_on && first - 1 >= lo && first + n <= hi &&
+               first + n + mask_shift <= length) {
         for (int i = 0; i < n; i++) frame[i] = (x[first + i] - c * x[first + i - 1]) * w[i];
     } else {  /* the frame reaches past the audio or the item's length */
         for (int i = 0; i < n; i++) {
             long j = first + i;
-            float cur = (j >= 0 && j < a->N) ? x[j] : 0.0f;
+            float cur = (j >= lo && j < hi) ? x[j] : 0.0f;
             if (a->preemph_on) {
-                float prev = (j >= 1 && j - 1 < a->N) ? x[j - 1] : 0.0f;
+                float prev = (j - 1 >= lo && j - 1 < hi) ? x[j - 1] : 0.0f;
                 cur = (j + mask_shift < length) ? cur - c * prev : 0.0f;
             }
             frame[i] = cur * w[i];
@@ -195,7 +199,8 @@ static void frames_item(const void *ctx, long item, float *scratch) {
     int b = (int)(item / chunks);
     long first = (item % chunks) * CHUNK;
     long last = first + CHUNK < a->T ? first + CHUNK : a->T;
-    long live = a->valid[b] < last ? a->valid[b] : last;  /* frames [first, live) computed */
+    long valid = a->valid[b] - a->first_frame;  /* in out's frames */
+    long live = valid < last ? valid : last;  /* frames [first, live) computed */
     int half = a->n_fft / 2;
     float *re = (float *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);  /* 32-byte rows */
     float *im = re + (long)half * LANES, *power = im + (long)half * LANES;
@@ -204,7 +209,7 @@ static void frames_item(const void *ctx, long item, float *scratch) {
     for (long t = first; t < live; t += LANES) {
         int lanes = live - t < LANES ? (int)(live - t) : LANES;
         if (lanes < LANES) memset(re, 0, sizeof(float) * (size_t)half * LANES * 2);
-        for (int l = 0; l < lanes; l++) load_frame(a, b, t + l, l, frame, re, im);
+        for (int l = 0; l < lanes; l++) load_frame(a, b, a->first_frame + t + l, l, frame, re, im);
         fft_lanes(a, (lanes_t *)re, (lanes_t *)im);
         power_lanes(a, (const lanes_t *)re, (const lanes_t *)im, (lanes_t *)power);
         mel_lanes(a, power, mel);
@@ -235,7 +240,8 @@ static void normalize_item(const void *ctx, long item, float *scratch) {
     long b = item / blocks;
     int f0 = all ? 0 : (int)(item % blocks) * FEATURES;
     int f1 = all || f0 + FEATURES > F ? F : f0 + FEATURES;
-    long valid = a->valid[b];
+    long valid = a->valid[b] - a->first_frame;  /* out's valid frames */
+    valid = valid < 0 ? 0 : (valid > a->T ? a->T : valid);
     float *x = a->out + b * (long)a->T * F;
     double *sum = (double *)scratch, *squares = sum + F;
     float *mean = (float *)(squares + F), *denominator = mean + F;
