@@ -223,3 +223,22 @@ def test_default_context_must_be_one_the_model_was_trained_with():
     assert model.config.att_context_sizes == ((70, 1), (70, 13))
     with pytest.raises(ValueError, match=r"\[70, 2\] is not one the model was trained with"):
         model.set_default_att_context_size([70, 2])
+
+
+def test_packed_rows_equal_the_padded_batch(monkeypatch):
+    """On the CPU a long padded batch runs its layers over packed rows (`packing`): the same
+    numbers on every valid frame as the padded batch, zeros on padded frames, and NaN in
+    padded frames reaches nothing."""
+    model = _model()
+    lengths = mx.array([190, 150, 131, 40])
+    x = mx.random.normal((4, 190, 64))
+    padded_rows = mx.arange(190)[None, :, None] >= lengths[:, None, None]
+    x = mx.where(padded_rows, mx.nan, x)
+    assert model._packing(x, lengths, None, None) is not None
+    packed, _ = model(x, lengths, pre_encoded=True)
+    monkeypatch.setattr(model, "_packing", lambda *args: None)
+    padded, _ = model(mx.where(padded_rows, 0.0, x), lengths, pre_encoded=True)
+    packed, padded = np.array(packed), np.array(padded)
+    for i, n in enumerate(lengths.tolist()):
+        np.testing.assert_array_equal(packed[i, :n], padded[i, :n])
+        assert np.all(packed[i, n:] == 0.0)

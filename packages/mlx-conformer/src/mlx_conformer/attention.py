@@ -20,6 +20,7 @@ import mlx.nn as nn
 from . import cpu_attention, fastmath
 from .cache import LayerCache
 from .fastmath import mask_value
+from .packing import PackedRows
 from .positional import SymmetricPositions
 
 
@@ -62,6 +63,7 @@ class RelPositionAttention(nn.Module):
         lengths: mx.array | None = None,
         mask: mx.array | None = None,
         cache: LayerCache | None = None,
+        packed: PackedRows | None = None,
     ) -> mx.array:
         """x (B, T, D) -> (B, T, D).
 
@@ -72,6 +74,8 @@ class RelPositionAttention(nn.Module):
         padded frames under the layer's own (left, right) context; an explicit `mask`
         (B or 1, T, K) of keys to keep replaces both (chunked attention, streaming): a query
         that may see no key then outputs zeros before `linear_out`, as in NeMo.
+        `packed`: x is (1, N, D) packed rows (`packing`) and pos_emb the longest item's;
+        full attention through the native CPU pass only.
         """
         batch, time, _ = x.shape
         q = self._heads(self.linear_q(x))
@@ -81,7 +85,9 @@ class RelPositionAttention(nn.Module):
             k, v = cache.update_and_fetch(k, v)
         q_u = q + self.pos_bias_u[None, :, None, :]
         q_v = q + self.pos_bias_v[None, :, None, :]
-        if not self.local:
+        if packed is not None:
+            out = self._packed(q_u, q_v, k, v, self._positions_of(pos_emb, time, None), packed)
+        elif not self.local:
             out = self._full(
                 q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask
             )
@@ -127,6 +133,30 @@ class RelPositionAttention(nn.Module):
         slower (~5 ms per layer at d_model 1024, most of what the split saves).
         """
         return mx.contiguous(weight[:, first::2]).T
+
+    def _packed(
+        self,
+        q_u: mx.array,
+        q_v: mx.array,
+        k: mx.array,
+        v: mx.array,
+        ascending: mx.array,
+        packed: PackedRows,
+    ) -> mx.array:
+        """Full attention of packed rows: each item over its own frames, natively."""
+        heads, d_head = self.n_heads, self.d_head
+        if not self.local:
+            out = cpu_attention.full_attention(
+                q_u, q_v, k, v,
+                mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
+                self.scale,
+                context_mask("regular", self.context, packed.longest),
+                None,
+                packed,
+            )  # fmt: skip
+            if out is not None:
+                return out
+        raise RuntimeError("packed rows need the native CPU full attention")
 
     def _full(
         self,

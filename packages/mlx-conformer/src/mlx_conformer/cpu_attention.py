@@ -24,6 +24,7 @@ import numpy as np
 
 from . import native_cpu
 from .native_cpu import F32
+from .packing import PackedRows
 
 MIN_KEYS = 128  # a layer (d_model 512, 8 heads): T = 96 level, 128 5.2 -> 4.1 ms, 200 9.5 -> 6.1 ms
 ROWS = 64  # query rows per block: their scores (64 x K floats) stay in the core's L2
@@ -43,6 +44,7 @@ class _Attention(ctypes.Structure):
         ("lengths", ctypes.POINTER(ctypes.c_int32)),
         ("out", F32),
         ("threads", ctypes.c_int),
+        ("offsets", ctypes.POINTER(ctypes.c_int32)),
     ]  # fmt: skip
 
 
@@ -60,13 +62,17 @@ def full_attention(
     scale: float,
     keep: mx.array | None,
     lengths: mx.array | None,
+    packed: PackedRows | None = None,
 ) -> mx.array | None:
     """(B, H, T, d_head) relative-position attention, or None inside `mx.compile`.
 
     q_u, q_v (B, H, T, d), k, v (B, H, K, d); `positions` (H, T + K - 1, d), the projected
     positions -(T - 1) ... K - 1 per head; `keep` (T, K) or (B or 1, T, K) boolean, keys
-    in their own order; `lengths` (B,) valid frames (pairs beyond them masked)."""
-    return _run(q_u, k, v, scale, q_v=q_v, positions=positions, keep=keep, lengths=lengths)
+    in their own order; `lengths` (B,) valid frames (pairs beyond them masked).
+    `packed`: the items' frames are packed rows, q_u ... v (1, H, N, d) and the output too,
+    T = K the longest item's length (`positions` and `keep` for it)."""
+    return _run(q_u, k, v, scale, q_v=q_v, positions=positions, keep=keep, lengths=lengths,
+                packed=packed)  # fmt: skip
 
 
 def plain_attention(
@@ -90,6 +96,7 @@ def _run(
     keep: mx.array | None = None,
     lengths: mx.array | None = None,
     key_bias: mx.array | None = None,
+    packed: PackedRows | None = None,
 ) -> mx.array | None:
     views = native_cpu.evaluated({
         "qu": q, "qv": q_v, "k": k, "v": v, "pos": positions, "key_bias": key_bias,
@@ -99,10 +106,15 @@ def _run(
     if views is None:  # inside mx.compile
         return None
     kernels, sgemm, _ = native_cpu.library()
+    out = np.empty(q.shape, dtype=np.float32)
     batch, heads, time, d_head = q.shape
     keys = k.shape[2]
-    out = np.empty((batch, heads, time, d_head), dtype=np.float32)
+    if packed is not None:
+        batch, time = len(packed.offsets) - 1, packed.longest
+        keys = time
     task = _Attention(sgemm, batch, heads, time, keys, d_head, ROWS, scale)
+    if packed is not None:
+        task.offsets = packed.offsets.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
     for name in ("qu", "qv", "k", "v", "pos", "key_bias"):
         if name in views:
             setattr(task, name, views[name].ctypes.data_as(F32))

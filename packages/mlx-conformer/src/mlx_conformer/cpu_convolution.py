@@ -19,6 +19,7 @@ import numpy as np
 
 from . import native_cpu
 from .native_cpu import F32
+from .packing import PackedRows
 
 MIN_ROWS = 64
 
@@ -31,6 +32,7 @@ class _Convolution(ctypes.Structure):
         *[(name, ctypes.c_int) for name in ("B", "T", "D", "taps", "left")],
         *[(name, F32) for name in ("x", "w1", "b1", "dw", "dw_bias", "scale", "shift", "w2", "b2")],
         ("padded", ctypes.POINTER(ctypes.c_uint8)),
+        ("offsets", ctypes.POINTER(ctypes.c_int32)),
         *[(name, F32) for name in ("hidden", "gated", "act", "out")],
         ("threads", ctypes.c_int),
     ]  # fmt: skip
@@ -48,12 +50,15 @@ def convolution(
     depthwise: tuple[mx.array, mx.array, int],
     norm: tuple[mx.array, mx.array],
     pointwise2: tuple[mx.array, mx.array | None],
+    packed: PackedRows | None = None,
 ) -> mx.array | None:
     """The module's output for x (B, T, D), or None inside `mx.compile`.
 
     `pointwise1` (2D, D) weight and bias; `depthwise` (taps, D) weight, (D,) bias and the
     taps before each frame; `norm` the batch norm's (D,) scale and shift; `pointwise2`
-    (D, D) weight and bias; `pad_mask` (B, T) true on padded frames (their GLU is zeroed)."""
+    (D, D) weight and bias; `pad_mask` (B, T) true on padded frames (their GLU is zeroed).
+    `packed`: x (1, N, D) holds the items' frames as packed rows (`packing`), each item
+    convolved over its own frames only."""
     (w1, b1), (dw, dw_bias, left), (scale, shift), (w2, b2) = (
         pointwise1, depthwise, norm, pointwise2
     )  # fmt: skip
@@ -71,6 +76,9 @@ def convolution(
                for name, size in (("hidden", 2 * width), ("gated", width), ("act", width),
                                   ("out", width))}  # fmt: skip
     task = _Convolution(sgemm, batch, time, width, dw.shape[0], left)
+    if packed is not None:
+        task.B = len(packed.offsets) - 1
+        task.offsets = packed.offsets.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
     for name, view in {**views, **scratch}.items():
         if name == "padded":
             task.padded = view.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))

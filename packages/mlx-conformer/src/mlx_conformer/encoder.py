@@ -11,11 +11,14 @@ from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 
+from . import cpu_attention
 from .attention import context_mask
 from .cache import StreamCache
 from .config import ConformerConfig
 from .layers import ConformerLayer
+from .packing import PackedRows
 from .positional import RelativePositions, SymmetricPositions, local_positions
 from .speaker import SpeakerKernels, SpeakerTargets
 from .subsampling import ConvSubsampling
@@ -160,15 +163,48 @@ class Conformer(nn.Module):
         pos_emb, attention_lengths, mask, pad_mask = self._attention_inputs(x, lengths, cache)
         layer_caches = cache.layers if cache is not None else [None] * len(self.layers)
         kernels = self.speaker_kernels
+        packed = self._packing(x, attention_lengths, mask, cache)
+        if packed is not None:  # the layers over the valid frames only
+            x, attention_lengths, pad_mask = packed.pack(x), None, None
         for index, (layer, layer_cache) in enumerate(zip(self.layers, layer_caches, strict=True)):
             if kernels is not None:
                 x = kernels.before_layer(index, x, speakers)
-            x = layer(x, pos_emb, attention_lengths, pad_mask, mask, layer_cache)
+            x = layer(x, pos_emb, attention_lengths, pad_mask, mask, layer_cache, packed)
+        if packed is not None:
+            x = packed.unpack(x)
         if cache is not None:
             cache.advance(x.shape[1])
         if "out_proj" in self:
             x = self.out_proj(x)
         return x, lengths
+
+    def _packing(
+        self, x: mx.array, lengths: mx.array | None, mask: mx.array | None,
+        cache: StreamCache | None,
+    ) -> PackedRows | None:  # fmt: skip
+        """Packed rows (`packing`) for a padded batch where every part that mixes frames runs
+        natively on the CPU: offline full attention with no explicit mask, a batch-norm
+        convolution module, no speaker kernels, float32, enough frames (the native attention's
+        `MIN_KEYS`); else None (the padded batch, masked)."""
+        time = x.shape[1]
+        layer = self.layers[0] if self.layers else None
+        if (
+            lengths is None  # no padding
+            or layer is None
+            or cache is not None
+            or mask is not None
+            or self._local_positions is not None
+            or self.speaker_kernels is not None
+            or time < cpu_attention.MIN_KEYS
+            or layer.self_attn.context != (-1, -1)
+            or not layer.conv.native_usable(x)
+        ):
+            return None
+        try:
+            valid = np.array(lengths)  # inside mx.compile nothing can be read: no packing
+        except (ValueError, RuntimeError):
+            return None
+        return PackedRows.of(valid, time)
 
     def _attention_inputs(
         self, x: mx.array, lengths: mx.array, cache: StreamCache | None

@@ -9,6 +9,7 @@ from . import cpu_convolution, cpu_feed_forward, fastmath
 from .attention import RelPositionAttention
 from .cache import LayerCache
 from .config import ConformerConfig
+from .packing import PackedRows
 from .positional import SymmetricPositions
 
 _BATCH_NORM_EPS = 1e-5  # torch's BatchNorm1d default, which NeMo uses
@@ -55,14 +56,21 @@ class ConvolutionModule(nn.Module):
         self.pointwise_conv2 = nn.Conv1d(d, d, kernel_size=1, bias=config.use_bias)
 
     def __call__(
-        self, x: mx.array, pad_mask: mx.array | None, cache: LayerCache | None = None
+        self,
+        x: mx.array,
+        pad_mask: mx.array | None,
+        cache: LayerCache | None = None,
+        packed: PackedRows | None = None,
     ) -> mx.array:
         """x (B, T, D); pad_mask (B, T) true on padded frames; a stream's `cache` supplies
-        the left context (and takes this chunk's) instead of zero padding."""
+        the left context (and takes this chunk's) instead of zero padding; `packed`: x is
+        (1, N, D) packed rows (`packing`), for the native CPU pass only."""
         if cache is None and self.norm_type == "batch_norm":
-            out = self._native(x, pad_mask)
+            out = self._native(x, pad_mask, packed)
             if out is not None:
                 return out
+        if packed is not None:
+            raise RuntimeError("packed rows need the native CPU convolution module")
         x = _pointwise(self.pointwise_conv1, x)
         x = _glu(x) if pad_mask is None else _masked_glu(x, pad_mask)
         if cache is None:
@@ -90,11 +98,20 @@ class ConvolutionModule(nn.Module):
         scale = norm.weight * mx.rsqrt(norm.running_var + norm.eps)
         return scale, norm.bias - norm.running_mean * scale
 
-    def _native(self, x: mx.array, pad_mask: mx.array | None) -> mx.array | None:
+    def native_usable(self, x: mx.array) -> bool:
+        """Whether `_native` applies to x (the CPU, float32, enough rows, built)."""
+        pw1, pw2 = self.pointwise_conv1, self.pointwise_conv2
+        return self.norm_type == "batch_norm" and cpu_convolution.usable(
+            x, pw1.weight, self.depthwise_conv.weight, pw2.weight
+        )
+
+    def _native(
+        self, x: mx.array, pad_mask: mx.array | None, packed: PackedRows | None = None
+    ) -> mx.array | None:
         """The module as `cpu_convolution`'s one native call, or None where it does not
         apply (not the CPU, not float32, few rows, inside `mx.compile`)."""
         pw1, pw2 = self.pointwise_conv1, self.pointwise_conv2
-        if not cpu_convolution.usable(x, pw1.weight, self.depthwise_conv.weight, pw2.weight):
+        if not self.native_usable(x):
             return None
         return cpu_convolution.convolution(
             x,
@@ -103,6 +120,7 @@ class ConvolutionModule(nn.Module):
             (*self._depthwise_weights(x.dtype), self.left),
             self._batch_norm_affine(),
             (pw2.weight.reshape(pw2.weight.shape[0], -1), pw2.get("bias")),
+            packed,
         )
 
 
@@ -172,11 +190,13 @@ class ConformerLayer(nn.Module):
         pad_mask: mx.array | None,
         mask: mx.array | None = None,
         cache: LayerCache | None = None,
+        packed: PackedRows | None = None,
     ) -> mx.array:
         """One layer, offline or one chunk of a stream (`cache`); the arguments are
-        `RelPositionAttention`'s and `ConvolutionModule`'s."""
+        `RelPositionAttention`'s and `ConvolutionModule`'s (`packed`: x is packed rows,
+        lengths and pad_mask None)."""
         x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x), lengths)
-        x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths, mask, cache)
-        x = x + self.conv(self.norm_conv(x), pad_mask, cache)
+        x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths, mask, cache, packed)
+        x = x + self.conv(self.norm_conv(x), pad_mask, cache, packed)
         x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x), lengths)
         return self.norm_out(x)

@@ -54,6 +54,9 @@ typedef struct {
     const int32_t *lengths;  /* NULL, or (B,) valid frames: pairs beyond them are masked */
     float *out;            /* (B, H, T, D) */
     int threads;
+    const int32_t *offsets;  /* NULL, or (B + 1,): packed rows. Item b's frames are rows
+                                offsets[b] .. offsets[b + 1] - 1 of q, k, v and out, which are
+                                (H, offsets[B], D); T = K is then the longest item's length */
 } attention_t;
 
 static long items_of(const attention_t *a) {
@@ -122,17 +125,28 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
     int b = bh / a->H, h = bh % a->H;
     int rows = a->T - first < a->R ? a->T - first : a->R;
     int D = a->D;
-    float *out = a->out + ((long)bh * a->T + first) * D;
-    int valid = a->lengths ? a->lengths[b] : (a->K > a->T ? a->K : a->T);  /* else: all */
+    /* where this (item, head)'s queries and keys start: padded (B, H, T, D), or packed */
+    long q0 = ((long)bh * a->T + first) * D, k0 = (long)bh * a->K * D;
+    if (a->offsets) {
+        long packed = a->offsets[a->B], start = a->offsets[b];
+        int length = a->offsets[b + 1] - a->offsets[b];
+        if (first >= length) return;  /* no padded rows to write */
+        rows = length - first < rows ? length - first : rows;
+        q0 = ((long)h * packed + start + first) * D;
+        k0 = ((long)h * packed + start) * D;
+    }
+    float *out = a->out + q0;
+    int valid = a->offsets ? a->offsets[b + 1] - a->offsets[b]
+              : a->lengths ? a->lengths[b] : (a->K > a->T ? a->K : a->T);  /* else: all */
     int live = valid - first < rows ? valid - first : rows;  /* queries to compute */
     int K = valid < a->K ? valid : a->K;                     /* keys to compute */
     live = live < 0 ? 0 : live;
     K = K < 0 ? 0 : K;
     if (live > 0 && K > 0) {
         int width = live + K - 1;
-        const float *qu = a->qu + ((long)bh * a->T + first) * D;
-        const float *qv = a->qv ? a->qv + ((long)bh * a->T + first) * D : NULL;
-        const float *k = a->k + (long)bh * a->K * D, *v = a->v + (long)bh * a->K * D;
+        const float *qu = a->qu + q0;
+        const float *qv = a->qv ? a->qv + q0 : NULL;
+        const float *k = a->k + k0, *v = a->v + k0;
         /* positions -(T - 1) ... K_all - 1 per head; this block's keys [0, K) meet its
            rows at columns (a->K - K) ... of the block's window */
         const float *pos = a->pos
@@ -254,6 +268,8 @@ typedef struct {
     const float *scale, *shift;  /* (D,): the batch norm as an affine map */
     const float *w2, *b2;      /* (D, D), NULL or (D,) */
     const uint8_t *padded;     /* NULL, or (B, T): 1 on padded frames */
+    const int32_t *offsets;    /* NULL, or (B + 1,): packed rows, item b's frames being rows
+                                  offsets[b] .. offsets[b + 1] - 1 (T unused; no padded rows) */
     float *hidden;             /* (B * T, 2D) scratch */
     float *gated;              /* (B * T, D) scratch */
     float *act;                /* (B * T, D) scratch */
@@ -275,9 +291,15 @@ CLONES static void glu_rows(const float *hidden, float *gated, const uint8_t *pa
 }
 
 CLONES static void depthwise_rows(const convolution_t *a, long first, long last) {
-    int D = a->D, T = a->T;
+    int D = a->D, T = a->T, b = 0;
+    if (a->offsets) while (a->offsets[b + 1] <= first) b++;  /* the item of row `first` */
     for (long r = first; r < last; r++) {
         int t = (int)(r % T);
+        if (a->offsets) {  /* rows go up: the item changes at its end */
+            while (a->offsets[b + 1] <= r) b++;
+            t = (int)(r - a->offsets[b]);
+            T = a->offsets[b + 1] - a->offsets[b];
+        }
         const float *item = a->gated + (r - t) * D;  /* frame 0 of this row's item */
         float *y = a->act + r * D;
         for (int c = 0; c < D; c++) y[c] = 0.0f;
@@ -308,7 +330,7 @@ static void bias_rows(float *out, const float *bias, long rows, int D) {
 }
 
 int conformer_convolution(const convolution_t *a) {
-    long rows = (long)a->B * a->T;
+    long rows = a->offsets ? a->offsets[a->B] : (long)a->B * a->T;
     int D = a->D;
     if (a->b1) bias_rows(a->hidden, a->b1, rows, 2 * D);
     a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)rows, 2 * D, D, 1.0f, a->x, D, a->w1, D,
