@@ -37,7 +37,10 @@ class BatchLimits:
     max_batch: int = 16  # requests in one round
     max_wait: float = 0.02  # seconds the first request of a round waits for company
     max_audio: float = 600.0  # seconds of audio in one round (one longer request runs alone)
-    batch_size: int = 8  # the model's batch size within a round (the CLI's default)
+    # The model's batch size within a round: a full round is one batch. Since padded frames
+    # cost nothing on the CPU either (mlx-conformer's packed rows), one batch of 16 beats
+    # two of 8 (a round of 16 benchmark clips, demo model: 0.247 -> 0.217 s).
+    batch_size: int = 16
 
 
 class Arrivals:

@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     batching.add_argument("--max-wait-ms", type=float_between(0, 10000), default=20.0,
                           help="how long a request waits for others to batch with, while other uploads "
                                "are being received (default 20 ms)")  # fmt: skip
-    batching.add_argument("--batch-size", type=int, default=8,
-                          help="the model's batch size within a round, as the CLI's --batch-size (default 8)")  # fmt: skip
+    batching.add_argument("--batch-size", type=int, default=16,
+                          help="the model's batch size within a round, as the CLI's --batch-size "
+                               "(default 16: a full round is one batch)")  # fmt: skip
     return parser
 
 
