@@ -85,11 +85,11 @@ class RelPositionAttention(nn.Module):
             k, v = cache.update_and_fetch(k, v)
         q_u = q + self.pos_bias_u[None, :, None, :]
         q_v = q + self.pos_bias_v[None, :, None, :]
-        if packed is not None:
-            out = self._packed(q_u, q_v, k, v, self._positions_of(pos_emb, time, None), packed)
-        elif not self.local:
+        if self.local and packed is not None:
+            raise ValueError("packed rows take full attention only (see `Conformer._packing`)")
+        if not self.local:
             out = self._full(
-                q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask
+                q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask, packed
             )
         else:
             p = self._heads(self.linear_pos(pos_emb)[None])[0]  # (H, band, d_head)
@@ -134,30 +134,6 @@ class RelPositionAttention(nn.Module):
         """
         return mx.contiguous(weight[:, first::2]).T
 
-    def _packed(
-        self,
-        q_u: mx.array,
-        q_v: mx.array,
-        k: mx.array,
-        v: mx.array,
-        ascending: mx.array,
-        packed: PackedRows,
-    ) -> mx.array:
-        """Full attention of packed rows: each item over its own frames, natively."""
-        heads, d_head = self.n_heads, self.d_head
-        if not self.local:
-            out = cpu_attention.full_attention(
-                q_u, q_v, k, v,
-                mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
-                self.scale,
-                context_mask("regular", self.context, packed.longest),
-                None,
-                packed,
-            )  # fmt: skip
-            if out is not None:
-                return out
-        raise RuntimeError("packed rows need the native CPU full attention")
-
     def _full(
         self,
         q_u: mx.array,
@@ -167,6 +143,7 @@ class RelPositionAttention(nn.Module):
         ascending: mx.array,
         lengths: mx.array | None,
         mask: mx.array | None,
+        packed: PackedRows | None = None,
         block: int = 64,
     ) -> mx.array:
         """Full attention; the positional scores are computed only where they are used.
@@ -182,20 +159,25 @@ class RelPositionAttention(nn.Module):
         Queries go in groups of rows sized so that a (batch, heads, rows, K) score tensor
         holds about `score_budget` values: memory grows linearly with T, not quadratically.
         On the CPU in float32, from `cpu_attention.MIN_KEYS` keys on, the same scores are
-        computed block by block in one native pass on every core (`cpu_attention`).
+        computed block by block in one native pass on every core (`cpu_attention`); packed
+        rows (`packed`, the longest item's `ascending`) go that way only.
         """
         batch, heads, time, d_head = q_u.shape
         keys = k.shape[2]
-        if cpu_attention.usable(q_u, q_v, k, v, ascending, keys=keys):
+        if packed is not None or cpu_attention.usable(q_u, q_v, k, v, ascending, keys=keys):
+            frames = time if packed is None else packed.longest
             out = cpu_attention.full_attention(
                 q_u, q_v, k, v,
                 mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
                 self.scale,
-                mask if mask is not None else context_mask("regular", self.context, time),
+                mask if mask is not None else context_mask("regular", self.context, frames),
                 lengths if mask is None else None,
+                packed,
             )  # fmt: skip
             if out is not None:  # None: inside mx.compile
                 return out
+            if packed is not None:
+                raise RuntimeError("packed rows need the native CPU full attention")
         block = max(1, min(block, time))  # a stream's short chunk: one block, no padded rows
         blocks = -(-time // block)
         padded = blocks * block
