@@ -29,8 +29,10 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11+")
 # Declared dependencies that are needed although no module imports them, with why.
 NEEDED_WITHOUT_IMPORT: dict[str, set[str]] = {
     # uvicorn serves the realtime route's WebSockets with it (`ws="websockets-sansio"`);
-    # starlette parses multipart uploads (`request.form()`) with python-multipart
-    "nemo-mlx-serve": {"websockets", "python-multipart"},
+    # starlette parses multipart uploads (`request.form()`) with python-multipart; uvicorn
+    # parses HTTP with httptools and runs uvloop's event loop when they are installed
+    # (its "auto" choice; each upload's parse in C, not h11's Python)
+    "nemo-mlx-serve": {"websockets", "python-multipart", "httptools", "uvloop"},
 }
 
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
