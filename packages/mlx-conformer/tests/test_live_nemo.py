@@ -94,26 +94,34 @@ def _relative_error(ours: np.ndarray, reference: np.ndarray) -> float:
     return float(np.linalg.norm(ours - reference) / np.linalg.norm(reference))
 
 
-@pytest.mark.parametrize("variant", [*VARIANTS, "subsampling_in_chunks"])
-def test_encoder_matches_nemo_batched_and_alone(variant):
+@pytest.mark.parametrize("variant", [*VARIANTS, "subsampling_in_chunks", "packed_rows"])
+def test_encoder_matches_nemo_batched_and_alone(variant, monkeypatch):
+    """`packed_rows`: a batch long enough for the CPU's packed rows (`packing`: T' >= the
+    native attention's MIN_KEYS), padded frames then zeros."""
     cfg = {**BASE, **VARIANTS.get(variant, VARIANTS["dw_striding8"])}
     encoder = _nemo_encoder(cfg)
     model = Conformer(ConformerConfig.from_nemo(cfg))
     model.load_weights(_mlx_weights(encoder), strict=True)
     if variant == "subsampling_in_chunks":
         model.pre_encode.chunk_frames = 7  # many chunk seams across every item
+    packings = []
+    packing = model._packing
+    monkeypatch.setattr(model, "_packing", lambda *a: packings.append(packing(*a)) or packings[-1])
 
-    lengths = torch.tensor([603, 410, 77, 9])
+    lengths = torch.tensor([1400, 1100, 500, 60] if variant == "packed_rows" else [603, 410, 77, 9])
     features = torch.randn(len(lengths), cfg["feat_in"], int(lengths.max()))
     with torch.no_grad():
         expected, expected_len = encoder(audio_signal=features, length=lengths)
     expected = expected.transpose(1, 2).numpy()
 
     ours, ours_len = model(mx.array(features.transpose(1, 2).numpy()), mx.array(lengths.numpy()))
+    assert (packings[0] is not None) == (variant == "packed_rows")
     assert np.array(ours_len).tolist() == expected_len.tolist()
     ours = np.array(ours)
     for i, n in enumerate(expected_len.tolist()):
         assert _relative_error(ours[i, :n], expected[i, :n]) <= 1e-4
+        if variant == "packed_rows":
+            assert np.all(ours[i, n:] == 0.0)
         alone, _ = model(mx.array(features[i : i + 1, :, : lengths[i]].transpose(1, 2).numpy()))
         assert _relative_error(np.array(alone[0]), expected[i, :n]) <= 1e-4
 
@@ -178,28 +186,3 @@ def test_native_cpu_attention_matches_nemo(variant):
         assert _relative_error(ours[i, :n], expected[i, :n]) <= 1e-4
         alone, _ = model(mx.array(features[i : i + 1, :, : lengths[i]].transpose(1, 2).numpy()))
         assert _relative_error(np.array(alone[0]), expected[i, :n]) <= 1e-4
-
-
-def test_packed_rows_match_nemo(monkeypatch):
-    """A padded batch long enough for packed rows (`packing`: T' >= the native attention's
-    MIN_KEYS) against NeMo's padded batch."""
-    cfg = {**BASE, **VARIANTS["dw_striding8"]}
-    encoder = _nemo_encoder(cfg)
-    model = Conformer(ConformerConfig.from_nemo(cfg))
-    model.load_weights(_mlx_weights(encoder), strict=True)
-    packings = []
-    packing = model._packing
-    monkeypatch.setattr(model, "_packing", lambda *a: packings.append(packing(*a)) or packings[-1])
-
-    lengths = torch.tensor([1400, 1100, 500, 60])
-    features = torch.randn(len(lengths), cfg["feat_in"], int(lengths.max()))
-    with torch.no_grad():
-        expected, expected_len = encoder(audio_signal=features, length=lengths)
-    expected = expected.transpose(1, 2).numpy()
-    ours, ours_len = model(mx.array(features.transpose(1, 2).numpy()), mx.array(lengths.numpy()))
-    assert packings[0] is not None  # the rows were packed
-    assert np.array(ours_len).tolist() == expected_len.tolist()
-    ours = np.array(ours)
-    for i, n in enumerate(expected_len.tolist()):
-        assert _relative_error(ours[i, :n], expected[i, :n]) <= 1e-4
-        assert np.all(ours[i, n:] == 0.0)
