@@ -19,6 +19,7 @@ import mlx.nn as nn
 
 from . import cpu_attention, fastmath
 from .cache import LayerCache
+from .context import context_mask, longformer_position_map
 from .fastmath import mask_value
 from .packing import PackedRows
 from .positional import SymmetricPositions
@@ -54,7 +55,7 @@ class RelPositionAttention(nn.Module):
         """(left, right) context in frames (-1: unlimited, full attention only); local or full."""
         self.context = tuple(context)
         self.local = local
-        self._position_map = _longformer_position_map(*context) if local else None
+        self._position_map = longformer_position_map(*context) if local else None
 
     def __call__(
         self,
@@ -356,52 +357,3 @@ def _in_groups(
 def _after(arrays: list[mx.array], after: mx.array | None) -> list[mx.array]:
     """`arrays`, computed only once `after` is (the previous group's output): bounded memory."""
     return arrays if after is None else mx.depends(arrays, [after])
-
-
-def context_mask(style: str, context: tuple[int, int], size: int) -> mx.array | None:
-    """(size, size) bool: which key each query may see in a (left, right) context (-1:
-    unlimited), as NeMo's `_create_masks` before padding; None when it sees every key.
-
-    `chunked_limited` splits time into chunks of right + 1 frames, each seeing itself and
-    left // (right + 1) chunks before it; `regular` keeps keys i - left <= j <= i + right.
-    """
-    left, right = context
-    i = mx.arange(size)[:, None]
-    j = mx.arange(size)[None, :]
-    if style == "chunked_limited" and right >= 0:
-        chunk = right + 1
-        left_chunks = left // chunk if left >= 0 else 10000
-        diff = i // chunk - j // chunk
-        return (diff <= left_chunks) & (diff >= 0)
-    if left < 0 and right < 0:
-        return None
-    keep = mx.ones((size, size), dtype=mx.bool_)
-    if left >= 0:
-        keep = keep & (j - i >= -left)
-    if right >= 0:
-        keep = keep & (j - i <= right)
-    return keep
-
-
-def _longformer_position_map(left: int, right: int) -> mx.array | None:
-    """Where NeMo's local attention adds each positional score, as a (band, band) matrix.
-
-    NeMo pads the window to w = max(left, right) on both sides and adds the positional
-    scores of the left context to the first `left` window columns and those of the right
-    context (and the query itself) to the last `right + 1`. For left == right that is
-    the diagonal; otherwise some keys get another offset's positional score or none. We
-    reproduce it: column c of our band (key j = i - left + c) receives
-    bd @ map[:, c]. Returns None for the symmetric case.
-    """
-    if left == right:
-        return None
-    w = max(left, right)
-    band = left + right + 1
-    mapping = [[0.0] * band for _ in range(band)]
-    for column in range(band):
-        nemo_column = column + w - left
-        if nemo_column < left:
-            mapping[nemo_column][column] += 1.0
-        if nemo_column >= 2 * w - right:
-            mapping[left + nemo_column - (2 * w - right)][column] += 1.0
-    return mx.array(mapping)

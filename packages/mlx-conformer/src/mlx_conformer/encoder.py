@@ -14,9 +14,9 @@ import mlx.nn as nn
 import numpy as np
 
 from . import cpu_attention
-from .attention import context_mask
 from .cache import StreamCache
 from .config import ConformerConfig
+from .context import context_mask
 from .layers import ConformerLayer
 from .packing import PackedRows
 from .positional import RelativePositions, SymmetricPositions, local_positions
