@@ -65,7 +65,7 @@ class ConvolutionModule(nn.Module):
         """x (B, T, D); pad_mask (B, T) true on padded frames; a stream's `cache` supplies
         the left context (and takes this chunk's) instead of zero padding; `packed`: x is
         (1, N, D) packed rows (`packing`), for the native CPU pass only."""
-        if cache is None and self.norm_type == "batch_norm":
+        if cache is None:  # `native_usable` asks for the batch-norm variant
             out = self._native(x, pad_mask, packed)
             if out is not None:
                 return out
