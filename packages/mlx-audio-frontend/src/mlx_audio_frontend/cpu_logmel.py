@@ -47,7 +47,7 @@ class _LogMel(ctypes.Structure):
         ("log_on", ctypes.c_int), ("guard_clamp", ctypes.c_int), ("guard", ctypes.c_float),
         ("normalize", ctypes.c_int), ("fixed_mean", F32), ("fixed_std", F32),
         ("pad_value", ctypes.c_float), ("out", F32), ("threads", ctypes.c_int),
-        ("levels", ctypes.c_int), ("twiddle", F32), ("reversed", I32),
+        ("twiddle", F32), ("reversed", I32),
     ]  # fmt: skip
 
 
@@ -80,7 +80,8 @@ def usable(config: LogMelConfig) -> bool:
 
 class Plan:
     """What the kernel needs of one config, made once per `LogMel`: the window, the
-    filterbank with each filter's bin range, the guard and the normalisation."""
+    filterbank with each filter's bin range, the FFT's tables, the guard and the
+    normalisation."""
 
     def __init__(self, config: LogMelConfig, window: np.ndarray, filterbank: np.ndarray,
                  pad: int, guard: float) -> None:  # fmt: skip
@@ -92,6 +93,7 @@ class Plan:
         self.mel_lo = np.where(any_bin, touched.argmax(axis=0), 0).astype(np.int32)
         last = self.filterbank.shape[0] - touched[::-1].argmax(axis=0)
         self.mel_hi = np.where(any_bin, last, 0).astype(np.int32)
+        self.twiddle, self.reversed = _fft_tables(config.n_fft)
         mode = config.normalize
         if isinstance(mode, FixedNormalization):
             self.normalize = _FIXED
@@ -130,6 +132,23 @@ class Plan:
             task.fixed_mean, task.fixed_std = (v.ctypes.data_as(F32) for v in self.fixed)
         task.pad_value, task.out = cfg.pad_value, out.ctypes.data_as(F32)
         task.threads = native.cores()
+        task.twiddle, task.reversed = (
+            self.twiddle.ctypes.data_as(F32),
+            self.reversed.ctypes.data_as(I32),
+        )
         if library().logmel_cpu(ctypes.byref(task)):
-            raise MemoryError("log-mel: no memory for the FFT's tables or a worker's frames")
+            raise MemoryError("log-mel: no memory for a worker's frames")
         return mx.array(out)
+
+
+def _fft_tables(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's FFT tables for a power-of-two `n_fft`: the twiddles (re, im) of
+    e^(-2 pi i k / (n_fft / 2)) for k < n_fft / 2, then of e^(-2 pi i k / n_fft) for
+    k <= n_fft / 2 (the split into the real transform's bins), computed in double; and the
+    bit-reversed order of n_fft / 2 indices."""
+    half = n_fft // 2
+    angles = np.concatenate([np.arange(half) / half, np.arange(half + 1) / n_fft]) * -2 * np.pi
+    twiddle = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32).ravel()
+    bits = max(0, half.bit_length() - 1)
+    reversed_ = np.array([int(f"{k:0{bits}b}"[::-1], 2) if bits else 0 for k in range(half)])
+    return np.ascontiguousarray(twiddle), reversed_.astype(np.int32)

@@ -58,11 +58,9 @@ typedef struct {
     float pad_value;
     float *out;               /* (B, T, n_mels) */
     int threads;
-    /* filled by logmel_cpu: */
-    int levels;               /* log2(n_fft / 2) */
-    float *twiddle;           /* (re, im) of e^(-2 pi i k / (n_fft / 2)), k < n_fft / 2, then */
+    const float *twiddle;     /* (re, im) of e^(-2 pi i k / (n_fft / 2)), k < n_fft / 2, then */
                               /* of e^(-2 pi i k / n_fft), k <= n_fft / 2 (the split) */
-    int32_t *reversed;        /* (n_fft / 2,) bit-reversed index */
+    const int32_t *reversed;  /* (n_fft / 2,) bit-reversed index */
 } logmel_t;
 
 /* log(x) for x > 0 (Cephes logf's polynomial); 0 gives -inf, as logf does. */
@@ -275,35 +273,12 @@ static void normalize_item(const void *ctx, long item, float *scratch) {
         for (int f = f0; f < f1; f++) x[t * F + f] = (x[t * F + f] - mean[f]) / denominator[f];
 }
 
-/* 0 when done; -1 when memory ran out (out not complete). */
-int logmel_cpu(logmel_t *a) {
-    int half = a->n_fft / 2;
-    a->levels = 0;
-    while ((1 << a->levels) < half) a->levels++;
-    a->twiddle = (float *)malloc(sizeof(float) * (size_t)(half + half + 1) * 2);
-    a->reversed = (int32_t *)malloc(sizeof(int32_t) * (size_t)half);
-    if (a->twiddle == NULL || a->reversed == NULL) { free(a->twiddle); free(a->reversed); return -1; }
-    const double pi = 3.14159265358979323846;
-    for (int k = 0; k < half; k++) {
-        a->twiddle[2 * k] = (float)cos(-2.0 * pi * k / half);
-        a->twiddle[2 * k + 1] = (float)sin(-2.0 * pi * k / half);
-        int r = 0;
-        for (int bit = 0; bit < a->levels; bit++) r |= ((k >> bit) & 1) << (a->levels - 1 - bit);
-        a->reversed[k] = r;
-    }
-    float *split = a->twiddle + 2 * half;
-    for (int k = 0; k <= half; k++) {
-        split[2 * k] = (float)cos(-2.0 * pi * k / a->n_fft);
-        split[2 * k + 1] = (float)sin(-2.0 * pi * k / a->n_fft);
-    }
-    long scratch = (long)(2 * half + a->n_bins + a->n_mels) * LANES + a->n_fft + 8;
+/* 0 when done; -1 when no worker had memory for its frames (out not complete). */
+int logmel_cpu(const logmel_t *a) {
+    long scratch = (long)(a->n_fft + a->n_bins + a->n_mels) * LANES + a->n_fft + 8;
     long chunks = (a->T + CHUNK - 1) / CHUNK;
     int failed = parallel_items(frames_item, a, (long)a->B * chunks, scratch, a->threads);
     if (!failed && a->normalize != NORM_NONE)
         failed = parallel_items(normalize_item, a, normalize_items(a), 6L * a->n_mels, a->threads);
-    free(a->twiddle);
-    free(a->reversed);
-    a->twiddle = NULL;
-    a->reversed = NULL;
     return failed;
 }
