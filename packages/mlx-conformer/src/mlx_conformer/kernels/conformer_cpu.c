@@ -127,17 +127,16 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
     int D = a->D;
     /* where this (item, head)'s queries and keys start: padded (B, H, T, D), or packed */
     long q0 = ((long)bh * a->T + first) * D, k0 = (long)bh * a->K * D;
+    int valid = a->lengths ? a->lengths[b] : (a->K > a->T ? a->K : a->T);  /* else: all */
     if (a->offsets) {
         long packed = a->offsets[a->B], start = a->offsets[b];
-        int length = a->offsets[b + 1] - a->offsets[b];
-        if (first >= length) return;  /* no padded rows to write */
-        rows = length - first < rows ? length - first : rows;
+        valid = a->offsets[b + 1] - a->offsets[b];
+        if (first >= valid) return;  /* no padded rows to write */
+        rows = valid - first < rows ? valid - first : rows;
         q0 = ((long)h * packed + start + first) * D;
         k0 = ((long)h * packed + start) * D;
     }
     float *out = a->out + q0;
-    int valid = a->offsets ? a->offsets[b + 1] - a->offsets[b]
-              : a->lengths ? a->lengths[b] : (a->K > a->T ? a->K : a->T);  /* else: all */
     int live = valid - first < rows ? valid - first : rows;  /* queries to compute */
     int K = valid < a->K ? valid : a->K;                     /* keys to compute */
     live = live < 0 ? 0 : live;
