@@ -125,3 +125,27 @@ def test_blas_path_is_the_loaded_blas_else_the_one_that_would_be(monkeypatch):
         platform="Linux", blas=None, blas_reason="", malloc_tuned=False, too_late=True))  # fmt: skip
     monkeypatch.setenv("MLX_CPU_BLAS", "off")
     assert native.blas_path() is None
+
+
+def test_blas_threads_holds_the_count_and_restores_it():
+    """The BLAS CI loads (OpenBLAS) has thread control: the count is the given one inside
+    the block and the old one after, also when the block raises."""
+    blas = native.blas_control()
+    if blas is None:
+        pytest.fail("this test needs OpenBLAS (CI installs it)")
+    before = blas.openblas_get_num_threads()
+    with native.blas_threads(None) as threads:
+        assert threads == before
+    with native.blas_threads(1) as threads:
+        assert threads == before
+        assert blas.openblas_get_num_threads() == 1
+    assert blas.openblas_get_num_threads() == before
+    with pytest.raises(RuntimeError), native.blas_threads(1):
+        raise RuntimeError("inside")
+    assert blas.openblas_get_num_threads() == before
+
+
+def test_blas_threads_without_thread_control_sets_nothing(monkeypatch):
+    monkeypatch.setattr(native, "blas_control", lambda: None)
+    with native.blas_threads(1) as threads:
+        assert threads is None

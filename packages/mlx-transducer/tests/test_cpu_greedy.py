@@ -205,6 +205,39 @@ def test_no_limit_on_tokens_per_frame(vocab, durations):
     assert most > 10  # more than the default limit
 
 
+@pytest.mark.parametrize("durations", [(0, 1, 2, 3, 4), ()], ids=["tdt", "rnnt"])
+@pytest.mark.parametrize("limit", [None, 7], ids=["whole", "in-calls-of-7-steps"])
+def test_groups_of_a_batch_give_the_batch_records(durations, limit):
+    """A batch split into groups that loop at once (one per thread) gives the records of
+    the batch in one group: the same decisions, frames and step rows (a group that finishes
+    first holds past-end rows), log-probabilities to float32 rounding; also when the steps
+    run out inside a call and the next call continues (`limit`)."""
+    model = _model(1024, durations, 2, 3, True, 10)
+    frames, lengths = _inputs(16, 5)
+    decoder = model.greedy_decoder()
+    decoder(frames, lengths)
+    fused = decoder._fused[1]
+    assert isinstance(fused, cpu_greedy.NativeGreedy)
+    enc_proj = model.joint.project_encoder(frames)
+
+    def records(groups: int) -> tuple[np.ndarray, np.ndarray]:
+        state = decoder.initial_state(frames.shape[0], enc_proj.dtype)
+        recs, lps = [], []
+        while True:
+            state, rec, lp = fused.run(enc_proj, lengths, state, limit or 10_000, groups)
+            recs.append(rec)
+            lps.append(lp)
+            if limit is None or len(rec) < limit:
+                return np.concatenate(recs), np.concatenate(lps)
+
+    whole, whole_lp = records(1)
+    assert whole[..., 0].sum() > 100  # tokens in every utterance of some length
+    for groups in (2, 3, 16, 40):
+        rec, lp = records(groups)
+        np.testing.assert_array_equal(rec, whole, err_msg=f"{groups} groups")
+        np.testing.assert_allclose(lp, whole_lp, rtol=0, atol=LOGPROB_ATOL)
+
+
 def test_new_weights_are_followed():
     """The loop's float32 copies are made anew when the parameter arrays are replaced."""
     model = _model(1024, (0, 1, 2, 3, 4), 2, 0, True, 10)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ctypes
 
+from mlx_cpu_runtime import native
+
 import mlx.core as mx
 import numpy as np
 
@@ -105,7 +107,7 @@ def _run(
     })  # fmt: skip
     if views is None:  # inside mx.compile
         return None
-    kernels, sgemm, _ = native_cpu.library()
+    kernels, sgemm = native_cpu.library()
     out = np.empty(q.shape, dtype=np.float32)
     batch, heads, time, d_head = q.shape
     keys = k.shape[2]
@@ -127,7 +129,7 @@ def _run(
         task.keep_item = time * keys if mask.ndim == 3 and mask.shape[0] > 1 else 0
     if "lengths" in views:
         task.lengths = views["lengths"].ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
-    with native_cpu.blas_threads(1) as threads:  # each worker's products on its own core
+    with native.blas_threads(1) as threads:  # each worker's products on its own core
         task.threads = threads
         failed = kernels.conformer_attention(ctypes.byref(task))
     if failed:

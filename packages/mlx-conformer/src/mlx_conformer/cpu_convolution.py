@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 
+from mlx_cpu_runtime import native
+
 import mlx.core as mx
 import numpy as np
 
@@ -69,7 +71,7 @@ def convolution(
     })  # fmt: skip
     if views is None:
         return None
-    kernels, sgemm, _ = native_cpu.library()
+    kernels, sgemm = native_cpu.library()
     batch, time, width = x.shape
     rows = batch * time
     scratch = {name: np.empty((rows, size), dtype=np.float32)
@@ -84,7 +86,7 @@ def convolution(
             task.padded = view.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
         else:
             setattr(task, name, view.ctypes.data_as(F32))
-    with native_cpu.blas_threads(None) as threads:
+    with native.blas_threads(None) as threads:
         task.threads = threads
         kernels.conformer_convolution(ctypes.byref(task))
     return mx.array(scratch["out"]).reshape(x.shape)

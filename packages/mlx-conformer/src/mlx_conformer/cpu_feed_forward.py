@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 
+from mlx_cpu_runtime import native
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -61,7 +63,7 @@ def feed_forward(
     })  # fmt: skip
     if views is None:
         return None
-    kernels, sgemm, _ = native_cpu.library()
+    kernels, sgemm = native_cpu.library()
     rows, width, hidden_width = x.size // x.shape[-1], x.shape[-1], linear1.weight.shape[0]
     hidden = np.empty((rows, hidden_width), dtype=np.float32)
     out = np.empty((rows, width), dtype=np.float32)
@@ -74,7 +76,7 @@ def feed_forward(
         task.T, task.packed = x.shape[1], packed.ctypes.data_as(F32)
         task.lengths = views["lengths"].ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
     task.hidden, task.out = hidden.ctypes.data_as(F32), out.ctypes.data_as(F32)
-    with native_cpu.blas_threads(None) as threads:
+    with native.blas_threads(None) as threads:
         task.threads = threads
         kernels.conformer_feed_forward(ctypes.byref(task))
     return mx.array(out).reshape(x.shape)

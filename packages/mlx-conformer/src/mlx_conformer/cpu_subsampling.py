@@ -18,6 +18,8 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING
 
+from mlx_cpu_runtime import native
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -105,7 +107,7 @@ def subsample(sub: ConvSubsampling, features: mx.array, lengths: mx.array) -> mx
     })  # fmt: skip
     if views is None:
         return None
-    kernels, sgemm, _ = native_cpu.library()
+    kernels, sgemm = native_cpu.library()
     out = np.empty((batch, times[-1], channels * freqs[-1]), dtype=np.float32)
     shape = np.array([times, freqs], dtype=np.int32)
     task = _Subsampling(sgemm, batch, time, bins, channels, stages,
@@ -114,7 +116,7 @@ def subsample(sub: ConvSubsampling, features: mx.array, lengths: mx.array) -> mx
         setattr(task, name, view.ctypes.data_as(I32 if name == "lengths" else F32))
     task.times, task.freqs = shape[0].ctypes.data_as(I32), shape[1].ctypes.data_as(I32)
     task.out = out.ctypes.data_as(F32)
-    with native_cpu.blas_threads(1) as threads:  # each worker's products on its own core
+    with native.blas_threads(1) as threads:  # each worker's products on its own core
         task.threads = threads
         if kernels.conformer_subsampling(ctypes.byref(task)) != 0:
             raise MemoryError("the native subsampling found no memory for its scratch")

@@ -10,19 +10,15 @@ float32 rounding.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
-import threading
-from collections.abc import Iterator
 from importlib.resources import files
 
 import mlx.core as mx
 import numpy as np
 
 F32 = ctypes.POINTER(ctypes.c_float)
-_LOCK = threading.Lock()  # one native call at a time: some set the BLAS's thread count
 
 
 def switched_off() -> bool:
@@ -31,9 +27,9 @@ def switched_off() -> bool:
 
 
 @functools.cache
-def library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
-    """The compiled kernels, the BLAS's own sgemm and the BLAS (for its thread count), or
-    None: no mlx-cpu-runtime BLAS, not OpenBLAS (no thread control), no C compiler."""
+def library() -> tuple[ctypes.CDLL, ctypes.c_void_p] | None:
+    """The compiled kernels and the BLAS's own sgemm, or None: no mlx-cpu-runtime BLAS, not
+    OpenBLAS (no thread control: `mlx_cpu_runtime.native.blas_threads`), no C compiler."""
     try:
         from mlx_cpu_runtime import native
     except ImportError:
@@ -42,8 +38,7 @@ def library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
     functions = native.blas_functions(path) if path else None
     if functions is None:
         return None
-    blas = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)  # the loaded library, when MLX calls it
-    if not hasattr(blas, "openblas_set_num_threads"):
+    if native.blas_control() is None:
         return None
     source = (files(__package__) / "kernels" / "conformer_cpu.c").read_bytes()
     # -O3 and the float flags let the compiler vectorise the row loops' max and sum.
@@ -52,7 +47,7 @@ def library() -> tuple[ctypes.CDLL, ctypes.c_void_p, ctypes.CDLL] | None:
     kernels = native.load(source, "conformer-cpu", flags, pool=True)
     if kernels is None:
         return None
-    return kernels, functions[0], blas
+    return kernels, functions[0]
 
 
 def usable(*arrays: mx.array) -> bool:
@@ -74,19 +69,3 @@ def evaluated(arrays: dict[str, mx.array | None]) -> dict[str, np.ndarray] | Non
     except ValueError:
         return None
     return {name: np.asarray(a) for name, a in named.items()}
-
-
-@contextlib.contextmanager
-def blas_threads(count: int | None) -> Iterator[int]:
-    """Under the lock, the BLAS's thread count (set to `count` meanwhile, if given)."""
-    _, _, blas = library()
-    with _LOCK:
-        threads = blas.openblas_get_num_threads()
-        if count is None:
-            yield threads
-            return
-        blas.openblas_set_num_threads(count)
-        try:
-            yield threads
-        finally:
-            blas.openblas_set_num_threads(threads)

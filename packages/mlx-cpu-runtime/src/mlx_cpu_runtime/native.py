@@ -7,24 +7,28 @@ system C compiler (the one MLX's CPU backend itself needs for `mx.compile`), int
 `$XDG_CACHE_HOME/mlx-cpu-runtime` (or ~/.cache, or the temp folder if neither is writable).
 No compiler is a reason returned, not an error: callers keep their non-native path.
 Kernels that share work out over threads take the one work pool, `parallel.c`, with their
-source (`load(..., pool=True)`).
+source (`load(..., pool=True)`), and hold the BLAS to one thread meanwhile (`blas_threads`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 from pathlib import Path
 
 # -O2 without -march=native: the library must run on any machine sharing the cache folder,
 # and the hot loops are the BLAS's, which picks its own kernels for the CPU.
 FLAGS = ("-O2", "-shared", "-fPIC")
+_BLAS_LOCK = threading.Lock()  # one thread-count change at a time, process-wide
 
 
 def cache_dir() -> Path:
@@ -137,3 +141,41 @@ def blas_path() -> str | None:
 
     loaded = runtime.status().blas
     return loaded or (None if runtime.blas_turned_off() else runtime.find_blas())
+
+
+@functools.cache
+def blas_control() -> ctypes.CDLL | None:
+    """The loaded BLAS, if its thread count can be set (OpenBLAS's
+    `openblas_set_num_threads`), else None."""
+    path = blas_path()
+    if path is None:
+        return None
+    try:
+        blas = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)  # the library MLX calls, not a copy
+    except OSError:
+        return None
+    return blas if hasattr(blas, "openblas_set_num_threads") else None
+
+
+@contextlib.contextmanager
+def blas_threads(count: int | None) -> Iterator[int | None]:
+    """Under one process-wide lock, the BLAS's thread count, set to `count` meanwhile if
+    given; None (and nothing set) for a BLAS without thread control.
+
+    A kernel that runs its own workers, each calling the BLAS, holds it to one thread so
+    that the workers do not each start the BLAS's threads on the same cores; the lock keeps
+    two such kernels from restoring each other's count."""
+    blas = blas_control()
+    if blas is None:
+        yield None
+        return
+    with _BLAS_LOCK:
+        threads = blas.openblas_get_num_threads()
+        if count is None:
+            yield threads
+            return
+        blas.openblas_set_num_threads(count)
+        try:
+            yield threads
+        finally:
+            blas.openblas_set_num_threads(threads)

@@ -1,13 +1,19 @@
 /* Greedy RNNT / TDT decoding (NeMo's label looping) as one native loop on the CPU; built and
    loaded by cpu_greedy.py. The decisions are greedy.py's (and greedy_reference.py's): the
    products go to the system BLAS (sgemv for one row, sgemm for several), everything else is
-   a plain single-threaded loop, so a step never returns to Python or MLX.
+   a plain loop, so a step never returns to Python or MLX.
 
    Per outer step, as NeMo's label looping: every utterance still inside its length searches
    for its next token (the joint rows of all searching utterances as one product; a blank
    moves on by its duration and searches again), then the utterances that found one emit it
    and step the prediction network together (one product per LSTM matrix over them). One
    record row per outer step: an utterance emits at most once in it.
+
+   Utterances never interact (a batch only shares products), so a batch is split into one
+   group per thread (the work pool's `parallel_items`), the groups balanced by the frames
+   they have left, each group looping on its own core with the BLAS held to one thread by
+   the caller: the loop's per-row work (activations, argmaxes, the LSTM cells, the small
+   products) is most of its time, so one core per group halves a batch's time on two.
    CBLAS enums: 101 row-major, 111 no transpose, 112 transpose. */
 #include <math.h>
 #include <stdlib.h>
@@ -43,6 +49,7 @@ typedef struct {
   int capacity;          /* record rows available: the most outer steps to run */
   int* rec;              /* (capacity, B, 4): emit, label, frame, duration */
   float* lp;             /* (capacity, B): the emitted token's log-probability */
+  int threads;           /* groups to run at once (1: the calling thread alone) */
 } run_t;
 
 /* y (n, rows) = y + x (n, k) w^T, w (rows, k); y preset (to a bias or gates) by the caller.
@@ -140,11 +147,12 @@ static int decide(const model_t* m, const float* row, int* duration) {
 /* The inner search: every utterance inside its length moves over blanks until it finds a
    token (appended to s->found with its label, duration and log-probability in lp) or its
    end. Returns how many found one. */
-static int search(const model_t* m, const run_t* r, scratch_t* s, float* lp) {
+static int search(const model_t* m, const run_t* r, const int* members, int count,
+                  scratch_t* s, float* lp) {
   const int J = m->J, O = m->O;
   int n = 0, nfound = 0;
-  for (int b = 0; b < r->B; ++b)
-    if (r->t[b] < r->lengths[b]) s->search[n++] = b;
+  for (int j = 0; j < count; ++j)
+    if (r->t[members[j]] < r->lengths[members[j]]) s->search[n++] = members[j];
   while (n > 0) {
     for (int i = 0; i < n; ++i) {
       const int b = s->search[i];
@@ -177,10 +185,27 @@ static int search(const model_t* m, const run_t* r, scratch_t* s, float* lp) {
   return nfound;
 }
 
-/* Runs outer steps until every utterance is past its length or the records are full;
-   returns the steps run. -1: out of memory. */
-int transducer_greedy_run(const model_t* m, run_t* r) {
-  const int B = r->B, P = m->P, J = m->J;
+/* The past-end record (no token, blank, the frame reached) of `members` in rows
+   [from, to): what a step writes for an utterance that no longer searches. */
+static void past_end(const model_t* m, const run_t* r, const int* members, int count, int from,
+                     int to) {
+  for (int step = from; step < to; ++step)
+    for (int j = 0; j < count; ++j) {
+      const int b = members[j];
+      int* out = r->rec + ((size_t)step * r->B + b) * 4;
+      out[0] = 0;
+      out[1] = m->blank;
+      out[2] = r->t[b];
+      out[3] = 0;
+      r->lp[(size_t)step * r->B + b] = 0.0f;
+    }
+}
+
+/* Runs outer steps for the utterances `members` until each is past its length or the
+   records are full; returns the steps run. -1: out of memory. */
+static int run_group(const model_t* m, run_t* r, const int* members, int count) {
+  const int P = m->P, J = m->J, B = count;
+  if (count == 0) return 0;
   scratch_t s;
   s.hid = malloc(sizeof(float) * ((size_t)B * J + (size_t)B * m->O + (size_t)B * 4 * P +
                                   (size_t)2 * B * P + (size_t)B * J));
@@ -200,18 +225,11 @@ int transducer_greedy_run(const model_t* m, run_t* r) {
   s.dur = s.label + B;
   int steps = 0;
   while (steps < r->capacity) {
-    int* rec = r->rec + (size_t)steps * B * 4;
-    float* lp = r->lp + (size_t)steps * B;
-    for (int b = 0; b < B; ++b) {
-      rec[4 * b] = 0;
-      rec[4 * b + 1] = m->blank;
-      lp[b] = 0.0f;
-    }
-    const int n = search(m, r, &s, lp);
-    for (int b = 0; b < B; ++b) {
-      rec[4 * b + 2] = r->t[b];
-      rec[4 * b + 3] = 0;
-    }
+    int* rec = r->rec + (size_t)steps * r->B * 4;
+    float* lp = r->lp + (size_t)steps * r->B;
+    past_end(m, r, members, count, steps, steps + 1); /* until one is found */
+    const int n = search(m, r, members, count, &s, lp);
+    for (int j = 0; j < count; ++j) rec[4 * members[j] + 2] = r->t[members[j]];
     if (n == 0) break; /* every utterance is past its end */
     for (int i = 0; i < n; ++i) {
       const int b = s.found[i], frame = r->t[b];
@@ -233,4 +251,74 @@ int transducer_greedy_run(const model_t* m, run_t* r) {
   free(s.hid);
   free(s.search);
   return steps;
+}
+
+typedef struct {
+  const model_t* m;
+  run_t* r;
+  const int* members; /* group g's utterances: members[first[g]] ... members[first[g + 1] - 1] */
+  const int* first;
+  int* steps;         /* each group's steps (-1: out of memory) */
+} split_t;
+
+static void group_item(const void* ctx, long g, float* scratch) {
+  const split_t* split = (const split_t*)ctx;
+  (void)scratch;
+  split->steps[g] = run_group(split->m, split->r, split->members + split->first[g],
+                              split->first[g + 1] - split->first[g]);
+}
+
+/* Runs outer steps until every utterance is past its length or the records are full, the
+   batch in r->threads groups at once; returns the steps run (the longest group's; the
+   others' utterances have past-end records after their own). -1: out of memory. */
+enum { MAX_GROUPS = 64 };
+int transducer_greedy_run(const model_t* m, run_t* r) {
+  const int B = r->B;
+  int groups = r->threads < B ? r->threads : B;
+  groups = groups < 1 ? 1 : (groups > MAX_GROUPS ? MAX_GROUPS : groups);
+  int* order = malloc(sizeof(int) * (4 * (size_t)B + 2 * (size_t)groups + 1));
+  if (!order) return -1;
+  int *group_of = order + B, *members = group_of + B, *load = members + B;
+  int *first = load + B, *steps = first + groups + 1;
+  /* Longest remaining first, each to the group with the fewest frames so far (ties: the
+     lowest index), then each group's members in batch order. */
+  for (int b = 0; b < B; ++b) {
+    order[b] = b;
+    load[b] = r->t[b] < r->lengths[b] ? r->lengths[b] - r->t[b] : 0;
+  }
+  for (int i = 1; i < B; ++i)
+    for (int j = i; j > 0 && load[order[j]] > load[order[j - 1]]; --j) {
+      const int swap = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = swap;
+    }
+  long totals[MAX_GROUPS] = {0};
+  for (int i = 0; i < B; ++i) {
+    int best = 0;
+    for (int g = 1; g < groups; ++g)
+      if (totals[g] < totals[best]) best = g;
+    group_of[order[i]] = best;
+    totals[best] += load[order[i]];
+  }
+  first[0] = 0;
+  for (int g = 0; g < groups; ++g) {
+    int count = 0;
+    for (int b = 0; b < B; ++b)
+      if (group_of[b] == g) members[first[g] + count++] = b;
+    first[g + 1] = first[g] + count;
+  }
+  split_t split = {m, r, members, first, steps};
+  if (groups == 1)
+    group_item(&split, 0, NULL);
+  else
+    parallel_items(group_item, &split, groups, 0, groups);
+  int most = 0, failed = 0;
+  for (int g = 0; g < groups; ++g) {
+    failed |= steps[g] < 0;
+    if (steps[g] > most) most = steps[g];
+  }
+  for (int g = 0; g < groups && !failed; ++g)
+    past_end(m, r, members + first[g], first[g + 1] - first[g], steps[g], most);
+  free(order);
+  return failed ? -1 : most;
 }
