@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from . import cpu_convolution, cpu_feed_forward, fastmath
+from . import cpu_convolution, cpu_feed_forward, cpu_norm, fastmath
 from .attention import RelPositionAttention
 from .cache import LayerCache
 from .config import ConformerConfig
@@ -195,8 +195,24 @@ class ConformerLayer(nn.Module):
         """One layer, offline or one chunk of a stream (`cache`); the arguments are
         `RelPositionAttention`'s and `ConvolutionModule`'s (`packed`: x is packed rows,
         lengths and pad_mask None)."""
-        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x), lengths)
-        x = x + self.self_attn(self.norm_self_att(x), pos_emb, lengths, mask, cache, packed)
-        x = x + self.conv(self.norm_conv(x), pad_mask, cache, packed)
-        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x), lengths)
-        return self.norm_out(x)
+        x, h = add_norm(x, None, 1.0, self.norm_feed_forward1)
+        x, h = add_norm(x, self.feed_forward1(h, lengths), 0.5, self.norm_self_att)
+        x, h = add_norm(x, self.self_attn(h, pos_emb, lengths, mask, cache, packed), 1.0,
+                        self.norm_conv)  # fmt: skip
+        x, h = add_norm(x, self.conv(h, pad_mask, cache, packed), 1.0, self.norm_feed_forward2)
+        return add_norm(x, self.feed_forward2(h, lengths), 0.5, self.norm_out, keep_sum=False)[1]
+
+
+def add_norm(
+    x: mx.array, y: mx.array | None, scale: float, norm: nn.LayerNorm, keep_sum: bool = True
+) -> tuple[mx.array | None, mx.array]:
+    """The residual stream after a module and its norm for the next: (x + scale * y,
+    norm(x + scale * y)), or (x, norm(x)) without y; one native pass on the CPU where
+    `cpu_norm` applies (the sum None there when not `keep_sum`)."""
+    if cpu_norm.usable(x, norm):
+        out = cpu_norm.add_norm(x, y, scale, norm, keep_sum)
+        if out is not None:  # None: inside mx.compile
+            return out
+    if y is not None:
+        x = x + (y if scale == 1.0 else scale * y)
+    return x, norm(x)

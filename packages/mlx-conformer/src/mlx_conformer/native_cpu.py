@@ -1,7 +1,7 @@
-"""The Conformer's native CPU kernels (`kernels/conformer_cpu.c`): building and calling them.
+"""The Conformer's native CPU kernels (`kernels/*.c`): building and calling them.
 
 MLX's CPU backend runs elementwise work on one thread; the kernels run it on every core
-between the BLAS's products (`cpu_attention`, `cpu_feed_forward`). The C source is compiled
+between the BLAS's products (`cpu_attention`, `cpu_feed_forward`, `cpu_norm`). The C source is compiled
 once per user through `mlx_cpu_runtime.native`. They apply on the CPU to float32 arrays,
 outside `mx.compile` (their inputs must be evaluated); `MLX_CONFORMER_NATIVE=off`, no C
 compiler, or a BLAS other than OpenBLAS keep MLX's path, which gives the same numbers to
@@ -19,6 +19,7 @@ import mlx.core as mx
 import numpy as np
 
 F32 = ctypes.POINTER(ctypes.c_float)
+KERNEL_SOURCES = ("conformer_cpu.c", "layer_norm_cpu.c")  # one library, in this order
 
 
 def switched_off() -> bool:
@@ -40,14 +41,15 @@ def library() -> tuple[ctypes.CDLL, ctypes.c_void_p] | None:
         return None
     if native.blas_control() is None:
         return None
-    source = (files(__package__) / "kernels" / "conformer_cpu.c").read_bytes()
+    kernels = files(__package__) / "kernels"
+    source = b"\n".join((kernels / name).read_bytes() for name in KERNEL_SOURCES)
     # -O3 and the float flags let the compiler vectorise the row loops' max and sum.
     flags = ("-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
              "-fno-signed-zeros", "-fassociative-math", "-ffinite-math-only", "-pthread")  # fmt: skip
-    kernels = native.load(source, "conformer-cpu", flags, pool=True)
-    if kernels is None:
+    library = native.load(source, "conformer-cpu", flags, pool=True)
+    if library is None:
         return None
-    return kernels, functions[0]
+    return library, functions[0]
 
 
 def usable(*arrays: mx.array) -> bool:
