@@ -46,7 +46,7 @@ def library() -> tuple[ctypes.CDLL, ctypes.c_void_p] | None:
     # -O3 and the float flags let the compiler vectorise the row loops' max and sum.
     flags = ("-O3", *native.FLAGS[1:], "-fno-math-errno", "-fno-trapping-math",
              "-fno-signed-zeros", "-fassociative-math", "-ffinite-math-only", "-pthread")  # fmt: skip
-    library = native.load(source, "conformer-cpu", flags, pool=True)
+    library = native.load(source, "conformer-cpu", flags, pool=True, vector_math=True)
     if library is None:
         return None
     return library, functions[0]

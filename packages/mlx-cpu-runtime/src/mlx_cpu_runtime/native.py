@@ -7,7 +7,8 @@ system C compiler (the one MLX's CPU backend itself needs for `mx.compile`), int
 `$XDG_CACHE_HOME/mlx-cpu-runtime` (or ~/.cache, or the temp folder if neither is writable).
 No compiler is a reason returned, not an error: callers keep their non-native path.
 Kernels that share work out over threads take the one work pool, `parallel.c`, with their
-source (`load(..., pool=True)`), and hold the BLAS to one thread meanwhile (`blas_threads`).
+source (`load(..., pool=True)`), and hold the BLAS to one thread meanwhile (`blas_threads`);
+kernels that need exp in a vectorised loop take `vector_math.c` (`load(..., vector_math=True)`).
 """
 
 from __future__ import annotations
@@ -118,13 +119,20 @@ def blas_functions(blas_path: str) -> tuple[ctypes.c_void_p, ctypes.c_void_p] | 
 
 
 def load(
-    source: bytes, name: str, flags: tuple[str, ...] = FLAGS, *, pool: bool = False
+    source: bytes,
+    name: str,
+    flags: tuple[str, ...] = FLAGS,
+    *,
+    pool: bool = False,
+    vector_math: bool = False,
 ) -> ctypes.CDLL | None:
     """`build`'s library loaded with local symbols, or None if it cannot be built or loaded
     (callers keep their non-native path). `pool`: the work pool (`parallel.c`:
-    `parallel_items`, `parallel_rows`) goes in front of `source`."""
-    if pool:
-        source = (files(__package__) / "parallel.c").read_bytes() + b"\n" + source
+    `parallel_items`, `parallel_rows`) goes in front of `source`; `vector_math`: the shared
+    float helpers (`vector_math.c`: `CLONES`, `exp_clamped`)."""
+    preludes = [part for part, wanted in (("parallel.c", pool), ("vector_math.c", vector_math))
+                if wanted]  # fmt: skip
+    source = b"\n".join([*((files(__package__) / p).read_bytes() for p in preludes), source])
     path, _ = build(source, name, flags)
     if path is None:
         return None

@@ -4,7 +4,8 @@
    MLX's CPU backend runs elementwise work on one thread. These kernels keep MLX's products
    on the BLAS (OpenBLAS's sgemm, called through the pointer mlx-cpu-runtime hands over) and
    run the elementwise work between them on every core, vectorised (AVX-512, AVX2 or SSE2
-   clones chosen at load).
+   clones chosen at load; `CLONES` and `exp_clamped` are mlx-cpu-runtime's vector_math.c,
+   compiled in front of this file).
 
    Attention (`conformer_attention`), one block of query rows at a time: for each (item,
    head, block of R queries) the content scores (q + u) k^T and the positional scores
@@ -64,28 +65,6 @@ static long items_of(const attention_t *a) {
 }
 
 #define MASKED (-1e9f)
-
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
-
-/* exp(x) = exp(r) 2^n, Cephes expf's polynomial; x clamped so that 2^n is normal. */
-static inline float exp_clamped(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float t = x * 1.4426950408889634f;
-    int32_t n = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
-    float fn = (float)n;
-    float r = (x - fn * 0.693145751953125f) - fn * 1.428606765330187045e-06f;
-    float r2 = r * r;
-    float inner = (5.0000001201e-1f + 1.6666665459e-1f * r) +
-                  r2 * ((4.1665795894e-2f + 8.3334519073e-3f * r) +
-                        r2 * (1.3981999507e-3f + 1.9875691500e-4f * r));
-    union { int32_t i; float f; } two = {.i = (n + 127) << 23};
-    return (inner * r2 + r + 1.0f) * two.f;
-}
 
 /* Rows [0, rows) of a block over keys [0, K): scores in s (rows x K) become exp(score - row
    max); the row sums go to sums. p is the positional block (rows x (rows + K - 1)); keep's

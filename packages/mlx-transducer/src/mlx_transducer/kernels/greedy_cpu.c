@@ -1,7 +1,8 @@
 /* Greedy RNNT / TDT decoding (NeMo's label looping) as one native loop on the CPU; built and
    loaded by cpu_greedy.py. The decisions are greedy.py's (and greedy_reference.py's): the
    products go to the system BLAS (sgemv for one row, sgemm for several), everything else is
-   a plain loop, so a step never returns to Python or MLX.
+   a plain loop, so a step never returns to Python or MLX. `CLONES` and `exp_clamped` come
+   from mlx-cpu-runtime's vector_math.c, compiled in front of this file.
 
    Per outer step, as NeMo's label looping: every utterance still inside its length searches
    for its next token (the joint rows of all searching utterances as one product; a blank
@@ -70,11 +71,14 @@ static void preset(float* y, const float* bias, int n, int rows) {
   for (int i = 0; i < n; ++i) memcpy(y + (size_t)i * rows, bias, sizeof(float) * rows);
 }
 
-static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* sigmoid and tanh through exp_clamped (vector_math.c), so that loops over them vectorise;
+   tanh as 1 - 2 / (exp(2x) + 1), to float32's absolute precision. */
+static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_clamped(-x)); }
+static inline float tanh_fast(float x) { return 1.0f - 2.0f / (exp_clamped(2.0f * x) + 1.0f); }
 
 static float activate(int act, float x) {
   if (act == 0) return x > 0.0f ? x : 0.0f;
-  if (act == 1) return tanhf(x);
+  if (act == 1) return tanh_fast(x);
   return sigmoid(x);
 }
 
@@ -91,6 +95,16 @@ static float top_logprob(const float* v, int n, float top) {
   double sum = 0.0;
   for (int i = 0; i < n; ++i) sum += expf(v[i] - top);
   return (float)-log(sum);
+}
+
+/* One utterance's LSTM cell from its gates (input, forget, cell, output; PyTorch's order),
+   c and h updated in place: one vectorised loop over the P units. */
+CLONES static void lstm_cell(const float* gt, float* c, float* h, int P) {
+  for (int k = 0; k < P; ++k) {
+    const float cn = sigmoid(gt[P + k]) * c[k] + sigmoid(gt[k]) * tanh_fast(gt[2 * P + k]);
+    c[k] = cn;
+    h[k] = sigmoid(gt[3 * P + k]) * tanh_fast(cn);
+  }
 }
 
 typedef struct {
@@ -117,11 +131,7 @@ static void predict(const model_t* m, const run_t* r, scratch_t* s, int n) {
       const float* gt = s->gates + (size_t)i * G;
       float* c = r->c + ((size_t)l * B + s->found[i]) * P;
       float* h = r->h + ((size_t)l * B + s->found[i]) * P;
-      for (int k = 0; k < P; ++k) {
-        const float cn = sigmoid(gt[P + k]) * c[k] + sigmoid(gt[k]) * tanhf(gt[2 * P + k]);
-        c[k] = cn;
-        h[k] = sigmoid(gt[3 * P + k]) * tanhf(cn);
-      }
+      lstm_cell(gt, c, h, P);
       memcpy(s->x + (size_t)i * P, h, sizeof(float) * P);
     }
   }
