@@ -20,6 +20,7 @@ from mlx_audio_frontend import (
     MissingDecoderError,
     ffmpeg_available,
     load_audio,
+    load_samples,
 )
 from mlx_audio_frontend import audio as audio_module
 
@@ -34,6 +35,18 @@ def test_decoded_and_resampled_samples_equal_nemo_loader(clip, audio_dir, nemo_a
     assert samples.dtype == mx.float32
     assert samples.shape == expected.shape
     np.testing.assert_allclose(np.array(samples), expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("clip", [*RESAMPLED, "odd_length_16k.wav"])
+def test_load_samples_is_load_audio_as_numpy(clip, audio_dir):
+    """The host-side samples (what the models' batching pads) are load_audio's exactly."""
+    samples = load_samples(audio_dir / clip)
+    assert isinstance(samples, np.ndarray)
+    assert samples.dtype == np.float32
+    assert samples.ndim == 1
+    np.testing.assert_array_equal(samples, np.array(load_audio(audio_dir / clip)))
+    with pytest.raises(EmptyAudioError):
+        load_samples(b"")
 
 
 def test_native_rate_wav_is_read_unchanged(audio_dir):

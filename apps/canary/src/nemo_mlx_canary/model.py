@@ -12,7 +12,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_asr_fusion import FusionModel
-from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_audio
+from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_samples
 from mlx_conformer import Conformer, quantize_linears
 from mlx_diarization import Diarizer
 from mlx_frame_vad import FrameVAD
@@ -191,7 +191,7 @@ class Canary:
     def _load(self, item: AudioInput, sample_rate: int | None) -> np.ndarray:
         """`item` as mono samples at the model's rate (an array taken at `sample_rate`)."""
         source_sr = nemo.array_rate(item, sample_rate)
-        return np.array(load_audio(item, self.sample_rate, source_sr=source_sr))
+        return load_samples(item, self.sample_rate, source_sr=source_sr)
 
     def _pieces(
         self, item: int, signal: np.ndarray, chunk: float, vad: FrameVAD | None

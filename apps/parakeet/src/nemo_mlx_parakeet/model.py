@@ -18,7 +18,7 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_asr_fusion import FusionModel
-from mlx_audio_frontend import AudioError, load_audio
+from mlx_audio_frontend import AudioError, load_samples
 from mlx_conformer import DEFAULT_LANGUAGE
 from mlx_diarization import DiarizerChoice
 from mlx_frame_vad import VadChoice
@@ -273,7 +273,7 @@ class Parakeet:
         """`item` as the model's mono samples at its rate (arrays are taken at `sample_rate`,
         default the model's); AudioError naming it if it cannot be read."""
         source_sr = nemo.array_rate(item, sample_rate)
-        return np.array(load_audio(item, self.sample_rate, source_sr=source_sr))
+        return load_samples(item, self.sample_rate, source_sr=source_sr)
 
     def _decode(
         self,

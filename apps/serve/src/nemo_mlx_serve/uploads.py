@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 
-from mlx_audio_frontend import AudioError, load_audio
+from mlx_audio_frontend import AudioError, load_samples
 
 from .errors import APIError
 from .responses import Granularity, ResponseFormat
@@ -160,7 +160,7 @@ async def decode_audio(
     """Mono samples at `rate`: any format the CLI reads, at any sample rate."""
     async with gate:
         try:
-            samples = await asyncio.to_thread(lambda: np.array(load_audio(upload.data, rate)))
+            samples = await asyncio.to_thread(load_samples, upload.data, rate)
         except AudioError as err:
             raise APIError(400, f"{_safe(upload.filename)}: {err}", param="file") from None
     seconds = len(samples) / rate

@@ -7,7 +7,7 @@ the functions of `frames` give NeMo's lengths of features and subsampled frames.
 
 import mlx_cpu_runtime.auto  # noqa: F401  (must run before anything imports mlx)
 
-from .audio import AudioSource, ffmpeg_available, load_audio, resample
+from .audio import AudioSource, ffmpeg_available, load_audio, load_samples, resample
 from .config import FixedNormalization, LogMelConfig
 from .errors import (
     AudioDecodeError,
@@ -46,6 +46,7 @@ __all__ = [
     "feature_frames",
     "ffmpeg_available",
     "load_audio",
+    "load_samples",
     "log_mel",
     "mel_filterbank",
     "resample",

@@ -39,7 +39,16 @@ FFMPEG_HINT = "install ffmpeg (apt install ffmpeg / brew install ffmpeg) to deco
 
 
 def load_audio(source: AudioSource, sr: int = 16000, *, source_sr: int | None = None) -> mx.array:
-    """Mono float32 samples in [-1, 1] at `sr` Hz, as a 1-D `mx.array`.
+    """Mono float32 samples in [-1, 1] at `sr` Hz, as a 1-D `mx.array` (`load_samples`'s,
+    which says what `source` may be and what is raised)."""
+    return mx.array(load_samples(source, sr, source_sr=source_sr))
+
+
+def load_samples(
+    source: AudioSource, sr: int = 16000, *, source_sr: int | None = None
+) -> np.ndarray:
+    """Mono float32 samples in [-1, 1] at `sr` Hz, as a 1-D numpy array (what a model's
+    batching pads on the host; `load_audio` gives them as an `mx.array`).
 
     `source` is a path, the bytes of an encoded file, a binary file object, or an array of
     samples (numpy or MLX; (samples,), (samples, channels) or (channels, samples) when the
@@ -63,7 +72,7 @@ def load_audio(source: AudioSource, sr: int = 16000, *, source_sr: int | None = 
         raise EmptyAudioError(f"{label} contains no audio samples")
     if not np.all(np.isfinite(samples)):
         raise InvalidSamplesError(f"{label} contains NaN or infinite samples")
-    return mx.array(resample(samples, rate, sr))
+    return resample(samples, rate, sr)
 
 
 def resample(samples: np.ndarray, source_sr: int, target_sr: int) -> np.ndarray:

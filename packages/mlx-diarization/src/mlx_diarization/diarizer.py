@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import mlx.core as mx
 import numpy as np
 
-from mlx_audio_frontend import AudioSource, LogMel, load_audio
+from mlx_audio_frontend import AudioSource, LogMel, load_samples
 
 from .config import StreamingConfig
 from .live import LiveDiarization
@@ -81,4 +81,4 @@ class Diarizer:
 def _samples(audio: AudioSource, sample_rate: int) -> np.ndarray:
     """Any audio the front end loads (a file, bytes, samples at `sample_rate`), checked:
     empty or non-finite input is an `AudioError` with one line."""
-    return np.array(load_audio(audio, sr=sample_rate))
+    return load_samples(audio, sr=sample_rate)

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlx_audio_frontend import AudioError, load_audio, resample
+from mlx_audio_frontend import AudioError, load_samples, resample
 
 
 class ManifestError(ValueError):
@@ -57,12 +57,12 @@ class Entry:
         naming the file when it cannot be read."""
         offset = self.row.get("offset")
         if offset is None:
-            return np.array(load_audio(str(self.path), rate))
+            return load_samples(str(self.path), rate)
         try:
             native = sf.info(str(self.path)).samplerate
         except (sf.LibsndfileError, RuntimeError, OSError) as err:
             raise AudioError(f"{self.path}: cannot read it to cut at an offset ({err})") from None
-        whole = np.array(load_audio(str(self.path), native))
+        whole = load_samples(str(self.path), native)
         first = _sample_count(float(offset), native)
         if first >= len(whole):
             raise AudioError(f"{self.path}: offset {offset} s is past its end")
