@@ -12,7 +12,7 @@ emitted tokens' log-probabilities come from the same pass. A batch moves as NeMo
 looping moves it: the utterances still searching for a token share each joint product, and
 those that found one share each prediction-network product. A batch is split into one
 group of utterances per BLAS thread, each group's loop on its own core with the BLAS held
-to one thread (utterances never interact; a batch of 16 demo-model clips 28 -> 14 ms on two
+to one thread (utterances never interact; a batch of 16 demo-model clips 28 -> 17 ms on two
 cores, where the products are a small part of a step).
 
 The C source is compiled once per user (`mlx_cpu_runtime.native.build`). Used when MLX's
