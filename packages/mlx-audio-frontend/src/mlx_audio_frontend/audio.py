@@ -32,6 +32,7 @@ from .errors import (
     InvalidSamplesError,
     MissingDecoderError,
 )
+from .wav import read_pcm_wav
 
 AudioSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | np.ndarray | mx.array
 
@@ -129,6 +130,9 @@ def _decode(
             raise EmptyAudioError(
                 f"{label} are empty" if label.endswith("bytes") else f"{label} is empty"
             )
+        plain = read_pcm_wav(data)  # no libsndfile callbacks for the common case
+        if plain is not None:
+            return (*plain, label)
         return (*_decode_file(io.BytesIO(data), _BytesReader(data), label, None), label)
     path = Path(source)
     label = str(path)
