@@ -5,17 +5,16 @@ seconds limit. Every failure is an `APIError` with one message; nothing is left 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect, Request
 
 from mlx_audio_frontend import AudioError, load_samples
 
 from .errors import APIError
+from .forms import FilePart, parse_form
 from .responses import Granularity, ResponseFormat
 
 
@@ -64,85 +63,68 @@ class Upload:
 
 async def read_upload(request: Request, limits: UploadLimits) -> Upload:
     """The checked form and the file's bytes of a multipart request."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
         raise APIError(400, "send the audio as multipart/form-data with a `file` field")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limits.max_bytes:
         raise _too_large(int(length), limits)
     body = await _read_body(request, limits)
     try:
-        async with _replayed(request, body).form(
-            max_files=1, max_fields=MAX_FIELDS, max_part_size=64 * 1024
-        ) as form:
-            fields: dict[str, object] = {}
-            for key, value in form.multi_items():
-                if key == "file":
-                    continue
-                if isinstance(value, UploadFile):
-                    raise APIError(400, f"field {key!r} must be text, not a file", param=key)
-                name = key.removesuffix("[]")
-                if name in _LIST_FIELDS:  # repeated (OpenAI's client writes `key[]`)
-                    fields.setdefault(name, []).append(value)  # type: ignore[union-attr]
-                else:
-                    fields[key] = value
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise APIError(
-                    400, "the request has no `file`: send the audio as a file field", param="file"
-                )
-            data = await upload.read()
-            filename = upload.filename or "upload"
-    except APIError:
-        raise
-    except Exception as err:  # the multipart parser's errors: a malformed body
+        parts = parse_form(body, content_type, max_files=1, max_fields=MAX_FIELDS,
+                           max_field_bytes=64 * 1024)  # fmt: skip
+    except Exception as err:  # the limits, or the multipart parser's errors: a malformed body
         raise APIError(400, f"malformed multipart body: {_first_line(err)}") from None
+    fields: dict[str, object] = {}
+    upload: FilePart | None = None
+    for key, value in parts:
+        if isinstance(value, FilePart):
+            if key != "file":
+                raise APIError(400, f"field {key!r} must be text, not a file", param=key)
+            upload = value
+            continue
+        if key == "file":
+            continue
+        name = key.removesuffix("[]")
+        if name in _LIST_FIELDS:  # repeated (OpenAI's client writes `key[]`)
+            fields.setdefault(name, []).append(value)  # type: ignore[union-attr]
+        else:
+            fields[key] = value
+    if upload is None:
+        raise APIError(
+            400, "the request has no `file`: send the audio as a file field", param="file"
+        )
     try:
         form_fields = TranscriptionForm.model_validate(fields)
     except ValidationError as err:
         first = err.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise APIError(400, f"{param}: {first['msg']}", param=param) from None
-    if not data:
+    filename = upload.filename or "upload"
+    if not upload.data:
         raise APIError(400, f"{_safe(filename)}: the file is empty", param="file")
-    return Upload(form_fields, filename, data)
+    return Upload(form_fields, filename, upload.data)
 
 
 async def _read_body(request: Request, limits: UploadLimits) -> bytes:
-    deadline = time.monotonic() + limits.read_timeout
-    chunks, size = [], 0
-    stream = request.stream().__aiter__()
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(left, 0.001))
-        except StopAsyncIteration:
-            break
-        except ClientDisconnect:  # a client gone mid-upload: routine, not a fault of ours
-            raise APIError(400, "the client closed the connection") from None
-        except asyncio.TimeoutError:
-            raise APIError(
-                408, f"the upload did not arrive within {limits.read_timeout:g} s"
-            ) from None
-        size += len(chunk)
-        if size > limits.max_bytes:
-            raise _too_large(size, limits)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The whole body, within the byte limit and the time limit (one deadline for the
+    whole upload, not one timer per chunk)."""
 
+    async def chunks() -> bytes:
+        received, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_bytes:
+                raise _too_large(size, limits)
+            received.append(chunk)
+        return b"".join(received)
 
-def _replayed(request: Request, body: bytes) -> Request:
-    """The request again, its body (already read within the limits) given whole, so that
-    starlette's form parser can read it."""
-    sent = False
-
-    async def receive() -> dict:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(request.scope, receive)
+    try:
+        return await asyncio.wait_for(chunks(), timeout=limits.read_timeout)
+    except ClientDisconnect:  # a client gone mid-upload: routine, not a fault of ours
+        raise APIError(400, "the client closed the connection") from None
+    except asyncio.TimeoutError:
+        raise APIError(408, f"the upload did not arrive within {limits.read_timeout:g} s") from None
 
 
 def _too_large(size: int, limits: UploadLimits) -> APIError:
