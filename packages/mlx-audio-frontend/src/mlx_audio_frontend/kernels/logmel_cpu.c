@@ -30,7 +30,7 @@
 #define CLONES
 #endif
 
-enum { LANES = 8, CHUNK = 32 };  /* frames per vector group; frames per work item */
+enum { LANES = 16, CHUNK = 32 };  /* frames per vector group; frames per work item */
 enum { NORM_NONE = 0, NORM_PER_FEATURE = 1, NORM_ALL = 2, NORM_FIXED = 3 };
 
 typedef struct {
@@ -121,7 +121,8 @@ static void load_frame(const logmel_t *a, int b, long t, int lane, float *frame,
 }
 
 /* LANES floats, one frame's value per lane: elementwise arithmetic in the vector unit.
-   Rows of the scratch are 32-byte aligned (`frames_item`). */
+   Rows of the scratch are 64-byte aligned (`frames_item`): 16 lanes fill an AVX-512
+   register (the FFT ~8% faster than 8 lanes on AVX-512; other targets split them). */
 typedef float lanes_t __attribute__((vector_size(LANES * sizeof(float))));
 
 /* The complex FFT of n_fft / 2 points over LANES frames, inputs in bit-reversed order. */
@@ -200,7 +201,7 @@ static void frames_item(const void *ctx, long item, float *scratch) {
     long valid = a->valid[b] - a->first_frame;  /* in out's frames */
     long live = valid < last ? valid : last;  /* frames [first, live) computed */
     int half = a->n_fft / 2;
-    float *re = (float *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31);  /* 32-byte rows */
+    float *re = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);  /* 64-byte rows */
     float *im = re + (long)half * LANES, *power = im + (long)half * LANES;
     float *mel = power + (long)a->n_bins * LANES, *frame = mel + (long)a->n_mels * LANES;
     float *out = a->out + ((long)b * a->T) * a->n_mels;
@@ -275,7 +276,7 @@ static void normalize_item(const void *ctx, long item, float *scratch) {
 
 /* 0 when done; -1 when no worker had memory for its frames (out not complete). */
 int logmel_cpu(const logmel_t *a) {
-    long scratch = (long)(a->n_fft + a->n_bins + a->n_mels) * LANES + a->n_fft + 8;
+    long scratch = (long)(a->n_fft + a->n_bins + a->n_mels) * LANES + a->n_fft + 16;
     long chunks = (a->T + CHUNK - 1) / CHUNK;
     int failed = parallel_items(frames_item, a, (long)a->B * chunks, scratch, a->threads);
     if (!failed && a->normalize != NORM_NONE)
