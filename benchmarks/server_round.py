@@ -11,7 +11,9 @@ pieces, batching, transcript assembly). Systems, interleaved, median of `--repea
 a warm-up: `one at a time` (a round of one per clip, as `--max-batch 1`), `batched` (one
 round, the server's batch size, the encoder's default policy: padded batches on every
 device since 2026-12-04), `batched, pieces encoded alone` (the other policy, `encode_each =
-True`: the decoder batched, each piece through the encoder unpadded)."""
+True`: the decoder batched, each piece through the encoder unpadded), `two rounds of 8` and
+`four rounds of 4` (the clips in rounds as 16 clients waiting on their answers split
+them)."""
 
 from __future__ import annotations
 
@@ -74,6 +76,11 @@ def main() -> None:
         "one at a time": lambda signals: [round_of([s], False) for s in signals],
         "batched": lambda signals: round_of(signals, False),
         "batched, pieces encoded alone": lambda signals: round_of(signals, True),
+        # what 16 closed-loop clients make of a server's rounds: alternating groups
+        "two rounds of 8": lambda signals: [round_of(signals[i : i + 8], False) for i in (0, 8)],
+        "four rounds of 4": lambda signals: [
+            round_of(signals[i : i + 4], False) for i in range(0, ROUND, 4)
+        ],
     }
     times: dict[str, list[dict[str, float]]] = defaultdict(list)
     for repeat in range(args.repeats + 1):
