@@ -32,7 +32,7 @@ class _Part:
     disposition: bytes = b""
     name: str = ""
     filename: str | None = None
-    chunks: list[memoryview] = field(default_factory=list)
+    chunks: list[memoryview | bytes] = field(default_factory=list)
     size: int = 0
 
 
@@ -82,7 +82,9 @@ def parse_form(
         part.size += end - start
         if part.filename is None and part.size > max_field_bytes:
             raise FormError(f"field {part.name!r} is over {max_field_bytes // 1024} KiB")
-        part.chunks.append(memoryview(data)[start:end])
+        # a view of the body; bytes the parser hands over from a buffer of its own (a
+        # boundary's partial match) are copied, whatever the parser's version does with it
+        part.chunks.append(memoryview(body)[start:end] if data is body else bytes(data[start:end]))
 
     def on_part_end() -> None:
         data = b"".join(part.chunks)
