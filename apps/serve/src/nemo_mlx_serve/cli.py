@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     batching.add_argument("--max-wait-ms", type=float_between(0, 10000), default=20.0,
                           help="how long a request waits for others to batch with, while other uploads "
                                "are being received (default 20 ms)")  # fmt: skip
-    batching.add_argument("--batch-size", type=int, default=16,
+    batching.add_argument("--batch-size", type=int,
                           help="the model's batch size within a round, as the CLI's --batch-size "
-                               "(default 16: a full round is one batch)")  # fmt: skip
+                               "(default: --max-batch, so that a full round is one batch)")  # fmt: skip
     return parser
 
 
@@ -86,13 +86,24 @@ def check_bindable(host: str, port: int, option: str) -> None:
         raise ModelLoadError(f"{option} {port}: cannot listen on {host}: {reason}") from None
 
 
+def batch_limits(args: argparse.Namespace) -> BatchLimits:
+    """The rounds' limits; the model's batch size follows --max-batch unless given, so that
+    `--max-batch 32` makes rounds of 32 that run as one batch, not two of the default 16."""
+    batch_size = args.max_batch if args.batch_size is None else args.batch_size
+    if args.max_batch < 1 or batch_size < 1:
+        raise ModelLoadError("--max-batch and --batch-size must be at least 1")
+    return BatchLimits(max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000,
+                       batch_size=batch_size)  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
 
-    if args.max_batch < 1 or args.batch_size < 1 or args.max_streams < 1:
-        raise ModelLoadError("--max-batch, --batch-size and --max-streams must be at least 1")
+    batch = batch_limits(args)
+    if args.max_streams < 1:
+        raise ModelLoadError("--max-streams must be at least 1")
     if not 0 < args.port < 65536:
         raise ModelLoadError(f"--port must be between 1 and 65535, got {args.port}")
     check_bindable(args.host, args.port, "--port")
@@ -121,9 +132,7 @@ def run(args: argparse.Namespace) -> int:
             max_seconds=args.max_audio_seconds,
             read_timeout=min(args.request_timeout, 600.0),
         ),
-        batch=BatchLimits(
-            max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, batch_size=args.batch_size
-        ),
+        batch=batch,
         request_timeout=args.request_timeout,
         idle_timeout=args.idle_timeout,
         wyoming_host=args.host,
