@@ -169,3 +169,52 @@ def test_fastmath_attention_takes_the_native_pass_for_long_plain_inputs(monkeypa
     monkeypatch.setenv("MLX_CONFORMER_NATIVE", "off")
     mlx_path = fastmath.attention(*inputs, 0.25, mx.array(key_bias))
     np.testing.assert_allclose(np.array(mlx_path), np.array(native), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["lengths", "mask per item", "packed"])
+def test_rows_layout_equals_float64(case: str) -> None:
+    """The projections as they come, (B, T, H * d), the heads' biases added in the kernel."""
+    from mlx_conformer.packing import PackedRows
+
+    heads, d_head, time = 3, 16, 300
+    q, _, k, v, positions, rng = _inputs(2, heads, time, time, d_head, seed=7 + len(case))
+    bias_u, bias_v = (rng.standard_normal((heads, d_head)).astype(np.float32) for _ in "uv")
+    q_u, q_v = q + bias_u[None, :, None], q + bias_v[None, :, None]
+    keep, lengths = None, np.array([time, 211], dtype=np.int32)
+    if case == "mask per item":
+        keep, lengths = rng.random((2, time, time)) < 0.7, None
+    expected = _reference(q_u, q_v, k, v, positions, 0.25, keep, lengths)
+
+    def frames(a: np.ndarray) -> np.ndarray:  # (B, H, T, d) -> (B, T, H * d)
+        return a.transpose(0, 2, 1, 3).reshape(2, time, heads * d_head)
+
+    packed = None
+    rows = [frames(a) for a in (q, k, v)]
+    if case == "packed":
+        packed = PackedRows.of(lengths, time)
+        rows = [np.concatenate([r[0], r[1, :211]])[None] for r in rows]
+    ours = cpu_attention.full_attention_rows(
+        *(mx.array(a) for a in rows), mx.array(bias_u), mx.array(bias_v), mx.array(positions),
+        0.25, None if keep is None else mx.array(keep),
+        None if lengths is None or packed is not None else mx.array(lengths), packed,
+    )  # fmt: skip
+    ours = np.array(ours)
+    if packed is not None:  # back to the padded batch, zeros past each item's length
+        padded = np.zeros((2, time, heads * d_head), dtype=np.float32)
+        padded[0], padded[1, :211] = ours[0, :time], ours[0, time:]
+        ours = padded
+    got = ours.reshape(2, time, heads, d_head).transpose(0, 2, 1, 3)
+    error = np.abs(got - expected).max() / np.abs(expected).max()
+    assert error < 2e-6
+
+
+def test_layer_with_a_mask_equals_the_mlx_path(monkeypatch) -> None:
+    layer, x, positions = _layer_and_input(cpu_attention.MIN_KEYS + 21)
+    time = x.shape[1]
+    keep = mx.array(np.abs(np.arange(time)[:, None] - np.arange(time)[None, :]) <= 30)[None]
+    keep = mx.concatenate([keep, mx.zeros_like(keep)])  # an item whose queries see no key
+    native = np.array(layer(x, positions, None, keep))
+    monkeypatch.setenv("MLX_CONFORMER_NATIVE", "off")
+    np.testing.assert_allclose(
+        native, np.array(layer(x, positions, None, keep)), rtol=1e-5, atol=1e-5
+    )

@@ -79,18 +79,23 @@ class RelPositionAttention(nn.Module):
         full attention through the native CPU pass only.
         """
         batch, time, _ = x.shape
-        q = self._heads(self.linear_q(x))
-        k = self._heads(self.linear_k(x))
-        v = self._heads(self.linear_v(x))
+        if self.local and packed is not None:
+            raise ValueError("packed rows take full attention only (see `Conformer._packing`)")
+        q, k, v = self.linear_q(x), self.linear_k(x), self.linear_v(x)
+        if cache is None and not self.local:
+            out = self._native_rows(q, k, v, pos_emb, lengths, mask, packed)
+            if out is not None:
+                return self.linear_out(
+                    out if mask is None else out * mx.any(mask, axis=-1)[..., None]
+                )
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
         if cache is not None:
             k, v = cache.update_and_fetch(k, v)
         q_u = q + self.pos_bias_u[None, :, None, :]
         q_v = q + self.pos_bias_v[None, :, None, :]
-        if self.local and packed is not None:
-            raise ValueError("packed rows take full attention only (see `Conformer._packing`)")
         if not self.local:
             out = self._full(
-                q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask, packed
+                q_u, q_v, k, v, self._positions_of(pos_emb, time, cache), lengths, mask
             )
         else:
             p = self._heads(self.linear_pos(pos_emb)[None])[0]  # (H, band, d_head)
@@ -98,6 +103,37 @@ class RelPositionAttention(nn.Module):
         if mask is not None:
             out = out * mx.any(mask, axis=-1)[:, None, :, None]
         return self.linear_out(out.transpose(0, 2, 1, 3).reshape(batch, time, -1))
+
+    def _native_rows(
+        self,
+        q: mx.array,
+        k: mx.array,
+        v: mx.array,
+        pos_emb: SymmetricPositions,
+        lengths: mx.array | None,
+        mask: mx.array | None,
+        packed: PackedRows | None,
+    ) -> mx.array | None:
+        """Full attention of an offline input in one native CPU pass on the projections as
+        they come (`cpu_attention.full_attention_rows`: no head transposes), (B, T, D); None
+        where it does not apply (not the CPU or float32, fewer than `cpu_attention.MIN_KEYS`
+        frames, inside `mx.compile`), except for packed rows, which go this way only."""
+        time = q.shape[1] if packed is None else packed.longest
+        if packed is None and not cpu_attention.usable(q, k, v, self.pos_bias_u, keys=time):
+            return None
+        heads, d_head = self.n_heads, self.d_head
+        ascending = self._ascending_positions(pos_emb)
+        out = cpu_attention.full_attention_rows(
+            q, k, v, self.pos_bias_u, self.pos_bias_v,
+            mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
+            self.scale,
+            mask if mask is not None else context_mask("regular", self.context, time),
+            lengths if mask is None else None,
+            packed,
+        )  # fmt: skip
+        if out is None and packed is not None:
+            raise RuntimeError("packed rows need the native CPU full attention")
+        return out
 
     def _positions_of(
         self, pos_emb: SymmetricPositions, time: int, cache: LayerCache | None
@@ -144,7 +180,6 @@ class RelPositionAttention(nn.Module):
         ascending: mx.array,
         lengths: mx.array | None,
         mask: mx.array | None,
-        packed: PackedRows | None = None,
         block: int = 64,
     ) -> mx.array:
         """Full attention; the positional scores are computed only where they are used.
@@ -160,25 +195,22 @@ class RelPositionAttention(nn.Module):
         Queries go in groups of rows sized so that a (batch, heads, rows, K) score tensor
         holds about `score_budget` values: memory grows linearly with T, not quadratically.
         On the CPU in float32, from `cpu_attention.MIN_KEYS` keys on, the same scores are
-        computed block by block in one native pass on every core (`cpu_attention`); packed
-        rows (`packed`, the longest item's `ascending`) go that way only.
+        computed block by block in one native pass on every core (`cpu_attention`): here for
+        a stream's chunks (keys after its cache), offline inputs going there before their
+        heads are split (`_native_rows`).
         """
         batch, heads, time, d_head = q_u.shape
         keys = k.shape[2]
-        if packed is not None or cpu_attention.usable(q_u, q_v, k, v, ascending, keys=keys):
-            frames = time if packed is None else packed.longest
+        if cpu_attention.usable(q_u, q_v, k, v, ascending, keys=keys):
             out = cpu_attention.full_attention(
                 q_u, q_v, k, v,
                 mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
                 self.scale,
-                mask if mask is not None else context_mask("regular", self.context, frames),
+                mask if mask is not None else context_mask("regular", self.context, time),
                 lengths if mask is None else None,
-                packed,
             )  # fmt: skip
             if out is not None:  # None: inside mx.compile
                 return out
-            if packed is not None:
-                raise RuntimeError("packed rows need the native CPU full attention")
         block = max(1, min(block, time))  # a stream's short chunk: one block, no padded rows
         blocks = -(-time // block)
         padded = blocks * block

@@ -10,7 +10,9 @@ shared out over the BLAS's thread count, with the BLAS itself held to one thread
 No (T, T) tensor is ever made. With `lengths`, a block computes only its item's valid queries
 and keys: a padded batch costs what its items' own lengths cost.
 
-Used by `RelPositionAttention._full` (relative positions) and `fastmath.attention` (plain
+Used by `RelPositionAttention` (relative positions: offline inputs on the projections as
+they come, `full_attention_rows`, the heads' biases added in the kernel and no head
+transposes; a stream's chunks per head, `full_attention`) and `fastmath.attention` (plain
 attention, a Transformer's) from `MIN_KEYS` keys on (below it MLX's fused passes are about
 as fast and the forward stays one lazy graph), where `native_cpu.usable` allows.
 """
@@ -47,6 +49,8 @@ class _Attention(ctypes.Structure):
         ("out", F32),
         ("threads", ctypes.c_int),
         ("offsets", ctypes.POINTER(ctypes.c_int32)),
+        ("rows", ctypes.c_int),
+        *[(name, F32) for name in ("bias_u", "bias_v")],
     ]  # fmt: skip
 
 
@@ -64,17 +68,35 @@ def full_attention(
     scale: float,
     keep: mx.array | None,
     lengths: mx.array | None,
-    packed: PackedRows | None = None,
 ) -> mx.array | None:
     """(B, H, T, d_head) relative-position attention, or None inside `mx.compile`.
 
     q_u, q_v (B, H, T, d), k, v (B, H, K, d); `positions` (H, T + K - 1, d), the projected
     positions -(T - 1) ... K - 1 per head; `keep` (T, K) or (B or 1, T, K) boolean, keys
-    in their own order; `lengths` (B,) valid frames (pairs beyond them masked).
-    `packed`: the items' frames are packed rows, q_u ... v (1, H, N, d) and the output too,
-    T = K the longest item's length (`positions` and `keep` for it)."""
-    return _run(q_u, k, v, scale, q_v=q_v, positions=positions, keep=keep, lengths=lengths,
-                packed=packed)  # fmt: skip
+    in their own order; `lengths` (B,) valid frames (pairs beyond them masked)."""
+    return _run(q_u, k, v, scale, q_v=q_v, positions=positions, keep=keep, lengths=lengths)
+
+
+def full_attention_rows(
+    q: mx.array,
+    k: mx.array,
+    v: mx.array,
+    bias_u: mx.array,
+    bias_v: mx.array,
+    positions: mx.array,
+    scale: float,
+    keep: mx.array | None,
+    lengths: mx.array | None,
+    packed: PackedRows | None = None,
+) -> mx.array | None:
+    """`full_attention` on the projections as they come, or None inside `mx.compile`: q, k,
+    v and the output (B, T, H * d_head), keys the T frames (no stream cache), the heads'
+    biases `bias_u`, `bias_v` (H, d_head) added to the queries in the kernel: no head
+    transposes, no (q + u), (q + v) tensors. `packed`: the items' frames are packed rows,
+    q, k, v and the output (1, N, H * d_head), T the longest item's length (`positions` and
+    `keep` for it)."""
+    return _run(q, k, v, scale, q_v=None, positions=positions, keep=keep, lengths=lengths,
+                packed=packed, biases=(bias_u, bias_v))  # fmt: skip
 
 
 def plain_attention(
@@ -99,27 +121,35 @@ def _run(
     lengths: mx.array | None = None,
     key_bias: mx.array | None = None,
     packed: PackedRows | None = None,
+    biases: tuple[mx.array, mx.array] | None = None,
 ) -> mx.array | None:
+    bias_u, bias_v = biases if biases is not None else (None, None)
     views = native_cpu.evaluated({
         "qu": q, "qv": q_v, "k": k, "v": v, "pos": positions, "key_bias": key_bias,
         "keep": None if keep is None else keep.astype(mx.uint8),
         "lengths": None if lengths is None else lengths.astype(mx.int32),
+        "bias_u": bias_u, "bias_v": bias_v,
     })  # fmt: skip
     if views is None:  # inside mx.compile
         return None
     kernels, sgemm = native_cpu.library()
     out = np.empty(q.shape, dtype=np.float32)
-    batch, heads, time, d_head = q.shape
-    keys = k.shape[2]
-    if packed is not None:
+    if biases is not None:  # frames of all heads: (B, T, H * d), keys the T frames
+        (batch, time, _), (heads, d_head) = q.shape, bias_u.shape
+        keys = time
+    else:
+        batch, heads, time, d_head = q.shape
+        keys = k.shape[2]
+    if packed is not None:  # frames of all heads (`biases`), packed
         batch, time = len(packed.offsets) - 1, packed.longest
         keys = time
     task = _Attention(sgemm, batch, heads, time, keys, d_head, ROWS, scale)
     if packed is not None:
         task.offsets = packed.offsets.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
-    for name in ("qu", "qv", "k", "v", "pos", "key_bias"):
+    for name in ("qu", "qv", "k", "v", "pos", "key_bias", "bias_u", "bias_v"):
         if name in views:
             setattr(task, name, views[name].ctypes.data_as(F32))
+    task.rows = int(biases is not None)
     task.out = out.ctypes.data_as(F32)
     if "key_bias" in views and views["key_bias"].shape[0] > 1:
         task.key_bias_item = keys

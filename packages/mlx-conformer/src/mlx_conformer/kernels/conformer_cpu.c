@@ -13,7 +13,9 @@
    each); the sum, the mask, the row max, the exp and the row sums are one vectorised pass
    over the block while it is in cache; the weights times the values are a third sgemm,
    normalised per row afterwards. Blocks are shared out to `threads` workers. Scores never
-   exist beyond one block: memory grows with K, not T x K.
+   exist beyond one block: memory grows with K, not T x K. q, k, v and out are per head, or
+   (`rows`) in frames of all heads as the projections leave them, read and written with
+   strides (no transposes), the heads' biases u and v added to each block's query rows.
    Same maths as `fastmath.softmax_attention` with the blocked positional bias of
    `RelPositionAttention._full`: score(i, j) = scale * ((q_u[i] . k[j]) + (q_v[i] .
    pos[i + K - 1 - j])) + key_bias[j], masked keys set to -1e9 (a row with none kept gives
@@ -55,9 +57,15 @@ typedef struct {
     const int32_t *lengths;  /* NULL, or (B,) valid frames: pairs beyond them are masked */
     float *out;            /* (B, H, T, D) */
     int threads;
-    const int32_t *offsets;  /* NULL, or (B + 1,): packed rows. Item b's frames are rows
-                                offsets[b] .. offsets[b + 1] - 1 of q, k, v and out, which are
-                                (H, offsets[B], D); T = K is then the longest item's length */
+    const int32_t *offsets;  /* NULL, or (B + 1,): packed rows (with `rows` only). Item b's
+                                frames are frames offsets[b] .. offsets[b + 1] - 1 of q, k, v
+                                and out, (offsets[B], H, D); T = K is then the longest item's
+                                length */
+    int rows;                /* 0: q, k, v, out per head as above. 1: as the projections
+                                leave them, frames of H * D values ((B, T, H, D), or packed),
+                                K = T; qu is then q itself and the heads' biases u and v
+                                ((H, D) each) are added here */
+    const float *bias_u, *bias_v;
 } attention_t;
 
 static long items_of(const attention_t *a) {
@@ -98,22 +106,30 @@ CLONES static void softmax_rows(float *s, const float *p, float *sums, int rows,
 /* One block of queries of one (item, head). With `lengths`, only the item's valid queries
    and keys are computed: a padded batch pays for each item's own length (its padded query
    rows are written as zeros, as NeMo's masked softmax leaves them). */
-static void block(const attention_t *a, long item, float *s, float *p, float *sums) {
+static void block(const attention_t *a, long item, float *s, float *p, float *sums,
+                  float *biased) {
     int blocks = (a->T + a->R - 1) / a->R;
     int bh = (int)(item / blocks), first = (int)(item % blocks) * a->R;
     int b = bh / a->H, h = bh % a->H;
     int rows = a->T - first < a->R ? a->T - first : a->R;
     int D = a->D;
-    /* where this (item, head)'s queries and keys start: padded (B, H, T, D), or packed */
+    /* a frame's stride in q, k, v and out: one head's D values, or all heads' (`rows`) */
+    long ld = a->rows ? (long)a->H * D : D;
+    /* where this (item, head)'s queries and keys start: padded (B, H, T, D), or in frames
+       of all heads, padded or packed */
     long q0 = ((long)bh * a->T + first) * D, k0 = (long)bh * a->K * D;
+    if (a->rows) {
+        q0 = ((long)b * a->T + first) * ld + (long)h * D;
+        k0 = (long)b * a->K * ld + (long)h * D;
+    }
     int valid = a->lengths ? a->lengths[b] : (a->K > a->T ? a->K : a->T);  /* else: all */
-    if (a->offsets) {
-        long packed = a->offsets[a->B], start = a->offsets[b];
+    if (a->offsets) {  /* packed frames of all heads */
+        long start = a->offsets[b];
         valid = a->offsets[b + 1] - a->offsets[b];
         if (first >= valid) return;  /* no padded rows to write */
         rows = valid - first < rows ? valid - first : rows;
-        q0 = ((long)h * packed + start + first) * D;
-        k0 = ((long)h * packed + start) * D;
+        q0 = (start + first) * ld + (long)h * D;
+        k0 = start * ld + (long)h * D;
     }
     float *out = a->out + q0;
     int live = valid - first < rows ? valid - first : rows;  /* queries to compute */
@@ -124,34 +140,48 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
         int width = live + K - 1;
         const float *qu = a->qu + q0;
         const float *qv = a->qv ? a->qv + q0 : NULL;
+        long ldq = ld;
+        if (a->bias_u) {  /* q + u and q + v of the block's rows, one head's D values each */
+            const float *q = qu, *u = a->bias_u + (long)h * D, *w = a->bias_v + (long)h * D;
+            float *bu = biased, *bv = biased + (long)live * D;
+            for (int r = 0; r < live; r++)
+                for (int d = 0; d < D; d++) {
+                    bu[(long)r * D + d] = q[r * ld + d] + u[d];
+                    bv[(long)r * D + d] = q[r * ld + d] + w[d];
+                }
+            qu = bu;
+            qv = bv;
+            ldq = D;
+        }
         const float *k = a->k + k0, *v = a->v + k0;
         /* positions -(T - 1) ... K_all - 1 per head; this block's keys [0, K) meet its
            rows at columns (a->K - K) ... of the block's window */
         const float *pos = a->pos
             ? a->pos + ((long)h * (a->T + a->K - 1) + first + (a->K - K)) * D : NULL;
-        a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, live, K, D, 1.0f, qu, D, k, D, 0.0f, s, K);
-        if (pos) a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, live, width, D, 1.0f, qv, D, pos, D, 0.0f, p, width);
+        a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, live, K, D, 1.0f, qu, ldq, k, ld, 0.0f, s, K);
+        if (pos) a->sgemm(ROW_MAJOR, NO_TRANS, TRANS, live, width, D, 1.0f, qv, ldq, pos, D, 0.0f, p, width);
         const uint8_t *keep = a->keep ? a->keep + b * a->keep_item + (long)first * a->K : NULL;
         const float *key_bias = a->key_bias ? a->key_bias + b * a->key_bias_item : NULL;
         softmax_rows(s, pos ? p : NULL, sums, live, K, a->scale, key_bias, keep, a->K);
-        a->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, live, D, K, 1.0f, s, K, v, D, 0.0f, out, D);
+        a->sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, live, D, K, 1.0f, s, K, v, ld, 0.0f, out, ld);
         for (int r = 0; r < live; r++) {
             float inverse = 1.0f / sums[r];
-            for (int d = 0; d < D; d++) out[(long)r * D + d] *= inverse;
+            for (int d = 0; d < D; d++) out[(long)r * ld + d] *= inverse;
         }
     }
-    memset(out + (long)live * D, 0, sizeof(float) * (size_t)(rows - live) * D);
+    for (int r = live; r < rows; r++) memset(out + (long)r * ld, 0, sizeof(float) * (size_t)D);
 }
 
 static void attention_item(const void *ctx, long item, float *scratch) {
     const attention_t *a = (const attention_t *)ctx;
     float *p = scratch + (long)a->R * a->K, *sums = p + (long)a->R * (a->R + a->K - 1);
-    block(a, item, scratch, p, sums);
+    block(a, item, scratch, p, sums, sums + a->R);
 }
 
 /* 0 when done; -1 when no worker had scratch memory (out not complete). */
 int conformer_attention(const attention_t *a) {
     long scratch = (long)a->R * a->K + (long)a->R * (a->R + a->K - 1) + a->R;
+    if (a->bias_u) scratch += 2L * a->R * a->D;  /* the block's q + u and q + v rows */
     return parallel_items(attention_item, a, items_of(a), scratch, a->threads);
 }
 
