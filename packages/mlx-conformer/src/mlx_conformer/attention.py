@@ -121,11 +121,9 @@ class RelPositionAttention(nn.Module):
         time = q.shape[1] if packed is None else packed.longest
         if packed is None and not cpu_attention.usable(q, k, v, self.pos_bias_u, keys=time):
             return None
-        heads, d_head = self.n_heads, self.d_head
-        ascending = self._ascending_positions(pos_emb)
         out = cpu_attention.full_attention_rows(
             q, k, v, self.pos_bias_u, self.pos_bias_v,
-            mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
+            self._per_head(self._ascending_positions(pos_emb)),
             self.scale,
             mask if mask is not None else context_mask("regular", self.context, time),
             lengths if mask is None else None,
@@ -134,6 +132,10 @@ class RelPositionAttention(nn.Module):
         if out is None and packed is not None:
             raise RuntimeError("packed rows need the native CPU full attention")
         return out
+
+    def _per_head(self, positions: mx.array) -> mx.array:
+        """(P, D) projected positions, heads side by side, as (H, P, d_head) rows."""
+        return mx.contiguous(positions.reshape(-1, self.n_heads, self.d_head).transpose(1, 0, 2))
 
     def _positions_of(
         self, pos_emb: SymmetricPositions, time: int, cache: LayerCache | None
@@ -199,13 +201,11 @@ class RelPositionAttention(nn.Module):
         a stream's chunks (keys after its cache), offline inputs going there before their
         heads are split (`_native_rows`).
         """
-        batch, heads, time, d_head = q_u.shape
+        batch, heads, time, _ = q_u.shape
         keys = k.shape[2]
         if cpu_attention.usable(q_u, q_v, k, v, ascending, keys=keys):
             out = cpu_attention.full_attention(
-                q_u, q_v, k, v,
-                mx.contiguous(ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)),
-                self.scale,
+                q_u, q_v, k, v, self._per_head(ascending), self.scale,
                 mask if mask is not None else context_mask("regular", self.context, time),
                 lengths if mask is None else None,
             )  # fmt: skip
@@ -215,10 +215,8 @@ class RelPositionAttention(nn.Module):
         blocks = -(-time // block)
         padded = blocks * block
         # Positions -(T-1) ... K-1 (`ascending`), zero rows appended for the last block.
-        ascending = mx.pad(ascending, [(0, padded - time), (0, 0)])
-        ascending = mx.contiguous(  # per head, (H, K + padded - 1, d_head): one copy for all groups
-            ascending.reshape(-1, heads, d_head).transpose(1, 0, 2)
-        )
+        # per head, (H, K + padded - 1, d_head): one copy for all groups
+        ascending = self._per_head(mx.pad(ascending, [(0, padded - time), (0, 0)]))
         q_u = mx.pad(q_u, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         q_v = mx.pad(q_v * self.scale, [(0, 0), (0, 0), (0, padded - time), (0, 0)])
         # Copies: cuDNN (MLX CUDA SDPA) refuses negative strides.

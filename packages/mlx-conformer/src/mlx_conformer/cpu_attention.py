@@ -49,7 +49,6 @@ class _Attention(ctypes.Structure):
         ("out", F32),
         ("threads", ctypes.c_int),
         ("offsets", ctypes.POINTER(ctypes.c_int32)),
-        ("rows", ctypes.c_int),
         *[(name, F32) for name in ("bias_u", "bias_v")],
     ]  # fmt: skip
 
@@ -95,8 +94,8 @@ def full_attention_rows(
     transposes, no (q + u), (q + v) tensors. `packed`: the items' frames are packed rows,
     q, k, v and the output (1, N, H * d_head), T the longest item's length (`positions` and
     `keep` for it)."""
-    return _run(q, k, v, scale, q_v=None, positions=positions, keep=keep, lengths=lengths,
-                packed=packed, biases=(bias_u, bias_v))  # fmt: skip
+    return _run(q, k, v, scale, positions=positions, keep=keep, lengths=lengths, packed=packed,
+                biases=(bias_u, bias_v))  # fmt: skip
 
 
 def plain_attention(
@@ -149,7 +148,6 @@ def _run(
     for name in ("qu", "qv", "k", "v", "pos", "key_bias", "bias_u", "bias_v"):
         if name in views:
             setattr(task, name, views[name].ctypes.data_as(F32))
-    task.rows = int(biases is not None)
     task.out = out.ctypes.data_as(F32)
     if "key_bias" in views and views["key_bias"].shape[0] > 1:
         task.key_bias_item = keys

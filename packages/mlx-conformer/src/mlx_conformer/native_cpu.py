@@ -73,10 +73,7 @@ def evaluated(arrays: dict[str, mx.array | None]) -> dict[str, np.ndarray] | Non
     views = {name: np.asarray(a) for name, a in named.items()}
     for name, view in views.items():  # a copy only for strided views (`mx.contiguous`
         if not view.flags.c_contiguous:  # on every input cost ~70 us a call)
-            views[name] = np.asarray(_evaluated(mx.contiguous(named[name])))
+            copy = mx.contiguous(named[name])
+            mx.eval(copy)
+            views[name] = np.asarray(copy)
     return views
-
-
-def _evaluated(array: mx.array) -> mx.array:
-    mx.eval(array)
-    return array

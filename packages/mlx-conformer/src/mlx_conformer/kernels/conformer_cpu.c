@@ -14,8 +14,8 @@
    over the block while it is in cache; the weights times the values are a third sgemm,
    normalised per row afterwards. Blocks are shared out to `threads` workers. Scores never
    exist beyond one block: memory grows with K, not T x K. q, k, v and out are per head, or
-   (`rows`) in frames of all heads as the projections leave them, read and written with
-   strides (no transposes), the heads' biases u and v added to each block's query rows.
+   (given the heads' biases u and v) in frames of all heads as the projections leave them,
+   read and written with strides (no transposes), u and v added to each block's query rows.
    Same maths as `fastmath.softmax_attention` with the blocked positional bias of
    `RelPositionAttention._full`: score(i, j) = scale * ((q_u[i] . k[j]) + (q_v[i] .
    pos[i + K - 1 - j])) + key_bias[j], masked keys set to -1e9 (a row with none kept gives
@@ -57,15 +57,14 @@ typedef struct {
     const int32_t *lengths;  /* NULL, or (B,) valid frames: pairs beyond them are masked */
     float *out;            /* (B, H, T, D) */
     int threads;
-    const int32_t *offsets;  /* NULL, or (B + 1,): packed rows (with `rows` only). Item b's
+    const int32_t *offsets;  /* NULL, or (B + 1,): packed rows (with bias_u only). Item b's
                                 frames are frames offsets[b] .. offsets[b + 1] - 1 of q, k, v
                                 and out, (offsets[B], H, D); T = K is then the longest item's
                                 length */
-    int rows;                /* 0: q, k, v, out per head as above. 1: as the projections
-                                leave them, frames of H * D values ((B, T, H, D), or packed),
-                                K = T; qu is then q itself and the heads' biases u and v
-                                ((H, D) each) are added here */
-    const float *bias_u, *bias_v;
+    const float *bias_u, *bias_v;  /* NULL: q, k, v, out per head as above. Else the heads'
+                                biases u and v ((H, D) each), added here, and q (as qu), k, v,
+                                out as the projections leave them: frames of H * D values
+                                ((B, T, H, D), or packed), K = T */
 } attention_t;
 
 static long items_of(const attention_t *a) {
@@ -113,12 +112,13 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
     int b = bh / a->H, h = bh % a->H;
     int rows = a->T - first < a->R ? a->T - first : a->R;
     int D = a->D;
-    /* a frame's stride in q, k, v and out: one head's D values, or all heads' (`rows`) */
-    long ld = a->rows ? (long)a->H * D : D;
+    /* a frame's stride in q, k, v and out: one head's D values, or all heads' (biases) */
+    int all_heads = a->bias_u != NULL;
+    long ld = all_heads ? (long)a->H * D : D;
     /* where this (item, head)'s queries and keys start: padded (B, H, T, D), or in frames
        of all heads, padded or packed */
     long q0 = ((long)bh * a->T + first) * D, k0 = (long)bh * a->K * D;
-    if (a->rows) {
+    if (all_heads) {
         q0 = ((long)b * a->T + first) * ld + (long)h * D;
         k0 = (long)b * a->K * ld + (long)h * D;
     }
@@ -141,7 +141,7 @@ static void block(const attention_t *a, long item, float *s, float *p, float *su
         const float *qu = a->qu + q0;
         const float *qv = a->qv ? a->qv + q0 : NULL;
         long ldq = ld;
-        if (a->bias_u) {  /* q + u and q + v of the block's rows, one head's D values each */
+        if (all_heads) {  /* q + u and q + v of the block's rows, one head's D values each */
             const float *q = qu, *u = a->bias_u + (long)h * D, *w = a->bias_v + (long)h * D;
             float *bu = biased, *bv = biased + (long)live * D;
             for (int r = 0; r < live; r++)
