@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import nemo_mlx_parakeet as parakeet
+from nemo_mlx_parakeet.batching import Piece, padded_count
 
 REPO = Path(__file__).resolve().parents[3]
 AUDIO = REPO / "tests" / "fixtures" / "audio"
@@ -28,24 +29,54 @@ def model(request, tmp_path_factory):
 def test_padded_batches_decode_as_unpadded(model):
     paths = [AUDIO / c for c in CLIPS]
     model.encode_each = False  # one padded encoder call per batch (the default)
-    model.bucket_frames = False
+    model.bucket_shapes = False
     plain = model.transcribe(paths, batch_size=4)
-    model.bucket_frames = True
+    model.bucket_shapes = True
     padded = model.transcribe(paths, batch_size=4)
     alone = [model.transcribe(p) for p in paths]
-    model.bucket_frames = None
+    model.bucket_shapes = None
     model.encode_each = False
     for a, b, c in zip(plain, padded, alone, strict=True):
         assert [t.id for t in b.tokens] == [t.id for t in a.tokens] == [t.id for t in c.tokens]
         assert [(t.start, t.end) for t in b.tokens] == [(t.start, t.end) for t in a.tokens]
 
 
+def test_padded_counts_decode_as_unpadded(model, monkeypatch):
+    paths = [AUDIO / c for c in CLIPS[:3]]
+    sizes = _encoder_batches(model, monkeypatch)
+    try:
+        model.bucket_shapes = True
+        padded = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
+        padded_sizes, sizes[:] = list(sizes), []
+        model.bucket_shapes = False
+        plain = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
+    finally:
+        model.bucket_shapes = None
+    assert padded_sizes == [4]  # three pieces and one repeated: a power of two
+    assert sizes == [3]
+    assert all(plain)
+    assert padded == plain
+
+
+def test_padded_counts():
+    def pieces(*frames):
+        return [Piece(0, 0, 0.0, n) for n in frames]
+
+    assert [padded_count(pieces(*[100] * n), 16, 1e9, True) for n in (1, 2, 3, 5, 9, 16)] == [
+        1, 2, 4, 8, 16, 16]  # fmt: skip
+    assert padded_count(pieces(100, 100, 100), 16, 1e9, False) == 3  # the CPU: as they are
+    assert padded_count(pieces(100, 100, 100, 100, 100), 6, 1e9, True) == 6  # the batch size
+    # the memory rule: 1000**2 * count <= 2300**2 allows five pieces of 1000 frames, not eight
+    assert padded_count(pieces(1000, 1000, 1000), 16, 2300, True) == 4
+    assert padded_count(pieces(1000, 1000, 1000, 1000, 1000), 16, 2300, True) == 5
+
+
 def test_padded_lengths(model):
-    model.bucket_frames = True
+    model.bucket_shapes = True
     sizes = [model._padded_frames(n) for n in (1, 128, 129, 2048, 2049, 4097, 30000)]
-    model.bucket_frames = False
+    model.bucket_shapes = False
     unpadded = model._padded_frames(129)
-    model.bucket_frames = None
+    model.bucket_shapes = None
     assert sizes == [128, 128, 256, 2048, 2304, 4608, 30720]
     assert unpadded == 129
 

@@ -1,6 +1,7 @@
 """Inputs into pieces and pieces into batches: the whole input or overlapping chunks of its
-features (`split`), batches of similar length under a memory bound (`batches`), and a
-batch's features padded to one of a few lengths (`batch_features`, `padded_frames`)."""
+features (`split`), batches of similar length under a memory bound (`batches`), and on a
+GPU a batch padded to one of a few shapes: its features to a few lengths (`batch_features`,
+`padded_frames`), its pieces to a few counts (`padded_count`)."""
 
 from __future__ import annotations
 
@@ -96,13 +97,38 @@ def batches(pieces: list[Piece], batch_size: int, limit: float) -> Iterator[list
     batch: list[Piece] = []
     for piece in sorted(pieces, key=lambda p: p.feature_frames):
         longest = max([piece.feature_frames, *(p.feature_frames for p in batch)])
-        full = len(batch) >= max(1, batch_size) or longest**2 * (len(batch) + 1) > limit**2
-        if batch and full:
+        if batch and not fits(len(batch) + 1, longest, batch_size, limit):
             yield batch
             batch = []
         batch.append(piece)
     if batch:
         yield batch
+
+
+def fits(count: int, longest: int, batch_size: int, limit: float) -> bool:
+    """Whether `count` pieces of at most `longest` feature frames make one batch: at most
+    `batch_size`, and their attention scores (count x longest**2) no more than one input
+    of `limit` frames takes."""
+    return count <= max(1, batch_size) and (count == 1 or longest**2 * count <= limit**2)
+
+
+def padded_count(batch: list[Piece], batch_size: int, limit: float, bucket: bool | None) -> int:
+    """The piece count a batch is padded to. On a GPU (`bucket` None: whether the default
+    device is one), a power of two where `fits` allows one, else the most it allows: a
+    server's rounds come in every size, and each new batch size is a new shape, for which
+    MLX's CUDA backend builds its plans and compiles its kernels inside the request
+    (the padding pieces repeat the batch's first, and their results are dropped). On the
+    CPU no padding (it costs arithmetic)."""
+    count = len(batch)
+    if bucket is None:
+        bucket = mx.default_device() == mx.gpu
+    if not bucket or count <= 1:
+        return count
+    longest = max(p.feature_frames for p in batch)
+    padded = 1 << (count - 1).bit_length()
+    while padded > count and not fits(padded, longest, batch_size, limit):
+        padded -= 1
+    return padded
 
 
 def padded_frames(frames: int, bucket: bool | None) -> int:

@@ -74,7 +74,8 @@ class Parakeet:
             cfg["preprocessor"], self.encoder.subsampling_factor
         )
         self.sample_rate = nemo.sample_rate(cfg["preprocessor"])
-        self.bucket_frames: bool | None = None  # pad batches to a few lengths; None: on a GPU
+        # Pad batches to a few shapes (lengths, piece counts: `batching.py`); None: on a GPU
+        self.bucket_shapes: bool | None = None
         # Encode a batch's pieces one at a time, unpadded (`encoding.py`); else padded batches
         self.encode_each = False
         # Bytes of full-attention scores a batch may take (`attention_for`); None: no limit.
@@ -254,11 +255,10 @@ class Parakeet:
                 progress(1)
         limit = BATCH_SECONDS * self.sample_rate / self.frontend.config.hop_length
         for batch in batching.batches(pieces, batch_size, limit):
-            for piece, hypothesis in zip(
-                batch,
-                self._decode(batch, decoding, beam_size, length_penalty, prompt, aids),
-                strict=True,
-            ):
+            count = batching.padded_count(batch, batch_size, limit, self.bucket_shapes)
+            padded = batch + [batch[0]] * (count - len(batch))  # results dropped below
+            hypotheses = self._decode(padded, decoding, beam_size, length_penalty, prompt, aids)
+            for piece, hypothesis in zip(batch, hypotheses[: len(batch)], strict=True):
                 decoded.setdefault(piece.item, []).append((piece, hypothesis))
                 remaining[piece.item] -= 1
                 if remaining[piece.item] == 0:
@@ -311,8 +311,8 @@ class Parakeet:
         return cache[biasing]
 
     def _padded_frames(self, frames: int) -> int:
-        """The frame count a batch is padded to (`batching.padded_frames`, `bucket_frames`)."""
-        return batching.padded_frames(frames, self.bucket_frames)
+        """The frame count a batch is padded to (`batching.padded_frames`, `bucket_shapes`)."""
+        return batching.padded_frames(frames, self.bucket_shapes)
 
     # ----------------------------------------------------------------- long audio
 
