@@ -44,16 +44,10 @@ def test_padded_batches_decode_as_unpadded(model):
 def test_padded_counts_decode_as_unpadded(model, monkeypatch):
     paths = [AUDIO / c for c in CLIPS[:3]]
     sizes = _encoder_batches(model, monkeypatch)
-    try:
-        model.bucket_shapes = True
-        padded = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
-        padded_sizes, sizes[:] = list(sizes), []
-        model.bucket_shapes = False
-        plain = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
-    finally:
-        model.bucket_shapes = None
+    padded, padded_sizes = _transcribed(model, paths, sizes, bucket_shapes=True)
+    plain, plain_sizes = _transcribed(model, paths, sizes, bucket_shapes=False)
     assert padded_sizes == [4]  # three pieces and one repeated: a power of two
-    assert sizes == [3]
+    assert plain_sizes == [3]
     assert all(plain)
     assert padded == plain
 
@@ -99,20 +93,27 @@ def _encoder_batches(model, monkeypatch) -> list[int]:
     return sizes
 
 
+def _transcribed(model, paths, sizes: list[int], **settings) -> tuple[list, list[int]]:
+    """The tokens of `paths` in batches of 4 with the model's `settings`, and the batch sizes
+    of its encoder calls (`sizes` from `_encoder_batches`); the settings back to their
+    defaults after."""
+    sizes.clear()
+    try:
+        for name, value in settings.items():
+            setattr(model, name, value)
+        return [_tokens(t) for t in model.transcribe(paths, batch_size=4)], list(sizes)
+    finally:
+        model.encode_each, model.bucket_shapes = False, None
+
+
 def test_each_and_padded_decode_as_alone(model, monkeypatch):
     paths = [AUDIO / c for c in CLIPS]
     alone = [_tokens(model.transcribe(p)) for p in paths]
     sizes = _encoder_batches(model, monkeypatch)
-    try:
-        model.encode_each = True
-        each = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
-        each_sizes, sizes[:] = list(sizes), []
-        model.encode_each = False
-        padded = [_tokens(t) for t in model.transcribe(paths, batch_size=4)]
-    finally:
-        model.encode_each = False
+    each, each_sizes = _transcribed(model, paths, sizes, encode_each=True)
+    padded, padded_sizes = _transcribed(model, paths, sizes, encode_each=False)
     assert each_sizes == [1, 1, 1, 1]  # one encoder call per piece
-    assert sizes == [4]  # one padded call for the batch
+    assert padded_sizes == [4]  # one padded call for the batch
     assert all(alone)  # the model writes tokens for these clips (else the test proves little)
     assert each == alone
     assert padded == alone
