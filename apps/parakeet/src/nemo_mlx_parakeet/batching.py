@@ -1,11 +1,10 @@
 """Inputs into pieces and pieces into batches: the whole input or overlapping chunks of its
-features (`split`), batches of similar length under a memory bound (`batches`), and on a
-GPU a batch padded to one of a few shapes: its features to a few lengths (`batch_features`,
-`padded_frames`), its pieces to a few counts (`padded_count`)."""
+features (`split`), batches of similar length under a memory bound (`batches`), a batch's
+features padded to a length (`batch_features`), and its piece count on a GPU to a power of
+two the bound allows (`padded_count`; the rule is mlx-conformer's `shapes`)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -13,12 +12,12 @@ import mlx.core as mx
 import numpy as np
 
 from mlx_audio_frontend import LogMel
+from mlx_conformer.shapes import bucketed_count, bucketing
 from speech_transcript.checkpoints import padding_for
 
 from .errors import ParakeetError
 
 OVERLAP_SECONDS = 15.0  # overlap of consecutive chunks
-FRAME_BUCKET = 128  # feature frames: padded batch lengths on a GPU are multiples of this
 BATCH_SECONDS = 240.0  # a batch's attention memory at most that of one input this long
 
 
@@ -113,37 +112,16 @@ def fits(count: int, longest: int, batch_size: int, limit: float) -> bool:
 
 
 def padded_count(batch: list[Piece], batch_size: int, limit: float, bucket: bool | None) -> int:
-    """The piece count a batch is padded to. On a GPU (`bucket` None: whether the default
-    device is one), a power of two where `fits` allows one, else the most it allows: a
-    server's rounds come in every size, and each new batch size is a new shape, for which
-    MLX's CUDA backend builds its plans and compiles its kernels inside the request
-    (the padding pieces repeat the batch's first, and their results are dropped). On the
-    CPU no padding (it costs arithmetic)."""
-    count = len(batch)
-    if bucket is None:
-        bucket = mx.default_device() == mx.gpu
-    if not bucket or count <= 1:
-        return count
+    """The piece count a batch is padded to on a GPU (`mlx_conformer.shapes.bucketed_count`):
+    a power of two where `fits` allows one, else the most it allows (the padding pieces are
+    the caller's, their results dropped)."""
+    if not bucketing(bucket):
+        return len(batch)
     longest = max(p.feature_frames for p in batch)
-    padded = 1 << (count - 1).bit_length()
-    while padded > count and not fits(padded, longest, batch_size, limit):
-        padded -= 1
-    return padded
-
-
-def padded_frames(frames: int, bucket: bool | None) -> int:
-    """The frame count a batch is padded to. On a GPU (`bucket` None: whether the default
-    device is one), a few sizes only: MLX's CUDA backend builds a cuDNN plan (attention,
-    convolutions) and a cuFFT plan for each new shape, ~0.1 s each, and keeps them in
-    bounded caches. Multiples of 128 frames up to 2048, then of 256 up to 4096, and so on
-    (at most 1/8 more frames from there on); the padding is masked, as in any batch. On
-    the CPU no padding (it costs arithmetic)."""
-    if bucket is None:
-        bucket = mx.default_device() == mx.gpu
-    if not bucket or frames <= 0:
-        return frames
-    step = FRAME_BUCKET << max(0, math.ceil(math.log2(frames / (16 * FRAME_BUCKET))))
-    return -(-frames // step) * step
+    most = len(batch)
+    while fits(most + 1, longest, batch_size, limit) and most < 2 * len(batch):
+        most += 1
+    return bucketed_count(len(batch), most, bucket)
 
 
 def batch_features(frontend: LogMel, pieces: list[Piece], longest: int) -> mx.array:

@@ -20,6 +20,7 @@ import numpy as np
 from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import AudioError, load_samples
 from mlx_conformer import DEFAULT_LANGUAGE
+from mlx_conformer.shapes import bucketed_frames
 from mlx_diarization import DiarizerChoice
 from mlx_frame_vad import VadChoice
 from nemo_mlx_convert import ModelDirectory
@@ -74,7 +75,7 @@ class Parakeet:
             cfg["preprocessor"], self.encoder.subsampling_factor
         )
         self.sample_rate = nemo.sample_rate(cfg["preprocessor"])
-        # Pad batches to a few shapes (lengths, piece counts: `batching.py`); None: on a GPU
+        # Pad batches to a few shapes (lengths, piece counts: mlx_conformer.shapes); None: on a GPU
         self.bucket_shapes: bool | None = None
         # Encode a batch's pieces one at a time, unpadded (`encoding.py`); else padded batches
         self.encode_each = False
@@ -311,8 +312,8 @@ class Parakeet:
         return cache[biasing]
 
     def _padded_frames(self, frames: int) -> int:
-        """The frame count a batch is padded to (`batching.padded_frames`, `bucket_shapes`)."""
-        return batching.padded_frames(frames, self.bucket_shapes)
+        """The frame count a batch is padded to (`mlx_conformer.shapes`, `bucket_shapes`)."""
+        return bucketed_frames(frames, self.bucket_shapes)
 
     # ----------------------------------------------------------------- long audio
 
