@@ -5,6 +5,8 @@ through the CLI and NeMo transcribing them in its best batch, side by side in on
     python benchmarks/server.py --model demo
     python benchmarks/server.py --model 0.6b          # parakeet-tdt-0.6b geometry (random weights,
                                                       # ~6 tokens per second as speech has)
+    python benchmarks/server.py --model canary        # canary-180m-flash's geometry (random
+                                                      # weights, 55 tokens a clip: canary.py's)
     python benchmarks/server.py --warm-up-all         # each level once untimed first (a GPU
                                                       # compiles kernels per shape)
 
@@ -73,6 +75,18 @@ def server_args(model: str) -> tuple[list[str], str, Path]:
     """(server --model args, served name, .nemo for NeMo)."""
     if model == "demo":
         return ["--model", "demo"], "demo", DEMO_NEMO
+    if model == "canary":
+        import canary
+
+        if not canary.MODEL.exists():
+            print(f"building {canary.MODEL} with NeMo (once) ...", file=sys.stderr)
+            sys.path.insert(0, str(canary.REFERENCE))
+            canary.build(canary.MODEL)
+        return (
+            ["--model", f"bench={canary.MODEL}", "--cache-dir", str(CACHE / "models")],
+            "bench",
+            canary.MODEL,
+        )
     if not BIG_NEMO.exists():
         print(f"building {BIG_NEMO} with NeMo (once) ...", file=sys.stderr)
         build_tdt(BIG_NEMO, speechlike=True, speech_rate=True)
@@ -263,7 +277,7 @@ def main() -> None:
         nemo_worker(sys.argv[2], sys.argv[3:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=["demo", "0.6b"], default="demo")
+    parser.add_argument("--model", choices=["demo", "0.6b", "canary"], default="demo")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--systems", nargs="+", default=["batched", "single", "cli", "nemo"],
                         choices=["batched", "single", "cli", "nemo"])  # fmt: skip

@@ -245,6 +245,26 @@ def test_transcribe_greedy_equals_nemo(model, batch_size):
             assert result.text == expected["text"], (prompt, clip)
 
 
+def test_transcribe_padded_to_a_few_shapes_equals_nemo(model, monkeypatch):
+    """What a GPU run does (`bucket_shapes`): the five clips' batch padded to 8 items (three
+    repeats of the shortest) and 384 feature frames, NeMo's batched results all the same."""
+    shapes: list[tuple[int, ...]] = []
+    original = type(model.encoder).__call__
+
+    def recorded(self, features, *args, **kwargs):
+        shapes.append(tuple(features.shape[:2]))
+        return original(self, features, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.encoder), "__call__", recorded)
+    prompt = PROMPTS[0]
+    with _setting(model, bucket_shapes=True):
+        results = model.transcribe(_paths(CLIPS), decoding="greedy", batch_size=8,
+                                   **_options(prompt))  # fmt: skip
+    assert shapes == [(8, 384)]  # 5 clips of 308-371 frames
+    for clip, result in zip(CLIPS, results, strict=True):
+        assert [t.id for t in result.tokens] == META["transcribe_batched"][prompt][clip]["ids"]
+
+
 @pytest.mark.parametrize("section", ["beam", "beam_length_penalty_1"])
 @pytest.mark.parametrize("batched", [False, True], ids=["single", "batched"])
 def test_beam_nbest_equals_nemo_single_clip(model, section, batched):

@@ -14,6 +14,7 @@ import numpy as np
 from mlx_asr_fusion import FusionModel
 from mlx_audio_frontend import AudioError, LogMel, LogMelConfig, load_samples
 from mlx_conformer import Conformer, quantize_linears
+from mlx_conformer.shapes import bucketed_count, bucketed_frames
 from mlx_diarization import Diarizer
 from mlx_frame_vad import FrameVAD
 from mlx_seq2seq_decoder import TransformerDecoder, beam_search, greedy_search
@@ -87,6 +88,8 @@ class Canary:
             "beam": int(beam.get("max_generation_delta", -1)),
         }
         self.sample_rate = nemo.sample_rate(cfg["preprocessor"])
+        # Pad batches to a few shapes (frames, counts: mlx_conformer.shapes); None: on a GPU
+        self.bucket_shapes: bool | None = None
         # Frame tokens count encoder frames: window stride times subsampling (NeMo's rule).
         factor = int(cfg["encoder"].get("subsampling_factor", 8))
         self.frame_seconds = nemo.frame_seconds(cfg["preprocessor"], factor)
@@ -171,9 +174,10 @@ class Canary:
         decoded: dict[int, list[tuple[_Piece, list[int]]]] = {}
         for first in range(0, len(pieces), batch_size):
             batch = pieces[first : first + batch_size]
-            for piece, (ids, _confidence) in zip(
-                batch, self._decode(batch, prompt, decoding, beam_size, fusion), strict=True
-            ):
+            count = bucketed_count(len(batch), batch_size, self.bucket_shapes)
+            padded = batch + [batch[-1]] * (count - len(batch))  # the shortest; dropped below
+            found = self._decode(padded, prompt, decoding, beam_size, fusion)[: len(batch)]
+            for piece, (ids, _confidence) in zip(batch, found, strict=True):
                 decoded.setdefault(piece.item, []).append((piece, ids))
             if progress is not None:
                 progress(len(batch))
@@ -247,7 +251,7 @@ class Canary:
             feats, length = self.frontend(piece.samples)
             features.append(feats[0, : int(length[0])])
         feature_frames = [f.shape[0] for f in features]
-        longest = max(feature_frames)
+        longest = bucketed_frames(max(feature_frames), self.bucket_shapes)
         padded = mx.stack([mx.pad(f, [(0, longest - f.shape[0]), (0, 0)]) for f in features])
         states, lengths = self.encoder(padded, mx.array(feature_frames))
         mx.eval(states, lengths)
