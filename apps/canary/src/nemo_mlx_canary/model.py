@@ -174,9 +174,8 @@ class Canary:
         decoded: dict[int, list[tuple[_Piece, list[int]]]] = {}
         for first in range(0, len(pieces), batch_size):
             batch = pieces[first : first + batch_size]
-            count = bucketed_count(len(batch), batch_size, self.bucket_shapes)
-            padded = batch + [batch[-1]] * (count - len(batch))  # the shortest; dropped below
-            found = self._decode(padded, prompt, decoding, beam_size, fusion)[: len(batch)]
+            rows = bucketed_count(len(batch), batch_size, self.bucket_shapes)
+            found = self._decode(batch, rows, prompt, decoding, beam_size, fusion)
             for piece, (ids, _confidence) in zip(batch, found, strict=True):
                 decoded.setdefault(piece.item, []).append((piece, ids))
             if progress is not None:
@@ -241,21 +240,25 @@ class Canary:
     def _decode(
         self,
         batch: list[_Piece],
+        rows: int,
         prompt: list[int],
         decoding: Decoding,
         beam_size: int,
         fusion: Sequence[FusionModel] = (),
     ) -> list[tuple[list[int], float]]:
+        """Ids and confidence of each piece of `batch`, decoded as `rows` rows: the batch's
+        shortest features repeat in the rows beyond it (`bucket_shapes`), their results dropped."""
         features = []
         for piece in batch:
             feats, length = self.frontend(piece.samples)
             features.append(feats[0, : int(length[0])])
+        features += [features[-1]] * (rows - len(batch))
         feature_frames = [f.shape[0] for f in features]
         longest = bucketed_frames(max(feature_frames), self.bucket_shapes)
         padded = mx.stack([mx.pad(f, [(0, longest - f.shape[0]), (0, 0)]) for f in features])
         states, lengths = self.encoder(padded, mx.array(feature_frames))
         mx.eval(states, lengths)
-        prompts = [prompt] * len(batch)
+        prompts = [prompt] * rows
         t = self.tokenizer
         if decoding == "greedy":
             found = greedy_search(
@@ -267,14 +270,14 @@ class Canary:
                     _text_ids(r.tokens, t),
                     float(np.exp(np.mean(r.log_probs))) if r.log_probs else 1.0,
                 )
-                for r in found
+                for r in found[: len(batch)]
             ]
         found = beam_search(
             self.decoder, states, lengths, prompts, eos_id=t.eos_id, pad_id=t.pad_id,
             beam_size=beam_size, length_penalty=self.length_penalty, max_delta=self.max_deltas["beam"],
             fusion=fusion,
         )  # fmt: skip
-        return [(_text_ids(r.tokens, t), float("nan")) for r in found]
+        return [(_text_ids(r.tokens, t), float("nan")) for r in found[: len(batch)]]
 
     def _transcript(
         self,
